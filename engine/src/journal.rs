@@ -1,0 +1,230 @@
+//! The journal: an append-only JSON-lines record of every action Rewind takes, written
+//! before and after each action, in a `rewind/` directory under the backup path, mode
+//! `0600`. It holds step names, commands (argv), SQL statement classes and results, never
+//! data and never passwords. The wizard reads it back to resume after a disconnect.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+/// Errors writing or reading the journal.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("cannot write the journal {path}: {source}. Rewind records every action before it runs it; free space or fix permissions on that directory, or pass --journal-dir")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read the journal {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Whether an entry announces an action or reports its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    Begin,
+    End,
+    Note,
+}
+
+/// One journal line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    /// RFC 3339 UTC time.
+    pub time: String,
+    /// The step (`snapshot`, `drop`, `restore.data`, `rollback.install`, ...).
+    pub step: String,
+    pub stage: Stage,
+    /// What is done, in words or as argv joined for display.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// `ok`, `failed`, `cancelled`, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+    /// Structured details (paths, counts, versions). Never data, never passwords.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub detail: serde_json::Value,
+}
+
+/// An open journal file.
+#[derive(Debug)]
+pub struct Journal {
+    path: PathBuf,
+    file: Mutex<File>,
+}
+
+impl Journal {
+    /// Journal directory for a backup path: `<backup_path>/rewind`.
+    pub fn dir_for(backup_path: &Path) -> PathBuf {
+        backup_path.join("rewind")
+    }
+
+    /// Open (create, `0600`) `journal.jsonl` in `dir` (created `0700`) for appending.
+    pub fn open_in(dir: &Path) -> Result<Journal, JournalError> {
+        let path = dir.join("journal.jsonl");
+        let werr = |source| JournalError::Write {
+            path: path.clone(),
+            source,
+        };
+        if !dir.exists() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(werr)?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(werr)?;
+        // An existing file keeps its mode; make sure it is private.
+        let _ = fs::set_permissions(&path, fs::Permissions::from_mode(0o600));
+        Ok(Journal {
+            path,
+            file: Mutex::new(file),
+        })
+    }
+
+    /// Path of the journal file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Append one entry and flush it to disk.
+    pub fn write(&self, entry: &Entry) -> Result<(), JournalError> {
+        let mut line = serde_json::to_string(entry).expect("journal entries serialise");
+        line.push('\n');
+        let mut f = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        f.write_all(line.as_bytes())
+            .and_then(|_| f.sync_data())
+            .map_err(|source| JournalError::Write {
+                path: self.path.clone(),
+                source,
+            })
+    }
+
+    fn entry(
+        step: &str,
+        stage: Stage,
+        action: Option<String>,
+        result: Option<String>,
+        detail: serde_json::Value,
+    ) -> Entry {
+        Entry {
+            time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            step: step.to_string(),
+            stage,
+            action,
+            result,
+            detail,
+        }
+    }
+
+    /// Record that `action` of `step` is about to run.
+    pub fn begin(
+        &self,
+        step: &str,
+        action: impl Into<String>,
+        detail: serde_json::Value,
+    ) -> Result<(), JournalError> {
+        self.write(&Self::entry(
+            step,
+            Stage::Begin,
+            Some(action.into()),
+            None,
+            detail,
+        ))
+    }
+
+    /// Record how `step` ended.
+    pub fn end(
+        &self,
+        step: &str,
+        result: impl Into<String>,
+        detail: serde_json::Value,
+    ) -> Result<(), JournalError> {
+        self.write(&Self::entry(
+            step,
+            Stage::End,
+            None,
+            Some(result.into()),
+            detail,
+        ))
+    }
+
+    /// Record a note (a decision, a warning the user accepted).
+    pub fn note(
+        &self,
+        step: &str,
+        text: impl Into<String>,
+        detail: serde_json::Value,
+    ) -> Result<(), JournalError> {
+        self.write(&Self::entry(
+            step,
+            Stage::Note,
+            Some(text.into()),
+            None,
+            detail,
+        ))
+    }
+
+    /// Read all entries of a journal file. Lines that do not parse (a torn last line after
+    /// a crash) are skipped.
+    pub fn read(path: &Path) -> Result<Vec<Entry>, JournalError> {
+        let f = File::open(path).map_err(|source| JournalError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(BufReader::new(f)
+            .lines()
+            .map_while(Result::ok)
+            .filter_map(|l| serde_json::from_str(&l).ok())
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn appends_private_lines_and_reads_them_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let jdir = dir.path().join("rewind");
+        let j = Journal::open_in(&jdir).unwrap();
+        j.begin(
+            "drop",
+            "drop all tables",
+            serde_json::json!({"database": "gitlabhq_production"}),
+        )
+        .unwrap();
+        j.end("drop", "ok", serde_json::Value::Null).unwrap();
+        let mode = fs::metadata(j.path()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let dmode = fs::metadata(&jdir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(dmode, 0o700);
+        // A torn line is skipped.
+        OpenOptions::new()
+            .append(true)
+            .open(j.path())
+            .unwrap()
+            .write_all(b"{\"time\":")
+            .unwrap();
+        let entries = Journal::read(j.path()).unwrap();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].stage, Stage::Begin);
+        assert_eq!(entries[1].result.as_deref(), Some("ok"));
+    }
+}

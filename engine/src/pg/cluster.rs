@@ -1,0 +1,513 @@
+//! Throwaway PostgreSQL clusters: `initdb` + `pg_ctl` in a temporary directory, listening
+//! only on a unix socket in that directory. Used by the test suite and by `rewind drill`.
+//!
+//! When the process runs as root, the server binaries run as the `postgres` user (via
+//! `runuser`), since PostgreSQL refuses to run as root. The cluster is stopped (immediate
+//! mode) and its directory removed when the [`TempCluster`] is dropped, also on panic.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Errors starting or using a throwaway cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("no PostgreSQL server binaries found (looked for initdb in {searched}); install the PostgreSQL server package, e.g. `apt-get install postgresql` (Debian/Ubuntu) or `dnf install postgresql-server`")]
+    NoServerBinaries { searched: String },
+    #[error("running as root but there is no `postgres` user to run the server as; create it (`useradd --system postgres`) or install the PostgreSQL server package")]
+    NoPostgresUser,
+    #[error("{step} failed: {detail}")]
+    Step { step: String, detail: String },
+    #[error("I/O error during {step}: {source}")]
+    Io {
+        step: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io(step: &str) -> impl FnOnce(std::io::Error) -> ClusterError + '_ {
+    move |source| ClusterError::Io {
+        step: step.to_string(),
+        source,
+    }
+}
+
+/// Where PostgreSQL server binaries live: `REWIND_PG_BIN` if set, then the newest
+/// `/usr/lib/postgresql/*/bin`, `/usr/pgsql-*/bin`, then `PATH`.
+pub fn find_server_bin_dir() -> Result<PathBuf, ClusterError> {
+    let mut searched = Vec::new();
+    if let Some(dir) = std::env::var_os("REWIND_PG_BIN") {
+        let dir = PathBuf::from(dir);
+        if dir.join("initdb").is_file() {
+            return Ok(dir);
+        }
+        searched.push(dir.display().to_string());
+    }
+    let mut candidates = Vec::new();
+    for (parent, prefix) in [("/usr/lib/postgresql", ""), ("/usr", "pgsql-")] {
+        if let Ok(rd) = fs::read_dir(parent) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().to_string();
+                if let Some(ver) = name.strip_prefix(prefix) {
+                    if let Ok(major) = ver.parse::<u32>() {
+                        let bin = e.path().join("bin");
+                        if bin.join("initdb").is_file() {
+                            candidates.push((major, bin));
+                        }
+                    }
+                }
+            }
+        }
+        searched.push(format!("{parent}/{prefix}*/bin"));
+    }
+    candidates.sort();
+    if let Some((_, bin)) = candidates.pop() {
+        return Ok(bin);
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            if dir.join("initdb").is_file() && dir.join("pg_ctl").is_file() {
+                return Ok(dir);
+            }
+        }
+    }
+    searched.push("$PATH".into());
+    Err(ClusterError::NoServerBinaries {
+        searched: searched.join(", "),
+    })
+}
+
+/// Whether this process runs as root.
+pub fn running_as_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// A running throwaway cluster.
+#[derive(Debug)]
+pub struct TempCluster {
+    dir: Option<tempfile::TempDir>,
+    bin: PathBuf,
+    port: u16,
+    as_postgres: bool,
+    superuser: String,
+    stopped: bool,
+}
+
+/// Options for [`TempCluster::start_with`].
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// Parent directory of the cluster's temp dir (default: the system temp dir).
+    pub parent: Option<PathBuf>,
+    /// Extra server settings written to `postgresql.conf`.
+    pub settings: Vec<(String, String)>,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        Self {
+            parent: None,
+            settings: vec![
+                ("fsync".into(), "off".into()),
+                ("full_page_writes".into(), "off".into()),
+                ("synchronous_commit".into(), "off".into()),
+                ("max_connections".into(), "60".into()),
+                ("shared_buffers".into(), "64MB".into()),
+                ("max_wal_size".into(), "2GB".into()),
+            ],
+        }
+    }
+}
+
+impl TempCluster {
+    /// Start a cluster with default options (non-durable settings: test data only).
+    pub fn start() -> Result<Self, ClusterError> {
+        Self::start_with(ClusterOptions::default())
+    }
+
+    /// Start a cluster.
+    pub fn start_with(opts: ClusterOptions) -> Result<Self, ClusterError> {
+        let bin = find_server_bin_dir()?;
+        let as_postgres = running_as_root();
+        if as_postgres
+            && nix::unistd::User::from_name("postgres")
+                .ok()
+                .flatten()
+                .is_none()
+        {
+            return Err(ClusterError::NoPostgresUser);
+        }
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("rewind-pg-");
+        let dir = match &opts.parent {
+            Some(p) => builder.tempdir_in(p),
+            None => builder.tempdir(),
+        }
+        .map_err(io("creating the cluster directory"))?;
+        let root = dir.path().to_path_buf();
+        let data = root.join("data");
+        let sock = root.join("sock");
+        fs::create_dir(&sock).map_err(io("creating the socket directory"))?;
+        if as_postgres {
+            // The postgres user must be able to reach and own the cluster directory.
+            let user = nix::unistd::User::from_name("postgres")
+                .ok()
+                .flatten()
+                .ok_or(ClusterError::NoPostgresUser)?;
+            for p in [&root, &sock] {
+                nix::unistd::chown(p.as_path(), Some(user.uid), Some(user.gid)).map_err(|e| {
+                    ClusterError::Step {
+                        step: "chown of the cluster directory to postgres".into(),
+                        detail: e.to_string(),
+                    }
+                })?;
+            }
+            fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).map_err(io("chmod"))?;
+            ensure_traversable(&root);
+        }
+        let superuser = if as_postgres {
+            "postgres".to_string()
+        } else {
+            nix::unistd::User::from_uid(nix::unistd::geteuid())
+                .ok()
+                .flatten()
+                .map(|u| u.name)
+                .unwrap_or_else(|| "postgres".into())
+        };
+        let mut cluster = TempCluster {
+            dir: Some(dir),
+            bin,
+            port: 5432,
+            as_postgres,
+            superuser: superuser.clone(),
+            stopped: true,
+        };
+        cluster.run_tool(
+            "initdb",
+            &[
+                OsStr::new("-D"),
+                data.as_os_str(),
+                OsStr::new("-U"),
+                OsStr::new(&superuser),
+                OsStr::new("--auth=trust"),
+                OsStr::new("--encoding=UTF8"),
+                OsStr::new("--locale=C"),
+                OsStr::new("--no-sync"),
+            ],
+        )?;
+        let mut conf = format!(
+            "listen_addresses = ''\nunix_socket_directories = '{}'\nport = {}\n",
+            sock.display(),
+            cluster.port
+        );
+        for (k, v) in &opts.settings {
+            conf.push_str(&format!("{k} = '{v}'\n"));
+        }
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .open(data.join("postgresql.conf"))
+            .map_err(io("writing postgresql.conf"))?;
+        std::io::Write::write_all(&mut f, conf.as_bytes())
+            .map_err(io("writing postgresql.conf"))?;
+        let log = root.join("server.log");
+        if as_postgres {
+            // Create the log file so the postgres user can append to it.
+            fs::write(&log, b"").map_err(io("creating the server log"))?;
+            let user = nix::unistd::User::from_name("postgres")
+                .ok()
+                .flatten()
+                .ok_or(ClusterError::NoPostgresUser)?;
+            let _ = nix::unistd::chown(log.as_path(), Some(user.uid), Some(user.gid));
+        }
+        cluster.run_tool(
+            "pg_ctl",
+            &[
+                OsStr::new("-D"),
+                data.as_os_str(),
+                OsStr::new("-l"),
+                log.as_os_str(),
+                OsStr::new("-w"),
+                OsStr::new("-t"),
+                OsStr::new("60"),
+                OsStr::new("start"),
+            ],
+        )?;
+        cluster.stopped = false;
+        cluster.wait_ready(Duration::from_secs(30))?;
+        Ok(cluster)
+    }
+
+    fn wait_ready(&self, timeout: Duration) -> Result<(), ClusterError> {
+        let start = Instant::now();
+        loop {
+            if self.connect("postgres").is_ok() {
+                return Ok(());
+            }
+            if start.elapsed() > timeout {
+                return Err(ClusterError::Step {
+                    step: "waiting for the cluster to accept connections".into(),
+                    detail: self.server_log_tail(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Run a server binary (initdb, pg_ctl, ...) as the cluster's OS user.
+    fn run_tool(&self, tool: &str, args: &[&OsStr]) -> Result<(), ClusterError> {
+        let out = self
+            .command(tool, args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(io(tool))?;
+        if !out.status.success() {
+            return Err(ClusterError::Step {
+                step: tool.to_string(),
+                detail: format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stderr).trim(),
+                    if tool == "pg_ctl" {
+                        format!("\nserver log:\n{}", self.server_log_tail())
+                    } else {
+                        String::new()
+                    }
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// A [`Command`] for a PostgreSQL binary of this cluster's version (`pg_dump`, `psql`,
+    /// ...), run as the cluster's OS user, with the environment pointing at this cluster.
+    pub fn command(&self, tool: &str, args: &[&OsStr]) -> Command {
+        let exe = self.tool_path(tool);
+        let mut cmd = if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.arg("-u").arg("postgres").arg("--").arg(exe);
+            c
+        } else {
+            Command::new(exe)
+        };
+        cmd.args(args);
+        cmd.env("PGHOST", self.socket_dir())
+            .env("PGPORT", self.port.to_string())
+            .env("PGUSER", &self.superuser)
+            .env_remove("PGPASSWORD")
+            .env_remove("PGDATABASE");
+        // runuser keeps the cwd; make sure the postgres user can stat it.
+        cmd.current_dir(self.dir());
+        cmd
+    }
+
+    /// Path of a PostgreSQL binary in the server's bin dir.
+    pub fn tool_path(&self, tool: &str) -> PathBuf {
+        self.bin.join(tool)
+    }
+
+    /// The server bin dir in use.
+    pub fn bin_dir(&self) -> &Path {
+        &self.bin
+    }
+
+    /// The cluster's directory.
+    pub fn dir(&self) -> &Path {
+        self.dir
+            .as_ref()
+            .map(|d| d.path())
+            .unwrap_or(Path::new("/"))
+    }
+
+    /// The unix socket directory (use as `host`).
+    pub fn socket_dir(&self) -> PathBuf {
+        self.dir().join("sock")
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir().join("data")
+    }
+
+    /// Port (part of the socket file name).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Superuser role name.
+    pub fn superuser(&self) -> &str {
+        &self.superuser
+    }
+
+    /// A libpq/`postgres` crate connection string for a database of this cluster.
+    /// Values are quoted as libpq requires.
+    pub fn conn_string(&self, dbname: &str) -> String {
+        let q = |v: &str| format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"));
+        format!(
+            "host={} port={} user={} dbname={}",
+            q(&self.socket_dir().display().to_string()),
+            self.port,
+            q(&self.superuser),
+            q(dbname)
+        )
+    }
+
+    /// Connection settings for a database of this cluster, as the engine takes them.
+    pub fn conn_spec(&self, dbname: &str) -> super::conn::ConnSpec {
+        super::conn::ConnSpec {
+            host: self.socket_dir().display().to_string(),
+            port: self.port,
+            user: self.superuser.clone(),
+            password: super::conn::Secret::default(),
+            dbname: dbname.to_string(),
+            sslmode: None,
+        }
+    }
+
+    /// Connect as the superuser.
+    pub fn connect(&self, dbname: &str) -> Result<postgres::Client, postgres::Error> {
+        postgres::Client::connect(&self.conn_string(dbname), postgres::NoTls)
+    }
+
+    /// `CREATE DATABASE` (identifier quoted).
+    pub fn create_database(&self, name: &str) -> Result<(), ClusterError> {
+        let mut c = self.connect("postgres").map_err(|e| ClusterError::Step {
+            step: "connecting to create a database".into(),
+            detail: e.to_string(),
+        })?;
+        c.batch_execute(&format!(
+            "CREATE DATABASE {}",
+            super::ident::quote_ident(name)
+        ))
+        .map_err(|e| ClusterError::Step {
+            step: format!("CREATE DATABASE {name}"),
+            detail: e.to_string(),
+        })
+    }
+
+    /// Last lines of the server log, for error messages.
+    pub fn server_log_tail(&self) -> String {
+        let text = fs::read_to_string(self.dir().join("server.log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(15)..].join("\n")
+    }
+
+    /// Kill the postmaster at once (SIGKILL) — for fault-injection tests.
+    pub fn kill(&mut self) {
+        if let Ok(pid) = fs::read_to_string(self.data_dir().join("postmaster.pid")) {
+            if let Some(pid) = pid
+                .lines()
+                .next()
+                .and_then(|l| l.trim().parse::<i32>().ok())
+            {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+        // Wait for the postmaster to be gone.
+        std::thread::sleep(Duration::from_millis(300));
+        self.stopped = true;
+    }
+
+    /// Start again after [`TempCluster::stop`] or [`TempCluster::kill`].
+    pub fn restart(&mut self) -> Result<(), ClusterError> {
+        let data = self.data_dir();
+        let log = self.dir().join("server.log");
+        let _ = fs::remove_file(data.join("postmaster.pid"));
+        self.run_tool(
+            "pg_ctl",
+            &[
+                OsStr::new("-D"),
+                data.as_os_str(),
+                OsStr::new("-l"),
+                log.as_os_str(),
+                OsStr::new("-w"),
+                OsStr::new("-t"),
+                OsStr::new("60"),
+                OsStr::new("start"),
+            ],
+        )?;
+        self.stopped = false;
+        self.wait_ready(Duration::from_secs(30))
+    }
+
+    /// Stop the server (fast mode).
+    pub fn stop(&mut self) -> Result<(), ClusterError> {
+        if self.stopped {
+            return Ok(());
+        }
+        let data = self.data_dir();
+        let r = self.run_tool(
+            "pg_ctl",
+            &[
+                OsStr::new("-D"),
+                data.as_os_str(),
+                OsStr::new("-m"),
+                OsStr::new("immediate"),
+                OsStr::new("-w"),
+                OsStr::new("stop"),
+            ],
+        );
+        self.stopped = true;
+        r
+    }
+
+    /// Leave the cluster running and its directory in place; returns the directory.
+    pub fn into_kept(mut self) -> PathBuf {
+        self.stopped = true;
+        let d = self.dir.take().expect("cluster dir");
+        d.keep()
+    }
+}
+
+/// Make every ancestor of `path` traversable (o+x) so the `postgres` user can reach it.
+/// Only adds the search bit to directories under the system temp dir.
+fn ensure_traversable(path: &Path) {
+    let tmp = std::env::temp_dir();
+    let mut p = path.parent();
+    while let Some(dir) = p {
+        if !dir.starts_with(&tmp) || dir == tmp {
+            break;
+        }
+        if let Ok(meta) = fs::metadata(dir) {
+            let mode = meta.permissions().mode();
+            if mode & 0o001 == 0 {
+                let _ = fs::set_permissions(dir, fs::Permissions::from_mode(mode | 0o011));
+            }
+        }
+        p = dir.parent();
+    }
+}
+
+impl Drop for TempCluster {
+    fn drop(&mut self) {
+        if self.dir.is_some() && !self.stopped {
+            let _ = self.stop();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn starts_queries_and_cleans_up() {
+        let c = TempCluster::start().expect("cluster");
+        let dir = c.dir().to_path_buf();
+        let mut client = c.connect("postgres").unwrap();
+        let row = client
+            .query_one("SELECT current_setting('server_version_num')::int", &[])
+            .unwrap();
+        let v: i32 = row.get(0);
+        assert!(v >= 100000);
+        c.create_database("we\"ird db").unwrap();
+        assert!(c.connect("we\"ird db").is_ok());
+        drop(client);
+        drop(c);
+        assert!(!dir.exists(), "cluster dir left behind");
+    }
+}

@@ -1,0 +1,6 @@
+//! PostgreSQL: connection settings, throwaway clusters, and (in later modules) inventory,
+//! drop, snapshot and restore.
+
+pub mod cluster;
+pub mod conn;
+pub mod ident;

@@ -1,0 +1,57 @@
+//! Command-line interface (clap derive). Each subcommand's arguments live with its
+//! implementation in `commands/`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::commands;
+
+/// Rewind: recover a GitLab instance after a failed upgrade.
+///
+/// Without a subcommand, starts the wizard on a terminal (on a non-terminal, prints the plan).
+#[derive(Debug, Parser)]
+#[command(name = "rewind", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOpts,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Options every command honours.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalOpts {
+    /// Prefix for every host path Rewind reads or writes (a sandbox tree made like a GitLab host).
+    #[arg(long, global = true, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+    /// Machine-readable output: one JSON document on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Backup directory (host path), instead of the one GitLab is configured with.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub backup_dir: Option<PathBuf>,
+    /// Connect to this database instead of the one in GitLab's database.yml
+    /// (postgresql://user@host:port/db or key=value form).
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "REWIND_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// Disable colours (also honoured: the NO_COLOR environment variable).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show what Rewind detects on this host: installation, version, databases, backups.
+    Detect(commands::detect::Args),
+    /// List the backups in the backup directory, newest first.
+    Backups(commands::backups::Args),
+    /// Show one backup's metadata and members; --verify checks it end to end.
+    Inspect(commands::inspect::Args),
+}

@@ -1,0 +1,53 @@
+//! One module per subcommand. Each has its clap `Args` and a `run` that calls the engine.
+
+pub mod backups;
+pub mod detect;
+pub mod inspect;
+
+use std::process::ExitCode;
+
+use rewind_engine::root::HostRoot;
+
+use crate::cli::{Cli, Command, GlobalOpts};
+use crate::output::Style;
+
+/// What every command gets: the parsed global options and derived helpers.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub global: GlobalOpts,
+    pub root: HostRoot,
+    pub style: Style,
+}
+
+impl Ctx {
+    pub fn new(global: GlobalOpts) -> Self {
+        let style = Style {
+            color: crate::output::color_enabled(&global),
+        };
+        let root = if global.root == std::path::Path::new("/") {
+            HostRoot::system()
+        } else {
+            HostRoot::new(global.root.clone())
+        };
+        Ctx {
+            global,
+            root,
+            style,
+        }
+    }
+
+    pub fn json(&self) -> bool {
+        self.global.json
+    }
+}
+
+/// Run the command the user asked for.
+pub fn dispatch(cli: Cli) -> color_eyre::Result<ExitCode> {
+    let ctx = Ctx::new(cli.global);
+    match cli.command {
+        Some(Command::Detect(args)) => detect::run(&ctx, args),
+        Some(Command::Backups(args)) => backups::run(&ctx, args),
+        Some(Command::Inspect(args)) => inspect::run(&ctx, args),
+        None => detect::run(&ctx, detect::Args {}),
+    }
+}
