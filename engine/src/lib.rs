@@ -8,8 +8,12 @@
 //! real code against a sandbox tree.
 
 pub mod detect;
+pub mod exec;
+pub mod files;
 pub mod journal;
+pub mod packages;
 pub mod pg;
 pub mod progress;
 pub mod root;
+pub mod services;
 pub mod version;
