@@ -14,6 +14,7 @@ pub mod journal;
 pub mod packages;
 pub mod pg;
 pub mod progress;
+pub mod restore;
 pub mod root;
 pub mod services;
 pub mod version;

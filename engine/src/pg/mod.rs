@@ -4,3 +4,4 @@
 pub mod cluster;
 pub mod conn;
 pub mod ident;
+pub mod tools;

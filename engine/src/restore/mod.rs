@@ -1,0 +1,7 @@
+//! Restoring a GitLab database from a backup: inventory of the live database, the leftovers
+//! of a failed upgrade, the guarded drop of all tables, the safety snapshot, the load, and
+//! the verification afterwards.
+
+pub mod drop;
+pub mod inventory;
+pub mod snapshot;

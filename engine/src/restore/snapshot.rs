@@ -1,0 +1,523 @@
+//! The safety snapshot: before anything is dropped, a `pg_dump -Fc` of the database as it
+//! is now, so that a restore that goes wrong can itself be undone.
+//!
+//! The `pg_dump` used has the server's major version ([`crate::pg::tools`]). It runs with
+//! an argv (no shell), the connection in `PG*` environment variables (the password only in
+//! `PGPASSWORD`, never on the command line), and writes to a file Rewind creates itself
+//! with mode `0600` under `<backup_path>/rewind/snapshots/`. Free space is checked against
+//! `pg_database_size` first.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Read;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::journal::{Journal, JournalError};
+use crate::pg::conn::ConnSpec;
+use crate::pg::tools::{self, PgTool, ToolError};
+use crate::progress::{Cancel, Event, Phase, Sink, SinkExt};
+use crate::root::HostRoot;
+
+/// Errors taking the snapshot. Any of them stops the restore before the drop.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("cannot take the safety snapshot: {0}")]
+    Tool(#[from] ToolError),
+    #[error("not enough free space for the safety snapshot of `{database}` in {dir}: {available} bytes free, the database is {needed} bytes. Free space there, use another --backup-dir, or pass --no-snapshot to restore without a way back")]
+    NoSpace {
+        database: String,
+        dir: PathBuf,
+        available: u64,
+        needed: u64,
+    },
+    #[error("cannot {step} {path}: {source}")]
+    Io {
+        step: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("pg_dump of `{database}` failed ({status}): {stderr}. The partial snapshot was removed; nothing was dropped")]
+    DumpFailed {
+        database: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("safety snapshot of `{database}` cancelled; the partial file was removed and nothing was dropped")]
+    Cancelled { database: String },
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+}
+
+/// A finished snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Snapshot {
+    pub database: String,
+    /// Path of the `.dump` file (custom format, `0600`).
+    pub path: PathBuf,
+    pub bytes: u64,
+    /// The `pg_dump` used.
+    pub tool: PgTool,
+    /// How to put the database back from it.
+    pub restore_command: String,
+}
+
+/// Directory of snapshots for a backup path: `<backup_path>/rewind/snapshots`.
+pub fn snapshot_dir(backup_path: &Path) -> PathBuf {
+    Journal::dir_for(backup_path).join("snapshots")
+}
+
+/// File name component for a database name: anything but `[A-Za-z0-9_.-]` becomes `_`.
+fn file_safe(name: &str) -> String {
+    let s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    s.trim_start_matches('.').to_string()
+}
+
+/// Where the snapshot of `database` taken now goes:
+/// `<backup_path>/rewind/snapshots/<db>-<UTC YYYYmmddTHHMMSSZ>.dump`.
+pub fn snapshot_path(
+    backup_path: &Path,
+    database: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> PathBuf {
+    snapshot_dir(backup_path).join(format!(
+        "{}-{}.dump",
+        file_safe(database),
+        now.format("%Y%m%dT%H%M%SZ")
+    ))
+}
+
+/// The command that restores a snapshot into its database.
+pub fn restore_command(database: &str, path: &Path) -> String {
+    format!(
+        "pg_restore --clean --if-exists -d {} {}",
+        shell_word(database),
+        shell_word(&path.display().to_string())
+    )
+}
+
+/// Quote a word for display in a shell command line (shown to the user, never executed).
+fn shell_word(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-./:=@".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// Free bytes available to unprivileged users on the filesystem holding `dir`.
+pub fn free_bytes(dir: &Path) -> Result<u64, SnapshotError> {
+    let st = nix::sys::statvfs::statvfs(dir).map_err(|e| SnapshotError::Io {
+        step: "check free space in",
+        path: dir.to_path_buf(),
+        source: std::io::Error::from(e),
+    })?;
+    Ok((st.blocks_available() as u64).saturating_mul(st.fragment_size() as u64))
+}
+
+/// Refuse when `dir` has less than `needed` bytes free.
+pub fn check_free_space(dir: &Path, database: &str, needed: u64) -> Result<u64, SnapshotError> {
+    let available = free_bytes(dir)?;
+    if available < needed {
+        return Err(SnapshotError::NoSpace {
+            database: database.to_string(),
+            dir: dir.to_path_buf(),
+            available,
+            needed,
+        });
+    }
+    Ok(available)
+}
+
+/// The `pg_dump` command for a snapshot: argv only, connection in the environment.
+pub fn pg_dump_command(tool: &Path, spec: &ConnSpec) -> Command {
+    let mut cmd = Command::new(tool);
+    cmd.args(["--format=custom", "--no-password"]);
+    for var in [
+        "PGSERVICE",
+        "PGSERVICEFILE",
+        "PGHOSTADDR",
+        "PGOPTIONS",
+        "PGPASSWORD",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("PGHOST", &spec.host)
+        .env("PGPORT", spec.port.to_string())
+        .env("PGUSER", &spec.user)
+        .env("PGDATABASE", &spec.dbname)
+        .env("PGAPPNAME", "rewind-snapshot");
+    if let Some(pw) = spec.password.expose() {
+        cmd.env("PGPASSWORD", pw);
+    }
+    if let Some(mode) = &spec.sslmode {
+        cmd.env("PGSSLMODE", mode);
+    }
+    cmd
+}
+
+/// What [`take_snapshot`] needs to know about the server (from the inventory).
+#[derive(Debug, Clone)]
+pub struct SnapshotTarget<'a> {
+    pub spec: &'a ConnSpec,
+    /// `server_version_num`.
+    pub server_version_num: u32,
+    /// `pg_database_size`, bytes.
+    pub database_size: u64,
+}
+
+/// Take the safety snapshot. Journaled before (path, tool) and after (bytes, result).
+pub fn take_snapshot(
+    root: &HostRoot,
+    backup_path: &Path,
+    target: &SnapshotTarget<'_>,
+    journal: Option<&Journal>,
+    sink: &dyn Sink,
+    cancel: &Cancel,
+) -> Result<Snapshot, SnapshotError> {
+    let database = target.spec.dbname.clone();
+    let major = tools::major_from_version_num(target.server_version_num);
+    let tool = tools::find_tool(root, "pg_dump", major)?;
+    let dir = snapshot_dir(backup_path);
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|source| SnapshotError::Io {
+            step: "create the snapshot directory",
+            path: dir.clone(),
+            source,
+        })?;
+    check_free_space(&dir, &database, target.database_size)?;
+    let path = snapshot_path(backup_path, &database, chrono::Utc::now());
+    let argv = format!("{} --format=custom --no-password", tool.path.display());
+    if let Some(j) = journal {
+        j.begin(
+            "snapshot",
+            argv.clone(),
+            serde_json::json!({
+                "database": database,
+                "path": path,
+                "pg_dump": tool.version_line,
+                "database_size": target.database_size,
+            }),
+        )?;
+    }
+    sink.event(Event::PhaseStarted {
+        phase: Phase::Snapshot,
+        total: Some(target.database_size),
+    });
+    let result = run_pg_dump(
+        &tool,
+        target.spec,
+        &path,
+        target.database_size,
+        sink,
+        cancel,
+    );
+    sink.event(Event::PhaseFinished {
+        phase: Phase::Snapshot,
+        ok: result.is_ok(),
+    });
+    match result {
+        Ok(bytes) => {
+            let snap = Snapshot {
+                database: database.clone(),
+                restore_command: restore_command(&database, &path),
+                path,
+                bytes,
+                tool,
+            };
+            if let Some(j) = journal {
+                j.end(
+                    "snapshot",
+                    "ok",
+                    serde_json::json!({"path": snap.path, "bytes": bytes, "restore_command": snap.restore_command}),
+                )?;
+            }
+            sink.info(format!(
+                "safety snapshot written to {} ({} bytes); to go back to it: {}",
+                snap.path.display(),
+                bytes,
+                snap.restore_command
+            ));
+            Ok(snap)
+        }
+        Err(e) => {
+            let _ = fs::remove_file(&path);
+            if let Some(j) = journal {
+                let r = if matches!(e, SnapshotError::Cancelled { .. }) {
+                    "cancelled"
+                } else {
+                    "failed"
+                };
+                j.end(
+                    "snapshot",
+                    r,
+                    serde_json::json!({"error": e.to_string(), "path": path}),
+                )?;
+            }
+            Err(e)
+        }
+    }
+}
+
+fn run_pg_dump(
+    tool: &PgTool,
+    spec: &ConnSpec,
+    path: &Path,
+    expected: u64,
+    sink: &dyn Sink,
+    cancel: &Cancel,
+) -> Result<u64, SnapshotError> {
+    let database = spec.dbname.clone();
+    let file: File = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|source| SnapshotError::Io {
+            step: "create",
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let mut child = pg_dump_command(&tool.path, spec)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(file))
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| SnapshotError::Io {
+            step: "run",
+            path: tool.path.clone(),
+            source,
+        })?;
+    // Collect stderr on a thread so pg_dump never blocks on a full pipe.
+    let stderr = child.stderr.take();
+    let err_thread = std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(mut e) = stderr {
+            let _ = e.read_to_string(&mut s);
+        }
+        s
+    });
+    let started = Instant::now();
+    let mut last = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) => {}
+            Err(source) => {
+                return Err(SnapshotError::Io {
+                    step: "wait for pg_dump writing",
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        }
+        if cancel.is_cancelled() {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(SnapshotError::Cancelled { database });
+        }
+        if last.elapsed() >= Duration::from_millis(500) {
+            last = Instant::now();
+            let done = fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+            sink.event(Event::Progress {
+                phase: Phase::Snapshot,
+                done,
+                total: Some(expected),
+                current: Some(format!("{database} ({}s)", started.elapsed().as_secs())),
+                rows: None,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stderr = err_thread.join().unwrap_or_default();
+    if !status.success() {
+        return Err(SnapshotError::DumpFailed {
+            database,
+            status: status.to_string(),
+            stderr: stderr.trim().to_string(),
+        });
+    }
+    let bytes = fs::metadata(path)
+        .map_err(|source| SnapshotError::Io {
+            step: "stat",
+            path: path.to_path_buf(),
+            source,
+        })?
+        .len();
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pg::cluster::TempCluster;
+    use crate::pg::conn::Secret;
+    use crate::progress::NullSink;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn names_and_commands() {
+        let t = chrono::DateTime::parse_from_rfc3339("2024-05-06T07:08:09Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let p = snapshot_path(Path::new("/var/opt/gitlab/backups"), "gitlab/../x y", t);
+        assert_eq!(
+            p,
+            Path::new(
+                "/var/opt/gitlab/backups/rewind/snapshots/gitlab_.._x_y-20240506T070809Z.dump"
+            )
+        );
+        assert_eq!(
+            restore_command("it's", Path::new("/b/s.dump")),
+            "pg_restore --clean --if-exists -d 'it'\\''s' /b/s.dump"
+        );
+        let mut spec = ConnSpec::omnibus_default();
+        spec.password = Secret::new(Some("hunter2".into()));
+        let cmd = pg_dump_command(Path::new("/usr/bin/pg_dump"), &spec);
+        let argv: Vec<String> = cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert!(!argv.iter().any(|a| a.contains("hunter2")));
+        assert!(cmd
+            .get_envs()
+            .any(|(k, v)| k == "PGPASSWORD" && v == Some(std::ffi::OsStr::new("hunter2"))));
+    }
+
+    #[test]
+    fn refuses_when_space_is_short() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = check_free_space(dir.path(), "gl", u64::MAX).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("--no-snapshot") && msg.contains("gl"), "{msg}");
+        assert!(check_free_space(dir.path(), "gl", 1).is_ok());
+    }
+
+    #[test]
+    fn snapshot_is_private_and_restorable() {
+        let c = TempCluster::start().unwrap();
+        c.create_database("gl").unwrap();
+        let mut db = c.connect("gl").unwrap();
+        db.batch_execute(
+            "CREATE TABLE projects (id bigserial PRIMARY KEY, name text);
+             INSERT INTO projects (name) SELECT 'p' || g FROM generate_series(1, 1000) g;",
+        )
+        .unwrap();
+        let inv = crate::restore::inventory::inventory(&mut db).unwrap();
+        let backups = tempfile::tempdir().unwrap();
+        let journal = Journal::open_in(&Journal::dir_for(backups.path())).unwrap();
+        let spec = c.conn_spec("gl");
+        let snap = take_snapshot(
+            &HostRoot::system(),
+            backups.path(),
+            &SnapshotTarget {
+                spec: &spec,
+                server_version_num: inv.server_version_num,
+                database_size: inv.database_size,
+            },
+            Some(&journal),
+            &NullSink,
+            &Cancel::new(),
+        )
+        .unwrap();
+        assert!(snap
+            .path
+            .starts_with(backups.path().join("rewind/snapshots")));
+        let mode = fs::metadata(&snap.path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert!(snap.bytes > 0);
+        assert!(snap
+            .restore_command
+            .starts_with("pg_restore --clean --if-exists -d gl "));
+        // Change the database, then restore from the snapshot: the data is back.
+        db.batch_execute("DROP TABLE projects").unwrap();
+        // pg_restore runs as postgres via the cluster: let it read the private file.
+        let copy = c.dir().join("snap.dump");
+        fs::copy(&snap.path, &copy).unwrap();
+        nix::unistd::chown(
+            copy.as_path(),
+            nix::unistd::User::from_name(c.superuser())
+                .ok()
+                .flatten()
+                .map(|u| u.uid),
+            None,
+        )
+        .ok();
+        let out = c
+            .command(
+                "pg_restore",
+                &[
+                    std::ffi::OsStr::new("--clean"),
+                    std::ffi::OsStr::new("--if-exists"),
+                    std::ffi::OsStr::new("-d"),
+                    std::ffi::OsStr::new("gl"),
+                    copy.as_os_str(),
+                ],
+            )
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let n: i64 = db
+            .query_one("SELECT count(*) FROM projects", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(n, 1000);
+        let entries = Journal::read(journal.path()).unwrap();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[1].result.as_deref(), Some("ok"));
+    }
+
+    #[test]
+    fn failed_pg_dump_leaves_no_file() {
+        let c = TempCluster::start().unwrap();
+        let spec = c.conn_spec("no_such_db");
+        let backups = tempfile::tempdir().unwrap();
+        let v: i32 = c
+            .connect("postgres")
+            .unwrap()
+            .query_one("SELECT current_setting('server_version_num')::int", &[])
+            .unwrap()
+            .get(0);
+        let e = take_snapshot(
+            &HostRoot::system(),
+            backups.path(),
+            &SnapshotTarget {
+                spec: &spec,
+                server_version_num: v as u32,
+                database_size: 1,
+            },
+            None,
+            &NullSink,
+            &Cancel::new(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("no_such_db"), "{e}");
+        let left: Vec<_> = fs::read_dir(snapshot_dir(backups.path()))
+            .unwrap()
+            .collect();
+        assert!(left.is_empty());
+    }
+}
