@@ -4,4 +4,6 @@
 
 pub mod drop;
 pub mod inventory;
+pub mod leftovers;
 pub mod snapshot;
+pub mod verify;

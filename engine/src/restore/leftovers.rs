@@ -1,0 +1,377 @@
+//! Leftovers of a failed upgrade: objects in the live database that the backup's dump does
+//! not create (tables, views, sequences, schemas, functions, types, columns), and
+//! `schema_migrations` versions newer than the backup's `db_version`.
+//!
+//! The dump's side is a [`DumpCatalog`], built from the dump's table of contents (pg_dump's
+//! `-- Name: X; Type: Y; Schema: Z` headers) and the columns of its `CREATE TABLE`
+//! statements. The live side is an [`Inventory`]. Each leftover says whether GitLab's drop
+//! task removes it (tables and views on the search path, everything in the partition
+//! schemas, sequences owned by dropped tables): the others survive a restore and are shown
+//! as such.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use postgres::GenericClient;
+use serde::Serialize;
+
+use super::drop::EXTRA_SCHEMAS;
+use super::inventory::{Inventory, RelKind};
+use crate::pg::conn::describe_pg_error;
+
+/// What kind of object a leftover is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeftoverKind {
+    Schema,
+    Table,
+    View,
+    MaterializedView,
+    Sequence,
+    Function,
+    Type,
+    Column,
+    Migration,
+}
+
+impl LeftoverKind {
+    /// A short word for displays.
+    pub fn label(self) -> &'static str {
+        match self {
+            LeftoverKind::Schema => "schema",
+            LeftoverKind::Table => "table",
+            LeftoverKind::View => "view",
+            LeftoverKind::MaterializedView => "materialized view",
+            LeftoverKind::Sequence => "sequence",
+            LeftoverKind::Function => "function",
+            LeftoverKind::Type => "type",
+            LeftoverKind::Column => "column",
+            LeftoverKind::Migration => "migration",
+        }
+    }
+}
+
+/// One object the backup does not create.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Leftover {
+    pub kind: LeftoverKind,
+    /// Schema (empty for a schema or a migration).
+    pub schema: String,
+    /// Name: `table`, `func(args)`, `table.column`, or the migration version.
+    pub name: String,
+    /// Whether GitLab's drop task (and so Rewind's restore) removes it.
+    pub removed_by_drop: bool,
+}
+
+impl Leftover {
+    /// `schema.name` (or just the name).
+    pub fn display_name(&self) -> String {
+        if self.schema.is_empty() {
+            self.name.clone()
+        } else {
+            format!("{}.{}", self.schema, self.name)
+        }
+    }
+}
+
+/// What a dump creates, as far as leftovers are concerned.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DumpCatalog {
+    /// `(TYPE, schema, name)` as in the TOC headers (`TABLE`, `VIEW`, `SEQUENCE`,
+    /// `SCHEMA`, `FUNCTION`, `TYPE`, `DOMAIN`, ...); schema empty for schemas.
+    pub objects: BTreeSet<(String, String, String)>,
+    /// Column names of each `CREATE TABLE`, keyed by `(schema, table)`.
+    pub columns: BTreeMap<(String, String), Vec<String>>,
+}
+
+impl DumpCatalog {
+    /// Record a TOC entry (`Type: TABLE`, `Schema: public`, `Name: projects`). A schema
+    /// entry may carry `-` as its schema; it is stored with an empty one.
+    pub fn add_object(&mut self, typ: &str, schema: Option<&str>, name: &str) {
+        let schema = match schema {
+            Some("-") | None => "",
+            Some(s) => s,
+        };
+        let schema = if typ == "SCHEMA" { "" } else { schema };
+        self.objects
+            .insert((typ.to_string(), schema.to_string(), name.to_string()));
+    }
+
+    /// Record the columns of a `CREATE TABLE`.
+    pub fn add_columns(&mut self, schema: &str, table: &str, columns: Vec<String>) {
+        self.columns
+            .insert((schema.to_string(), table.to_string()), columns);
+    }
+
+    /// Whether the dump creates an object of type `typ`.
+    pub fn has(&self, typ: &str, schema: &str, name: &str) -> bool {
+        self.objects
+            .contains(&(typ.to_string(), schema.to_string(), name.to_string()))
+    }
+
+    fn has_schema(&self, name: &str) -> bool {
+        // `public` exists in every database; pg_dump only emits it when changed.
+        name == "public"
+            || self.has("SCHEMA", "", name)
+            || self.objects.iter().any(|(_, s, _)| s == name)
+    }
+
+    fn has_relation(&self, kind: RelKind, schema: &str, name: &str) -> bool {
+        match kind {
+            RelKind::Table | RelKind::PartitionedTable => self.has("TABLE", schema, name),
+            RelKind::View => self.has("VIEW", schema, name),
+            RelKind::MaterializedView => self.has("MATERIALIZED VIEW", schema, name),
+            RelKind::ForeignTable => self.has("FOREIGN TABLE", schema, name),
+        }
+    }
+
+    /// Number of objects recorded.
+    pub fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    /// Whether nothing was recorded (not a pg_dump plain dump, or an empty one).
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty()
+    }
+}
+
+/// The leftovers of the inventory relative to the dump, plus migrations newer than
+/// `db_version`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Leftovers {
+    pub items: Vec<Leftover>,
+}
+
+impl Leftovers {
+    /// Those GitLab's drop does not remove: they survive the restore.
+    pub fn surviving(&self) -> impl Iterator<Item = &Leftover> {
+        self.items.iter().filter(|l| !l.removed_by_drop)
+    }
+
+    /// Whether `schema.name` of `kind` is a leftover.
+    pub fn contains(&self, kind: LeftoverKind, schema: &str, name: &str) -> bool {
+        self.items
+            .iter()
+            .any(|l| l.kind == kind && l.schema == schema && l.name == name)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+}
+
+/// Compare an inventory with what the dump creates. `migrations` are the live
+/// `schema_migrations` versions newer than the backup's `db_version` (see
+/// [`newer_migrations`]).
+pub fn compute(inv: &Inventory, dump: &DumpCatalog, migrations: &[String]) -> Leftovers {
+    let on_path = |s: &str| inv.search_path_schemas.iter().any(|p| p == s);
+    let in_extra = |s: &str| EXTRA_SCHEMAS.contains(&s);
+    let mut items = Vec::new();
+    let mut dropped_tables: BTreeSet<(&str, &str)> = BTreeSet::new();
+    for r in &inv.relations {
+        let removed = in_extra(&r.schema) || on_path(&r.schema);
+        if r.kind.is_table() && removed {
+            dropped_tables.insert((&r.schema, &r.name));
+        }
+    }
+    for s in &inv.schemas {
+        if !dump.has_schema(s) {
+            items.push(Leftover {
+                kind: LeftoverKind::Schema,
+                schema: String::new(),
+                name: s.clone(),
+                removed_by_drop: in_extra(s),
+            });
+        }
+    }
+    for r in &inv.relations {
+        let removed = in_extra(&r.schema)
+            || (on_path(&r.schema) && (r.kind.is_table() || r.kind.is_view()))
+            || r.partition_of
+                .as_ref()
+                .is_some_and(|(s, n)| dropped_tables.contains(&(s.as_str(), n.as_str())));
+        if !dump.has_relation(r.kind, &r.schema, &r.name) {
+            let kind = match r.kind {
+                RelKind::View => LeftoverKind::View,
+                RelKind::MaterializedView => LeftoverKind::MaterializedView,
+                _ => LeftoverKind::Table,
+            };
+            items.push(Leftover {
+                kind,
+                schema: r.schema.clone(),
+                name: r.name.clone(),
+                removed_by_drop: removed,
+            });
+        } else if r.kind.is_table() {
+            if let Some(cols) = dump.columns.get(&(r.schema.clone(), r.name.clone())) {
+                for c in r.columns.iter().filter(|c| !cols.contains(c)) {
+                    items.push(Leftover {
+                        kind: LeftoverKind::Column,
+                        schema: r.schema.clone(),
+                        name: format!("{}.{}", r.name, c),
+                        removed_by_drop: removed,
+                    });
+                }
+            }
+        }
+    }
+    for s in &inv.sequences {
+        if !dump.has("SEQUENCE", &s.schema, &s.name) {
+            let removed = in_extra(&s.schema)
+                || s.owned_by
+                    .as_ref()
+                    .is_some_and(|(ts, tn)| dropped_tables.contains(&(ts.as_str(), tn.as_str())));
+            items.push(Leftover {
+                kind: LeftoverKind::Sequence,
+                schema: s.schema.clone(),
+                name: s.name.clone(),
+                removed_by_drop: removed,
+            });
+        }
+    }
+    for f in &inv.functions {
+        let name = format!("{}({})", f.name, f.args);
+        if !dump.has("FUNCTION", &f.schema, &name) && !dump.has("PROCEDURE", &f.schema, &name) {
+            items.push(Leftover {
+                kind: LeftoverKind::Function,
+                schema: f.schema.clone(),
+                name,
+                removed_by_drop: in_extra(&f.schema),
+            });
+        }
+    }
+    for t in &inv.types {
+        if !dump.has("TYPE", &t.schema, &t.name) && !dump.has("DOMAIN", &t.schema, &t.name) {
+            items.push(Leftover {
+                kind: LeftoverKind::Type,
+                schema: t.schema.clone(),
+                name: t.name.clone(),
+                removed_by_drop: in_extra(&t.schema),
+            });
+        }
+    }
+    for v in migrations {
+        items.push(Leftover {
+            kind: LeftoverKind::Migration,
+            schema: String::new(),
+            name: v.clone(),
+            // TRUNCATE schema_migrations removes every version.
+            removed_by_drop: true,
+        });
+    }
+    Leftovers { items }
+}
+
+/// Compare two migration versions as numbers (digit strings of possibly different length).
+fn version_newer(v: &str, than: &str) -> bool {
+    let a = v.trim_start_matches('0');
+    let b = than.trim_start_matches('0');
+    (a.len(), a) > (b.len(), b)
+}
+
+/// `schema_migrations` versions newer than `db_version`, in order. Empty when the table
+/// does not exist.
+pub fn newer_migrations(
+    client: &mut impl GenericClient,
+    db_version: &str,
+) -> Result<Vec<String>, String> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])
+        .map_err(|e| describe_pg_error(&e))?
+        .get(0);
+    if !exists {
+        return Ok(Vec::new());
+    }
+    let rows = client
+        .query("SELECT version::text FROM schema_migrations", &[])
+        .map_err(|e| describe_pg_error(&e))?;
+    let mut newer: Vec<String> = rows
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .filter(|v| version_newer(v, db_version))
+        .collect();
+    newer.sort_by(|a, b| {
+        let a = a.trim_start_matches('0');
+        let b = b.trim_start_matches('0');
+        (a.len(), a).cmp(&(b.len(), b))
+    });
+    Ok(newer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pg::cluster::TempCluster;
+    use crate::restore::inventory::inventory;
+
+    #[test]
+    fn versions_compare_as_numbers() {
+        assert!(version_newer("20240201000000", "20240101000000"));
+        assert!(!version_newer("20240101000000", "20240101000000"));
+        assert!(version_newer("100", "99"));
+        assert!(!version_newer("099", "99"));
+    }
+
+    #[test]
+    fn finds_what_the_failed_upgrade_added() {
+        let c = TempCluster::start().unwrap();
+        c.create_database("gl").unwrap();
+        let mut db = c.connect("gl").unwrap();
+        db.batch_execute(
+            "CREATE EXTENSION pg_trgm;
+             CREATE TABLE schema_migrations (version varchar PRIMARY KEY);
+             INSERT INTO schema_migrations VALUES ('20240101000000'), ('20240301000000'), ('20240201000000');
+             CREATE TABLE projects (id bigserial PRIMARY KEY, name text);
+             CREATE SCHEMA gitlab_partitions_static;
+             -- the failed upgrade:
+             ALTER TABLE projects ADD COLUMN new_flag boolean;
+             CREATE TABLE lfs_objects (id bigserial PRIMARY KEY);
+             CREATE VIEW lfs_view AS SELECT id FROM lfs_objects;
+             CREATE SEQUENCE standalone_seq;
+             CREATE FUNCTION trig() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+             CREATE TYPE new_enum AS ENUM ('a');
+             CREATE SCHEMA extra;
+             CREATE TABLE gitlab_partitions_static.p1 (id int);",
+        )
+        .unwrap();
+        let inv = inventory(&mut db).unwrap();
+        let mut dump = DumpCatalog::default();
+        dump.add_object("TABLE", Some("public"), "schema_migrations");
+        dump.add_object("TABLE", Some("public"), "projects");
+        dump.add_object("SEQUENCE", Some("public"), "projects_id_seq");
+        dump.add_object("SCHEMA", Some("-"), "gitlab_partitions_static");
+        dump.add_object("EXTENSION", Some("-"), "pg_trgm");
+        dump.add_columns("public", "projects", vec!["id".into(), "name".into()]);
+        let mig = newer_migrations(&mut db, "20240101000000").unwrap();
+        assert_eq!(mig, vec!["20240201000000", "20240301000000"]);
+        let l = compute(&inv, &dump, &mig);
+        let got: Vec<(LeftoverKind, String, bool)> = l
+            .items
+            .iter()
+            .map(|x| (x.kind, x.display_name(), x.removed_by_drop))
+            .collect();
+        use LeftoverKind::*;
+        let want = vec![
+            (Schema, "extra".to_string(), false),
+            (Table, "gitlab_partitions_static.p1".into(), true),
+            (Table, "public.lfs_objects".into(), true),
+            (View, "public.lfs_view".into(), true),
+            (Column, "public.projects.new_flag".into(), true),
+            (Sequence, "public.lfs_objects_id_seq".into(), true),
+            (Sequence, "public.standalone_seq".into(), false),
+            (Function, "public.trig()".into(), false),
+            (Type, "public.new_enum".into(), false),
+            (Migration, "20240201000000".into(), true),
+            (Migration, "20240301000000".into(), true),
+        ];
+        assert_eq!(got, want);
+        assert_eq!(l.surviving().count(), 4);
+        // Without schema_migrations: no versions, no error.
+        db.batch_execute("DROP TABLE schema_migrations").unwrap();
+        assert!(newer_migrations(&mut db, "1").unwrap().is_empty());
+    }
+}

@@ -1,0 +1,352 @@
+//! Checks after a database restore: `schema_migrations` ends at the backup's `db_version`,
+//! every table holds the rows its `COPY` block carried, no leftover of the failed upgrade
+//! remains, and the installed GitLab version is the backup's. Each check is a pass/fail
+//! line; the report serialises for `--json`.
+
+use postgres::GenericClient;
+use serde::Serialize;
+
+use super::inventory::inventory;
+use super::leftovers::{self, DumpCatalog, Leftovers};
+use crate::pg::conn::describe_pg_error;
+use crate::pg::ident::qualified;
+use crate::version::GitLabVersion;
+
+/// Outcome of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pass,
+    Fail,
+    /// Could not be checked (the fact it needs is missing); says why.
+    Skipped,
+}
+
+/// One line of the verification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Line {
+    /// `schema_migrations`, `row counts`, `leftovers`, `gitlab version`.
+    pub check: String,
+    pub status: Status,
+    pub detail: String,
+}
+
+/// All checks of one database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    pub database: String,
+    pub lines: Vec<Line>,
+}
+
+impl VerifyReport {
+    /// No check failed.
+    pub fn ok(&self) -> bool {
+        self.lines.iter().all(|l| l.status != Status::Fail)
+    }
+}
+
+/// Errors that stop verification itself (a check failing is not one).
+#[derive(Debug, thiserror::Error)]
+#[error("verifying database `{database}` failed while {step}: {detail}")]
+pub struct VerifyError {
+    pub database: String,
+    pub step: String,
+    pub detail: String,
+}
+
+/// Rows one table received from the dump.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TableRows {
+    pub schema: String,
+    pub table: String,
+    pub rows: u64,
+}
+
+/// What the checks compare against.
+#[derive(Debug, Clone, Copy)]
+pub struct Expected<'a> {
+    /// The backup's `db_version` (highest migration it contains).
+    pub db_version: Option<&'a str>,
+    /// Rows per table, as the dump's `COPY` blocks carried them.
+    pub table_rows: &'a [TableRows],
+    /// What the dump creates, for the leftover check.
+    pub dump: Option<&'a DumpCatalog>,
+    /// Leftovers found before the restore.
+    pub leftovers_before: Option<&'a Leftovers>,
+    pub backup_version: Option<&'a GitLabVersion>,
+    pub installed_version: Option<&'a GitLabVersion>,
+}
+
+/// Highest `schema_migrations` version, compared as a number; `None` when the table is
+/// missing or empty.
+pub fn max_migration(client: &mut impl GenericClient) -> Result<Option<String>, String> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])
+        .map_err(|e| describe_pg_error(&e))?
+        .get(0);
+    if !exists {
+        return Ok(None);
+    }
+    let row = client
+        .query_opt(
+            "SELECT version::text FROM schema_migrations \
+             ORDER BY length(ltrim(version::text, '0')) DESC, ltrim(version::text, '0') DESC LIMIT 1",
+            &[],
+        )
+        .map_err(|e| describe_pg_error(&e))?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+/// Run every check.
+pub fn verify(
+    client: &mut impl GenericClient,
+    database: &str,
+    expected: &Expected<'_>,
+) -> Result<VerifyReport, VerifyError> {
+    let err = |step: &str, detail: String| VerifyError {
+        database: database.to_string(),
+        step: step.to_string(),
+        detail,
+    };
+    let mut lines = Vec::new();
+
+    // 1. schema_migrations
+    let max = max_migration(client).map_err(|d| err("reading schema_migrations", d))?;
+    lines.push(match (expected.db_version, max) {
+        (None, _) => Line {
+            check: "schema_migrations".into(),
+            status: Status::Skipped,
+            detail: "the backup's metadata has no db_version".into(),
+        },
+        (Some(want), Some(got)) if got.trim_start_matches('0') == want.trim_start_matches('0') => {
+            Line {
+                check: "schema_migrations".into(),
+                status: Status::Pass,
+                detail: format!("highest migration is {got}, the backup's db_version"),
+            }
+        }
+        (Some(want), got) => Line {
+            check: "schema_migrations".into(),
+            status: Status::Fail,
+            detail: format!(
+                "highest migration is {}, the backup's db_version is {want}",
+                got.as_deref().unwrap_or("(none: table missing or empty)")
+            ),
+        },
+    });
+
+    // 2. rows per table
+    if expected.table_rows.is_empty() {
+        lines.push(Line {
+            check: "row counts".into(),
+            status: Status::Skipped,
+            detail: "no table data was loaded".into(),
+        });
+    } else {
+        let mut bad = Vec::new();
+        for t in expected.table_rows {
+            // ONLY: an inheritance parent's COPY carried its own rows; a partitioned
+            // table (loaded through its root) counts its partitions.
+            let name = qualified(&t.schema, &t.table);
+            let partitioned = client
+                .query_opt(
+                    "SELECT 1 FROM pg_class WHERE oid = to_regclass($1) AND relkind = 'p'",
+                    &[&name],
+                )
+                .map(|r| r.is_some())
+                .unwrap_or(false);
+            let only = if partitioned { "" } else { "ONLY " };
+            let sql = format!("SELECT count(*) FROM {only}{name}");
+            match client.query_one(sql.as_str(), &[]) {
+                Ok(r) => {
+                    let n = r.get::<_, i64>(0).max(0) as u64;
+                    if n != t.rows {
+                        bad.push(format!(
+                            "{}.{}: {n} rows, dump has {}",
+                            t.schema, t.table, t.rows
+                        ));
+                    }
+                }
+                Err(e) => bad.push(format!(
+                    "{}.{}: {}",
+                    t.schema,
+                    t.table,
+                    describe_pg_error(&e)
+                )),
+            }
+        }
+        let total: u64 = expected.table_rows.iter().map(|t| t.rows).sum();
+        lines.push(if bad.is_empty() {
+            Line {
+                check: "row counts".into(),
+                status: Status::Pass,
+                detail: format!(
+                    "{} tables hold the {total} rows their COPY blocks carried",
+                    expected.table_rows.len()
+                ),
+            }
+        } else {
+            let more = bad.len().saturating_sub(10);
+            let mut detail = bad.iter().take(10).cloned().collect::<Vec<_>>().join("; ");
+            if more > 0 {
+                detail.push_str(&format!("; and {more} more"));
+            }
+            Line {
+                check: "row counts".into(),
+                status: Status::Fail,
+                detail,
+            }
+        });
+    }
+
+    // 3. leftovers
+    match (expected.dump, expected.leftovers_before) {
+        (Some(dump), Some(before)) => {
+            let inv = inventory(client).map_err(|e| err("reading the inventory", e.to_string()))?;
+            let newer = match expected.db_version {
+                Some(v) => leftovers::newer_migrations(client, v)
+                    .map_err(|d| err("reading schema_migrations", d))?,
+                None => Vec::new(),
+            };
+            let now = leftovers::compute(&inv, dump, &newer);
+            let remaining: Vec<String> = before
+                .items
+                .iter()
+                .filter(|l| now.contains(l.kind, &l.schema, &l.name))
+                .map(|l| format!("{} {}", l.kind.label(), l.display_name()))
+                .collect();
+            lines.push(if remaining.is_empty() {
+                Line {
+                    check: "leftovers".into(),
+                    status: Status::Pass,
+                    detail: format!(
+                        "none of the {} objects the backup does not create remains",
+                        before.len()
+                    ),
+                }
+            } else {
+                Line {
+                    check: "leftovers".into(),
+                    status: Status::Fail,
+                    detail: format!(
+                        "still present (GitLab's drop does not remove them; drop them by hand once sure they are not needed): {}",
+                        remaining.join(", ")
+                    ),
+                }
+            });
+        }
+        _ => lines.push(Line {
+            check: "leftovers".into(),
+            status: Status::Skipped,
+            detail: "no inventory was taken before the restore".into(),
+        }),
+    }
+
+    // 4. version
+    lines.push(
+        match (expected.backup_version, expected.installed_version) {
+            (Some(b), Some(i)) if b.same_release(i) => Line {
+                check: "gitlab version".into(),
+                status: Status::Pass,
+                detail: format!("installed {i} equals the backup's {b}"),
+            },
+            (Some(b), Some(i)) => Line {
+                check: "gitlab version".into(),
+                status: Status::Fail,
+                detail: format!(
+                    "installed {i}, the backup is {b}: install {b} before starting GitLab"
+                ),
+            },
+            (b, i) => Line {
+                check: "gitlab version".into(),
+                status: Status::Skipped,
+                detail: format!(
+                    "unknown {}",
+                    if b.is_none() {
+                        "backup version"
+                    } else if i.is_none() {
+                        "installed version"
+                    } else {
+                        "version"
+                    }
+                ),
+            },
+        },
+    );
+
+    Ok(VerifyReport {
+        database: database.to_string(),
+        lines,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pg::cluster::TempCluster;
+    use crate::restore::leftovers::{compute, DumpCatalog};
+
+    #[test]
+    fn passes_and_fails_for_the_right_reasons() {
+        let c = TempCluster::start().unwrap();
+        c.create_database("gl").unwrap();
+        let mut db = c.connect("gl").unwrap();
+        db.batch_execute(
+            "CREATE TABLE schema_migrations (version varchar PRIMARY KEY);
+             INSERT INTO schema_migrations VALUES ('20240101000000'), ('9');
+             CREATE TABLE projects (id int);
+             INSERT INTO projects SELECT generate_series(1, 7);
+             CREATE TABLE lfs_objects (id int);",
+        )
+        .unwrap();
+        let mut dump = DumpCatalog::default();
+        dump.add_object("TABLE", Some("public"), "schema_migrations");
+        dump.add_object("TABLE", Some("public"), "projects");
+        let inv = inventory(&mut db).unwrap();
+        let before = compute(&inv, &dump, &[]);
+        assert_eq!(before.len(), 1);
+        let v: GitLabVersion = "16.10.3-ee".parse().unwrap();
+        let rows = vec![TableRows {
+            schema: "public".into(),
+            table: "projects".into(),
+            rows: 7,
+        }];
+        let exp = Expected {
+            db_version: Some("20240101000000"),
+            table_rows: &rows,
+            dump: Some(&dump),
+            leftovers_before: Some(&before),
+            backup_version: Some(&v),
+            installed_version: Some(&v),
+        };
+        let r = verify(&mut db, "gl", &exp).unwrap();
+        let st: Vec<Status> = r.lines.iter().map(|l| l.status).collect();
+        assert_eq!(
+            st,
+            vec![Status::Pass, Status::Pass, Status::Fail, Status::Pass]
+        );
+        assert!(r.lines[2].detail.contains("public.lfs_objects"));
+        assert!(!r.ok());
+
+        db.batch_execute(
+            "DROP TABLE lfs_objects; INSERT INTO projects VALUES (8);
+             INSERT INTO schema_migrations VALUES ('20250101000000');",
+        )
+        .unwrap();
+        let newer: GitLabVersion = "16.11.0-ee".parse().unwrap();
+        let exp = Expected {
+            installed_version: Some(&newer),
+            ..exp
+        };
+        let r = verify(&mut db, "gl", &exp).unwrap();
+        let st: Vec<Status> = r.lines.iter().map(|l| l.status).collect();
+        assert_eq!(
+            st,
+            vec![Status::Fail, Status::Fail, Status::Pass, Status::Fail]
+        );
+        assert!(r.lines[0].detail.contains("20250101000000"));
+        assert!(r.lines[1].detail.contains("8 rows, dump has 7"));
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["lines"][0]["status"], "fail");
+    }
+}
