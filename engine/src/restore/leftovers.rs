@@ -375,3 +375,164 @@ mod tests {
         assert!(newer_migrations(&mut db, "1").unwrap().is_empty());
     }
 }
+
+/// Column names of a pg_dump `CREATE TABLE name (...)` statement, or `None` when the
+/// statement's column list does not tell the whole story (inheritance, typed tables,
+/// `PARTITION OF`, `LIKE`) or cannot be read. Quoted names are unquoted; bare names are
+/// folded to lower case, as PostgreSQL does.
+pub fn create_table_columns(sql: &str) -> Option<Vec<String>> {
+    let upper = sql.to_ascii_uppercase();
+    let words: Vec<&str> = upper.split_whitespace().collect();
+    if words.iter().any(|w| w.starts_with("INHERITS"))
+        || words
+            .windows(2)
+            .any(|w| w[0] == "PARTITION" && w[1] == "OF")
+    {
+        return None;
+    }
+    // The column list: from the first `(` outside quotes to its matching `)`.
+    let bytes = sql.as_bytes();
+    let mut i = 0;
+    let mut in_q = false;
+    let mut open = None;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => in_q = !in_q,
+            b'(' if !in_q => {
+                open = Some(i);
+                break;
+            }
+            b' ' if !in_q && upper[i..].starts_with(" OF ") && open.is_none() => return None,
+            _ => {}
+        }
+        i += 1;
+    }
+    let start = open? + 1;
+    let mut depth = 0i32;
+    let mut elems = Vec::new();
+    let mut cur = String::new();
+    let mut chars = sql[start..].chars().peekable();
+    let (mut dq, mut sq) = (false, false);
+    let mut closed = false;
+    while let Some(c) = chars.next() {
+        if dq {
+            cur.push(c);
+            if c == '"' {
+                if chars.peek() == Some(&'"') {
+                    cur.push('"');
+                    chars.next();
+                } else {
+                    dq = false;
+                }
+            }
+            continue;
+        }
+        if sq {
+            cur.push(c);
+            if c == '\'' {
+                if chars.peek() == Some(&'\'') {
+                    cur.push('\'');
+                    chars.next();
+                } else {
+                    sq = false;
+                }
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                dq = true;
+                cur.push(c)
+            }
+            '\'' => {
+                sq = true;
+                cur.push(c)
+            }
+            '(' => {
+                depth += 1;
+                cur.push(c)
+            }
+            ')' if depth == 0 => {
+                closed = true;
+                break;
+            }
+            ')' => {
+                depth -= 1;
+                cur.push(c)
+            }
+            ',' if depth == 0 => elems.push(std::mem::take(&mut cur)),
+            _ => cur.push(c),
+        }
+    }
+    if !closed {
+        return None;
+    }
+    if !cur.trim().is_empty() {
+        elems.push(cur);
+    }
+    let mut cols = Vec::new();
+    for e in elems {
+        let e = e.trim();
+        let first_word = e
+            .split(|c: char| c.is_whitespace() || c == '(')
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
+        match first_word.as_str() {
+            "CONSTRAINT" | "PRIMARY" | "UNIQUE" | "CHECK" | "FOREIGN" | "EXCLUDE" => continue,
+            "LIKE" => return None,
+            _ => {}
+        }
+        if let Some(rest) = e.strip_prefix('"') {
+            let mut name = String::new();
+            let mut it = rest.chars().peekable();
+            loop {
+                match it.next() {
+                    Some('"') if it.peek() == Some(&'"') => {
+                        name.push('"');
+                        it.next();
+                    }
+                    Some('"') => break,
+                    Some(c) => name.push(c),
+                    None => return None,
+                }
+            }
+            cols.push(name);
+        } else {
+            let name: String = e
+                .chars()
+                .take_while(|c| !c.is_whitespace())
+                .collect::<String>()
+                .to_lowercase();
+            if name.is_empty() {
+                return None;
+            }
+            cols.push(name);
+        }
+    }
+    Some(cols)
+}
+
+#[cfg(test)]
+mod column_tests {
+    use super::create_table_columns;
+
+    #[test]
+    fn reads_pg_dump_create_table() {
+        let sql = "CREATE TABLE public.\"we\"\"ird (\" (\n    id bigint NOT NULL,\n    \"Name\" character varying(255) DEFAULT 'a, (b)'::character varying,\n    total numeric(10,2),\n    g integer GENERATED ALWAYS AS ((id * 2)) STORED,\n    CONSTRAINT check_x CHECK ((char_length(\"Name\") <= 255))\n);";
+        assert_eq!(
+            create_table_columns(sql).unwrap(),
+            vec!["id", "Name", "total", "g"]
+        );
+        assert_eq!(
+            create_table_columns("CREATE TABLE public.e (\n);").unwrap(),
+            Vec::<String>::new()
+        );
+        assert!(create_table_columns(
+            "CREATE TABLE public.c (\n    x int\n)\nINHERITS (public.p);"
+        )
+        .is_none());
+        assert!(create_table_columns("CREATE TABLE public.t OF public.ty;").is_none());
+        assert!(create_table_columns("CREATE TABLE public.t (\n    x int").is_none());
+    }
+}
