@@ -1,0 +1,1274 @@
+//! Restoring the databases of a backup: preconditions first (version, confirmation,
+//! reachability, dump present), then per database snapshot → drop → load → verify, each
+//! journaled before and after, cancellable between steps, with progress through a
+//! [`Sink`].
+//!
+//! Databases are restored as GitLab does: `main` from `db/database.sql.gz` first, then
+//! `ci` from `db/ci_database.sql.gz`. A missing ci dump is GitLab's "Source backup for
+//! the database ci doesn't exist. Skipping the task" (and later databases are not tried);
+//! a missing main dump is an error.
+//!
+//! The dump is read twice, both times streamed from inside the archive: a cheap first pass
+//! for the catalogue (what it creates, for the leftovers and their verification), then the
+//! load. The load goes through the [`Loader`] trait.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::drop::{drop_all, DropConfirmation, DropError, DropOptions, DropPlan, DropReport};
+use super::inventory::{inventory, Inventory};
+use super::leftovers::{self, CatalogCost, DumpCatalog, DumpScanner, Leftovers};
+use super::snapshot::{take_snapshot, Snapshot, SnapshotError, SnapshotTarget};
+use super::verify::{self, Expected, TableRows, VerifyReport};
+use crate::journal::{Journal, JournalError};
+use crate::pg::conn::{ConnError, ConnSpec};
+use crate::pg::tools;
+use crate::progress::{Cancel, Event, Phase, Sink, SinkExt};
+use crate::root::HostRoot;
+use crate::version::GitLabVersion;
+
+/// GitLab's member name for a database's dump: `db/database.sql.gz` for main,
+/// `db/<name>_database.sql.gz` otherwise.
+pub fn member_for(connection: &str) -> String {
+    if connection == "main" {
+        "db/database.sql.gz".to_string()
+    } else {
+        format!("db/{connection}_database.sql.gz")
+    }
+}
+
+/// GitLab's message for a missing non-main dump.
+pub fn skipping_message(connection: &str) -> String {
+    format!("Source backup for the database {connection} doesn't exist. Skipping the task")
+}
+
+/// GitLab's version-mismatch message (`lib/backup/restore/preconditions.rb`).
+pub fn version_mismatch_message(installed: &str, backup: &str) -> String {
+    format!(
+        "GitLab version mismatch:\n  Your current GitLab version ({installed}) differs from the GitLab version in the backup!\n  Please switch to the following version and try again:\n  version: {backup}\n\n  Hint: git checkout v{backup}"
+    )
+}
+
+/// A decompressed dump stream, with the compressed progress.
+pub struct OpenedDump {
+    pub reader: Box<dyn Read + Send>,
+    /// Compressed size of the member.
+    pub compressed_size: u64,
+    /// Compressed bytes read so far.
+    pub compressed_read: Arc<dyn Fn() -> u64 + Send + Sync>,
+}
+
+/// Where dumps come from (the backup archive).
+pub trait DumpSource {
+    /// Whether the backup holds `member`.
+    fn has(&self, member: &str) -> bool;
+    /// Open `member` for streaming, decompressed. Read errors must name the member.
+    fn open(&self, member: &str) -> Result<OpenedDump, String>;
+    /// The archive, for messages.
+    fn describe(&self) -> String;
+}
+
+/// What a load did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LoadOutcome {
+    /// Which loader ran (`psql`, `parallel`).
+    pub loader: String,
+    /// Rows per table, as their COPY blocks carried them.
+    pub tables: Vec<TableRows>,
+    /// Errors outside GitLab's ignore list (each with its object where known).
+    pub errors: Vec<String>,
+    /// Lines GitLab ignores too (`WARNING:`, `... does not exist`, `must be owner of`).
+    pub ignored: Vec<String>,
+    /// Decompressed bytes loaded.
+    pub bytes: u64,
+    pub seconds: f64,
+}
+
+/// Input of a load.
+pub struct LoadInput<'a> {
+    pub dump: OpenedDump,
+    pub member: &'a str,
+    pub spec: &'a ConnSpec,
+    pub server_version_num: u32,
+    pub jobs: usize,
+    pub continue_on_error: bool,
+}
+
+/// Loads a dump into an emptied database.
+pub trait Loader {
+    fn load(
+        &self,
+        input: LoadInput<'_>,
+        sink: &dyn Sink,
+        cancel: &Cancel,
+    ) -> Result<LoadOutcome, String>;
+}
+
+/// Whether GitLab ignores a psql stderr line (`lib/backup/targets/database.rb`).
+pub fn gitlab_ignores(line: &str) -> bool {
+    line.contains("WARNING:")
+        || line.trim_end().ends_with("does not exist")
+        || line.contains("must be owner of")
+}
+
+/// GitLab's own pipeline: the decompressed dump into one `psql` (of the server's major
+/// version), no `ON_ERROR_STOP`, errors filtered by GitLab's ignore list. Rows per table
+/// are counted from the stream on the way through.
+#[derive(Debug, Clone)]
+pub struct PsqlLoader {
+    pub root: HostRoot,
+}
+
+impl Loader for PsqlLoader {
+    fn load(
+        &self,
+        input: LoadInput<'_>,
+        sink: &dyn Sink,
+        cancel: &Cancel,
+    ) -> Result<LoadOutcome, String> {
+        let started = Instant::now();
+        let major = tools::major_from_version_num(input.server_version_num);
+        let psql = tools::find_tool(&self.root, "psql", major).map_err(|e| e.to_string())?;
+        let mut cmd = Command::new(&psql.path);
+        cmd.args(["--no-psqlrc", "--quiet", "--no-password"]);
+        for var in [
+            "PGSERVICE",
+            "PGSERVICEFILE",
+            "PGHOSTADDR",
+            "PGOPTIONS",
+            "PGPASSWORD",
+        ] {
+            cmd.env_remove(var);
+        }
+        let spec = input.spec;
+        cmd.env("PGHOST", &spec.host)
+            .env("PGPORT", spec.port.to_string())
+            .env("PGUSER", &spec.user)
+            .env("PGDATABASE", &spec.dbname)
+            .env("PGAPPNAME", "rewind-restore");
+        if let Some(pw) = spec.password.expose() {
+            cmd.env("PGPASSWORD", pw);
+        }
+        if let Some(m) = &spec.sslmode {
+            cmd.env("PGSSLMODE", m);
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", psql.path.display()))?;
+        let stderr = child.stderr.take();
+        let err_thread = std::thread::spawn(move || {
+            let mut lines = Vec::new();
+            if let Some(e) = stderr {
+                for l in BufReader::new(e).lines().map_while(Result::ok) {
+                    lines.push(l);
+                }
+            }
+            lines
+        });
+        let mut stdin = child.stdin.take();
+        let total = input.dump.compressed_size;
+        let progress = input.dump.compressed_read.clone();
+        let mut reader = BufReader::with_capacity(1 << 20, input.dump.reader);
+        let mut scanner = DumpScanner::new();
+        let mut line = Vec::with_capacity(64 * 1024);
+        let mut last = Instant::now();
+        let mut failure: Option<String> = None;
+        loop {
+            if cancel.is_cancelled() {
+                failure = Some(format!(
+                    "cancelled at line {} of {}{}",
+                    scanner.lines,
+                    input.member,
+                    scanner
+                        .current_copy()
+                        .map(|(s, t, _)| format!(" (in the data of {s}.{t})"))
+                        .unwrap_or_default()
+                ));
+                break;
+            }
+            line.clear();
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    failure = Some(format!("reading {}: {e}", input.member));
+                    break;
+                }
+            }
+            scanner.line(&line);
+            if let Some(w) = stdin.as_mut() {
+                if let Err(e) = w.write_all(&line) {
+                    failure = Some(format!("psql stopped reading the dump: {e}"));
+                    break;
+                }
+            }
+            if last.elapsed().as_millis() >= 200 {
+                last = Instant::now();
+                let cur = scanner.current_copy();
+                sink.event(Event::Progress {
+                    phase: Phase::Data,
+                    done: progress(),
+                    total: Some(total),
+                    current: cur.map(|(s, t, _)| format!("{s}.{t}")),
+                    rows: cur.map(|(_, _, r)| r),
+                });
+            }
+        }
+        drop(stdin);
+        if failure.is_some() {
+            // Do not let psql finish a half-read script as if it were whole.
+            let _ = child.kill();
+        }
+        let status = child.wait().map_err(|e| format!("waiting for psql: {e}"))?;
+        let stderr_lines = err_thread.join().unwrap_or_default();
+        let bytes = scanner.bytes;
+        if let Some(f) = failure {
+            return Err(f);
+        }
+        let (_, copies) = scanner
+            .finish()
+            .map_err(|e| format!("{}: {e}; the backup is incomplete", input.member))?;
+        let (ignored, errors): (Vec<String>, Vec<String>) =
+            stderr_lines.into_iter().partition(|l| gitlab_ignores(l));
+        if !status.success() {
+            return Err(format!(
+                "psql exited with {status}: {}",
+                errors
+                    .iter()
+                    .take(5)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            ));
+        }
+        Ok(LoadOutcome {
+            loader: "psql".into(),
+            tables: copies
+                .into_iter()
+                .map(|(schema, table, rows)| TableRows {
+                    schema,
+                    table,
+                    rows,
+                })
+                .collect(),
+            errors,
+            ignored,
+            bytes,
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+}
+
+/// One database to restore.
+#[derive(Debug, Clone, Serialize)]
+pub struct DatabaseJob {
+    /// Connection name (`main`, `ci`).
+    pub connection: String,
+    pub spec: ConnSpec,
+    /// Member in the backup (`db/database.sql.gz`).
+    pub member: String,
+}
+
+/// Options of a restore.
+#[derive(Debug, Clone)]
+pub struct RestoreOptions {
+    /// Values of `--confirm-drop`: each database's name must be among them.
+    pub confirm_drop: Vec<String>,
+    pub snapshot: bool,
+    pub jobs: usize,
+    pub continue_on_error: bool,
+    pub allow_version_mismatch: bool,
+    pub drop: DropOptions,
+}
+
+/// The facts a restore compares against.
+#[derive(Debug, Clone)]
+pub struct RestoreFacts {
+    pub backup_version: Option<GitLabVersion>,
+    /// `:gitlab_version:` as written (for the mismatch message when it does not parse).
+    pub backup_version_text: Option<String>,
+    pub installed_version: Option<GitLabVersion>,
+    pub db_version: Option<String>,
+    /// Host backup directory, made real through the root (journal, snapshots).
+    pub backup_path: PathBuf,
+}
+
+/// Errors of a database restore. Each says what changed (nothing, unless stated).
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error("{0}")]
+    VersionMismatch(String),
+    #[error(transparent)]
+    Confirm(DropError),
+    #[error("{0}. Nothing was changed")]
+    Connect(#[from] ConnError),
+    #[error("Source database file does not exist {member} in {archive}. Nothing was changed")]
+    MissingMain { member: String, archive: String },
+    #[error("cannot read the inventory of `{database}`: {detail}. Nothing was changed")]
+    Inventory { database: String, detail: String },
+    #[error("reading the dump {member} failed: {detail}. Nothing was changed")]
+    Catalog { member: String, detail: String },
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    #[error(transparent)]
+    Drop(DropError),
+    #[error("loading {member} into `{database}` failed: {detail}. The tables were dropped and the load is incomplete: do not start GitLab. Run the restore again (drop + load is idempotent){snapshot}")]
+    Load {
+        member: String,
+        database: String,
+        detail: String,
+        snapshot: String,
+    },
+    #[error("loading {member} into `{database}` reported {count} error(s) outside GitLab's ignore list (first: {first}). Rerun with --continue-on-error to accept them as GitLab does, or fix their cause{snapshot}")]
+    LoadErrors {
+        member: String,
+        database: String,
+        count: usize,
+        first: String,
+        snapshot: String,
+    },
+    #[error("verification of `{database}` could not run: {detail}")]
+    Verify { database: String, detail: String },
+    #[error("restore of `{database}` cancelled {when}")]
+    Cancelled { database: String, when: String },
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+}
+
+/// What happened to one database.
+#[derive(Debug, Clone, Serialize)]
+pub struct DatabaseOutcome {
+    pub connection: String,
+    pub database: String,
+    pub member: String,
+    /// `restored`, or GitLab's skip message for a missing non-main dump.
+    pub status: String,
+    pub snapshot: Option<Snapshot>,
+    pub drop: Option<DropReport>,
+    pub load: Option<LoadOutcome>,
+    pub catalog_cost: Option<CatalogCost>,
+    pub leftovers: Option<Leftovers>,
+    pub verify: Option<VerifyReport>,
+}
+
+/// Preconditions on one database, checked before anything is changed anywhere.
+#[derive(Debug)]
+pub struct Prepared {
+    pub job: DatabaseJob,
+    pub confirm: DropConfirmation,
+    pub inventory: Inventory,
+}
+
+/// Check the version precondition (GitLab's exact message) unless allowed.
+pub fn check_version(facts: &RestoreFacts, allow_mismatch: bool) -> Result<(), RestoreError> {
+    let backup = facts
+        .backup_version
+        .as_ref()
+        .map(|v| v.to_string())
+        .or_else(|| facts.backup_version_text.clone());
+    let same = match (&facts.backup_version, &facts.installed_version) {
+        (Some(b), Some(i)) => b.same_release(i),
+        _ => false,
+    };
+    if same || allow_mismatch {
+        return Ok(());
+    }
+    let installed = facts
+        .installed_version
+        .as_ref()
+        .map(|v| v.to_string())
+        .unwrap_or_else(|| "unknown".into());
+    Err(RestoreError::VersionMismatch(format!(
+        "{}\n\nRewind could not confirm that the installed version equals the backup's; install that version first, or pass --allow-version-mismatch if you are sure.",
+        version_mismatch_message(&installed, backup.as_deref().unwrap_or("unknown"))
+    )))
+}
+
+/// Confirmation and reachability of one database (read-only connection).
+pub fn prepare(job: &DatabaseJob, opts: &RestoreOptions) -> Result<Prepared, RestoreError> {
+    let dbname = &job.spec.dbname;
+    let given = opts
+        .confirm_drop
+        .iter()
+        .find(|c| *c == dbname)
+        .or(opts.confirm_drop.first());
+    let confirm =
+        DropConfirmation::new(given.map(String::as_str), dbname).map_err(RestoreError::Confirm)?;
+    let mut client = job.spec.connect()?;
+    let inv = inventory(&mut client).map_err(|e| RestoreError::Inventory {
+        database: dbname.clone(),
+        detail: e.to_string(),
+    })?;
+    Ok(Prepared {
+        job: job.clone(),
+        confirm,
+        inventory: inv,
+    })
+}
+
+/// The leftovers of one database relative to a dump (first pass over the member).
+pub fn catalog_and_leftovers(
+    source: &dyn DumpSource,
+    member: &str,
+    spec: &ConnSpec,
+    inv: &Inventory,
+    db_version: Option<&str>,
+) -> Result<(DumpCatalog, CatalogCost, Leftovers), RestoreError> {
+    let cat_err = |detail: String| RestoreError::Catalog {
+        member: member.to_string(),
+        detail,
+    };
+    let opened = source.open(member).map_err(cat_err)?;
+    let (catalog, cost) = leftovers::read_catalog(opened.reader, member).map_err(cat_err)?;
+    let newer = match db_version {
+        Some(v) => {
+            let mut c = spec.connect()?;
+            leftovers::newer_migrations(&mut c, v).map_err(cat_err)?
+        }
+        None => Vec::new(),
+    };
+    let l = leftovers::compute(inv, &catalog, &newer);
+    Ok((catalog, cost, l))
+}
+
+/// Everything a restore run shares.
+pub struct RestoreRun<'a> {
+    pub root: &'a HostRoot,
+    pub source: &'a dyn DumpSource,
+    pub loader: &'a dyn Loader,
+    pub facts: &'a RestoreFacts,
+    pub opts: &'a RestoreOptions,
+    pub journal: &'a Journal,
+    pub sink: &'a dyn Sink,
+    pub cancel: &'a Cancel,
+}
+
+impl RestoreRun<'_> {
+    /// Restore every database of `jobs` (main first). All preconditions of all databases
+    /// are checked before the first one is changed.
+    pub fn run(&self, jobs: &[DatabaseJob]) -> Result<Vec<DatabaseOutcome>, RestoreError> {
+        check_version(self.facts, self.opts.allow_version_mismatch)?;
+        if !self.facts.backup_version.as_ref().is_some_and(|b| {
+            self.facts
+                .installed_version
+                .as_ref()
+                .is_some_and(|i| b.same_release(i))
+        }) {
+            self.journal.note(
+                "restore.preconditions",
+                "version mismatch accepted (--allow-version-mismatch)",
+                serde_json::json!({
+                    "backup": self.facts.backup_version_text,
+                    "installed": self.facts.installed_version.as_ref().map(|v| v.to_string()),
+                }),
+            )?;
+            self.sink
+                .warn("restoring a backup of another GitLab version (--allow-version-mismatch)");
+        }
+        // GitLab: main must exist; a missing later dump skips it and the rest.
+        let mut active = Vec::new();
+        let mut outcomes = Vec::new();
+        for job in jobs {
+            if !self.source.has(&job.member) {
+                if job.connection == "main" {
+                    return Err(RestoreError::MissingMain {
+                        member: job.member.clone(),
+                        archive: self.source.describe(),
+                    });
+                }
+                let msg = skipping_message(&job.connection);
+                self.sink.info(msg.clone());
+                self.journal.note(
+                    "restore.skip",
+                    msg.clone(),
+                    serde_json::json!({"member": job.member}),
+                )?;
+                outcomes.push(DatabaseOutcome {
+                    connection: job.connection.clone(),
+                    database: job.spec.dbname.clone(),
+                    member: job.member.clone(),
+                    status: msg,
+                    snapshot: None,
+                    drop: None,
+                    load: None,
+                    catalog_cost: None,
+                    leftovers: None,
+                    verify: None,
+                });
+                break;
+            }
+            active.push(job);
+        }
+        let mut prepared = Vec::new();
+        for job in &active {
+            prepared.push(prepare(job, self.opts)?);
+        }
+        let mut done = Vec::new();
+        for p in prepared {
+            done.push(self.restore_one(p)?);
+        }
+        done.extend(outcomes);
+        Ok(done)
+    }
+
+    fn check_cancel(&self, database: &str, when: &str) -> Result<(), RestoreError> {
+        if self.cancel.is_cancelled() {
+            let _ = self.journal.note(
+                "restore.cancelled",
+                format!("cancelled {when}"),
+                serde_json::json!({"database": database}),
+            );
+            return Err(RestoreError::Cancelled {
+                database: database.to_string(),
+                when: when.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    fn restore_one(&self, p: Prepared) -> Result<DatabaseOutcome, RestoreError> {
+        let job = &p.job;
+        let db = job.spec.dbname.clone();
+        let j = self.journal;
+        let step = |s: &str| format!("restore.{}.{s}", job.connection);
+
+        // 1. Catalogue of the dump and leftovers (read-only).
+        j.begin(
+            &step("catalog"),
+            "read the dump's table of contents",
+            serde_json::json!({"member": job.member, "database": db}),
+        )?;
+        let (catalog, cost, left) = match catalog_and_leftovers(
+            self.source,
+            &job.member,
+            &job.spec,
+            &p.inventory,
+            self.facts.db_version.as_deref(),
+        ) {
+            Ok(x) => x,
+            Err(e) => {
+                j.end(
+                    &step("catalog"),
+                    "failed",
+                    serde_json::json!({"error": e.to_string()}),
+                )?;
+                return Err(e);
+            }
+        };
+        j.end(
+            &step("catalog"),
+            "ok",
+            serde_json::json!({"objects": catalog.len(), "leftovers": left.len(),
+                "bytes": cost.bytes, "seconds": cost.seconds}),
+        )?;
+        for l in &left.items {
+            self.sink.info(format!(
+                "leftover {} {}{}",
+                l.kind.label(),
+                l.display_name(),
+                if l.removed_by_drop {
+                    ""
+                } else {
+                    " (survives the drop)"
+                }
+            ));
+        }
+        self.check_cancel(&db, "before the snapshot: nothing was changed")?;
+
+        // 2. Snapshot.
+        let snapshot = if self.opts.snapshot {
+            Some(take_snapshot(
+                self.root,
+                &self.facts.backup_path,
+                &SnapshotTarget {
+                    spec: &job.spec,
+                    server_version_num: p.inventory.server_version_num,
+                    database_size: p.inventory.database_size,
+                },
+                Some(j),
+                self.sink,
+                self.cancel,
+            )?)
+        } else {
+            j.note(
+                "snapshot",
+                "skipped (--no-snapshot)",
+                serde_json::json!({"database": db}),
+            )?;
+            self.sink.warn(format!(
+                "no safety snapshot of `{db}` (--no-snapshot): if the restore fails there is no way back but another backup"
+            ));
+            None
+        };
+        let snap_hint = snapshot
+            .as_ref()
+            .map(|s| {
+                format!(
+                    "; to go back to the database as it was: {}",
+                    s.restore_command
+                )
+            })
+            .unwrap_or_default();
+        self.check_cancel(&db, "before the drop: nothing was dropped")?;
+
+        // 3. Drop.
+        let mut client = job.spec.connect()?;
+        let dropped = drop_all(
+            &mut client,
+            &p.confirm,
+            &self.opts.drop,
+            Some(j),
+            self.sink,
+            self.cancel,
+        )
+        .map_err(RestoreError::Drop)?;
+        drop(client);
+
+        // 4. Load.
+        j.begin(
+            &step("load"),
+            format!("load {} ({} jobs)", job.member, self.opts.jobs),
+            serde_json::json!({"member": job.member, "database": db}),
+        )?;
+        self.sink.event(Event::PhaseStarted {
+            phase: Phase::Data,
+            total: None,
+        });
+        let loaded = self.source.open(&job.member).and_then(|dump| {
+            self.loader.load(
+                LoadInput {
+                    dump,
+                    member: &job.member,
+                    spec: &job.spec,
+                    server_version_num: p.inventory.server_version_num,
+                    jobs: self.opts.jobs,
+                    continue_on_error: self.opts.continue_on_error,
+                },
+                self.sink,
+                self.cancel,
+            )
+        });
+        self.sink.event(Event::PhaseFinished {
+            phase: Phase::Data,
+            ok: loaded.as_ref().is_ok_and(|l| l.errors.is_empty()),
+        });
+        let load = match loaded {
+            Ok(l) => l,
+            Err(detail) => {
+                j.end(
+                    &step("load"),
+                    if self.cancel.is_cancelled() {
+                        "cancelled"
+                    } else {
+                        "failed"
+                    },
+                    serde_json::json!({"error": detail}),
+                )?;
+                return Err(RestoreError::Load {
+                    member: job.member.clone(),
+                    database: db,
+                    detail,
+                    snapshot: snap_hint,
+                });
+            }
+        };
+        j.end(
+            &step("load"),
+            if load.errors.is_empty() {
+                "ok"
+            } else {
+                "errors"
+            },
+            serde_json::json!({"tables": load.tables.len(),
+                "rows": load.tables.iter().map(|t| t.rows).sum::<u64>(),
+                "errors": load.errors.len(), "ignored": load.ignored.len(),
+                "bytes": load.bytes, "seconds": load.seconds, "loader": load.loader}),
+        )?;
+        for e in &load.errors {
+            self.sink.log(crate::progress::Level::Error, e.clone());
+        }
+        if !load.errors.is_empty() && !self.opts.continue_on_error {
+            return Err(RestoreError::LoadErrors {
+                member: job.member.clone(),
+                database: db,
+                count: load.errors.len(),
+                first: load.errors[0].clone(),
+                snapshot: snap_hint,
+            });
+        }
+
+        // 5. Verify.
+        j.begin(
+            &step("verify"),
+            "verify the restored database",
+            serde_json::json!({"database": db}),
+        )?;
+        self.sink.event(Event::PhaseStarted {
+            phase: Phase::Check,
+            total: None,
+        });
+        let verified = job
+            .spec
+            .connect()
+            .map_err(|e| e.to_string())
+            .and_then(|mut c| {
+                verify::verify(
+                    &mut c,
+                    &db,
+                    &Expected {
+                        db_version: self.facts.db_version.as_deref(),
+                        table_rows: &load.tables,
+                        dump: Some(&catalog),
+                        leftovers_before: Some(&left),
+                        backup_version: self.facts.backup_version.as_ref(),
+                        installed_version: self.facts.installed_version.as_ref(),
+                    },
+                )
+                .map_err(|e| e.to_string())
+            });
+        self.sink.event(Event::PhaseFinished {
+            phase: Phase::Check,
+            ok: verified.as_ref().is_ok_and(|r| r.ok()),
+        });
+        let report = match verified {
+            Ok(r) => r,
+            Err(detail) => {
+                j.end(
+                    &step("verify"),
+                    "failed",
+                    serde_json::json!({"error": detail}),
+                )?;
+                return Err(RestoreError::Verify {
+                    database: db,
+                    detail,
+                });
+            }
+        };
+        j.end(
+            &step("verify"),
+            if report.ok() { "ok" } else { "failed" },
+            serde_json::to_value(&report).unwrap_or_default(),
+        )?;
+        Ok(DatabaseOutcome {
+            connection: job.connection.clone(),
+            database: db,
+            member: job.member.clone(),
+            status: "restored".into(),
+            snapshot,
+            drop: Some(dropped),
+            load: Some(load),
+            catalog_cost: Some(cost),
+            leftovers: Some(left),
+            verify: Some(report),
+        })
+    }
+}
+
+/// The drop plan of a prepared database (for the plan and the confirmation screen).
+pub fn drop_plan(p: &Prepared) -> DropPlan {
+    DropPlan::from_inventory(&p.inventory)
+}
+
+/// A [`DumpSource`] over an unpacked backup directory or plain files (`<dir>/<member>`),
+/// decompressed by magic bytes (gzip, zstd, plain).
+#[derive(Debug, Clone)]
+pub struct DirSource {
+    pub dir: PathBuf,
+}
+
+impl DumpSource for DirSource {
+    fn has(&self, member: &str) -> bool {
+        self.dir.join(member).is_file()
+    }
+
+    fn open(&self, member: &str) -> Result<OpenedDump, String> {
+        open_file(&self.dir.join(member), member)
+    }
+
+    fn describe(&self) -> String {
+        self.dir.display().to_string()
+    }
+}
+
+struct Counting<R> {
+    inner: R,
+    n: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let k = self.inner.read(buf)?;
+        self.n
+            .fetch_add(k as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(k)
+    }
+}
+
+struct Named<R> {
+    inner: R,
+    member: String,
+}
+
+impl<R: Read> Read for Named<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("{} is corrupt or truncated: {e}", self.member),
+            )
+        })
+    }
+}
+
+/// Open a (possibly compressed) dump file.
+pub fn open_file(path: &Path, member: &str) -> Result<OpenedDump, String> {
+    let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let n = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut buffered = BufReader::with_capacity(
+        1 << 20,
+        Counting {
+            inner: f,
+            n: n.clone(),
+        },
+    );
+    let magic = buffered
+        .fill_buf()
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .to_vec();
+    let reader: Box<dyn Read + Send> = if magic.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::bufread::MultiGzDecoder::new(buffered))
+    } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Box::new(zstd::stream::read::Decoder::with_buffer(buffered).map_err(|e| e.to_string())?)
+    } else {
+        Box::new(buffered)
+    };
+    Ok(OpenedDump {
+        reader: Box::new(Named {
+            inner: reader,
+            member: member.to_string(),
+        }),
+        compressed_size: size,
+        compressed_read: Arc::new(move || n.load(std::sync::atomic::Ordering::Relaxed)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pg::cluster::TempCluster;
+    use crate::progress::NullSink;
+    use std::ffi::OsStr;
+
+    /// A small GitLab-like schema with awkward corners.
+    pub const SCHEMA: &str = r#"
+        CREATE EXTENSION IF NOT EXISTS pg_trgm;
+        CREATE TABLE schema_migrations (version character varying NOT NULL PRIMARY KEY);
+        INSERT INTO schema_migrations VALUES ('20240101000000'), ('20240301000000');
+        CREATE TABLE ar_internal_metadata (key varchar PRIMARY KEY, value varchar);
+        INSERT INTO ar_internal_metadata VALUES ('environment', 'production');
+        CREATE TABLE projects (id bigserial PRIMARY KEY, name text NOT NULL, data bytea,
+            doubled bigint GENERATED ALWAYS AS (id * 2) STORED);
+        INSERT INTO projects (name, data) SELECT 'p' || g || E'\t\\x', '\x00ff'::bytea
+            FROM generate_series(1, 300) g;
+        INSERT INTO projects (name) VALUES ('\.'), (E'line\nbreak'), ('ünï'), ('');
+        CREATE TABLE "we; ird" (id int GENERATED BY DEFAULT AS IDENTITY, body text);
+        INSERT INTO "we; ird" (body) VALUES (NULL), ('a;b');
+        CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $fn$
+          BEGIN NEW.name := NEW.name || ';'; RETURN NEW; END $fn$;
+        CREATE SCHEMA gitlab_partitions_dynamic;
+        CREATE TABLE events (id bigint, created_at date NOT NULL) PARTITION BY RANGE (created_at);
+        CREATE TABLE gitlab_partitions_dynamic.events_2024 PARTITION OF events
+            FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+        INSERT INTO events SELECT g, '2024-03-01' FROM generate_series(1, 50) g;
+        CREATE INDEX ON events (id);
+        CREATE MATERIALIZED VIEW project_names AS SELECT name FROM projects;
+    "#;
+
+    /// What a failed 16.11 upgrade leaves behind.
+    pub const FAILED_UPGRADE: &str = r#"
+        INSERT INTO schema_migrations VALUES ('20240501000000');
+        CREATE TABLE lfs_objects (id bigserial PRIMARY KEY, oid text);
+        ALTER TABLE projects ADD COLUMN new_flag boolean;
+        CREATE VIEW lfs_view AS SELECT id FROM lfs_objects;
+        UPDATE projects SET name = 'changed' WHERE id < 10;
+    "#;
+
+    pub fn dump_gz(c: &TempCluster, db: &str, out: &Path) {
+        std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+        let dump = c
+            .command(
+                "pg_dump",
+                &[
+                    OsStr::new("--clean"),
+                    OsStr::new("--if-exists"),
+                    OsStr::new(db),
+                ],
+            )
+            .output()
+            .unwrap();
+        assert!(
+            dump.status.success(),
+            "{}",
+            String::from_utf8_lossy(&dump.stderr)
+        );
+        let mut gz = flate2::write::GzEncoder::new(
+            std::fs::File::create(out).unwrap(),
+            flate2::Compression::fast(),
+        );
+        gz.write_all(&dump.stdout).unwrap();
+        gz.finish().unwrap();
+    }
+
+    /// `pg_dump -s` without the random `\restrict` keys.
+    pub fn schema_of(c: &TempCluster, db: &str) -> String {
+        let out = c
+            .command("pg_dump", &[OsStr::new("-s"), OsStr::new(db)])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Per table: row count and an order-independent hash of the rows.
+    pub fn data_of(c: &TempCluster, db: &str) -> Vec<(String, i64, String)> {
+        let mut client = c.connect(db).unwrap();
+        let tables: Vec<(String, String)> = client
+            .query(
+                "SELECT n.nspname::text, c.relname::text FROM pg_class c JOIN pg_namespace n \
+                 ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'm') \
+                 AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+                 AND n.nspname !~ '^pg_' ORDER BY 1, 2",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        tables
+            .into_iter()
+            .map(|(s, t)| {
+                let q = crate::pg::ident::qualified(&s, &t);
+                let r = client
+                    .query_one(
+                        &format!(
+                            "SELECT count(*), coalesce(md5(string_agg(h, '' ORDER BY h)), '') \
+                             FROM (SELECT md5(x::text) h FROM {q} x) s"
+                        ),
+                        &[],
+                    )
+                    .unwrap();
+                (format!("{s}.{t}"), r.get(0), r.get(1))
+            })
+            .collect()
+    }
+
+    fn psql_reference(c: &TempCluster, gz: &Path, db: &str) {
+        c.create_database(db).unwrap();
+        let sql = {
+            let mut s = Vec::new();
+            flate2::read::MultiGzDecoder::new(std::fs::File::open(gz).unwrap())
+                .read_to_end(&mut s)
+                .unwrap();
+            s
+        };
+        let mut child = c
+            .command("psql", &[OsStr::new("-q"), OsStr::new(db)])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(&sql).unwrap();
+        assert!(child.wait().unwrap().success());
+    }
+
+    fn facts(backup_path: &Path) -> RestoreFacts {
+        let v: GitLabVersion = "16.10.3-ee".parse().unwrap();
+        RestoreFacts {
+            backup_version: Some(v.clone()),
+            backup_version_text: Some("16.10.3-ee".into()),
+            installed_version: Some(v),
+            db_version: Some("20240301000000".into()),
+            backup_path: backup_path.to_path_buf(),
+        }
+    }
+
+    fn opts(confirm: &str) -> RestoreOptions {
+        RestoreOptions {
+            confirm_drop: vec![confirm.to_string()],
+            snapshot: true,
+            jobs: 2,
+            continue_on_error: false,
+            allow_version_mismatch: false,
+            drop: DropOptions::default(),
+        }
+    }
+
+    #[test]
+    fn restore_equals_gitlabs_pipeline_after_a_failed_upgrade() {
+        let c = TempCluster::start().unwrap();
+        c.create_database("gitlabhq_production").unwrap();
+        c.connect("gitlabhq_production")
+            .unwrap()
+            .batch_execute(SCHEMA)
+            .unwrap();
+        let backup = tempfile::tempdir().unwrap();
+        let gz = backup.path().join("db/database.sql.gz");
+        dump_gz(&c, "gitlabhq_production", &gz);
+        psql_reference(&c, &gz, "reference");
+        c.connect("gitlabhq_production")
+            .unwrap()
+            .batch_execute(FAILED_UPGRADE)
+            .unwrap();
+
+        let backup_path = tempfile::tempdir().unwrap();
+        let journal = Journal::open_in(&Journal::dir_for(backup_path.path())).unwrap();
+        let facts = facts(backup_path.path());
+        let root = HostRoot::system();
+        let source = DirSource {
+            dir: backup.path().to_path_buf(),
+        };
+        let loader = PsqlLoader { root: root.clone() };
+        let mut spec = c.conn_spec("gitlabhq_production");
+        spec.password = crate::pg::conn::Secret::new(Some("s3cret-pw".into()));
+        let jobs = vec![
+            DatabaseJob {
+                connection: "main".into(),
+                spec: spec.clone(),
+                member: member_for("main"),
+            },
+            DatabaseJob {
+                connection: "ci".into(),
+                spec: c.conn_spec("gitlabhq_production_ci"),
+                member: member_for("ci"),
+            },
+        ];
+        let o = opts("gitlabhq_production");
+        let run = RestoreRun {
+            root: &root,
+            source: &source,
+            loader: &loader,
+            facts: &facts,
+            opts: &o,
+            journal: &journal,
+            sink: &NullSink,
+            cancel: &Cancel::new(),
+        };
+        let out = run.run(&jobs).unwrap();
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[1].status, skipping_message("ci"));
+        let main = &out[0];
+        let left = main.leftovers.as_ref().unwrap();
+        for (kind, name) in [
+            (leftovers::LeftoverKind::Table, "lfs_objects"),
+            (leftovers::LeftoverKind::View, "lfs_view"),
+            (leftovers::LeftoverKind::Column, "projects.new_flag"),
+            (leftovers::LeftoverKind::Migration, "20240501000000"),
+        ] {
+            assert!(
+                left.items.iter().any(|l| l.kind == kind && l.name == name),
+                "{kind:?} {name} not found in {left:?}"
+            );
+        }
+        let report = main.verify.as_ref().unwrap();
+        assert!(report.ok(), "{report:?}");
+        assert_eq!(
+            schema_of(&c, "gitlabhq_production"),
+            schema_of(&c, "reference")
+        );
+        assert_eq!(data_of(&c, "gitlabhq_production"), data_of(&c, "reference"));
+        let rows: u64 = main
+            .load
+            .as_ref()
+            .unwrap()
+            .tables
+            .iter()
+            .map(|t| t.rows)
+            .sum();
+        assert!(rows > 300);
+        // Snapshot: private, and holds the failed upgrade's state.
+        let snap = main.snapshot.as_ref().unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&snap.path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        // Journal: begin/end for each step, never the password.
+        let text = std::fs::read_to_string(journal.path()).unwrap();
+        assert!(!text.contains("s3cret-pw"));
+        let entries = Journal::read(journal.path()).unwrap();
+        for step in [
+            "restore.main.catalog",
+            "snapshot",
+            "drop",
+            "restore.main.load",
+            "restore.main.verify",
+        ] {
+            let begins = entries
+                .iter()
+                .filter(|e| e.step == step && e.stage == crate::journal::Stage::Begin)
+                .count();
+            let ends = entries
+                .iter()
+                .filter(|e| {
+                    e.step == step
+                        && e.stage == crate::journal::Stage::End
+                        && e.result.as_deref() == Some("ok")
+                })
+                .count();
+            assert_eq!((begins, ends), (1, 1), "{step}: {text}");
+        }
+        assert!(entries.iter().any(|e| e.step == "restore.skip"));
+    }
+
+    #[test]
+    fn preconditions_refuse_before_anything_changes() {
+        let c = TempCluster::start().unwrap();
+        c.create_database("gitlabhq_production").unwrap();
+        c.connect("gitlabhq_production")
+            .unwrap()
+            .batch_execute(SCHEMA)
+            .unwrap();
+        let backup = tempfile::tempdir().unwrap();
+        let gz = backup.path().join("db/database.sql.gz");
+        dump_gz(&c, "gitlabhq_production", &gz);
+        c.connect("gitlabhq_production")
+            .unwrap()
+            .batch_execute(FAILED_UPGRADE)
+            .unwrap();
+        let before = (
+            schema_of(&c, "gitlabhq_production"),
+            data_of(&c, "gitlabhq_production"),
+        );
+        let backup_path = tempfile::tempdir().unwrap();
+        let journal = Journal::open_in(&Journal::dir_for(backup_path.path())).unwrap();
+        let root = HostRoot::system();
+        let source = DirSource {
+            dir: backup.path().to_path_buf(),
+        };
+        let loader = PsqlLoader { root: root.clone() };
+        let job = DatabaseJob {
+            connection: "main".into(),
+            spec: c.conn_spec("gitlabhq_production"),
+            member: member_for("main"),
+        };
+        let run_with = |facts: &RestoreFacts, o: &RestoreOptions, job: &DatabaseJob| {
+            RestoreRun {
+                root: &root,
+                source: &source,
+                loader: &loader,
+                facts,
+                opts: o,
+                journal: &journal,
+                sink: &NullSink,
+                cancel: &Cancel::new(),
+            }
+            .run(std::slice::from_ref(job))
+        };
+        // Wrong confirmation.
+        let e = run_with(
+            &facts(backup_path.path()),
+            &opts("gitlabhq_production_ci"),
+            &job,
+        )
+        .unwrap_err();
+        assert!(matches!(e, RestoreError::Confirm(_)), "{e}");
+        // Version mismatch: GitLab's message.
+        let mut f = facts(backup_path.path());
+        f.installed_version = Some("16.11.0-ee".parse().unwrap());
+        let e = run_with(&f, &opts("gitlabhq_production"), &job)
+            .unwrap_err()
+            .to_string();
+        for line in [
+            "GitLab version mismatch:",
+            "Your current GitLab version (16.11.0-ee) differs from the GitLab version in the backup!",
+            "Please switch to the following version and try again:",
+            "version: 16.10.3-ee",
+            "Hint: git checkout v16.10.3-ee",
+        ] {
+            assert!(e.contains(line), "{e}");
+        }
+        // Unreachable server: names the socket and the database.
+        let mut bad = job.clone();
+        bad.spec.host = "/nonexistent/socket/dir".into();
+        let e = run_with(
+            &facts(backup_path.path()),
+            &opts("gitlabhq_production"),
+            &bad,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("/nonexistent/socket/dir/.s.PGSQL.") && e.contains("gitlabhq_production"),
+            "{e}"
+        );
+        assert!(e.contains("Nothing was changed"), "{e}");
+        assert_eq!(
+            (
+                schema_of(&c, "gitlabhq_production"),
+                data_of(&c, "gitlabhq_production")
+            ),
+            before
+        );
+    }
+
+    #[test]
+    fn truncated_dump_is_an_error_naming_the_member() {
+        let c = TempCluster::start().unwrap();
+        c.create_database("gl").unwrap();
+        c.connect("gl").unwrap().batch_execute(SCHEMA).unwrap();
+        let backup = tempfile::tempdir().unwrap();
+        let gz = backup.path().join("db/database.sql.gz");
+        dump_gz(&c, "gl", &gz);
+        let bytes = std::fs::read(&gz).unwrap();
+        std::fs::write(&gz, &bytes[..bytes.len() * 2 / 3]).unwrap();
+        let backup_path = tempfile::tempdir().unwrap();
+        let journal = Journal::open_in(&Journal::dir_for(backup_path.path())).unwrap();
+        let root = HostRoot::system();
+        let source = DirSource {
+            dir: backup.path().to_path_buf(),
+        };
+        let loader = PsqlLoader { root: root.clone() };
+        let job = DatabaseJob {
+            connection: "main".into(),
+            spec: c.conn_spec("gl"),
+            member: member_for("main"),
+        };
+        let e = RestoreRun {
+            root: &root,
+            source: &source,
+            loader: &loader,
+            facts: &facts(backup_path.path()),
+            opts: &opts("gl"),
+            journal: &journal,
+            sink: &NullSink,
+            cancel: &Cancel::new(),
+        }
+        .run(&[job])
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("db/database.sql.gz"), "{e}");
+        // The catalogue pass already saw the truncation: nothing was dropped.
+        assert!(e.contains("Nothing was changed"), "{e}");
+        let n: i64 = c
+            .connect("gl")
+            .unwrap()
+            .query_one("SELECT count(*) FROM projects", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(n, 304);
+    }
+}
