@@ -8,6 +8,7 @@
 //! real code against a sandbox tree.
 
 pub mod detect;
+pub mod dump;
 pub mod exec;
 pub mod files;
 pub mod journal;

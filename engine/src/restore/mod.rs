@@ -6,5 +6,6 @@ pub mod database;
 pub mod drop;
 pub mod inventory;
 pub mod leftovers;
+pub mod load;
 pub mod snapshot;
 pub mod verify;
