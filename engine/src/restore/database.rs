@@ -862,7 +862,7 @@ pub fn open_file(path: &Path, member: &str) -> Result<OpenedDump, String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::pg::cluster::TempCluster;
     use crate::progress::NullSink;

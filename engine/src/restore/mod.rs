@@ -7,5 +7,6 @@ pub mod drop;
 pub mod inventory;
 pub mod leftovers;
 pub mod load;
+pub mod plan;
 pub mod snapshot;
 pub mod verify;
