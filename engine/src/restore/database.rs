@@ -22,9 +22,10 @@ use serde::Serialize;
 
 use super::drop::{drop_all, DropConfirmation, DropError, DropOptions, DropPlan, DropReport};
 use super::inventory::{inventory, Inventory};
-use super::leftovers::{self, CatalogCost, DumpCatalog, DumpScanner, Leftovers};
+use super::leftovers::{self, CatalogCost, DumpCatalog, Leftovers};
 use super::snapshot::{take_snapshot, Snapshot, SnapshotError, SnapshotTarget};
 use super::verify::{self, Expected, TableRows, VerifyReport};
+use crate::dump::{DumpParser, Item};
 use crate::journal::{Journal, JournalError};
 use crate::pg::conn::{ConnError, ConnSpec};
 use crate::pg::tools;
@@ -173,69 +174,94 @@ impl Loader for PsqlLoader {
             }
             lines
         });
-        let mut stdin = child.stdin.take();
+        let stdin = child.stdin.take();
         let total = input.dump.compressed_size;
         let progress = input.dump.compressed_read.clone();
-        let mut reader = BufReader::with_capacity(1 << 20, input.dump.reader);
-        let mut scanner = DumpScanner::new();
-        let mut line = Vec::with_capacity(64 * 1024);
+        let tee = Tee {
+            inner: input.dump.reader,
+            out: stdin,
+        };
+        let mut parser = DumpParser::new(BufReader::with_capacity(1 << 20, tee));
+        let mut copies: Vec<TableRows> = Vec::new();
+        let mut chunk = Vec::with_capacity(1 << 20);
         let mut last = Instant::now();
         let mut failure: Option<String> = None;
-        loop {
+        'items: loop {
             if cancel.is_cancelled() {
                 failure = Some(format!(
-                    "cancelled at line {} of {}{}",
-                    scanner.lines,
-                    input.member,
-                    scanner
-                        .current_copy()
-                        .map(|(s, t, _)| format!(" (in the data of {s}.{t})"))
-                        .unwrap_or_default()
+                    "cancelled at {} of {}",
+                    parser.position(),
+                    input.member
                 ));
                 break;
             }
-            line.clear();
-            match reader.read_until(b'\n', &mut line) {
-                Ok(0) => break,
-                Ok(_) => {}
+            let header = match parser.next_item() {
+                Ok(None) => break,
+                Ok(Some(Item::Copy(h))) => h,
+                Ok(Some(_)) => continue,
                 Err(e) => {
-                    failure = Some(format!("reading {}: {e}", input.member));
+                    failure = Some(format!("{}: {e}", input.member));
                     break;
                 }
-            }
-            scanner.line(&line);
-            if let Some(w) = stdin.as_mut() {
-                if let Err(e) = w.write_all(&line) {
-                    failure = Some(format!("psql stopped reading the dump: {e}"));
-                    break;
+            };
+            let schema = header
+                .table
+                .schema
+                .clone()
+                .unwrap_or_else(|| "public".into());
+            let table = header.table.name.clone();
+            let mut rows = 0u64;
+            loop {
+                chunk.clear();
+                match parser.read_copy_chunk(&mut chunk, 1 << 20) {
+                    Ok(c) => {
+                        rows += c.rows;
+                        if last.elapsed().as_millis() >= 200 {
+                            last = Instant::now();
+                            sink.event(Event::Progress {
+                                phase: Phase::Data,
+                                done: progress(),
+                                total: Some(total),
+                                current: Some(format!("{schema}.{table}")),
+                                rows: Some(rows),
+                            });
+                        }
+                        if c.done {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        failure = Some(format!("{}: {e}", input.member));
+                        break 'items;
+                    }
+                }
+                if cancel.is_cancelled() {
+                    failure = Some(format!(
+                        "cancelled in the data of {schema}.{table} at {} of {}",
+                        parser.position(),
+                        input.member
+                    ));
+                    break 'items;
                 }
             }
-            if last.elapsed().as_millis() >= 200 {
-                last = Instant::now();
-                let cur = scanner.current_copy();
-                sink.event(Event::Progress {
-                    phase: Phase::Data,
-                    done: progress(),
-                    total: Some(total),
-                    current: cur.map(|(s, t, _)| format!("{s}.{t}")),
-                    rows: cur.map(|(_, _, r)| r),
-                });
-            }
+            copies.push(TableRows {
+                schema,
+                table,
+                rows,
+            });
         }
-        drop(stdin);
+        let bytes = parser.bytes_read();
+        // Closes psql's stdin.
+        drop(parser);
         if failure.is_some() {
             // Do not let psql finish a half-read script as if it were whole.
             let _ = child.kill();
         }
         let status = child.wait().map_err(|e| format!("waiting for psql: {e}"))?;
         let stderr_lines = err_thread.join().unwrap_or_default();
-        let bytes = scanner.bytes;
         if let Some(f) = failure {
             return Err(f);
         }
-        let (_, copies) = scanner
-            .finish()
-            .map_err(|e| format!("{}: {e}; the backup is incomplete", input.member))?;
         let (ignored, errors): (Vec<String>, Vec<String>) =
             stderr_lines.into_iter().partition(|l| gitlab_ignores(l));
         if !status.success() {
@@ -251,19 +277,30 @@ impl Loader for PsqlLoader {
         }
         Ok(LoadOutcome {
             loader: "psql".into(),
-            tables: copies
-                .into_iter()
-                .map(|(schema, table, rows)| TableRows {
-                    schema,
-                    table,
-                    rows,
-                })
-                .collect(),
+            tables: copies,
             errors,
             ignored,
             bytes,
             seconds: started.elapsed().as_secs_f64(),
         })
+    }
+}
+
+/// Passes everything read on to psql's stdin.
+struct Tee<R> {
+    inner: R,
+    out: Option<std::process::ChildStdin>,
+}
+
+impl<R: Read> Read for Tee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(w) = self.out.as_mut() {
+            w.write_all(&buf[..n]).map_err(|e| {
+                std::io::Error::new(e.kind(), format!("psql stopped reading the dump: {e}"))
+            })?;
+        }
+        Ok(n)
     }
 }
 

@@ -537,172 +537,6 @@ mod column_tests {
     }
 }
 
-/// A finished COPY block: `(schema, table, rows)`.
-pub type CopiedTable = (String, String, u64);
-
-/// A line-by-line reader of pg_dump's plain format that keeps what Rewind needs without
-/// executing anything: the TOC headers, the columns of each `CREATE TABLE`, and the rows
-/// of each `COPY ... FROM stdin;` block. pg_dump writes headers, `CREATE TABLE` and `COPY`
-/// at the start of a line and ends each COPY block with a `\.` line; inside a COPY block
-/// no line is taken for anything but a row.
-#[derive(Debug, Default)]
-pub struct DumpScanner {
-    catalog: DumpCatalog,
-    create: Option<String>,
-    copy: Option<(String, String, u64)>,
-    /// Finished COPY blocks, in dump order.
-    pub copies: Vec<CopiedTable>,
-    /// Lines read.
-    pub lines: u64,
-    /// Bytes read (decompressed).
-    pub bytes: u64,
-}
-
-/// Parse a `-- Name: X; Type: Y; Schema: Z; Owner: O` header (the name may contain `; `,
-/// so the labelled fields are taken from the right). Returns `(type, schema, name)`.
-pub fn parse_toc_header(line: &str) -> Option<(String, Option<String>, String)> {
-    let rest = line.trim_end().strip_prefix("-- Name: ")?;
-    let rest = match rest.rfind("; Tablespace: ") {
-        Some(i) if !rest[i..].contains("; Owner: ") => &rest[..i],
-        _ => rest,
-    };
-    let rest = &rest[..rest.rfind("; Owner: ")?];
-    let schema_at = rest.rfind("; Schema: ")?;
-    let schema = &rest[schema_at + "; Schema: ".len()..];
-    let rest = &rest[..schema_at];
-    let type_at = rest.rfind("; Type: ")?;
-    let typ = &rest[type_at + "; Type: ".len()..];
-    let name = &rest[..type_at];
-    let schema = (schema != "-" && !schema.is_empty()).then(|| schema.to_string());
-    Some((typ.to_string(), schema, name.to_string()))
-}
-
-/// Split a possibly qualified, possibly quoted name at the start of `s`: returns
-/// `(schema, name, rest)`.
-fn qualified_prefix(s: &str) -> Option<(Option<String>, String, &str)> {
-    fn one(s: &str) -> Option<(String, &str)> {
-        if let Some(r) = s.strip_prefix('"') {
-            let mut out = String::new();
-            let mut it = r.char_indices().peekable();
-            while let Some((i, c)) = it.next() {
-                if c == '"' {
-                    if let Some((_, '"')) = it.peek() {
-                        out.push('"');
-                        it.next();
-                    } else {
-                        return Some((out, &r[i + 1..]));
-                    }
-                } else {
-                    out.push(c);
-                }
-            }
-            None
-        } else {
-            let end = s
-                .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
-                .unwrap_or(s.len());
-            (end > 0).then(|| (s[..end].to_lowercase(), &s[end..]))
-        }
-    }
-    let (first, rest) = one(s)?;
-    if let Some(r) = rest.strip_prefix('.') {
-        let (second, rest) = one(r)?;
-        Some((Some(first), second, rest))
-    } else {
-        Some((None, first, rest))
-    }
-}
-
-impl DumpScanner {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Feed one line (with its line end).
-    pub fn line(&mut self, line: &[u8]) {
-        self.lines += 1;
-        self.bytes += line.len() as u64;
-        if let Some((_, _, rows)) = &mut self.copy {
-            let body = line.strip_suffix(b"\n").unwrap_or(line);
-            let body = body.strip_suffix(b"\r").unwrap_or(body);
-            if body == b"\\." {
-                if let Some(done) = self.copy.take() {
-                    self.copies.push(done);
-                }
-            } else {
-                *rows += 1;
-            }
-            return;
-        }
-        let text = String::from_utf8_lossy(line);
-        if let Some(buf) = &mut self.create {
-            buf.push_str(&text);
-            if text.trim_end().ends_with(';') {
-                let sql = self.create.take().unwrap_or_default();
-                self.finish_create(&sql);
-            }
-            return;
-        }
-        if text.starts_with("-- Name: ") {
-            if let Some((typ, schema, name)) = parse_toc_header(&text) {
-                self.catalog.add_object(&typ, schema.as_deref(), &name);
-            }
-        } else if let Some(rest) = text
-            .strip_prefix("CREATE TABLE ")
-            .or_else(|| text.strip_prefix("CREATE UNLOGGED TABLE "))
-        {
-            let _ = rest;
-            if text.trim_end().ends_with(';') {
-                self.finish_create(&text);
-            } else {
-                self.create = Some(text.into_owned());
-            }
-        } else if let Some(rest) = text.strip_prefix("COPY ") {
-            if text.trim_end().ends_with("FROM stdin;") {
-                if let Some((schema, name, _)) = qualified_prefix(rest) {
-                    self.copy = Some((schema.unwrap_or_else(|| "public".into()), name, 0));
-                }
-            }
-        }
-    }
-
-    fn finish_create(&mut self, sql: &str) {
-        let rest = sql
-            .strip_prefix("CREATE TABLE ")
-            .or_else(|| sql.strip_prefix("CREATE UNLOGGED TABLE "))
-            .unwrap_or("");
-        if let Some((Some(schema), name, _)) = qualified_prefix(rest) {
-            if let Some(cols) = create_table_columns(sql) {
-                self.catalog.add_columns(&schema, &name, cols);
-            }
-        }
-    }
-
-    /// The table whose COPY block is being read, with its rows so far.
-    pub fn current_copy(&self) -> Option<(&str, &str, u64)> {
-        self.copy
-            .as_ref()
-            .map(|(s, t, r)| (s.as_str(), t.as_str(), *r))
-    }
-
-    /// End of input: an unfinished COPY block or statement means the dump is truncated.
-    pub fn finish(self) -> Result<(DumpCatalog, Vec<CopiedTable>), String> {
-        if let Some((s, t, rows)) = &self.copy {
-            return Err(format!(
-                "the dump ends inside the data of COPY {s}.{t} after {rows} rows (line {})",
-                self.lines
-            ));
-        }
-        if self.create.is_some() {
-            return Err(format!(
-                "the dump ends inside a CREATE TABLE statement (line {})",
-                self.lines
-            ));
-        }
-        Ok((self.catalog, self.copies))
-    }
-}
-
 /// Cost of the catalogue pass (it reads the whole member once more).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct CatalogCost {
@@ -711,45 +545,48 @@ pub struct CatalogCost {
     pub seconds: f64,
 }
 
-/// Read a whole dump once and return what it creates. Errors name `member`.
+/// Read a whole dump once with the streaming dump parser ([`crate::dump::DumpParser`]) and
+/// return what it creates: every TOC entry of a statement, and the columns of each
+/// `CREATE TABLE` (read from the statement itself). COPY data is skipped, not kept.
+/// Errors name `member`.
 pub fn read_catalog(
     reader: impl std::io::Read,
     member: &str,
 ) -> Result<(DumpCatalog, CatalogCost), String> {
-    use std::io::BufRead;
+    use crate::dump::{classify, DumpParser, Item, Kind};
     let started = std::time::Instant::now();
-    let mut r = std::io::BufReader::with_capacity(1 << 20, reader);
-    let mut scanner = DumpScanner::new();
-    let mut line = Vec::with_capacity(8192);
+    let mut parser = DumpParser::new(std::io::BufReader::with_capacity(1 << 20, reader));
+    let mut catalog = DumpCatalog::default();
     loop {
-        line.clear();
-        let n = r
-            .read_until(b'\n', &mut line)
-            .map_err(|e| format!("reading {member}: {e}"))?;
-        if n == 0 {
-            break;
+        let item = parser.next_item().map_err(|e| format!("{member}: {e}"))?;
+        let Some(item) = item else { break };
+        if let Item::Statement(st) = item {
+            if let Some(h) = st.toc.as_deref().filter(|h| !h.data) {
+                catalog.add_object(&h.kind, h.schema.as_deref(), &h.name);
+            }
+            if let Kind::CreateTable { table } = classify(&st.sql, st.toc.as_deref()) {
+                if let Some(cols) = create_table_columns(&st.sql) {
+                    let schema = table.schema.clone().unwrap_or_else(|| "public".into());
+                    catalog.add_columns(&schema, &table.name, cols);
+                }
+            }
         }
-        scanner.line(&line);
     }
-    let bytes = scanner.bytes;
-    let (catalog, _) = scanner
-        .finish()
-        .map_err(|e| format!("{member}: {e}; the backup is incomplete"))?;
     Ok((
         catalog,
         CatalogCost {
-            bytes,
+            bytes: parser.bytes_read(),
             seconds: started.elapsed().as_secs_f64(),
         },
     ))
 }
 
 #[cfg(test)]
-mod scanner_tests {
+mod catalog_tests {
     use super::*;
 
     #[test]
-    fn reads_headers_tables_and_copy_blocks() {
+    fn reads_headers_tables_and_skips_copy_data() {
         let dump = "--\n-- PostgreSQL database dump\n--\n\nSET statement_timeout = 0;\n\n\
 --\n-- Name: gitlab_partitions_static; Type: SCHEMA; Schema: -; Owner: gitlab\n--\n\n\
 CREATE SCHEMA gitlab_partitions_static;\n\n\
@@ -757,7 +594,8 @@ CREATE SCHEMA gitlab_partitions_static;\n\n\
 CREATE TABLE public.\"we; ird\" (\n    id integer,\n    \"Body\" text\n);\n\n\
 --\n-- Data for Name: we; ird; Type: TABLE DATA; Schema: public; Owner: gitlab\n--\n\n\
 COPY public.\"we; ird\" (id, \"Body\") FROM stdin;\n1\t-- Name: x; Type: TABLE; Schema: public; Owner: g\n2\t\\\\.\n\\.\n\n\
---\n-- Name: add(integer); Type: FUNCTION; Schema: public; Owner: gitlab\n--\n";
+--\n-- Name: add(integer); Type: FUNCTION; Schema: public; Owner: gitlab\n--\n\n\
+CREATE FUNCTION public.add(integer) RETURNS integer\n    LANGUAGE sql\n    AS $$\n-- Name: y; Type: TABLE; Schema: public; Owner: g\nSELECT 1;\n$$;\n";
         let (cat, cost) = read_catalog(dump.as_bytes(), "db/database.sql.gz").unwrap();
         assert_eq!(cost.bytes, dump.len() as u64);
         assert!(cat.has("TABLE", "public", "we; ird"));
@@ -767,18 +605,16 @@ COPY public.\"we; ird\" (id, \"Body\") FROM stdin;\n1\t-- Name: x; Type: TABLE; 
             !cat.has("TABLE", "public", "x"),
             "a row was taken for a header"
         );
+        assert!(
+            !cat.has("TABLE", "public", "y"),
+            "a function body was taken for a header"
+        );
         assert_eq!(
             cat.columns
                 .get(&("public".into(), "we; ird".into()))
                 .unwrap(),
             &vec!["id".to_string(), "Body".to_string()]
         );
-        let mut s = DumpScanner::new();
-        for l in dump.split_inclusive('\n') {
-            s.line(l.as_bytes());
-        }
-        let (_, copies) = s.finish().unwrap();
-        assert_eq!(copies, vec![("public".into(), "we; ird".into(), 2)]);
         // Cut inside the COPY block: an error naming the member and the table.
         let cut = &dump[..dump.find("2\t").unwrap()];
         let e = read_catalog(cut.as_bytes(), "db/database.sql.gz").unwrap_err();
