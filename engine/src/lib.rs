@@ -18,4 +18,5 @@ pub mod progress;
 pub mod restore;
 pub mod root;
 pub mod services;
+pub mod sandbox;
 pub mod version;
