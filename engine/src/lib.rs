@@ -17,6 +17,6 @@ pub mod pg;
 pub mod progress;
 pub mod restore;
 pub mod root;
-pub mod services;
 pub mod sandbox;
+pub mod services;
 pub mod version;
