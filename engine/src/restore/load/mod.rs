@@ -1,1 +1,737 @@
 //! Loading a plain pg_dump script into PostgreSQL, in parallel, with the result psql gives.
+//!
+//! [`load_dump`] reads the dump once, as a stream, and runs it the way `psql` would, but
+//! spread over several connections where that cannot change the result:
+//!
+//! - **Schema** (pre-data: settings, schemas, extensions, types, functions, tables, ...):
+//!   in dump order on one connection, as the statements stream in.
+//! - **Data**: each `COPY` block is handed, in chunks split at row boundaries, to worker
+//!   connections through bounded queues (flat memory). Decompression and parsing on the
+//!   calling thread overlap with the server's COPY work; small tables go whole to the least
+//!   busy worker, large ones are loaded by all workers at once, committed together only if
+//!   every part succeeded. Sequence `setval`s run in order on the main connection.
+//! - **Indexes**: post-data `CREATE INDEX` and primary/unique/exclusion keys are built
+//!   concurrently, largest tables first, with a larger `maintenance_work_mem`; key
+//!   constraints run alone on their table.
+//! - **Constraints**: the rest of post-data (foreign keys, index attachments, triggers,
+//!   rules, comments, ACLs, materialized view refreshes, ...) in dump order on the main
+//!   connection.
+//!
+//! Session settings from the dump (`SET ...`, `set_config('search_path', '', false)`) are
+//! replayed on every connection. Each statement runs in its own implicit transaction as in
+//! psql's autocommit mode. Errors that GitLab's restore ignores (`does not exist`, `must be
+//! owner of`) are recorded and skipped; any other error stops the load unless
+//! [`LoadOptions::continue_on_error`] is set (GitLab's behaviour).
+
+mod data;
+mod post;
+mod session;
+
+use std::collections::HashMap;
+use std::io::BufRead;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::dump::{
+    classify, describe, CopyHeader, DumpParser, Item, Kind, MetaCommand, ParseError, Position,
+    QualifiedName, Statement,
+};
+use crate::pg::conn::{ConnError, ConnSpec};
+use crate::progress::{Cancel, Event, Phase, Sink, SinkExt};
+
+use data::{DataPool, TableJob};
+use post::{run_units, IndexUnit};
+pub use session::ignored_by_gitlab;
+use session::{Conn, Outcome, Role, Session};
+
+/// How to load a dump.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// The target database (must exist; normally emptied by the drop step).
+    pub conn: ConnSpec,
+    /// Worker connections for data and index builds (at least 1; the main connection
+    /// comes on top).
+    pub jobs: usize,
+    /// Go on after errors GitLab's restore does not ignore (record them), as GitLab does.
+    pub continue_on_error: bool,
+    /// Checked between units of work (statements, data chunks, index builds).
+    pub cancel: Cancel,
+    /// `maintenance_work_mem` for index-building connections (only ever raised), e.g.
+    /// `"256MB"`; `None` keeps the server's.
+    pub maintenance_work_mem: Option<String>,
+    /// Size of the data chunks handed to workers (default 1 MiB).
+    pub chunk_bytes: usize,
+}
+
+impl LoadOptions {
+    /// Defaults: one job per core, stop on errors, 256MB `maintenance_work_mem`, 1 MiB
+    /// chunks.
+    pub fn new(conn: ConnSpec) -> Self {
+        LoadOptions {
+            conn,
+            jobs: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+            continue_on_error: false,
+            cancel: Cancel::new(),
+            maintenance_work_mem: Some("256MB".into()),
+            chunk_bytes: 1 << 20,
+        }
+    }
+}
+
+/// A statement that failed, with where it is in the dump and what the server said.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StatementError {
+    pub phase: Phase,
+    /// The object, from the TOC header (`TABLE public.users`) or the statement.
+    pub object: String,
+    pub at: Position,
+    /// The statement (shortened).
+    pub statement: String,
+    /// The server's message (`ERROR: ...`).
+    pub message: String,
+    pub sqlstate: Option<String>,
+}
+
+impl std::fmt::Display for StatementError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} (dump {}, {}): {} [statement: {}]",
+            self.object,
+            self.at,
+            self.phase.label(),
+            self.message,
+            self.statement
+        )
+    }
+}
+
+/// One table's data.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TableLoad {
+    pub table: QualifiedName,
+    /// Rows the dump's COPY block carried (compare with the database afterwards).
+    pub rows: u64,
+    /// Rows the server reported loading (equals `rows` when `loaded`).
+    pub server_rows: u64,
+    /// Bytes of COPY data.
+    pub bytes: u64,
+    /// `false` when its COPY failed (nothing of it is committed).
+    pub loaded: bool,
+    /// Loaded by several connections at once.
+    pub split: bool,
+    pub seconds: f64,
+}
+
+/// Statements and time of one phase.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PhaseReport {
+    pub phase: Phase,
+    pub statements: u64,
+    pub seconds: f64,
+}
+
+/// What a load did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LoadReport {
+    /// Per table, in dump order.
+    pub tables: Vec<TableLoad>,
+    /// Schema, Data, Indexes, Constraints (those that ran).
+    pub phases: Vec<PhaseReport>,
+    /// Errors GitLab's restore ignores.
+    pub ignored: Vec<StatementError>,
+    /// Other errors (only with `continue_on_error`; without it the first one is returned
+    /// as [`LoadError::Statement`]).
+    pub failed: Vec<StatementError>,
+    /// Bytes of the (decompressed) dump read.
+    pub bytes: u64,
+    pub seconds: f64,
+    pub jobs: usize,
+}
+
+/// Why a load stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+    #[error(transparent)]
+    Connect(#[from] ConnError),
+    #[error("restoring {0}\nRewind stops at the first error GitLab's restore would not ignore. Fix the cause and run the restore again (it drops all tables first), or pass --continue-on-error to record such errors and go on as GitLab does")]
+    Statement(Box<StatementError>),
+    #[error("lost the connection to PostgreSQL during {phase} ({object}, dump {at}): {detail}. The database is only partly restored: when the server is back, run the restore again (it drops all tables first)")]
+    ConnectionLost {
+        phase: &'static str,
+        object: String,
+        at: Position,
+        detail: String,
+    },
+    #[error("cancelled at dump {at}: the database is only partly restored; run the restore again to finish (it drops all tables first)")]
+    Cancelled { at: Position },
+    #[error("the dump switches to database `{target}` with \\connect at {at} (a pg_dump -C or pg_dumpall script): Rewind restores one database; use a dump of the database alone")]
+    OtherDatabase { target: String, at: Position },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Pre,
+    Data,
+    Post,
+}
+
+/// Rows read ahead before deciding whether a table is small (one connection) or large
+/// (all workers): this many chunks.
+const SPLIT_CHUNKS: usize = 4;
+
+struct PendingTable {
+    job: Arc<TableJob>,
+    rows: u64,
+    bytes: u64,
+}
+
+struct Loader<'a> {
+    opts: &'a LoadOptions,
+    sink: &'a dyn Sink,
+    main: Conn,
+    spare: Vec<Conn>,
+    session: Arc<Session>,
+    mode: Mode,
+    pool: Option<DataPool>,
+    pending_tables: Vec<PendingTable>,
+    units: Vec<IndexUnit>,
+    tail: Vec<(Statement, Arc<Session>)>,
+    table_bytes: HashMap<QualifiedName, u64>,
+    order: usize,
+    report: LoadReport,
+    phase: Option<(Phase, Instant)>,
+    phase_stats: Vec<PhaseReport>,
+    last_progress: Instant,
+}
+
+/// Load a plain pg_dump script from `input` (the decompressed stream, read once) into
+/// `opts.conn`'s database. See the module documentation for what runs where.
+pub fn load_dump<R: BufRead>(
+    input: R,
+    opts: &LoadOptions,
+    sink: &dyn Sink,
+) -> Result<LoadReport, LoadError> {
+    let started = Instant::now();
+    let main = connect(opts, Role::Main)?;
+    let mut loader = Loader {
+        opts,
+        sink,
+        main,
+        spare: Vec::new(),
+        session: Arc::new(Session::default()),
+        mode: Mode::Pre,
+        pool: None,
+        pending_tables: Vec::new(),
+        units: Vec::new(),
+        tail: Vec::new(),
+        table_bytes: HashMap::new(),
+        order: 0,
+        report: LoadReport {
+            jobs: opts.jobs.max(1),
+            ..LoadReport::default()
+        },
+        phase: None,
+        phase_stats: Vec::new(),
+        last_progress: Instant::now(),
+    };
+    let mut parser = DumpParser::new(input);
+    let result = loader.run(&mut parser);
+    loader.report.bytes = parser.bytes_read();
+    if let Err(e) = result {
+        loader.abort_pool();
+        loader.end_phase(false);
+        return Err(e);
+    }
+    loader.end_phase(true);
+    let mut report = loader.report;
+    report.phases = loader.phase_stats;
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+fn connect(opts: &LoadOptions, role: Role) -> Result<Conn, LoadError> {
+    let client = opts.conn.connect()?;
+    Conn::new(client, role, opts.maintenance_work_mem.clone()).map_err(|detail| {
+        LoadError::ConnectionLost {
+            phase: "connection setup",
+            object: opts.conn.target(),
+            at: Position::default(),
+            detail,
+        }
+    })
+}
+
+fn excerpt(sql: &str) -> String {
+    let s = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    if s.chars().count() > 160 {
+        s.chars().take(160).collect::<String>() + "..."
+    } else {
+        s
+    }
+}
+
+/// The database a `\connect` names (`-` or none: the current one).
+fn connect_target(args: &str) -> Option<String> {
+    if let Some(i) = args.find("dbname=") {
+        let rest = &args[i + 7..];
+        if let Some(quoted) = rest.strip_prefix('\'') {
+            let end = quoted.find('\'').unwrap_or(quoted.len());
+            return Some(quoted[..end].to_string());
+        }
+        let end = rest
+            .find(|c: char| c == '"' || c.is_whitespace())
+            .unwrap_or(rest.len());
+        return Some(rest[..end].to_string());
+    }
+    let first = args.split_whitespace().find(|w| !w.starts_with("-reuse"))?;
+    let first = first.trim_matches('"');
+    (first != "-").then(|| first.to_string())
+}
+
+impl Loader<'_> {
+    fn run<R: BufRead>(&mut self, parser: &mut DumpParser<R>) -> Result<(), LoadError> {
+        self.enter(Phase::Schema);
+        loop {
+            if self.opts.cancel.is_cancelled() {
+                return Err(LoadError::Cancelled {
+                    at: parser.position(),
+                });
+            }
+            let Some(item) = parser.next_item()? else {
+                break;
+            };
+            match item {
+                Item::Statement(s) => self.statement(s)?,
+                Item::Copy(h) => self.copy(h, parser)?,
+                Item::Meta {
+                    command: MetaCommand::Connect { args },
+                    at,
+                } => {
+                    if let Some(t) = connect_target(&args) {
+                        if t != self.opts.conn.dbname {
+                            return Err(LoadError::OtherDatabase { target: t, at });
+                        }
+                    }
+                    self.flush()?;
+                    self.main = connect(self.opts, Role::Main)?;
+                    self.session = self.session.reset();
+                    self.main.mark_applied(&self.session);
+                }
+                Item::Meta { .. } => {}
+            }
+        }
+        self.flush()
+    }
+
+    fn enter(&mut self, phase: Phase) {
+        if self.phase.map(|(p, _)| p) == Some(phase) {
+            return;
+        }
+        self.end_phase(true);
+        self.sink.event(Event::PhaseStarted { phase, total: None });
+        self.phase = Some((phase, Instant::now()));
+    }
+
+    fn end_phase(&mut self, ok: bool) {
+        if let Some((p, t)) = self.phase.take() {
+            let secs = t.elapsed().as_secs_f64();
+            match self.phase_stats.iter_mut().find(|s| s.phase == p) {
+                Some(s) => s.seconds += secs,
+                None => self.phase_stats.push(PhaseReport {
+                    phase: p,
+                    statements: 0,
+                    seconds: secs,
+                }),
+            }
+            self.sink.event(Event::PhaseFinished { phase: p, ok });
+        }
+    }
+
+    fn count(&mut self, phase: Phase) {
+        match self.phase_stats.iter_mut().find(|s| s.phase == phase) {
+            Some(s) => s.statements += 1,
+            None => self.phase_stats.push(PhaseReport {
+                phase,
+                statements: 1,
+                seconds: 0.0,
+            }),
+        }
+    }
+
+    fn statement(&mut self, s: Statement) -> Result<(), LoadError> {
+        let kind = classify(&s.sql, s.toc.as_deref());
+        self.order += 1;
+        match self.mode {
+            Mode::Post => {
+                match kind {
+                    Kind::Session { key } => self.session = self.session.with(&key, &s.sql),
+                    Kind::Index { table } => self.push_unit(s, table, false),
+                    Kind::KeyConstraint { table } => self.push_unit(s, table, true),
+                    _ => self.tail.push((s, self.session.clone())),
+                }
+                Ok(())
+            }
+            Mode::Data => match kind {
+                Kind::Index { .. } | Kind::KeyConstraint { .. } | Kind::PostData => {
+                    self.mode = Mode::Post;
+                    self.order -= 1;
+                    self.statement(s)
+                }
+                Kind::Session { key } => self.run_session(&s, &key, Phase::Data),
+                Kind::SequenceSet => self.exec_main(&s, Phase::Data),
+                _ => {
+                    // Anything else waits for the data in flight: psql would run it after.
+                    self.finish_pool()?;
+                    self.exec_main(&s, Phase::Data)
+                }
+            },
+            Mode::Pre => {
+                self.enter(Phase::Schema);
+                match kind {
+                    Kind::Session { key } => self.run_session(&s, &key, Phase::Schema),
+                    _ => self.exec_main(&s, Phase::Schema),
+                }
+            }
+        }
+    }
+
+    fn push_unit(&mut self, stmt: Statement, table: QualifiedName, exclusive: bool) {
+        let weight = self.table_bytes.get(&table).copied().unwrap_or(0);
+        self.units.push(IndexUnit {
+            stmt,
+            table,
+            exclusive,
+            session: self.session.clone(),
+            weight,
+            order: self.order,
+        });
+    }
+
+    fn run_session(&mut self, s: &Statement, key: &str, phase: Phase) -> Result<(), LoadError> {
+        self.exec_main(s, phase)?;
+        self.session = self.session.with(key, &s.sql);
+        self.main.mark_applied(&self.session);
+        Ok(())
+    }
+
+    /// Run a statement on the main connection and account for its outcome.
+    fn exec_main(&mut self, s: &Statement, phase: Phase) -> Result<(), LoadError> {
+        if let Err(detail) = self.main.apply(&self.session) {
+            return Err(self.lost(phase, s, detail));
+        }
+        let outcome = self.main.run(&s.sql);
+        self.count(phase);
+        self.account(phase, s, outcome)
+    }
+
+    fn lost(&self, phase: Phase, s: &Statement, detail: String) -> LoadError {
+        LoadError::ConnectionLost {
+            phase: phase.label(),
+            object: describe(&s.sql, s.toc.as_deref()),
+            at: s.at,
+            detail,
+        }
+    }
+
+    fn account(&mut self, phase: Phase, s: &Statement, outcome: Outcome) -> Result<(), LoadError> {
+        let err = |message: String, sqlstate: Option<String>| StatementError {
+            phase,
+            object: describe(&s.sql, s.toc.as_deref()),
+            at: s.at,
+            statement: excerpt(&s.sql),
+            message,
+            sqlstate,
+        };
+        match outcome {
+            Outcome::Ok => Ok(()),
+            Outcome::Ignored(m) => {
+                self.report.ignored.push(err(m, None));
+                Ok(())
+            }
+            Outcome::Failed(m, code) => {
+                let e = err(m, code);
+                if self.opts.continue_on_error {
+                    self.sink.warn(format!("error restoring {e}"));
+                    self.report.failed.push(e);
+                    Ok(())
+                } else {
+                    Err(LoadError::Statement(Box::new(e)))
+                }
+            }
+            Outcome::Fatal(detail) => Err(self.lost(phase, s, detail)),
+        }
+    }
+
+    /// Connections for workers: spare ones first, then new ones, `jobs` in all.
+    fn worker_conns(&mut self, role: Role) -> Result<Vec<Conn>, LoadError> {
+        let jobs = self.opts.jobs.max(1);
+        let mut conns: Vec<Conn> = Vec::new();
+        while conns.len() < jobs {
+            let mut c = match self.spare.pop() {
+                Some(c) => c,
+                None => connect(self.opts, role)?,
+            };
+            let _ = c.set_role(role);
+            conns.push(c);
+        }
+        Ok(conns)
+    }
+
+    fn copy<R: BufRead>(
+        &mut self,
+        header: CopyHeader,
+        parser: &mut DumpParser<R>,
+    ) -> Result<(), LoadError> {
+        if self.mode == Mode::Post {
+            self.flush()?;
+        }
+        if self.mode == Mode::Pre {
+            self.enter(Phase::Data);
+            self.mode = Mode::Data;
+        }
+        if self.pool.is_none() {
+            let conns = self.worker_conns(Role::Data)?;
+            self.pool = Some(DataPool::start(conns, self.opts.continue_on_error));
+        }
+        let chunk = self.opts.chunk_bytes.max(4096);
+        let table = header.table.clone();
+        let label = table.to_string();
+        let mut rows = 0u64;
+        let mut bytes = 0u64;
+        let mut first = Vec::new();
+        let mut done = false;
+        let Some(pool) = self.pool.as_mut() else {
+            return Ok(());
+        };
+        while !done && first.len() < SPLIT_CHUNKS {
+            let mut buf = pool.shared.buffer(chunk);
+            let c = parser.read_copy_chunk(&mut buf, chunk)?;
+            rows += c.rows;
+            bytes += buf.len() as u64;
+            done = c.done;
+            if !buf.is_empty() {
+                first.push(buf);
+            }
+        }
+        let job = pool.begin(header, self.session.clone(), first, done);
+        let Some(job) = job else {
+            return self.finish_pool();
+        };
+        while !done {
+            if self.opts.cancel.is_cancelled() {
+                return Err(LoadError::Cancelled {
+                    at: parser.position(),
+                });
+            }
+            let Some(pool) = self.pool.as_ref() else {
+                break;
+            };
+            let mut buf = pool.shared.buffer(chunk);
+            let c = parser.read_copy_chunk(&mut buf, chunk)?;
+            rows += c.rows;
+            bytes += buf.len() as u64;
+            done = c.done;
+            if !buf.is_empty() && !pool.feed(&job, buf) {
+                break;
+            }
+            if self.last_progress.elapsed() > Duration::from_millis(250) {
+                self.last_progress = Instant::now();
+                self.sink.event(Event::Progress {
+                    phase: Phase::Data,
+                    done: parser.bytes_read(),
+                    total: None,
+                    current: Some(label.clone()),
+                    rows: Some(rows),
+                });
+            }
+        }
+        if let Some(pool) = self.pool.as_ref() {
+            pool.close(&job);
+        }
+        *self.table_bytes.entry(table).or_insert(0) += bytes;
+        self.pending_tables.push(PendingTable { job, rows, bytes });
+        self.count(Phase::Data);
+        if self.pool.as_ref().is_some_and(|p| p.aborted()) {
+            return self.finish_pool();
+        }
+        if self.last_progress.elapsed() > Duration::from_millis(250) {
+            self.last_progress = Instant::now();
+            self.sink.event(Event::Progress {
+                phase: Phase::Data,
+                done: parser.bytes_read(),
+                total: None,
+                current: Some(label),
+                rows: Some(rows),
+            });
+        }
+        Ok(())
+    }
+
+    /// Stop the data workers at once (error path): nothing of a table in flight commits.
+    fn abort_pool(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            pool.shared
+                .abort
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            let (conns, _, _) = pool.finish();
+            self.spare.extend(conns);
+        }
+    }
+
+    /// Wait for the data in flight; account for its tables and errors.
+    fn finish_pool(&mut self) -> Result<(), LoadError> {
+        let Some(pool) = self.pool.take() else {
+            return Ok(());
+        };
+        let (conns, shared, _jobs) = pool.finish();
+        self.spare.extend(conns);
+        for t in self.pending_tables.drain(..) {
+            let failed = t.job.failed.load(std::sync::atomic::Ordering::SeqCst);
+            self.report.tables.push(TableLoad {
+                table: t.job.header.table.clone(),
+                rows: t.rows,
+                server_rows: t.job.server_rows.load(std::sync::atomic::Ordering::SeqCst),
+                bytes: t.bytes,
+                loaded: !failed,
+                split: t.job.parts() > 1,
+                seconds: t.job.nanos.load(std::sync::atomic::Ordering::SeqCst) as f64 / 1e9,
+            });
+        }
+        let errors = std::mem::take(&mut *shared.errors.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut first_failure = None;
+        for e in errors {
+            let se = StatementError {
+                phase: Phase::Data,
+                object: format!("TABLE DATA {}", e.table),
+                at: e.header.at,
+                statement: excerpt(&e.header.sql),
+                message: e.message.clone(),
+                sqlstate: e.sqlstate.clone(),
+            };
+            if e.fatal {
+                return Err(LoadError::ConnectionLost {
+                    phase: Phase::Data.label(),
+                    object: se.object,
+                    at: se.at,
+                    detail: se.message,
+                });
+            }
+            if e.ignored {
+                self.report.ignored.push(se);
+            } else if self.opts.continue_on_error {
+                self.sink.warn(format!("error restoring {se}"));
+                self.report.failed.push(se);
+            } else if first_failure.is_none() {
+                first_failure = Some(se);
+            }
+        }
+        match first_failure {
+            Some(se) => Err(LoadError::Statement(Box::new(se))),
+            None => Ok(()),
+        }
+    }
+
+    /// Run everything buffered: data in flight, then index builds, then the ordered tail.
+    fn flush(&mut self) -> Result<(), LoadError> {
+        self.finish_pool()?;
+        self.mode = Mode::Pre;
+        let units = std::mem::take(&mut self.units);
+        let tail = std::mem::take(&mut self.tail);
+        if !units.is_empty() {
+            self.enter(Phase::Indexes);
+            let total = units.len() as u64;
+            self.sink.event(Event::PhaseStarted {
+                phase: Phase::Indexes,
+                total: Some(total),
+            });
+            let conns = self.worker_conns(Role::Index)?;
+            let stop = AtomicBool::new(false);
+            let sink = self.sink;
+            let on_done = |r: &post::UnitResult, n: usize| {
+                sink.event(Event::Progress {
+                    phase: Phase::Indexes,
+                    done: n as u64,
+                    total: Some(total),
+                    current: Some(r.unit.table.to_string()),
+                    rows: None,
+                });
+            };
+            let (results, conns) = run_units(
+                units,
+                conns,
+                &stop,
+                &self.opts.cancel,
+                self.opts.continue_on_error,
+                &on_done,
+            );
+            self.spare.extend(conns);
+            let mut results = results;
+            results.sort_by_key(|r| r.unit.order);
+            let mut first_err = None;
+            for r in results {
+                self.count(Phase::Indexes);
+                if r.seconds >= 1.0 {
+                    self.sink.info(format!(
+                        "{} built in {:.1}s",
+                        describe(&r.unit.stmt.sql, r.unit.stmt.toc.as_deref()),
+                        r.seconds
+                    ));
+                }
+                if let Err(e) = self.account(Phase::Indexes, &r.unit.stmt, r.outcome) {
+                    if first_err.is_none() || matches!(e, LoadError::ConnectionLost { .. }) {
+                        first_err = Some(e);
+                    }
+                }
+            }
+            if let Some(e) = first_err {
+                return Err(e);
+            }
+            if self.opts.cancel.is_cancelled() {
+                return Err(LoadError::Cancelled {
+                    at: Position::default(),
+                });
+            }
+        }
+        if !tail.is_empty() {
+            self.enter(Phase::Constraints);
+            for (s, session) in tail {
+                if self.opts.cancel.is_cancelled() {
+                    return Err(LoadError::Cancelled { at: s.at });
+                }
+                if let Err(detail) = self.main.apply(&session) {
+                    return Err(self.lost(Phase::Constraints, &s, detail));
+                }
+                let outcome = self.main.run(&s.sql);
+                self.count(Phase::Constraints);
+                self.account(Phase::Constraints, &s, outcome)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_targets() {
+        assert_eq!(
+            connect_target("gitlabhq_production").as_deref(),
+            Some("gitlabhq_production")
+        );
+        assert_eq!(connect_target("-"), None);
+        assert_eq!(
+            connect_target("-reuse-previous=on \"dbname='x y'\"").as_deref(),
+            Some("x y")
+        );
+    }
+}
