@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod commands;
 pub mod output;
+pub mod tui;
 
 use std::process::ExitCode;
 

@@ -3,6 +3,7 @@
 pub mod backups;
 pub mod detect;
 pub mod inspect;
+pub mod wizard;
 
 use std::process::ExitCode;
 
@@ -48,6 +49,6 @@ pub fn dispatch(cli: Cli) -> color_eyre::Result<ExitCode> {
         Some(Command::Detect(args)) => detect::run(&ctx, args),
         Some(Command::Backups(args)) => backups::run(&ctx, args),
         Some(Command::Inspect(args)) => inspect::run(&ctx, args),
-        None => detect::run(&ctx, detect::Args {}),
+        None => wizard::run(&ctx),
     }
 }

@@ -1,0 +1,431 @@
+//! Realistic wizard states for the unit and snapshot tests: an Omnibus 16.11.1-ee host that
+//! failed its upgrade, with backups made on 16.10.3-ee.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rewind_engine::detect::{DatabaseConn, Finding, InstallKind, Installation};
+use rewind_engine::pg::conn::{ConnSpec, Secret};
+use rewind_engine::preflight::{Check, CheckKind, Status};
+use rewind_engine::root::HostRoot;
+use rewind_engine::version::Edition;
+
+use super::event::{Event, Msg};
+use super::state::{BackupRow, DropItem, Inventory, State};
+use super::update::{start, update};
+
+pub const DB: &str = "gitlabhq_production";
+
+pub fn installation() -> Installation {
+    Installation {
+        kind: Some(InstallKind::Omnibus),
+        version: Some("16.11.1-ee".parse().expect("version")),
+        edition: Some(Edition::Ee),
+        package: Some("gitlab-ee".into()),
+        rails_root: Some("/opt/gitlab/embedded/service/gitlab-rails".into()),
+        backup_path: "/var/opt/gitlab/backups".into(),
+        databases: vec![DatabaseConn {
+            name: "main".into(),
+            spec: ConnSpec {
+                host: "/var/opt/gitlab/postgresql".into(),
+                port: 5432,
+                user: "gitlab".into(),
+                password: Secret::new(None),
+                dbname: DB.into(),
+                sslmode: None,
+            },
+            database_tasks: true,
+        }],
+        log_dir: Some("/var/log/gitlab/gitlab-rails".into()),
+        findings: vec![
+            finding(
+                "installed version",
+                "/opt/gitlab/embedded/service/gitlab-rails/VERSION",
+                true,
+                "16.11.1-ee",
+            ),
+            finding(
+                "package",
+                "/opt/gitlab/version-manifest.txt",
+                true,
+                "gitlab-ee 16.11.1",
+            ),
+            finding(
+                "gitlab.rb",
+                "/etc/gitlab/gitlab.rb",
+                true,
+                "backup_path not set: default",
+            ),
+            finding(
+                "database.yml",
+                "/var/opt/gitlab/gitlab-rails/etc/database.yml",
+                true,
+                "main",
+            ),
+            finding(
+                "backup directory",
+                "/var/opt/gitlab/backups",
+                true,
+                "2 archives",
+            ),
+        ],
+    }
+}
+
+fn finding(what: &str, path: &str, found: bool, note: &str) -> Finding {
+    Finding {
+        what: what.into(),
+        path: path.into(),
+        found,
+        note: note.into(),
+    }
+}
+
+pub fn backups() -> Vec<BackupRow> {
+    vec![
+        BackupRow {
+            id: "1763200000_2026_11_15_16.10.3-ee".into(),
+            path: "/var/opt/gitlab/backups/1763200000_2026_11_15_16.10.3-ee_gitlab_backup.tar"
+                .into(),
+            created: "2026-11-15 09:46".into(),
+            version: Some("16.10.3-ee".parse().expect("version")),
+            size: 734_003_200,
+            mtime: 1_763_200_000,
+            components: vec![
+                "db".into(),
+                "uploads".into(),
+                "builds".into(),
+                "artifacts".into(),
+                "lfs".into(),
+                "repositories".into(),
+            ],
+            skipped: vec!["registry".into()],
+            matches_installed: false,
+            details: vec![("compression".into(), "gzip".into())],
+        },
+        BackupRow {
+            id: "1762600000_2026_11_08_16.10.2-ee".into(),
+            path: "/var/opt/gitlab/backups/1762600000_2026_11_08_16.10.2-ee_gitlab_backup.tar"
+                .into(),
+            created: "2026-11-08 11:06".into(),
+            version: Some("16.10.2-ee".parse().expect("version")),
+            size: 712_441_856,
+            mtime: 1_762_600_000,
+            components: vec!["db".into(), "uploads".into(), "repositories".into()],
+            skipped: Vec::new(),
+            matches_installed: false,
+            details: Vec::new(),
+        },
+    ]
+}
+
+pub fn checks(archive: Status) -> Vec<Check> {
+    let c = |kind, status, reason: &str, fix: &str| Check {
+        kind,
+        status,
+        reason: reason.into(),
+        fix: fix.into(),
+    };
+    vec![
+        match archive {
+            Status::Fail => c(CheckKind::Archive, Status::Fail, "member db/database.sql.gz: corrupt deflate stream", "the archive is damaged or incomplete; copy it again from where it is kept, or pick another backup"),
+            _ => c(CheckKind::Archive, Status::Pass, "9 members read, 6 compressed members decoded", ""),
+        },
+        c(CheckKind::FreeDisk, Status::Pass, "41.2 GiB free in /var/opt/gitlab/backups, database 1.9 GiB", ""),
+        c(CheckKind::Database, Status::Pass, "gitlabhq_production on /var/opt/gitlab/postgresql:5432 as gitlab (owner)", ""),
+        c(CheckKind::TargetPackage, Status::Warn, "16.11.1-ee is installed, the backup needs 16.10.3-ee", "the rollback step installs it; GitLab refuses to restore a backup from another version"),
+        c(CheckKind::Writers, Status::Warn, "other sessions connected: puma (4), sidekiq (2)", "the next step stops puma and sidekiq (gitlab-ctl stop puma; gitlab-ctl stop sidekiq)"),
+    ]
+}
+
+pub fn inventory() -> Inventory {
+    let item = |kind: &str, name: &str, rows, bytes, leftover| DropItem {
+        kind: kind.into(),
+        name: name.into(),
+        rows,
+        bytes,
+        leftover,
+    };
+    Inventory {
+        database: DB.into(),
+        items: vec![
+            item("schema", "public", None, None, false),
+            item(
+                "table",
+                "public.projects",
+                Some(18_402),
+                Some(9_437_184),
+                false,
+            ),
+            item("table", "public.users", Some(2_311), Some(1_572_864), false),
+            item(
+                "table",
+                "public.ci_builds",
+                Some(1_204_877),
+                Some(812_646_400),
+                false,
+            ),
+            item(
+                "table",
+                "public.merge_requests",
+                Some(96_120),
+                Some(48_234_496),
+                false,
+            ),
+            item(
+                "table",
+                "public.ci_job_token_authorizations",
+                Some(0),
+                Some(16_384),
+                true,
+            ),
+            item("table", "public.zoekt_tasks", Some(0), Some(8_192), true),
+            item("view", "public.postgres_indexes", None, None, false),
+            item("sequence", "public.projects_id_seq", None, None, false),
+        ],
+    }
+}
+
+pub fn key(c: crossterm::event::KeyCode) -> Event {
+    Event::Key(crossterm::event::KeyEvent::from(c))
+}
+
+pub fn ch(c: char) -> Event {
+    key(crossterm::event::KeyCode::Char(c))
+}
+
+pub fn ctrl(c: char) -> Event {
+    Event::Key(crossterm::event::KeyEvent::new(
+        crossterm::event::KeyCode::Char(c),
+        crossterm::event::KeyModifiers::CONTROL,
+    ))
+}
+
+pub fn typed(s: &mut State, text: &str) {
+    for c in text.chars() {
+        update(s, ch(c));
+    }
+}
+
+/// A detected state showing the backup list.
+pub fn at_backups() -> State {
+    let mut s = State::new(HostRoot::system(), None);
+    s.color = false;
+    start(&mut s);
+    update(
+        &mut s,
+        Event::Engine(Msg::Detected(Ok(Box::new(installation())))),
+    );
+    update(&mut s, Event::Engine(Msg::Backups(Ok(backups()))));
+    update(&mut s, key(crossterm::event::KeyCode::Enter));
+    s
+}
+
+/// Backup picked, checks done.
+pub fn at_preflight(archive: Status) -> State {
+    let mut s = at_backups();
+    update(&mut s, key(crossterm::event::KeyCode::Enter));
+    for c in checks(archive) {
+        update(&mut s, Event::Engine(Msg::PreflightCheck(c)));
+    }
+    update(&mut s, Event::Engine(Msg::PreflightDone));
+    s
+}
+
+/// At ConfirmDrop with the inventory listed (services stopped, package rolled back).
+pub fn at_confirm() -> State {
+    use super::event::ActionPlan;
+    use super::state::Step;
+    use crossterm::event::KeyCode;
+    let mut s = at_preflight(Status::Pass);
+    update(&mut s, key(KeyCode::Enter));
+    for step in [Step::StopServices, Step::RollbackPackage] {
+        update(
+            &mut s,
+            Event::Engine(Msg::ActionPlanned {
+                step,
+                result: Ok(ActionPlan {
+                    commands: plan_commands(step),
+                    skip: None,
+                }),
+            }),
+        );
+        update(&mut s, key(KeyCode::Enter));
+        update(&mut s, ch('y'));
+        for l in output_lines(step) {
+            update(
+                &mut s,
+                Event::Engine(Msg::Progress(rewind_engine::progress::Event::Output {
+                    line: l.into(),
+                })),
+            );
+        }
+        let mut inst = installation();
+        if step == Step::RollbackPackage {
+            inst.version = Some("16.10.3-ee".parse().expect("version"));
+        }
+        update(
+            &mut s,
+            Event::Engine(Msg::ActionDone {
+                step,
+                result: Ok(done_text(step).into()),
+                installation: Some(Box::new(inst)),
+            }),
+        );
+        update(&mut s, key(KeyCode::Enter));
+    }
+    update(&mut s, Event::Engine(Msg::Inventory(Ok(inventory()))));
+    s.journal_dir = Some(PathBuf::from("/var/opt/gitlab/backups/rewind"));
+    s
+}
+
+pub fn plan_commands(step: super::state::Step) -> Vec<String> {
+    use super::state::Step;
+    match step {
+        Step::StopServices => vec![
+            "/opt/gitlab/bin/gitlab-ctl stop puma".into(),
+            "/opt/gitlab/bin/gitlab-ctl stop sidekiq".into(),
+        ],
+        Step::RollbackPackage => {
+            vec!["apt-get install -y --allow-downgrades gitlab-ee=16.10.3-ee.0".into()]
+        }
+        _ => vec!["/opt/gitlab/bin/gitlab-ctl start".into()],
+    }
+}
+
+pub fn output_lines(step: super::state::Step) -> Vec<&'static str> {
+    use super::state::Step;
+    match step {
+        Step::StopServices => vec![
+            "ok: down: puma: 0s, normally up",
+            "ok: down: sidekiq: 1s, normally up",
+        ],
+        Step::RollbackPackage => vec![
+            "Reading package lists...",
+            "The following packages will be DOWNGRADED:",
+            "  gitlab-ee",
+            "Unpacking gitlab-ee (16.10.3-ee.0) over (16.11.1-ee.0) ...",
+            "Setting up gitlab-ee (16.10.3-ee.0) ...",
+        ],
+        _ => vec![
+            "ok: run: puma: (pid 4242) 1s",
+            "ok: run: sidekiq: (pid 4243) 1s",
+        ],
+    }
+}
+
+pub fn done_text(step: super::state::Step) -> &'static str {
+    use super::state::Step;
+    match step {
+        Step::StopServices => "puma and sidekiq are down",
+        Step::RollbackPackage => "installed version is now 16.10.3-ee",
+        _ => "all services are up",
+    }
+}
+
+/// A restore in the middle of the data phase.
+pub fn mid_restore() -> State {
+    use crossterm::event::KeyCode;
+    use rewind_engine::progress::{Event as P, Phase};
+    let mut s = at_confirm();
+    typed(&mut s, DB);
+    update(&mut s, key(KeyCode::Enter));
+    update(&mut s, Event::Tick(Duration::from_secs(100)));
+    update(&mut s, key(KeyCode::Enter));
+    let mut t = 100;
+    let mut at = |s: &mut State, secs: u64, e: P| {
+        t += secs;
+        update(s, Event::Tick(Duration::from_secs(t)));
+        update(s, Event::Engine(Msg::Progress(e)));
+    };
+    at(
+        &mut s,
+        0,
+        P::PhaseStarted {
+            phase: Phase::Snapshot,
+            total: Some(2_040_109_465),
+        },
+    );
+    at(
+        &mut s,
+        41,
+        P::PhaseFinished {
+            phase: Phase::Snapshot,
+            ok: true,
+        },
+    );
+    update(
+        &mut s,
+        Event::Engine(Msg::SnapshotTaken(
+            "/var/opt/gitlab/backups/rewind/snapshot-1763300000-gitlabhq_production.dump".into(),
+        )),
+    );
+    at(
+        &mut s,
+        0,
+        P::PhaseStarted {
+            phase: Phase::Drop,
+            total: Some(1412),
+        },
+    );
+    at(
+        &mut s,
+        3,
+        P::PhaseFinished {
+            phase: Phase::Drop,
+            ok: true,
+        },
+    );
+    at(
+        &mut s,
+        0,
+        P::PhaseStarted {
+            phase: Phase::Schema,
+            total: Some(5120),
+        },
+    );
+    at(
+        &mut s,
+        9,
+        P::PhaseFinished {
+            phase: Phase::Schema,
+            ok: true,
+        },
+    );
+    at(
+        &mut s,
+        0,
+        P::PhaseStarted {
+            phase: Phase::Data,
+            total: Some(1_610_612_736),
+        },
+    );
+    at(
+        &mut s,
+        30,
+        P::Progress {
+            phase: Phase::Data,
+            done: 671_088_640,
+            total: Some(1_610_612_736),
+            current: Some("public.ci_builds".into()),
+            rows: Some(512_334),
+        },
+    );
+    at(
+        &mut s,
+        0,
+        P::Log {
+            level: rewind_engine::progress::Level::Info,
+            message: "COPY public.projects: 18402 rows".into(),
+        },
+    );
+    at(
+        &mut s,
+        0,
+        P::Log {
+            level: rewind_engine::progress::Level::Warn,
+            message: "public.zoekt_tasks is not in the backup: dropped, not restored".into(),
+        },
+    );
+    s
+}

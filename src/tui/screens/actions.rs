@@ -1,0 +1,69 @@
+//! StopServices, RollbackPackage, StartServices: the exact commands, their streamed output,
+//! and what re-detection found.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::Line;
+use ratatui::Frame;
+
+use super::{boxed, fit};
+use crate::tui::state::{ActionStatus, State, Step};
+use crate::tui::view::Theme;
+
+pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
+    let Some(a) = s.action(s.step) else {
+        return;
+    };
+    let intro = match s.step {
+        Step::StopServices => "Stop the services that write to the database (puma, sidekiq), so nothing writes while the database is restored.",
+        Step::RollbackPackage => "Install the GitLab version the backup was made on. GitLab refuses to restore a backup from another version.",
+        _ => "Start GitLab again and check that it comes up.",
+    };
+    let w = area.width.saturating_sub(4) as usize;
+    let mut top = vec![Line::from(format!(" {intro}")), Line::from("")];
+    match &a.status {
+        ActionStatus::NotPlanned | ActionStatus::Planning => {
+            top.push(Line::styled(" Working out the commands…", t.dim()))
+        }
+        ActionStatus::Skipped(why) => {
+            top.push(Line::styled(format!(" Skipped: {why}"), t.ok()));
+            top.push(Line::from(" Enter goes on."));
+        }
+        ActionStatus::Unavailable(why) => {
+            top.push(Line::styled(format!(" {why}"), t.warn()));
+            top.push(Line::from(
+                " Do this step by hand, then press Enter to go on.",
+            ));
+        }
+        st => {
+            for c in &a.commands {
+                top.push(Line::styled(
+                    format!("   $ {}", fit(c, w.saturating_sub(5))),
+                    t.bold(),
+                ));
+            }
+            top.push(Line::from(""));
+            top.push(match st {
+                ActionStatus::Ready => {
+                    Line::from(" Enter runs these commands (you confirm first).")
+                }
+                ActionStatus::Running => Line::styled(" Running…", t.accent()),
+                ActionStatus::Succeeded => Line::styled(
+                    format!(" Done. {}", a.result.clone().unwrap_or_default()),
+                    t.ok(),
+                ),
+                ActionStatus::Failed(e) => Line::styled(format!(" Failed: {e}"), t.bad()),
+                _ => Line::from(""),
+            });
+        }
+    }
+    let top_h = (top.len() as u16 + 2).min(area.height.saturating_sub(3));
+    let [head, out] = Layout::vertical([Constraint::Length(top_h), Constraint::Min(3)]).areas(area);
+    f.render_widget(super::boxed_wrap(s.step.title(), top), head);
+    let h = out.height.saturating_sub(2) as usize;
+    let start = a.output.len().saturating_sub(h);
+    let lines: Vec<Line> = a.output[start..]
+        .iter()
+        .map(|l| Line::from(format!(" {}", fit(l, w))))
+        .collect();
+    f.render_widget(boxed("Output", lines), out);
+}

@@ -1,0 +1,104 @@
+//! Verify and Done: the verify lines, the commands GitLab recommends next, and where the
+//! journal and the snapshot are.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::Frame;
+
+use super::{boxed_wrap, pending};
+use crate::tui::state::{Loadable, State};
+use crate::tui::view::Theme;
+
+pub fn draw_verify(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
+    let lines = pending(t, &s.verify, "Verifying the restore").unwrap_or_else(|| {
+        let mut v = Vec::new();
+        if let Loadable::Ready(items) = &s.verify {
+            for l in items {
+                v.push(Line::from(vec![
+                    if l.ok {
+                        Span::styled(" ✓ ", t.ok())
+                    } else {
+                        Span::styled(" ✗ ", t.bad())
+                    },
+                    Span::raw(l.text.clone()),
+                ]));
+            }
+            let bad = items.iter().filter(|l| !l.ok).count();
+            v.push(Line::from(""));
+            v.push(if bad == 0 {
+                Line::styled(" The database matches the backup. Enter starts the services.", t.ok())
+            } else {
+                Line::styled(
+                    format!(" {bad} problem(s): read them before starting GitLab (the log has details)."),
+                    t.bad(),
+                )
+            });
+        }
+        v
+    });
+    f.render_widget(boxed_wrap("Verify", lines), area);
+}
+
+fn is_rake_rails_root(s: &State) -> bool {
+    s.installation
+        .ready()
+        .and_then(|i| i.kind)
+        .is_some_and(|k| k == rewind_engine::detect::InstallKind::Source)
+}
+
+pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
+    let [summary, next] = Layout::vertical([Constraint::Min(6), Constraint::Length(7)]).areas(area);
+    let mut lines = Vec::new();
+    let version = s
+        .installation
+        .ready()
+        .and_then(|i| i.version.as_ref())
+        .map(|v| v.to_string())
+        .unwrap_or_else(|| "unknown".into());
+    lines.push(Line::styled(
+        format!(" GitLab {version} is back on the backup's data."),
+        t.ok(),
+    ));
+    if let Some(b) = &s.chosen {
+        lines.push(Line::from(format!(" backup    {}", b.id)));
+    }
+    if let Some(Ok(summary)) = &s.restore.result {
+        lines.push(Line::from(format!(" restore   {summary}")));
+    }
+    if let Some(dir) = &s.journal_dir {
+        lines.push(Line::from(format!(
+            " journal   {}",
+            dir.join("journal.jsonl").display()
+        )));
+    }
+    lines.push(Line::from(format!(
+        " snapshot  {}",
+        s.snapshot_taken
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "none taken".into())
+    )));
+    f.render_widget(boxed_wrap("Done", lines), summary);
+    let prefix = if is_rake_rails_root(s) {
+        "sudo -u git -H bundle exec rake"
+    } else {
+        "sudo gitlab-rake"
+    };
+    let env = if is_rake_rails_root(s) {
+        " RAILS_ENV=production"
+    } else {
+        ""
+    };
+    let next_lines = vec![
+        Line::from(" Check GitLab as its documentation recommends:"),
+        Line::styled(
+            format!("   {prefix} gitlab:check SANITIZE=true{env}"),
+            t.bold(),
+        ),
+        Line::styled(format!("   {prefix} gitlab:doctor:secrets{env}"), t.bold()),
+        Line::from(
+            " If a later upgrade fails on tables that already exist, m repairs the migrations.",
+        ),
+    ];
+    f.render_widget(boxed_wrap("Next", next_lines), next);
+}

@@ -1,0 +1,133 @@
+//! Restore: one gauge per phase, the current table, rows, throughput, elapsed and ETA, and
+//! the log pane.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::Frame;
+use rewind_engine::progress::Phase;
+
+use super::{bar, boxed, clock, fit};
+use crate::output::human_bytes;
+use crate::tui::state::{PhaseGauge, PhaseState, State};
+use crate::tui::view::{draw_log, Theme};
+
+pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
+    let gauges_h = s.restore.phases.len() as u16 + 2;
+    let [gauges, stats, log] = Layout::vertical([
+        Constraint::Length(gauges_h),
+        Constraint::Length(5),
+        Constraint::Min(3),
+    ])
+    .areas(area);
+    let w = gauges.width.saturating_sub(2) as usize;
+    let bar_w = w.saturating_sub(17 + 2 + 26).clamp(8, 60);
+    let lines: Vec<Line> = s
+        .restore
+        .phases
+        .iter()
+        .map(|g| gauge_line(s, t, g, bar_w))
+        .collect();
+    let title = match &s.restore.result {
+        None if s.restore.cancel_requested => "Restore (cancelling at the next safe point)",
+        None => "Restore",
+        Some(Ok(_)) => "Restore: finished",
+        Some(Err(_)) => "Restore: stopped",
+    };
+    f.render_widget(boxed(title, lines), gauges);
+
+    let now = s.restore.finished.unwrap_or(s.now);
+    let elapsed = s
+        .restore
+        .started
+        .map(|st| now.saturating_sub(st))
+        .unwrap_or_default();
+    let data = s.restore.phases.iter().find(|g| g.phase == Phase::Data);
+    let (rate, eta) = match data {
+        Some(g) if g.state == PhaseState::Running || g.state == PhaseState::Done => {
+            let end = g.finished.unwrap_or(s.now);
+            let secs = g
+                .started
+                .map(|st| end.saturating_sub(st).as_secs_f64())
+                .unwrap_or(0.0);
+            let rate = if secs > 0.5 {
+                g.done as f64 / secs
+            } else {
+                0.0
+            };
+            let eta = match (g.total, g.state) {
+                (Some(total), PhaseState::Running) if rate > 0.0 && total >= g.done => {
+                    clock(((total - g.done) as f64 / rate) as u64)
+                }
+                (_, PhaseState::Done) => "0:00".into(),
+                _ => "…".into(),
+            };
+            (format!("{}/s", human_bytes(rate as u64)), eta)
+        }
+        _ => ("…".into(), "…".into()),
+    };
+    let sw = stats.width.saturating_sub(16) as usize;
+    let mut st = vec![
+        Line::from(vec![
+            Span::styled(" table       ", t.dim()),
+            Span::raw(fit(s.restore.current.as_deref().unwrap_or("-"), sw)),
+        ]),
+        Line::from(vec![
+            Span::styled(" rows        ", t.dim()),
+            Span::raw(s.restore.rows.to_string()),
+            Span::styled("   throughput ", t.dim()),
+            Span::raw(rate),
+        ]),
+        Line::from(vec![
+            Span::styled(" elapsed     ", t.dim()),
+            Span::raw(clock(elapsed.as_secs())),
+            Span::styled("   ETA ", t.dim()),
+            Span::raw(eta),
+        ]),
+    ];
+    match &s.restore.result {
+        Some(Ok(summary)) => st[0] = Line::styled(format!(" {}", fit(summary, sw + 12)), t.ok()),
+        Some(Err(e)) => st[0] = Line::styled(format!(" {}", fit(e, sw + 12)), t.bad()),
+        None => {}
+    }
+    f.render_widget(boxed("Now", st), stats);
+    draw_log(s, t, f, log, "Log (PgUp/PgDn scroll)");
+}
+
+fn gauge_line<'a>(s: &State, t: &Theme, g: &PhaseGauge, bar_w: usize) -> Line<'a> {
+    let label = format!(" {:<16}", g.phase.label());
+    let ratio = match (g.state, g.total) {
+        (PhaseState::Done, _) => 1.0,
+        (_, Some(total)) if total > 0 => g.done as f64 / total as f64,
+        _ => 0.0,
+    };
+    let (style, status) = match g.state {
+        PhaseState::Pending => (t.dim(), "waiting".to_string()),
+        PhaseState::Skipped => (t.dim(), "skipped".to_string()),
+        PhaseState::Failed => (t.bad(), "failed".to_string()),
+        PhaseState::Done => {
+            let secs = match (g.started, g.finished) {
+                (Some(a), Some(b)) => b.saturating_sub(a).as_secs(),
+                _ => 0,
+            };
+            (t.ok(), format!("done in {}", clock(secs)))
+        }
+        PhaseState::Running => {
+            let pct = (ratio * 100.0) as u32;
+            let detail = match (g.phase, g.total) {
+                (Phase::Data | Phase::Snapshot, Some(total)) => {
+                    format!("{pct:>3}% {}/{}", human_bytes(g.done), human_bytes(total))
+                }
+                (_, Some(total)) => format!("{pct:>3}% {}/{total}", g.done),
+                (Phase::Data | Phase::Snapshot, None) => human_bytes(g.done),
+                (_, None) => format!("{}", g.done),
+            };
+            let _ = s;
+            (t.accent(), detail)
+        }
+    };
+    Line::from(vec![
+        Span::styled(label, t.bold()),
+        Span::styled(bar(ratio, bar_w), style),
+        Span::styled(format!(" {status}"), style),
+    ])
+}

@@ -1,0 +1,355 @@
+//! Every screen rendered with ratatui's `TestBackend` at 80x24 and at a wide size, compared
+//! with the snapshots in `src/tui/snapshots/`.
+
+use std::time::Duration;
+
+use crossterm::event::KeyCode;
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+use rewind_engine::preflight::Status;
+use rewind_engine::progress::Phase;
+use rewind_engine::session::{BackupIdentity, Session, SessionStep};
+
+use super::event::{ActionPlan, Event, Msg};
+use super::fixtures::*;
+use super::state::{Loadable, RepairItem, ResumeOffer, State, Step, VerifyLine};
+use super::update::update;
+use super::view::view;
+
+const STARTED: &str = "2026-11-25T09:12:40Z";
+const SNAP: &str =
+    "/var/opt/gitlab/backups/rewind/snapshot-20261125091240-gitlabhq_production.dump";
+
+/// Make time-dependent fields fixed.
+fn settle(s: &mut State) {
+    if let Some(sess) = s.session.as_mut() {
+        sess.started = STARTED.into();
+        for d in &mut sess.done {
+            d.at = STARTED.into();
+        }
+    }
+    if s.snapshot_path.is_some() {
+        s.snapshot_path = Some(SNAP.into());
+    }
+    if s.snapshot_taken.is_some() {
+        s.snapshot_taken = Some(SNAP.into());
+    }
+}
+
+fn render(s: &State, w: u16, h: u16) -> String {
+    let mut t = Terminal::new(TestBackend::new(w, h)).expect("test terminal");
+    t.draw(|f| view(s, f)).expect("draw");
+    let buf = t.backend().buffer().clone();
+    let mut out = String::new();
+    for y in 0..h {
+        let mut line = String::new();
+        for x in 0..w {
+            line.push_str(buf[(x, y)].symbol());
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Snapshot a state at 80x24 and 120x34.
+fn check(name: &str, mut s: State) {
+    settle(&mut s);
+    insta::assert_snapshot!(format!("{name}_80x24"), render(&s, 80, 24));
+    insta::assert_snapshot!(format!("{name}_120x34"), render(&s, 120, 34));
+}
+
+#[test]
+fn detect() {
+    let mut s = at_backups();
+    s.step = Step::Detect;
+    check("detect", s);
+}
+
+#[test]
+fn detect_nothing_found() {
+    let mut s = at_backups();
+    s.step = Step::Detect;
+    if let Loadable::Ready(i) = &mut s.installation {
+        i.kind = None;
+        i.version = None;
+        i.edition = None;
+        i.package = None;
+        i.databases.clear();
+        i.findings.iter_mut().for_each(|f| {
+            f.found = false;
+            f.note = "does not exist".into();
+        });
+    }
+    check("detect_nothing_found", s);
+}
+
+#[test]
+fn select_backup() {
+    let mut s = at_backups();
+    update(&mut s, ch('j'));
+    check("select_backup", s);
+}
+
+#[test]
+fn preflight_running() {
+    let mut s = at_backups();
+    update(&mut s, key(KeyCode::Enter));
+    update(
+        &mut s,
+        Event::Engine(Msg::Progress(rewind_engine::progress::Event::Progress {
+            phase: Phase::Verify,
+            done: 301_989_888,
+            total: Some(734_003_200),
+            current: None,
+            rows: None,
+        })),
+    );
+    check("preflight_running", s);
+}
+
+#[test]
+fn preflight_failed() {
+    let mut s = at_preflight(Status::Fail);
+    update(&mut s, key(KeyCode::Enter));
+    check("preflight_failed", s);
+}
+
+#[test]
+fn stop_services_running() {
+    let mut s = at_preflight(Status::Pass);
+    update(&mut s, key(KeyCode::Enter));
+    update(
+        &mut s,
+        Event::Engine(Msg::ActionPlanned {
+            step: Step::StopServices,
+            result: Ok(ActionPlan {
+                commands: plan_commands(Step::StopServices),
+                skip: None,
+            }),
+        }),
+    );
+    update(&mut s, key(KeyCode::Enter));
+    update(&mut s, ch('y'));
+    update(
+        &mut s,
+        Event::Engine(Msg::Progress(rewind_engine::progress::Event::Output {
+            line: "ok: down: puma: 0s, normally up".into(),
+        })),
+    );
+    check("stop_services_running", s);
+}
+
+#[test]
+fn rollback_confirm_modal() {
+    let mut s = at_preflight(Status::Pass);
+    update(&mut s, key(KeyCode::Enter));
+    s.stop.status = super::state::ActionStatus::Succeeded;
+    update(&mut s, key(KeyCode::Enter));
+    update(
+        &mut s,
+        Event::Engine(Msg::ActionPlanned {
+            step: Step::RollbackPackage,
+            result: Ok(ActionPlan {
+                commands: plan_commands(Step::RollbackPackage),
+                skip: None,
+            }),
+        }),
+    );
+    update(&mut s, key(KeyCode::Enter));
+    check("rollback_confirm_modal", s);
+}
+
+#[test]
+fn rollback_skipped() {
+    let mut s = at_preflight(Status::Pass);
+    update(&mut s, key(KeyCode::Enter));
+    s.stop.status = super::state::ActionStatus::Succeeded;
+    update(&mut s, key(KeyCode::Enter));
+    update(
+        &mut s,
+        Event::Engine(Msg::ActionPlanned {
+            step: Step::RollbackPackage,
+            result: Ok(ActionPlan {
+                commands: vec![],
+                skip: Some(
+                    "GitLab 16.10.3-ee is installed, the version the backup was made on".into(),
+                ),
+            }),
+        }),
+    );
+    check("rollback_skipped", s);
+}
+
+#[test]
+fn confirm_drop_typing() {
+    let mut s = at_confirm();
+    typed(&mut s, "gitlabhq_prod");
+    check("confirm_drop_typing", s);
+}
+
+#[test]
+fn confirm_drop_enabled() {
+    let mut s = at_confirm();
+    typed(&mut s, DB);
+    check("confirm_drop_enabled", s);
+}
+
+#[test]
+fn safety_snapshot() {
+    let mut s = at_confirm();
+    typed(&mut s, DB);
+    update(&mut s, key(KeyCode::Enter));
+    check("safety_snapshot", s);
+}
+
+#[test]
+fn restore_mid_data() {
+    let mut s = mid_restore();
+    update(&mut s, Event::Tick(Duration::from_secs(190)));
+    check("restore_mid_data", s);
+}
+
+#[test]
+fn restore_cancel_modal() {
+    let mut s = mid_restore();
+    update(&mut s, ctrl('c'));
+    check("restore_cancel_modal", s);
+}
+
+#[test]
+fn verify() {
+    let mut s = mid_restore();
+    update(
+        &mut s,
+        Event::Engine(Msg::RestoreDone(Ok(
+            "1412 objects, 1 873 220 rows in 1:42".into()
+        ))),
+    );
+    update(&mut s, key(KeyCode::Enter));
+    update(
+        &mut s,
+        Event::Engine(Msg::Verified(Ok(vec![
+            VerifyLine { ok: true, text: "schema_migrations: 2718 versions, latest 20240412091512 = the backup's db_version".into() },
+            VerifyLine { ok: true, text: "row counts: 412 tables match what the dump loaded".into() },
+            VerifyLine { ok: true, text: "no table outside the backup's schema remains".into() },
+            VerifyLine { ok: false, text: "installed version 16.11.1-ee, the backup's is 16.10.3-ee".into() },
+        ]))),
+    );
+    check("verify", s);
+}
+
+#[test]
+fn done() {
+    let mut s = mid_restore();
+    update(
+        &mut s,
+        Event::Engine(Msg::RestoreDone(Ok(
+            "1412 objects, 1873220 rows in 1:42".into()
+        ))),
+    );
+    s.step = Step::Done;
+    s.installation = Loadable::Ready({
+        let mut i = installation();
+        i.version = Some("16.10.3-ee".parse().unwrap());
+        i
+    });
+    check("done", s);
+}
+
+#[test]
+fn repair_assessed() {
+    let mut s = at_backups();
+    s.step = Step::Detect;
+    update(&mut s, ch('m'));
+    typed(
+        &mut s,
+        "/var/log/gitlab/gitlab-rails/gitlab-rails-db-migrate-2026-11-25.log",
+    );
+    update(&mut s, key(KeyCode::Enter));
+    update(
+        &mut s,
+        Event::Engine(Msg::RepairAssessed(Ok(vec![RepairItem {
+            version: "20151103134857".into(),
+            name: "CreateLfsObjects".into(),
+            error: "PG::DuplicateTable: ERROR: relation \"lfs_objects\" already exists".into(),
+            verdict:
+                "lfs_objects exists with the columns the migration creates: safe to mark complete"
+                    .into(),
+        }]))),
+    );
+    typed(&mut s, "2015");
+    check("repair_assessed", s);
+}
+
+#[test]
+fn resume_offer() {
+    let mut s = at_backups();
+    s.step = Step::Detect;
+    let row = backups()[0].clone();
+    let mut sess = Session::new(
+        BackupIdentity {
+            path: row.path.clone(),
+            size: row.size,
+            mtime: row.mtime,
+        },
+        row.version.clone(),
+        Some("16.10.3-ee".parse().unwrap()),
+        Some(DB.into()),
+    );
+    for st in [
+        SessionStep::Preflight,
+        SessionStep::StopServices,
+        SessionStep::RollbackPackage,
+        SessionStep::SafetySnapshot,
+        SessionStep::Drop,
+    ] {
+        sess.finish(st, "ok");
+    }
+    sess.snapshot = Some(SNAP.into());
+    sess.begin(SessionStep::Restore);
+    sess.started = STARTED.into();
+    for d in &mut sess.done {
+        d.at = STARTED.into();
+    }
+    let point = sess
+        .resume_point(
+            Some(&BackupIdentity {
+                path: row.path.clone(),
+                size: row.size,
+                mtime: row.mtime,
+            }),
+            Some(&"16.10.3-ee".parse().unwrap()),
+        )
+        .unwrap();
+    update(
+        &mut s,
+        Event::Engine(Msg::SessionFound(Box::new(ResumeOffer {
+            session: sess,
+            decision: Ok(point),
+        }))),
+    );
+    check("resume_offer", s);
+}
+
+#[test]
+fn help_and_drill_banner_and_log() {
+    let mut s = at_backups();
+    s.banner = Some("DRILL: sandbox at /tmp/rewind-drill, nothing on this host is touched".into());
+    update(&mut s, ch('l'));
+    update(&mut s, ch('?'));
+    check("help_drill_log", s);
+}
+
+#[test]
+fn no_color_draws_no_colour() {
+    let s = at_confirm();
+    assert!(!s.color);
+    let mut t = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    t.draw(|f| view(&s, f)).unwrap();
+    let buf = t.backend().buffer();
+    for cell in buf.content() {
+        assert_eq!(cell.fg, ratatui::style::Color::Reset, "{cell:?}");
+        assert_eq!(cell.bg, ratatui::style::Color::Reset, "{cell:?}");
+    }
+}

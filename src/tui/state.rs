@@ -1,0 +1,502 @@
+//! The wizard's state: plain data, no I/O, no terminal. [`super::update::update`] changes
+//! it; [`super::view::view`] draws it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rewind_engine::detect::Installation;
+use rewind_engine::preflight::{Check, CheckKind, Status};
+use rewind_engine::progress::{Level, Phase};
+use rewind_engine::root::HostRoot;
+use rewind_engine::session::{ResumePoint, Session};
+use rewind_engine::version::GitLabVersion;
+
+/// The wizard's screens, in the order of the recovery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Step {
+    /// Offered first when a saved session exists.
+    Resume,
+    Detect,
+    SelectBackup,
+    Preflight,
+    StopServices,
+    RollbackPackage,
+    ConfirmDrop,
+    SafetySnapshot,
+    Restore,
+    Verify,
+    StartServices,
+    Done,
+    /// The branch: reachable from Detect and from Done.
+    RepairMigrations,
+}
+
+impl Step {
+    /// The main path, in order (Resume and RepairMigrations are off it).
+    pub const PATH: [Step; 11] = [
+        Step::Detect,
+        Step::SelectBackup,
+        Step::Preflight,
+        Step::StopServices,
+        Step::RollbackPackage,
+        Step::ConfirmDrop,
+        Step::SafetySnapshot,
+        Step::Restore,
+        Step::Verify,
+        Step::StartServices,
+        Step::Done,
+    ];
+
+    /// Title for the header.
+    pub fn title(self) -> &'static str {
+        match self {
+            Step::Resume => "Resume",
+            Step::Detect => "Detect",
+            Step::SelectBackup => "Select backup",
+            Step::Preflight => "Preflight",
+            Step::StopServices => "Stop services",
+            Step::RollbackPackage => "Roll back package",
+            Step::ConfirmDrop => "Confirm drop",
+            Step::SafetySnapshot => "Safety snapshot",
+            Step::Restore => "Restore",
+            Step::Verify => "Verify",
+            Step::StartServices => "Start services",
+            Step::Done => "Done",
+            Step::RepairMigrations => "Repair migrations",
+        }
+    }
+
+    /// Position on the main path (1-based), if on it.
+    pub fn number(self) -> Option<usize> {
+        Self::PATH.iter().position(|s| *s == self).map(|i| i + 1)
+    }
+
+    /// The step Esc goes back to.
+    pub fn previous(self) -> Option<Step> {
+        let i = Self::PATH.iter().position(|s| *s == self)?;
+        i.checked_sub(1).map(|j| Self::PATH[j])
+    }
+
+    /// The step Enter goes on to.
+    pub fn next(self) -> Option<Step> {
+        let i = Self::PATH.iter().position(|s| *s == self)?;
+        Self::PATH.get(i + 1).copied()
+    }
+}
+
+/// Something loaded by a worker.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Loadable<T> {
+    NotStarted,
+    Loading,
+    Ready(T),
+    Failed(String),
+    /// The engine code for this step is not in this build.
+    Unavailable(String),
+}
+
+impl<T> Loadable<T> {
+    pub fn ready(&self) -> Option<&T> {
+        match self {
+            Loadable::Ready(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+/// One backup in the catalogue, as the wizard shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackupRow {
+    /// Backup id (the file name without `_gitlab_backup.tar`).
+    pub id: String,
+    /// The archive on this machine.
+    pub path: PathBuf,
+    /// When it was made (`2026-11-20 10:14 UTC`).
+    pub created: String,
+    pub version: Option<GitLabVersion>,
+    pub size: u64,
+    /// Modification time of the archive, seconds since the epoch (session identity).
+    pub mtime: i64,
+    pub components: Vec<String>,
+    pub skipped: Vec<String>,
+    /// Whether its version is the installed one.
+    pub matches_installed: bool,
+    /// More facts for the details pane (label, value).
+    pub details: Vec<(String, String)>,
+}
+
+/// A step that runs host commands (stop services, roll back the package, start services).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActionStep {
+    pub status: ActionStatus,
+    /// The exact commands, for display.
+    pub commands: Vec<String>,
+    /// Their output, streamed.
+    pub output: Vec<String>,
+    /// What re-detection found afterwards.
+    pub result: Option<String>,
+}
+
+impl Default for ActionStep {
+    fn default() -> Self {
+        ActionStep {
+            status: ActionStatus::NotPlanned,
+            commands: Vec::new(),
+            output: Vec::new(),
+            result: None,
+        }
+    }
+}
+
+/// Where an [`ActionStep`] stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ActionStatus {
+    NotPlanned,
+    Planning,
+    /// Nothing to do, with the reason.
+    Skipped(String),
+    /// Commands shown, waiting for confirmation.
+    Ready,
+    Running,
+    Succeeded,
+    Failed(String),
+    Unavailable(String),
+}
+
+/// One object the drop destroys.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DropItem {
+    /// `schema`, `table`, `view`, `sequence`, ...
+    pub kind: String,
+    pub name: String,
+    pub rows: Option<i64>,
+    pub bytes: Option<u64>,
+    /// Not in the backup's schema: added by the failed upgrade.
+    pub leftover: bool,
+}
+
+/// What the drop destroys.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Inventory {
+    pub database: String,
+    pub items: Vec<DropItem>,
+}
+
+/// One phase gauge of the restore.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PhaseGauge {
+    pub phase: Phase,
+    pub state: PhaseState,
+    pub done: u64,
+    pub total: Option<u64>,
+    /// Tick time the phase started and ended.
+    pub started: Option<Duration>,
+    pub finished: Option<Duration>,
+}
+
+/// State of one phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhaseState {
+    Pending,
+    Running,
+    Done,
+    Failed,
+    Skipped,
+}
+
+/// The restore screen's state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestoreState {
+    pub phases: Vec<PhaseGauge>,
+    pub current: Option<String>,
+    pub rows: u64,
+    pub started: Option<Duration>,
+    pub finished: Option<Duration>,
+    pub result: Option<Result<String, String>>,
+    pub cancel_requested: bool,
+}
+
+impl Default for RestoreState {
+    fn default() -> Self {
+        RestoreState {
+            phases: RESTORE_PHASES
+                .iter()
+                .map(|p| PhaseGauge {
+                    phase: *p,
+                    state: PhaseState::Pending,
+                    done: 0,
+                    total: None,
+                    started: None,
+                    finished: None,
+                })
+                .collect(),
+            current: None,
+            rows: 0,
+            started: None,
+            finished: None,
+            result: None,
+            cancel_requested: false,
+        }
+    }
+}
+
+/// The phases of the restore screen.
+pub const RESTORE_PHASES: [Phase; 8] = [
+    Phase::Snapshot,
+    Phase::Drop,
+    Phase::Schema,
+    Phase::Data,
+    Phase::Indexes,
+    Phase::Constraints,
+    Phase::Files,
+    Phase::Repositories,
+];
+
+/// One line of the verify screen.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifyLine {
+    pub ok: bool,
+    pub text: String,
+}
+
+/// One line of the log pane.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogLine {
+    pub at: Duration,
+    pub level: Level,
+    pub text: String,
+}
+
+/// Preflight screen state.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PreflightState {
+    pub checks: Vec<Check>,
+    pub running: bool,
+    /// Archive verification progress: bytes read, archive size.
+    pub verify: Option<(u64, Option<u64>)>,
+    pub cursor: usize,
+}
+
+impl PreflightState {
+    /// The checks that failed.
+    pub fn failures(&self) -> Vec<&Check> {
+        self.checks
+            .iter()
+            .filter(|c| c.status == Status::Fail)
+            .collect()
+    }
+
+    /// All checks ran and none failed.
+    pub fn passed(&self) -> bool {
+        !self.running && self.checks.len() == CheckKind::ALL.len() && self.failures().is_empty()
+    }
+}
+
+/// A migration the repair would mark complete.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RepairItem {
+    pub version: String,
+    pub name: String,
+    pub error: String,
+    pub verdict: String,
+}
+
+/// Repair screen state.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RepairState {
+    /// The log path typed or picked.
+    pub input: String,
+    pub candidates: Vec<PathBuf>,
+    pub cursor: usize,
+    pub assessment: Option<Loadable<Vec<RepairItem>>>,
+    /// The confirmation typed for the current item.
+    pub confirm: String,
+    pub rounds: Vec<String>,
+    pub running: bool,
+    /// Where Esc returns to.
+    pub from: Option<Step>,
+}
+
+/// A question over the current screen.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Modal {
+    /// Quit although something changed.
+    ConfirmQuit,
+    /// Cancel the running restore at the next safe point.
+    ConfirmCancel,
+    /// Run the commands of this step.
+    ConfirmRun(Step),
+    /// Second warning before going on without a safety snapshot.
+    DeclineSnapshot,
+}
+
+/// A change made on the host, which closes the way back past it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub step: Step,
+    pub what: String,
+}
+
+/// A saved session found at start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResumeOffer {
+    pub session: Session,
+    /// Where it continues, or why it cannot.
+    pub decision: Result<ResumePoint, Vec<String>>,
+}
+
+/// The work running on a worker thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Job {
+    Detect,
+    Backups,
+    Preflight,
+    Action(Step),
+    Inventory,
+    Restore,
+    Verify,
+    Repair,
+}
+
+/// The whole wizard.
+#[derive(Debug, Clone)]
+pub struct State {
+    pub step: Step,
+    pub root: HostRoot,
+    /// Drill or sandbox banner.
+    pub banner: Option<String>,
+    /// Whether to draw colours (off with NO_COLOR / --no-color).
+    pub color: bool,
+    /// Time since start (from ticks).
+    pub now: Duration,
+    pub installation: Loadable<Installation>,
+    /// Journal directory on this machine (`<backup_path>/rewind`).
+    pub journal_dir: Option<PathBuf>,
+    pub backups: Loadable<Vec<BackupRow>>,
+    pub backup_cursor: usize,
+    pub chosen: Option<BackupRow>,
+    pub preflight: PreflightState,
+    pub stop: ActionStep,
+    pub rollback: ActionStep,
+    pub start: ActionStep,
+    pub inventory: Loadable<Inventory>,
+    pub inventory_scroll: usize,
+    pub confirm_input: String,
+    pub snapshot_path: Option<PathBuf>,
+    /// A snapshot taken earlier in this session (after resume): not taken again.
+    pub snapshot_taken: Option<PathBuf>,
+    pub snapshot_declined: bool,
+    pub restore: RestoreState,
+    pub verify: Loadable<Vec<VerifyLine>>,
+    pub repair: RepairState,
+    pub resume: Option<ResumeOffer>,
+    pub session: Option<Session>,
+    pub log: Vec<LogLine>,
+    pub log_visible: bool,
+    /// Lines scrolled up from the bottom of the log pane.
+    pub log_scroll: usize,
+    pub help: bool,
+    pub modal: Option<Modal>,
+    /// Changes made so far, in order.
+    pub changes: Vec<Change>,
+    /// Running work.
+    pub jobs: Vec<Job>,
+    /// A short message for the user (refusals, hints), cleared on the next key.
+    pub notice: Option<String>,
+    pub quit: bool,
+    /// Database name to type at ConfirmDrop.
+    pub database: Option<String>,
+}
+
+impl State {
+    /// The state at start.
+    pub fn new(root: HostRoot, banner: Option<String>) -> State {
+        State {
+            step: Step::Detect,
+            root,
+            banner,
+            color: true,
+            now: Duration::ZERO,
+            installation: Loadable::NotStarted,
+            journal_dir: None,
+            backups: Loadable::NotStarted,
+            backup_cursor: 0,
+            chosen: None,
+            preflight: PreflightState::default(),
+            stop: ActionStep::default(),
+            rollback: ActionStep::default(),
+            start: ActionStep::default(),
+            inventory: Loadable::NotStarted,
+            inventory_scroll: 0,
+            confirm_input: String::new(),
+            snapshot_path: None,
+            snapshot_taken: None,
+            snapshot_declined: false,
+            restore: RestoreState::default(),
+            verify: Loadable::NotStarted,
+            repair: RepairState::default(),
+            resume: None,
+            session: None,
+            log: Vec::new(),
+            log_visible: false,
+            log_scroll: 0,
+            help: false,
+            modal: None,
+            changes: Vec::new(),
+            jobs: Vec::new(),
+            notice: None,
+            quit: false,
+            database: None,
+        }
+    }
+
+    /// Whether a job of this kind runs.
+    pub fn running(&self, job: Job) -> bool {
+        self.jobs.contains(&job)
+    }
+
+    /// Whether the screen takes typed text (letters are input, not keys).
+    pub fn text_input(&self) -> bool {
+        matches!(self.step, Step::ConfirmDrop)
+            || (self.step == Step::RepairMigrations && self.repair.assessment.is_none())
+            || (self.step == Step::RepairMigrations
+                && matches!(self.repair.assessment, Some(Loadable::Ready(ref v)) if !v.is_empty()))
+    }
+
+    /// The last change at or after `step`, which closes the way back to it.
+    pub fn change_since(&self, step: Step) -> Option<&Change> {
+        self.changes.iter().rev().find(|c| c.step >= step)
+    }
+
+    /// The action step state of a command step.
+    pub fn action(&self, step: Step) -> Option<&ActionStep> {
+        match step {
+            Step::StopServices => Some(&self.stop),
+            Step::RollbackPackage => Some(&self.rollback),
+            Step::StartServices => Some(&self.start),
+            _ => None,
+        }
+    }
+
+    /// Mutable action step state of a command step.
+    pub fn action_mut(&mut self, step: Step) -> Option<&mut ActionStep> {
+        match step {
+            Step::StopServices => Some(&mut self.stop),
+            Step::RollbackPackage => Some(&mut self.rollback),
+            Step::StartServices => Some(&mut self.start),
+            _ => None,
+        }
+    }
+
+    /// Add a line to the log pane.
+    pub fn log(&mut self, level: Level, text: impl Into<String>) {
+        self.log.push(LogLine {
+            at: self.now,
+            level,
+            text: text.into(),
+        });
+        if self.log.len() > 5000 {
+            self.log.drain(..1000);
+        }
+    }
+}

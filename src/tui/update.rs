@@ -1,0 +1,1425 @@
+//! The transitions: `update(&mut State, Event) -> Vec<Command>`. Pure: no I/O, no terminal,
+//! no engine calls. Engine work is asked for with [`Command`]s; its results come back as
+//! [`Event::Engine`].
+
+use std::path::PathBuf;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use rewind_engine::journal::Journal;
+use rewind_engine::preflight::Status;
+use rewind_engine::progress::{Event as Progress, Level, Phase};
+use rewind_engine::session::{BackupIdentity, Session, SessionStep};
+
+use super::event::{ActionPlan, Command, Event, Msg};
+use super::state::{
+    ActionStatus, BackupRow, Change, Job, Loadable, Modal, PhaseState, RestoreState, State, Step,
+};
+
+/// The commands to run when the wizard starts.
+pub fn start(s: &mut State) -> Vec<Command> {
+    s.installation = Loadable::Loading;
+    s.jobs.push(Job::Detect);
+    vec![Command::Detect]
+}
+
+/// Apply one event.
+pub fn update(s: &mut State, ev: Event) -> Vec<Command> {
+    match ev {
+        Event::Tick(t) => {
+            s.now = t;
+            Vec::new()
+        }
+        Event::Resize => Vec::new(),
+        Event::Terminate => {
+            s.quit = true;
+            let mut out = Vec::new();
+            if !s.jobs.is_empty() {
+                out.push(Command::Cancel);
+            }
+            out.push(Command::Quit);
+            out
+        }
+        Event::Paste(text) => {
+            if let Some(buf) = input_buffer(s) {
+                buf.extend(text.chars().filter(|c| !c.is_control()));
+            }
+            Vec::new()
+        }
+        Event::Key(k) => {
+            if k.kind == KeyEventKind::Release {
+                return Vec::new();
+            }
+            on_key(s, k)
+        }
+        Event::Engine(m) => on_msg(s, m),
+    }
+}
+
+fn input_buffer(s: &mut State) -> Option<&mut String> {
+    match s.step {
+        Step::ConfirmDrop => Some(&mut s.confirm_input),
+        Step::RepairMigrations if s.text_input() => {
+            if s.repair.assessment.is_none() {
+                Some(&mut s.repair.input)
+            } else {
+                Some(&mut s.repair.confirm)
+            }
+        }
+        _ => None,
+    }
+}
+
+fn ctrl(k: &KeyEvent, c: char) -> bool {
+    k.modifiers.contains(KeyModifiers::CONTROL) && k.code == KeyCode::Char(c)
+}
+
+fn on_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
+    if let Some(m) = s.modal.clone() {
+        return on_modal_key(s, m, k);
+    }
+    if s.help {
+        if matches!(
+            k.code,
+            KeyCode::Esc | KeyCode::Enter | KeyCode::Char('?') | KeyCode::Char('q') | KeyCode::F(1)
+        ) {
+            s.help = false;
+        }
+        return Vec::new();
+    }
+    s.notice = None;
+    if ctrl(&k, 'c') {
+        return on_interrupt(s);
+    }
+    if ctrl(&k, 'l') {
+        s.log_visible = !s.log_visible;
+        return Vec::new();
+    }
+    if k.code == KeyCode::F(1) {
+        s.help = true;
+        return Vec::new();
+    }
+    if s.log_visible {
+        match k.code {
+            KeyCode::PageUp => {
+                s.log_scroll = (s.log_scroll + 5).min(s.log.len().saturating_sub(1));
+                return Vec::new();
+            }
+            KeyCode::PageDown => {
+                s.log_scroll = s.log_scroll.saturating_sub(5);
+                return Vec::new();
+            }
+            _ => {}
+        }
+    }
+    if k.code == KeyCode::Esc {
+        return on_back(s);
+    }
+    if !s.text_input() && !k.modifiers.contains(KeyModifiers::CONTROL) {
+        match k.code {
+            KeyCode::Char('?') => {
+                s.help = true;
+                return Vec::new();
+            }
+            KeyCode::Char('q') => return on_quit(s),
+            KeyCode::Char('l') => {
+                s.log_visible = !s.log_visible;
+                return Vec::new();
+            }
+            _ => {}
+        }
+    }
+    match s.step {
+        Step::Resume => resume_key(s, k),
+        Step::Detect => detect_key(s, k),
+        Step::SelectBackup => backup_key(s, k),
+        Step::Preflight => preflight_key(s, k),
+        Step::StopServices | Step::RollbackPackage | Step::StartServices => action_key(s, k),
+        Step::ConfirmDrop => confirm_key(s, k),
+        Step::SafetySnapshot => snapshot_key(s, k),
+        Step::Restore => restore_key(s, k),
+        Step::Verify => verify_key(s, k),
+        Step::Done => done_key(s, k),
+        Step::RepairMigrations => repair_key(s, k),
+    }
+}
+
+fn on_modal_key(s: &mut State, m: Modal, k: KeyEvent) -> Vec<Command> {
+    let yes = matches!(k.code, KeyCode::Char('y') | KeyCode::Char('Y'));
+    let no = matches!(
+        k.code,
+        KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc
+    ) || ctrl(&k, 'c') && m != Modal::ConfirmCancel;
+    if no {
+        s.modal = None;
+        return Vec::new();
+    }
+    if ctrl(&k, 'c') && m == Modal::ConfirmCancel {
+        // A second Ctrl-C while asked means yes.
+        s.modal = None;
+        return cancel_restore(s);
+    }
+    if !yes {
+        return Vec::new();
+    }
+    s.modal = None;
+    match m {
+        Modal::ConfirmQuit => quit_now(s),
+        Modal::ConfirmCancel => cancel_restore(s),
+        Modal::ConfirmRun(step) => run_action(s, step),
+        Modal::DeclineSnapshot => {
+            s.snapshot_declined = true;
+            if let Some(sess) = s.session.as_mut() {
+                sess.snapshot_declined = true;
+            }
+            s.log(Level::Warn, "safety snapshot declined");
+            start_restore(s, None)
+        }
+    }
+}
+
+fn on_interrupt(s: &mut State) -> Vec<Command> {
+    if s.running(Job::Restore) {
+        if s.restore.cancel_requested {
+            s.notice = Some(
+                "Cancel requested: the restore stops at the next safe point. Please wait.".into(),
+            );
+        } else {
+            s.modal = Some(Modal::ConfirmCancel);
+        }
+        return Vec::new();
+    }
+    on_quit(s)
+}
+
+fn on_quit(s: &mut State) -> Vec<Command> {
+    if s.running(Job::Restore) {
+        s.notice = Some(
+            "A restore is running: quitting now would leave the database half loaded. Press Ctrl-C to cancel it at the next safe point first."
+                .into(),
+        );
+        return Vec::new();
+    }
+    if s.running(Job::Action(Step::RollbackPackage))
+        || s.running(Job::Action(Step::StopServices))
+        || s.running(Job::Action(Step::StartServices))
+    {
+        s.notice = Some("A command is running on the host: wait for it to finish.".into());
+        return Vec::new();
+    }
+    if s.changes.is_empty() || s.step == Step::Done {
+        return quit_now(s);
+    }
+    s.modal = Some(Modal::ConfirmQuit);
+    Vec::new()
+}
+
+fn quit_now(s: &mut State) -> Vec<Command> {
+    s.quit = true;
+    let mut out = Vec::new();
+    if !s.jobs.is_empty() {
+        out.push(Command::Cancel);
+    }
+    if s.changes.is_empty() && s.resume.is_none() {
+        // Nothing changed: nothing to resume.
+        out.push(Command::RemoveSession);
+    }
+    out.push(Command::Quit);
+    out
+}
+
+fn cancel_restore(s: &mut State) -> Vec<Command> {
+    if !s.running(Job::Restore) {
+        return Vec::new();
+    }
+    s.restore.cancel_requested = true;
+    s.log(
+        Level::Warn,
+        "cancel requested: the restore stops at the next safe point",
+    );
+    vec![Command::Cancel]
+}
+
+fn on_back(s: &mut State) -> Vec<Command> {
+    match s.step {
+        Step::Resume => {
+            s.notice = Some("Enter resumes, n starts over.".into());
+            return Vec::new();
+        }
+        Step::RepairMigrations => {
+            if s.repair.running {
+                s.notice = Some("The repair is running: wait for its round to end.".into());
+                return Vec::new();
+            }
+            if s.repair.assessment.is_some() {
+                s.repair.assessment = None;
+                s.repair.confirm.clear();
+                return Vec::new();
+            }
+            s.step = s.repair.from.unwrap_or(Step::Detect);
+            return Vec::new();
+        }
+        Step::Restore if s.running(Job::Restore) => {
+            s.notice = Some(
+                "The restore is running; there is no way back. Ctrl-C cancels at the next safe point."
+                    .into(),
+            );
+            return Vec::new();
+        }
+        _ => {}
+    }
+    let Some(prev) = s.step.previous() else {
+        s.notice = Some(if s.step == Step::Detect {
+            "This is the first step. q quits.".into()
+        } else {
+            "The recovery is finished: there is no step to go back to.".into()
+        });
+        return Vec::new();
+    };
+    if let Some(c) = s.change_since(prev) {
+        s.notice = Some(format!(
+            "No way back: {} (step {}). Going back would not undo it.",
+            c.what,
+            c.step.title()
+        ));
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    if s.step == Step::Preflight && s.running(Job::Preflight) {
+        out.push(Command::Cancel);
+        s.jobs.retain(|j| *j != Job::Preflight);
+        s.preflight.running = false;
+    }
+    s.step = prev;
+    out
+}
+
+fn nav(cursor: &mut usize, len: usize, k: &KeyEvent) -> bool {
+    match k.code {
+        KeyCode::Up | KeyCode::Char('k') => {
+            *cursor = cursor.saturating_sub(1);
+            true
+        }
+        KeyCode::Down | KeyCode::Char('j') => {
+            if len > 0 {
+                *cursor = (*cursor + 1).min(len - 1);
+            }
+            true
+        }
+        KeyCode::Home | KeyCode::Char('g') => {
+            *cursor = 0;
+            true
+        }
+        KeyCode::End | KeyCode::Char('G') => {
+            *cursor = len.saturating_sub(1);
+            true
+        }
+        _ => false,
+    }
+}
+
+// ---------------------------------------------------------------- Resume
+
+fn resume_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
+    match k.code {
+        KeyCode::Enter => {
+            let Some(offer) = s.resume.clone() else {
+                s.step = Step::Detect;
+                return Vec::new();
+            };
+            match offer.decision {
+                Ok(point) => apply_resume(s, offer.session, point),
+                Err(why) => {
+                    s.notice = Some(format!(
+                        "Cannot resume: {}. Press n to start over.",
+                        why.join("; ")
+                    ));
+                    Vec::new()
+                }
+            }
+        }
+        KeyCode::Char('n') => {
+            s.resume = None;
+            s.log(Level::Info, "saved session discarded; starting over");
+            s.step = if s.installation.ready().is_some() {
+                Step::SelectBackup
+            } else {
+                Step::Detect
+            };
+            vec![Command::RemoveSession]
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn apply_resume(
+    s: &mut State,
+    session: Session,
+    point: rewind_engine::session::ResumePoint,
+) -> Vec<Command> {
+    let row = s
+        .backups
+        .ready()
+        .and_then(|rows| rows.iter().find(|r| r.path == session.backup.path).cloned())
+        .unwrap_or_else(|| BackupRow {
+            id: session
+                .backup
+                .path
+                .file_name()
+                .map(|n| {
+                    n.to_string_lossy()
+                        .trim_end_matches("_gitlab_backup.tar")
+                        .to_string()
+                })
+                .unwrap_or_default(),
+            path: session.backup.path.clone(),
+            created: String::new(),
+            version: session.target_version.clone(),
+            size: session.backup.size,
+            mtime: session.backup.mtime,
+            components: Vec::new(),
+            skipped: Vec::new(),
+            matches_installed: false,
+            details: Vec::new(),
+        });
+    s.chosen = Some(row.clone());
+    s.snapshot_taken = point.snapshot.clone();
+    s.snapshot_declined = session.snapshot_declined;
+    if let Some(db) = &session.database {
+        s.database = Some(db.clone());
+    }
+    for d in &session.done {
+        match d.step {
+            SessionStep::StopServices => {
+                s.stop.status = ActionStatus::Succeeded;
+                s.stop.result = Some(d.summary.clone());
+                s.changes.push(Change {
+                    step: Step::StopServices,
+                    what: "the services were stopped".into(),
+                });
+            }
+            SessionStep::RollbackPackage => {
+                s.rollback.status = ActionStatus::Succeeded;
+                s.rollback.result = Some(d.summary.clone());
+                s.changes.push(Change {
+                    step: Step::RollbackPackage,
+                    what: "the package was rolled back".into(),
+                });
+            }
+            SessionStep::Drop => s.changes.push(Change {
+                step: Step::Restore,
+                what: "the database was dropped".into(),
+            }),
+            SessionStep::StartServices => {
+                s.start.status = ActionStatus::Succeeded;
+                s.start.result = Some(d.summary.clone());
+            }
+            _ => {}
+        }
+    }
+    if matches!(
+        session.in_progress,
+        Some(SessionStep::Drop | SessionStep::Restore)
+    ) && !s.changes.iter().any(|c| c.step == Step::Restore)
+    {
+        s.changes.push(Change {
+            step: Step::Restore,
+            what: "the database was dropped".into(),
+        });
+    }
+    s.log(
+        Level::Info,
+        format!(
+            "resuming the session of {}: {}",
+            session.started, point.reason
+        ),
+    );
+    s.session = Some(session);
+    s.resume = None;
+    // Preflight changes nothing and the world may have moved: run it again.
+    let mut out = begin_preflight(s, &row);
+    let step = match point.step {
+        SessionStep::Preflight => Step::Preflight,
+        SessionStep::StopServices => Step::StopServices,
+        SessionStep::RollbackPackage => Step::RollbackPackage,
+        SessionStep::SafetySnapshot | SessionStep::Drop | SessionStep::Restore => Step::ConfirmDrop,
+        SessionStep::Verify => Step::Verify,
+        SessionStep::StartServices => Step::StartServices,
+        SessionStep::Done => Step::Done,
+    };
+    out.extend(enter_step(s, step));
+    out
+}
+
+// ---------------------------------------------------------------- Detect
+
+fn detect_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
+    match k.code {
+        KeyCode::Enter => match &s.installation {
+            Loadable::Ready(_) => enter_step(s, Step::SelectBackup),
+            Loadable::Failed(e) => {
+                s.notice = Some(format!(
+                    "Detection failed: {e}. Fix it, or point Rewind at the host with --root; r detects again."
+                ));
+                Vec::new()
+            }
+            _ => {
+                s.notice = Some("Still detecting…".into());
+                Vec::new()
+            }
+        },
+        KeyCode::Char('r') if !s.running(Job::Detect) => start(s),
+        KeyCode::Char('m') => enter_repair(s, Step::Detect),
+        _ => Vec::new(),
+    }
+}
+
+fn enter_repair(s: &mut State, from: Step) -> Vec<Command> {
+    if !s.jobs.iter().all(|j| matches!(j, Job::Backups)) {
+        s.notice = Some("Wait for the running work to finish first.".into());
+        return Vec::new();
+    }
+    s.repair.from = Some(from);
+    s.repair.assessment = None;
+    s.repair.confirm.clear();
+    if let Some(inst) = s.installation.ready() {
+        if s.repair.candidates.is_empty() {
+            if let Some(dir) = &inst.log_dir {
+                s.repair.candidates = vec![PathBuf::from(dir)];
+            }
+        }
+    }
+    s.step = Step::RepairMigrations;
+    Vec::new()
+}
+
+// ---------------------------------------------------------------- SelectBackup
+
+fn backup_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
+    let len = s.backups.ready().map(|b| b.len()).unwrap_or(0);
+    if nav(&mut s.backup_cursor, len, &k) {
+        return Vec::new();
+    }
+    match k.code {
+        KeyCode::Enter => {
+            let Some(row) = s
+                .backups
+                .ready()
+                .and_then(|b| b.get(s.backup_cursor))
+                .cloned()
+            else {
+                s.notice = Some(match &s.backups {
+                    Loadable::Ready(_) => "No backup to pick: put the archive in the backup directory, or pass --backup-dir.".into(),
+                    Loadable::Failed(e) => format!("Cannot list the backups: {e}"),
+                    Loadable::Unavailable(e) => e.clone(),
+                    _ => "Still reading the backup directory…".into(),
+                });
+                return Vec::new();
+            };
+            pick_backup(s, row)
+        }
+        KeyCode::Char('r') if !s.running(Job::Backups) => {
+            s.backups = Loadable::Loading;
+            s.jobs.push(Job::Backups);
+            vec![Command::LoadBackups]
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn pick_backup(s: &mut State, row: BackupRow) -> Vec<Command> {
+    let installed = s.installation.ready().and_then(|i| i.version.clone());
+    s.session = Some(Session::new(
+        BackupIdentity {
+            path: row.path.clone(),
+            size: row.size,
+            mtime: row.mtime,
+        },
+        row.version.clone(),
+        installed,
+        s.database.clone(),
+    ));
+    s.log(
+        Level::Info,
+        format!(
+            "picked backup {} (GitLab {})",
+            row.id,
+            row.version
+                .as_ref()
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "unknown".into())
+        ),
+    );
+    s.chosen = Some(row.clone());
+    // A new pick resets every later step.
+    s.stop = Default::default();
+    s.rollback = Default::default();
+    s.start = Default::default();
+    s.inventory = Loadable::NotStarted;
+    s.confirm_input.clear();
+    s.step = Step::Preflight;
+    begin_preflight(s, &row)
+}
+
+fn begin_preflight(s: &mut State, row: &BackupRow) -> Vec<Command> {
+    s.preflight.checks.clear();
+    s.preflight.verify = None;
+    s.preflight.running = true;
+    s.preflight.cursor = 0;
+    if !s.running(Job::Preflight) {
+        s.jobs.push(Job::Preflight);
+    }
+    vec![Command::Preflight {
+        backup: row.clone(),
+    }]
+}
+
+// ---------------------------------------------------------------- Preflight
+
+fn preflight_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
+    let len = s.preflight.checks.len();
+    if nav(&mut s.preflight.cursor, len, &k) {
+        return Vec::new();
+    }
+    match k.code {
+        KeyCode::Enter => {
+            if s.preflight.running {
+                s.notice = Some(format!(
+                    "The checks are still running ({} of 5 done).",
+                    s.preflight.checks.len()
+                ));
+                return Vec::new();
+            }
+            let fails = s.preflight.failures();
+            if let Some(f) = fails.first() {
+                s.notice = Some(format!(
+                    "Blocked: {} failed: {}. Fix: {}. Then press r to check again.",
+                    f.kind.label(),
+                    f.reason,
+                    f.fix
+                ));
+                return Vec::new();
+            }
+            if let Some(sess) = s.session.as_mut() {
+                let warn = s
+                    .preflight
+                    .checks
+                    .iter()
+                    .filter(|c| c.status == Status::Warn)
+                    .count();
+                sess.finish(
+                    SessionStep::Preflight,
+                    format!("{} checks, {warn} warnings", s.preflight.checks.len()),
+                );
+            }
+            enter_step(s, Step::StopServices)
+        }
+        KeyCode::Char('r') if !s.preflight.running => match s.chosen.clone() {
+            Some(row) => begin_preflight(s, &row),
+            None => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
+}
+
+/// Go to `step` and ask for what it needs.
+fn enter_step(s: &mut State, step: Step) -> Vec<Command> {
+    s.step = step;
+    let Some(backup) = s.chosen.clone() else {
+        return Vec::new();
+    };
+    match step {
+        Step::StopServices | Step::RollbackPackage | Step::StartServices => {
+            let a = s.action_mut(step).expect("a command step");
+            if matches!(
+                a.status,
+                ActionStatus::Succeeded
+                    | ActionStatus::Running
+                    | ActionStatus::Planning
+                    | ActionStatus::Ready
+                    | ActionStatus::Skipped(_)
+            ) {
+                return Vec::new();
+            }
+            a.status = ActionStatus::Planning;
+            a.commands.clear();
+            vec![Command::PlanAction { step, backup }]
+        }
+        Step::ConfirmDrop => {
+            s.confirm_input.clear();
+            if s.running(Job::Inventory) {
+                return Vec::new();
+            }
+            s.inventory = Loadable::Loading;
+            s.jobs.push(Job::Inventory);
+            vec![Command::LoadInventory { backup }]
+        }
+        Step::SafetySnapshot => {
+            if s.snapshot_path.is_none() {
+                if let Some(dir) = &s.journal_dir {
+                    let db = s.database.clone().unwrap_or_else(|| "gitlab".into());
+                    let stamp: String = s
+                        .session
+                        .as_ref()
+                        .map(|x| x.started.chars().filter(|c| c.is_ascii_digit()).collect())
+                        .unwrap_or_else(|| "0".into());
+                    s.snapshot_path = Some(dir.join(format!("snapshot-{stamp}-{db}.dump")));
+                }
+            }
+            Vec::new()
+        }
+        Step::Verify => {
+            if matches!(s.verify, Loadable::Ready(_)) || s.running(Job::Verify) {
+                return Vec::new();
+            }
+            s.verify = Loadable::Loading;
+            s.jobs.push(Job::Verify);
+            vec![Command::Verify { backup }]
+        }
+        Step::Done => {
+            if let Some(sess) = s.session.as_mut() {
+                sess.finish(SessionStep::Done, "recovery finished");
+            }
+            s.log(Level::Info, "recovery finished");
+            vec![Command::RemoveSession]
+        }
+        _ => Vec::new(),
+    }
+}
+
+// ---------------------------------------------------------------- command steps
+
+fn action_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
+    let step = s.step;
+    let Some(a) = s.action(step).cloned() else {
+        return Vec::new();
+    };
+    match (k.code, &a.status) {
+        (KeyCode::Enter, ActionStatus::Ready) => {
+            s.modal = Some(Modal::ConfirmRun(step));
+            Vec::new()
+        }
+        (KeyCode::Enter, ActionStatus::Skipped(_) | ActionStatus::Succeeded) => {
+            next_after_action(s, step)
+        }
+        (KeyCode::Enter, ActionStatus::Unavailable(why)) => {
+            s.log(
+                Level::Warn,
+                format!("{}: not run by Rewind ({why}); do it by hand", step.title()),
+            );
+            next_after_action(s, step)
+        }
+        (KeyCode::Enter, ActionStatus::Failed(e)) => {
+            s.notice = Some(format!(
+                "{} failed: {e}. Fix the cause and press r to run it again.",
+                step.title()
+            ));
+            Vec::new()
+        }
+        (KeyCode::Enter, _) => {
+            s.notice = Some("Please wait: the step is running.".into());
+            Vec::new()
+        }
+        (KeyCode::Char('r'), ActionStatus::Failed(_)) => {
+            s.modal = Some(Modal::ConfirmRun(step));
+            Vec::new()
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn next_after_action(s: &mut State, step: Step) -> Vec<Command> {
+    match step {
+        Step::StopServices => enter_step(s, Step::RollbackPackage),
+        Step::RollbackPackage => enter_step(s, Step::ConfirmDrop),
+        _ => enter_step(s, Step::Done),
+    }
+}
+
+fn run_action(s: &mut State, step: Step) -> Vec<Command> {
+    let Some(backup) = s.chosen.clone() else {
+        return Vec::new();
+    };
+    if step == Step::RollbackPackage && !s.preflight.failures().is_empty() {
+        s.notice = Some("Blocked: a preflight check failed.".into());
+        return Vec::new();
+    }
+    let a = s.action_mut(step).expect("a command step");
+    a.status = ActionStatus::Running;
+    a.output.clear();
+    a.result = None;
+    s.jobs.push(Job::Action(step));
+    let what = match step {
+        Step::StopServices => "the services were stopped",
+        Step::RollbackPackage => "the GitLab package was changed",
+        _ => "the services were started",
+    };
+    if step != Step::StartServices {
+        s.changes.push(Change {
+            step,
+            what: what.into(),
+        });
+    }
+    let mut out = Vec::new();
+    if let Some(sess) = s.session.as_mut() {
+        sess.begin(session_step(step));
+        out.push(Command::SaveSession(Box::new(sess.clone())));
+    }
+    out.push(Command::RunAction { step, backup });
+    out
+}
+
+fn session_step(step: Step) -> SessionStep {
+    match step {
+        Step::StopServices => SessionStep::StopServices,
+        Step::RollbackPackage => SessionStep::RollbackPackage,
+        _ => SessionStep::StartServices,
+    }
+}
+
+// ---------------------------------------------------------------- ConfirmDrop
+
+fn confirm_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
+    match k.code {
+        KeyCode::Char(c) if !k.modifiers.contains(KeyModifiers::CONTROL) => {
+            s.confirm_input.push(c);
+            Vec::new()
+        }
+        KeyCode::Backspace => {
+            s.confirm_input.pop();
+            Vec::new()
+        }
+        KeyCode::Up => {
+            s.inventory_scroll = s.inventory_scroll.saturating_sub(1);
+            Vec::new()
+        }
+        KeyCode::Down => {
+            s.inventory_scroll += 1;
+            Vec::new()
+        }
+        KeyCode::Enter => {
+            if let Some(why) = drop_blocked(s) {
+                s.notice = Some(why);
+                return Vec::new();
+            }
+            let db = s.database.clone().unwrap_or_default();
+            if s.confirm_input != db {
+                s.notice = Some(format!(
+                    "Type the database name exactly ({db}) to enable the drop."
+                ));
+                return Vec::new();
+            }
+            s.log(
+                Level::Warn,
+                format!("drop of {db} confirmed by typing its name"),
+            );
+            enter_step(s, Step::SafetySnapshot)
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Why the drop cannot go on, if it cannot.
+pub fn drop_blocked(s: &State) -> Option<String> {
+    if s.preflight.running {
+        return Some(format!(
+            "The preflight checks are still running ({} of 5 done): the drop waits for them.",
+            s.preflight.checks.len()
+        ));
+    }
+    if let Some(f) = s.preflight.failures().first() {
+        return Some(format!(
+            "Blocked by preflight: {} failed ({}). Fix: {}.",
+            f.kind.label(),
+            f.reason,
+            f.fix
+        ));
+    }
+    if s.preflight.checks.is_empty() {
+        return Some("The preflight checks have not run.".into());
+    }
+    match &s.inventory {
+        Loadable::Ready(_) => {}
+        Loadable::Failed(e) => return Some(format!("Cannot list what would be dropped: {e}")),
+        Loadable::Unavailable(e) => return Some(e.clone()),
+        _ => return Some("Still listing what would be dropped…".into()),
+    }
+    if s.database.is_none() {
+        return Some("No database found to restore into.".into());
+    }
+    None
+}
+
+/// Whether the confirm button is enabled.
+pub fn drop_enabled(s: &State) -> bool {
+    drop_blocked(s).is_none() && Some(&s.confirm_input) == s.database.as_ref()
+}
+
+// ---------------------------------------------------------------- SafetySnapshot
+
+fn snapshot_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
+    match k.code {
+        KeyCode::Enter => {
+            if let Some(why) = drop_blocked(s) {
+                s.notice = Some(why);
+                return Vec::new();
+            }
+            if s.snapshot_taken.is_some() || s.snapshot_declined {
+                start_restore(s, None)
+            } else {
+                let path = s.snapshot_path.clone();
+                start_restore(s, path)
+            }
+        }
+        KeyCode::Char('d') if s.snapshot_taken.is_none() => {
+            s.modal = Some(Modal::DeclineSnapshot);
+            Vec::new()
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn start_restore(s: &mut State, snapshot: Option<PathBuf>) -> Vec<Command> {
+    let Some(backup) = s.chosen.clone() else {
+        return Vec::new();
+    };
+    let db = s.database.clone().unwrap_or_default();
+    s.step = Step::Restore;
+    s.restore = RestoreState {
+        started: Some(s.now),
+        ..RestoreState::default()
+    };
+    if snapshot.is_none() {
+        if let Some(g) = s
+            .restore
+            .phases
+            .iter_mut()
+            .find(|g| g.phase == Phase::Snapshot)
+        {
+            g.state = PhaseState::Skipped;
+        }
+    }
+    s.jobs.push(Job::Restore);
+    s.changes.push(Change {
+        step: Step::Restore,
+        what: format!("the database {db} was dropped for the restore"),
+    });
+    let mut out = Vec::new();
+    if let Some(sess) = s.session.as_mut() {
+        sess.begin(if snapshot.is_some() {
+            SessionStep::SafetySnapshot
+        } else {
+            SessionStep::Drop
+        });
+        out.push(Command::SaveSession(Box::new(sess.clone())));
+    }
+    out.push(Command::Restore { backup, snapshot });
+    out
+}
+
+// ---------------------------------------------------------------- Restore
+
+fn restore_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
+    match (k.code, &s.restore.result) {
+        (KeyCode::Enter, Some(Ok(_))) => enter_step(s, Step::Verify),
+        (KeyCode::Enter, Some(Err(e))) => {
+            s.notice = Some(format!(
+                "The restore did not finish: {e}. Press r to run it again from the drop (the snapshot is not taken again)."
+            ));
+            Vec::new()
+        }
+        (KeyCode::Char('r'), Some(Err(_))) => start_restore(s, None),
+        (KeyCode::Enter, None) => {
+            s.notice =
+                Some("The restore is running. Ctrl-C cancels at the next safe point.".into());
+            Vec::new()
+        }
+        _ => Vec::new(),
+    }
+}
+
+// ---------------------------------------------------------------- Verify / Done
+
+fn verify_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
+    match (k.code, &s.verify) {
+        (KeyCode::Enter, Loadable::Ready(_) | Loadable::Unavailable(_)) => {
+            enter_step(s, Step::StartServices)
+        }
+        (KeyCode::Enter, Loadable::Failed(e)) => {
+            s.notice = Some(format!("Verification failed: {e}. r runs it again."));
+            Vec::new()
+        }
+        (KeyCode::Char('r'), Loadable::Failed(_) | Loadable::Ready(_)) => {
+            s.verify = Loadable::NotStarted;
+            enter_step(s, Step::Verify)
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn done_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
+    match k.code {
+        KeyCode::Enter => quit_now(s),
+        KeyCode::Char('m') => enter_repair(s, Step::Done),
+        _ => Vec::new(),
+    }
+}
+
+// ---------------------------------------------------------------- RepairMigrations
+
+fn repair_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
+    let r = &mut s.repair;
+    match &r.assessment {
+        None => match k.code {
+            KeyCode::Char(c) if !k.modifiers.contains(KeyModifiers::CONTROL) => {
+                r.input.push(c);
+                Vec::new()
+            }
+            KeyCode::Backspace => {
+                r.input.pop();
+                Vec::new()
+            }
+            KeyCode::Tab => {
+                if !r.candidates.is_empty() {
+                    r.cursor = (r.cursor + 1) % r.candidates.len();
+                    r.input = r.candidates[r.cursor].display().to_string();
+                }
+                Vec::new()
+            }
+            KeyCode::Enter => {
+                let input = r.input.trim().to_string();
+                if input.is_empty() {
+                    s.notice = Some(
+                        "Type or paste the path of the failed db:migrate log (Tab picks a found one)."
+                            .into(),
+                    );
+                    return Vec::new();
+                }
+                r.assessment = Some(Loadable::Loading);
+                s.jobs.push(Job::Repair);
+                vec![Command::AssessRepair {
+                    log: PathBuf::from(input),
+                }]
+            }
+            _ => Vec::new(),
+        },
+        Some(Loadable::Ready(items)) if !items.is_empty() => match k.code {
+            KeyCode::Char(c) if !k.modifiers.contains(KeyModifiers::CONTROL) => {
+                r.confirm.push(c);
+                Vec::new()
+            }
+            KeyCode::Backspace => {
+                r.confirm.pop();
+                Vec::new()
+            }
+            KeyCode::Enter => {
+                let first = items[0].version.clone();
+                if r.running {
+                    return Vec::new();
+                }
+                if r.confirm.trim() != first {
+                    s.notice = Some(format!(
+                        "Type the migration version ({first}) to mark it complete."
+                    ));
+                    return Vec::new();
+                }
+                r.running = true;
+                r.confirm.clear();
+                s.jobs.push(Job::Repair);
+                s.changes.push(Change {
+                    step: Step::RepairMigrations,
+                    what: format!("migration {first} was marked complete"),
+                });
+                vec![Command::RunRepair {
+                    versions: vec![first],
+                }]
+            }
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
+}
+
+// ---------------------------------------------------------------- engine messages
+
+fn on_msg(s: &mut State, m: Msg) -> Vec<Command> {
+    match m {
+        Msg::Detected(r) => {
+            s.jobs.retain(|j| *j != Job::Detect);
+            match r {
+                Ok(inst) => {
+                    let jdir = Journal::dir_for(&s.root.join(&inst.backup_path));
+                    s.journal_dir = Some(jdir);
+                    if s.database.is_none() {
+                        s.database = inst.main_db().map(|d| d.spec.dbname.clone());
+                    }
+                    s.log(
+                        Level::Info,
+                        format!(
+                            "detected GitLab {}",
+                            inst.version
+                                .as_ref()
+                                .map(|v| v.to_string())
+                                .unwrap_or_else(|| "(version unknown)".into())
+                        ),
+                    );
+                    s.installation = Loadable::Ready(*inst);
+                    s.backups = Loadable::Loading;
+                    s.jobs.push(Job::Backups);
+                    vec![Command::LoadSession, Command::LoadBackups]
+                }
+                Err(e) => {
+                    s.log(Level::Error, format!("detection failed: {e}"));
+                    s.installation = Loadable::Failed(e);
+                    Vec::new()
+                }
+            }
+        }
+        Msg::SessionFound(offer) => {
+            if matches!(s.step, Step::Detect | Step::SelectBackup) && s.changes.is_empty() {
+                s.step = Step::Resume;
+            }
+            s.resume = Some(*offer);
+            Vec::new()
+        }
+        Msg::Backups(r) => {
+            s.jobs.retain(|j| *j != Job::Backups);
+            s.backups = match r {
+                Ok(rows) => {
+                    s.backup_cursor = 0;
+                    s.log(Level::Info, format!("{} backups found", rows.len()));
+                    Loadable::Ready(rows)
+                }
+                Err(e) => {
+                    s.log(Level::Error, format!("listing backups failed: {e}"));
+                    Loadable::Failed(e)
+                }
+            };
+            Vec::new()
+        }
+        Msg::PreflightCheck(c) => {
+            let level = match c.status {
+                Status::Pass => Level::Info,
+                Status::Warn => Level::Warn,
+                Status::Fail => Level::Error,
+            };
+            s.log(
+                level,
+                format!(
+                    "preflight {}: {}: {}",
+                    c.status.as_str(),
+                    c.kind.label(),
+                    c.reason
+                ),
+            );
+            s.preflight.checks.retain(|x| x.kind != c.kind);
+            s.preflight.checks.push(c);
+            Vec::new()
+        }
+        Msg::PreflightDone => {
+            s.jobs.retain(|j| *j != Job::Preflight);
+            s.preflight.running = false;
+            Vec::new()
+        }
+        Msg::Progress(p) => on_progress(s, p),
+        Msg::ActionPlanned { step, result } => {
+            let Some(a) = s.action_mut(step) else {
+                return Vec::new();
+            };
+            match result {
+                Ok(ActionPlan { commands, skip }) => {
+                    a.commands = commands;
+                    a.status = match skip {
+                        Some(why) => ActionStatus::Skipped(why),
+                        None => ActionStatus::Ready,
+                    };
+                }
+                Err(e) => a.status = ActionStatus::Failed(e),
+            }
+            Vec::new()
+        }
+        Msg::ActionDone {
+            step,
+            result,
+            installation,
+        } => {
+            s.jobs.retain(|j| *j != Job::Action(step));
+            if let Some(inst) = installation {
+                if let Some(sess) = s.session.as_mut() {
+                    sess.installed_version = inst.version.clone();
+                }
+                s.installation = Loadable::Ready(*inst);
+            }
+            let Some(a) = s.action_mut(step) else {
+                return Vec::new();
+            };
+            let mut out = Vec::new();
+            match result {
+                Ok(found) => {
+                    a.status = ActionStatus::Succeeded;
+                    a.result = Some(found.clone());
+                    s.log(Level::Info, format!("{}: {found}", step.title()));
+                    if let Some(sess) = s.session.as_mut() {
+                        sess.finish(session_step(step), found);
+                        out.push(Command::SaveSession(Box::new(sess.clone())));
+                    }
+                }
+                Err(e) => {
+                    a.status = ActionStatus::Failed(e.clone());
+                    s.log(Level::Error, format!("{} failed: {e}", step.title()));
+                }
+            }
+            out
+        }
+        Msg::Inventory(r) => {
+            s.jobs.retain(|j| *j != Job::Inventory);
+            s.inventory = match r {
+                Ok(inv) => {
+                    s.database = Some(inv.database.clone());
+                    Loadable::Ready(inv)
+                }
+                Err(e) => Loadable::Failed(e),
+            };
+            Vec::new()
+        }
+        Msg::SnapshotTaken(path) => {
+            s.log(
+                Level::Info,
+                format!("safety snapshot written to {}", path.display()),
+            );
+            s.snapshot_taken = Some(path.clone());
+            let mut out = Vec::new();
+            if let Some(sess) = s.session.as_mut() {
+                sess.snapshot = Some(path.clone());
+                sess.finish(SessionStep::SafetySnapshot, path.display().to_string());
+                sess.begin(SessionStep::Drop);
+                out.push(Command::SaveSession(Box::new(sess.clone())));
+            }
+            out
+        }
+        Msg::RestoreDone(r) => {
+            s.jobs.retain(|j| *j != Job::Restore);
+            s.restore.finished = Some(s.now);
+            let mut out = Vec::new();
+            match &r {
+                Ok(summary) => {
+                    for g in &mut s.restore.phases {
+                        if g.state == PhaseState::Pending {
+                            g.state = PhaseState::Skipped;
+                        }
+                    }
+                    s.log(Level::Info, format!("restore finished: {summary}"));
+                    if let Some(sess) = s.session.as_mut() {
+                        sess.finish(SessionStep::Restore, summary.clone());
+                        out.push(Command::SaveSession(Box::new(sess.clone())));
+                    }
+                }
+                Err(e) => {
+                    for g in &mut s.restore.phases {
+                        if g.state == PhaseState::Running {
+                            g.state = PhaseState::Failed;
+                        }
+                    }
+                    s.log(Level::Error, format!("restore stopped: {e}"));
+                }
+            }
+            s.restore.result = Some(r);
+            out
+        }
+        Msg::Verified(r) => {
+            s.jobs.retain(|j| *j != Job::Verify);
+            let mut out = Vec::new();
+            s.verify = match r {
+                Ok(lines) => {
+                    let bad = lines.iter().filter(|l| !l.ok).count();
+                    if let Some(sess) = s.session.as_mut() {
+                        sess.finish(
+                            SessionStep::Verify,
+                            format!("{} checks, {bad} problems", lines.len()),
+                        );
+                        out.push(Command::SaveSession(Box::new(sess.clone())));
+                    }
+                    Loadable::Ready(lines)
+                }
+                Err(e) => Loadable::Failed(e),
+            };
+            out
+        }
+        Msg::RepairAssessed(r) => {
+            s.jobs.retain(|j| *j != Job::Repair);
+            s.repair.assessment = Some(match r {
+                Ok(items) => Loadable::Ready(items),
+                Err(e) => Loadable::Failed(e),
+            });
+            Vec::new()
+        }
+        Msg::RepairRound(r) => {
+            let line = match r {
+                Ok(l) => l,
+                Err(e) => format!("error: {e}"),
+            };
+            s.log(Level::Info, format!("repair: {line}"));
+            s.repair.rounds.push(line);
+            Vec::new()
+        }
+        Msg::RepairDone(r) => {
+            s.jobs.retain(|j| *j != Job::Repair);
+            s.repair.running = false;
+            let line = match r {
+                Ok(l) => l,
+                Err(e) => format!("stopped: {e}"),
+            };
+            s.repair.rounds.push(line);
+            s.repair.assessment = None;
+            Vec::new()
+        }
+        Msg::Unavailable { step, reason } => {
+            s.log(Level::Warn, format!("{}: {reason}", step.title()));
+            match step {
+                Step::SelectBackup => {
+                    s.jobs.retain(|j| *j != Job::Backups);
+                    s.backups = Loadable::Unavailable(reason);
+                }
+                Step::StopServices | Step::RollbackPackage | Step::StartServices => {
+                    s.jobs.retain(|j| *j != Job::Action(step));
+                    if let Some(a) = s.action_mut(step) {
+                        a.status = ActionStatus::Unavailable(reason);
+                    }
+                }
+                Step::ConfirmDrop => {
+                    s.jobs.retain(|j| *j != Job::Inventory);
+                    s.inventory = Loadable::Unavailable(reason);
+                }
+                Step::Restore => {
+                    s.jobs.retain(|j| *j != Job::Restore);
+                    s.restore.result = Some(Err(reason));
+                }
+                Step::Verify => {
+                    s.jobs.retain(|j| *j != Job::Verify);
+                    s.verify = Loadable::Unavailable(reason);
+                }
+                Step::RepairMigrations => {
+                    s.jobs.retain(|j| *j != Job::Repair);
+                    s.repair.running = false;
+                    s.repair.assessment = Some(Loadable::Unavailable(reason));
+                }
+                _ => {}
+            }
+            Vec::new()
+        }
+    }
+}
+
+fn on_progress(s: &mut State, p: Progress) -> Vec<Command> {
+    match p {
+        Progress::Log { level, message } => {
+            s.log(level, message);
+            Vec::new()
+        }
+        Progress::Output { line } => {
+            let step = s.jobs.iter().find_map(|j| match j {
+                Job::Action(st) => Some(*st),
+                _ => None,
+            });
+            match step.and_then(|st| s.action_mut(st)) {
+                Some(a) => {
+                    a.output.push(line);
+                    if a.output.len() > 2000 {
+                        a.output.drain(..500);
+                    }
+                }
+                None => s.log(Level::Info, line),
+            }
+            Vec::new()
+        }
+        Progress::PhaseStarted {
+            phase: Phase::Verify,
+            total,
+        } => {
+            s.preflight.verify = Some((0, total));
+            Vec::new()
+        }
+        Progress::Progress {
+            phase: Phase::Verify,
+            done,
+            total,
+            ..
+        } => {
+            s.preflight.verify = Some((done, total));
+            Vec::new()
+        }
+        Progress::PhaseFinished {
+            phase: Phase::Verify,
+            ..
+        } => {
+            if let Some((done, total)) = s.preflight.verify {
+                s.preflight.verify = Some((total.unwrap_or(done), total));
+            }
+            Vec::new()
+        }
+        Progress::PhaseStarted { phase, total } => {
+            let now = s.now;
+            if let Some(g) = s.restore.phases.iter_mut().find(|g| g.phase == phase) {
+                g.state = PhaseState::Running;
+                g.total = total;
+                g.done = 0;
+                g.started = Some(now);
+            }
+            s.restore.current = None;
+            Vec::new()
+        }
+        Progress::Progress {
+            phase,
+            done,
+            total,
+            current,
+            rows,
+        } => {
+            if let Some(g) = s.restore.phases.iter_mut().find(|g| g.phase == phase) {
+                g.done = done;
+                if total.is_some() {
+                    g.total = total;
+                }
+                if g.state == PhaseState::Pending {
+                    g.state = PhaseState::Running;
+                    g.started = Some(s.now);
+                }
+            }
+            if current.is_some() {
+                s.restore.current = current;
+            }
+            if let Some(r) = rows {
+                s.restore.rows = r;
+            }
+            Vec::new()
+        }
+        Progress::PhaseFinished { phase, ok } => {
+            let now = s.now;
+            if let Some(g) = s.restore.phases.iter_mut().find(|g| g.phase == phase) {
+                g.state = if ok {
+                    PhaseState::Done
+                } else {
+                    PhaseState::Failed
+                };
+                g.finished = Some(now);
+                if ok {
+                    if let Some(t) = g.total {
+                        g.done = t;
+                    }
+                }
+            }
+            let mut out = Vec::new();
+            if phase == Phase::Drop && ok {
+                if let Some(sess) = s.session.as_mut() {
+                    sess.finish(SessionStep::Drop, "all tables dropped");
+                    sess.begin(SessionStep::Restore);
+                    out.push(Command::SaveSession(Box::new(sess.clone())));
+                }
+            }
+            out
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "update_tests.rs"]
+mod tests;

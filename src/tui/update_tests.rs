@@ -1,0 +1,632 @@
+//! Transitions of the wizard, driven without a terminal.
+
+use std::time::Duration;
+
+use crossterm::event::KeyCode;
+use rewind_engine::preflight::Status;
+use rewind_engine::progress::{Event as P, Phase};
+use rewind_engine::root::HostRoot;
+use rewind_engine::session::{BackupIdentity, Session, SessionStep};
+
+use super::{start, update};
+use crate::tui::event::{ActionPlan, Command, Event, Msg};
+use crate::tui::fixtures::*;
+use crate::tui::state::{ActionStatus, Job, Loadable, Modal, PhaseState, ResumeOffer, State, Step};
+
+#[test]
+fn start_detects_then_loads_backups_and_the_session() {
+    let mut s = State::new(HostRoot::new("/srv/sandbox"), Some("DRILL".into()));
+    assert_eq!(start(&mut s), vec![Command::Detect]);
+    assert!(matches!(s.installation, Loadable::Loading));
+    let cmds = update(
+        &mut s,
+        Event::Engine(Msg::Detected(Ok(Box::new(installation())))),
+    );
+    assert_eq!(cmds, vec![Command::LoadSession, Command::LoadBackups]);
+    assert_eq!(
+        s.journal_dir.as_deref(),
+        Some(std::path::Path::new(
+            "/srv/sandbox/var/opt/gitlab/backups/rewind"
+        ))
+    );
+    assert_eq!(s.database.as_deref(), Some(DB));
+    assert!(s.running(Job::Backups));
+    update(&mut s, Event::Engine(Msg::Backups(Ok(backups()))));
+    assert!(!s.running(Job::Backups));
+    assert_eq!(s.step, Step::Detect);
+}
+
+#[test]
+fn failed_detection_keeps_the_user_on_detect_with_the_reason() {
+    let mut s = State::new(HostRoot::system(), None);
+    start(&mut s);
+    update(
+        &mut s,
+        Event::Engine(Msg::Detected(Err("/opt/gitlab/.../VERSION: bad".into()))),
+    );
+    assert!(update(&mut s, key(KeyCode::Enter)).is_empty());
+    assert_eq!(s.step, Step::Detect);
+    assert!(s.notice.as_deref().unwrap().contains("Detection failed"));
+    assert_eq!(update(&mut s, ch('r')), vec![Command::Detect]);
+}
+
+#[test]
+fn backup_list_moves_with_arrows_and_jk_within_bounds() {
+    let mut s = at_backups();
+    assert_eq!(s.step, Step::SelectBackup);
+    update(&mut s, ch('k'));
+    assert_eq!(s.backup_cursor, 0);
+    update(&mut s, ch('j'));
+    assert_eq!(s.backup_cursor, 1);
+    update(&mut s, key(KeyCode::Down));
+    assert_eq!(s.backup_cursor, 1);
+    update(&mut s, key(KeyCode::Up));
+    assert_eq!(s.backup_cursor, 0);
+    assert!(update(&mut s, key(KeyCode::Esc)).is_empty());
+    assert_eq!(s.step, Step::Detect);
+}
+
+#[test]
+fn picking_a_backup_fixes_the_target_and_runs_the_preflight() {
+    let mut s = at_backups();
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    let row = backups()[0].clone();
+    assert_eq!(
+        cmds,
+        vec![Command::Preflight {
+            backup: row.clone()
+        }]
+    );
+    assert_eq!(s.step, Step::Preflight);
+    assert_eq!(s.chosen.as_ref().unwrap().version, row.version);
+    let sess = s.session.as_ref().unwrap();
+    assert_eq!(sess.target_version, row.version);
+    assert_eq!(sess.backup.path, row.path);
+    // Enter waits for the checks.
+    assert!(update(&mut s, key(KeyCode::Enter)).is_empty());
+    assert!(s.notice.as_deref().unwrap().contains("still running"));
+}
+
+#[test]
+fn a_failed_check_blocks_going_on_and_says_why() {
+    let mut s = at_preflight(Status::Fail);
+    assert!(update(&mut s, key(KeyCode::Enter)).is_empty());
+    assert_eq!(s.step, Step::Preflight);
+    let n = s.notice.clone().unwrap();
+    assert!(n.contains("archive readable end to end failed"), "{n}");
+    assert!(n.contains("copy it again"), "{n}");
+    // r checks again.
+    let cmds = update(&mut s, ch('r'));
+    assert!(matches!(cmds[..], [Command::Preflight { .. }]));
+    assert!(s.preflight.checks.is_empty() && s.preflight.running);
+}
+
+#[test]
+fn passing_checks_go_on_to_stop_services_which_runs_only_after_confirmation() {
+    let mut s = at_preflight(Status::Pass);
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert_eq!(s.step, Step::StopServices);
+    assert!(matches!(
+        cmds[..],
+        [Command::PlanAction {
+            step: Step::StopServices,
+            ..
+        }]
+    ));
+    assert!(s.session.as_ref().unwrap().is_done(SessionStep::Preflight));
+    update(
+        &mut s,
+        Event::Engine(Msg::ActionPlanned {
+            step: Step::StopServices,
+            result: Ok(ActionPlan {
+                commands: plan_commands(Step::StopServices),
+                skip: None,
+            }),
+        }),
+    );
+    assert_eq!(s.stop.status, ActionStatus::Ready);
+    assert!(update(&mut s, key(KeyCode::Enter)).is_empty());
+    assert_eq!(s.modal, Some(Modal::ConfirmRun(Step::StopServices)));
+    // n: nothing runs.
+    assert!(update(&mut s, ch('n')).is_empty());
+    assert_eq!(s.modal, None);
+    assert!(s.changes.is_empty());
+    // Esc is still allowed: nothing changed.
+    update(&mut s, key(KeyCode::Esc));
+    assert_eq!(s.step, Step::Preflight);
+    update(&mut s, key(KeyCode::Enter));
+    update(&mut s, key(KeyCode::Enter));
+    let cmds = update(&mut s, ch('y'));
+    assert!(matches!(cmds[0], Command::SaveSession(_)));
+    assert!(matches!(
+        cmds[1],
+        Command::RunAction {
+            step: Step::StopServices,
+            ..
+        }
+    ));
+    assert_eq!(s.stop.status, ActionStatus::Running);
+    // Output streams into the step's pane.
+    update(
+        &mut s,
+        Event::Engine(Msg::Progress(P::Output {
+            line: "ok: down: puma".into(),
+        })),
+    );
+    assert_eq!(s.stop.output, vec!["ok: down: puma".to_string()]);
+    // q refuses while the command runs.
+    assert!(update(&mut s, ch('q')).is_empty());
+    assert!(!s.quit);
+    let cmds = update(
+        &mut s,
+        Event::Engine(Msg::ActionDone {
+            step: Step::StopServices,
+            result: Ok("puma and sidekiq are down".into()),
+            installation: Some(Box::new(installation())),
+        }),
+    );
+    assert!(matches!(cmds[..], [Command::SaveSession(_)]));
+    assert_eq!(s.stop.status, ActionStatus::Succeeded);
+    // The way back is closed now, and the notice says why.
+    update(&mut s, key(KeyCode::Esc));
+    assert_eq!(s.step, Step::StopServices);
+    assert!(s
+        .notice
+        .as_deref()
+        .unwrap()
+        .contains("the services were stopped"));
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert_eq!(s.step, Step::RollbackPackage);
+    assert!(matches!(
+        cmds[..],
+        [Command::PlanAction {
+            step: Step::RollbackPackage,
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn a_skipped_rollback_goes_straight_on_to_the_drop_inventory() {
+    let mut s = at_preflight(Status::Pass);
+    update(&mut s, key(KeyCode::Enter));
+    s.stop.status = ActionStatus::Succeeded;
+    update(&mut s, key(KeyCode::Enter));
+    update(
+        &mut s,
+        Event::Engine(Msg::ActionPlanned {
+            step: Step::RollbackPackage,
+            result: Ok(ActionPlan {
+                commands: vec![],
+                skip: Some("16.10.3-ee is installed".into()),
+            }),
+        }),
+    );
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert_eq!(s.step, Step::ConfirmDrop);
+    assert!(matches!(cmds[..], [Command::LoadInventory { .. }]));
+}
+
+#[test]
+fn a_failed_command_can_be_retried_but_not_skipped() {
+    let mut s = at_preflight(Status::Pass);
+    update(&mut s, key(KeyCode::Enter));
+    update(
+        &mut s,
+        Event::Engine(Msg::ActionPlanned {
+            step: Step::StopServices,
+            result: Ok(ActionPlan {
+                commands: plan_commands(Step::StopServices),
+                skip: None,
+            }),
+        }),
+    );
+    update(&mut s, key(KeyCode::Enter));
+    update(&mut s, ch('y'));
+    update(
+        &mut s,
+        Event::Engine(Msg::ActionDone {
+            step: Step::StopServices,
+            result: Err("gitlab-ctl exited 1".into()),
+            installation: None,
+        }),
+    );
+    assert!(update(&mut s, key(KeyCode::Enter)).is_empty());
+    assert_eq!(s.step, Step::StopServices);
+    assert!(s.notice.as_deref().unwrap().contains("gitlab-ctl exited 1"));
+    update(&mut s, ch('r'));
+    assert_eq!(s.modal, Some(Modal::ConfirmRun(Step::StopServices)));
+}
+
+#[test]
+fn the_drop_needs_the_exact_database_name() {
+    let mut s = at_confirm();
+    assert_eq!(s.step, Step::ConfirmDrop);
+    // Letters are input here: q and l do not quit or toggle.
+    typed(&mut s, "gitlabhq_productio");
+    assert!(!s.quit && !s.log_visible);
+    assert!(!crate::tui::update::drop_enabled(&s));
+    assert!(update(&mut s, key(KeyCode::Enter)).is_empty());
+    assert_eq!(s.step, Step::ConfirmDrop);
+    assert!(s
+        .notice
+        .as_deref()
+        .unwrap()
+        .contains("Type the database name"));
+    typed(&mut s, "nX");
+    update(&mut s, key(KeyCode::Backspace));
+    assert_eq!(s.confirm_input, "gitlabhq_production");
+    assert!(crate::tui::update::drop_enabled(&s));
+    update(&mut s, key(KeyCode::Enter));
+    assert_eq!(s.step, Step::SafetySnapshot);
+    assert!(s.changes.iter().all(|c| c.step != Step::Restore));
+}
+
+#[test]
+fn a_failed_preflight_blocks_confirm_drop_even_with_the_right_name() {
+    let mut s = at_confirm();
+    s.preflight.checks = checks(Status::Fail);
+    typed(&mut s, DB);
+    assert!(!crate::tui::update::drop_enabled(&s));
+    assert!(update(&mut s, key(KeyCode::Enter)).is_empty());
+    assert_eq!(s.step, Step::ConfirmDrop);
+    assert!(s
+        .notice
+        .as_deref()
+        .unwrap()
+        .contains("Blocked by preflight"));
+}
+
+#[test]
+fn the_restore_starts_with_the_snapshot_and_closes_the_way_back() {
+    let mut s = at_confirm();
+    typed(&mut s, DB);
+    update(&mut s, key(KeyCode::Enter));
+    let snap = s.snapshot_path.clone().expect("snapshot path");
+    assert!(snap.starts_with("/var/opt/gitlab/backups/rewind"));
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert_eq!(s.step, Step::Restore);
+    assert!(matches!(cmds[0], Command::SaveSession(_)));
+    assert_eq!(
+        cmds[1],
+        Command::Restore {
+            backup: s.chosen.clone().unwrap(),
+            snapshot: Some(snap)
+        }
+    );
+    assert_eq!(
+        s.session.as_ref().unwrap().in_progress,
+        Some(SessionStep::SafetySnapshot)
+    );
+    // Esc and q are refused mid-restore.
+    update(&mut s, key(KeyCode::Esc));
+    assert_eq!(s.step, Step::Restore);
+    assert!(s.notice.as_deref().unwrap().contains("no way back"));
+    assert!(update(&mut s, ch('q')).is_empty());
+    assert!(!s.quit);
+    assert!(s.notice.as_deref().unwrap().contains("Ctrl-C"));
+}
+
+#[test]
+fn progress_fills_the_gauges_and_saves_the_session_at_the_drop() {
+    let s = mid_restore();
+    let g = |p| {
+        s.restore
+            .phases
+            .iter()
+            .find(|g| g.phase == p)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(g(Phase::Snapshot).state, PhaseState::Done);
+    assert_eq!(g(Phase::Drop).state, PhaseState::Done);
+    assert_eq!(g(Phase::Data).state, PhaseState::Running);
+    assert_eq!(g(Phase::Data).done, 671_088_640);
+    assert_eq!(s.restore.current.as_deref(), Some("public.ci_builds"));
+    assert_eq!(s.restore.rows, 512_334);
+    let sess = s.session.as_ref().unwrap();
+    assert!(sess.is_done(SessionStep::SafetySnapshot));
+    assert!(sess.is_done(SessionStep::Drop));
+    assert_eq!(sess.in_progress, Some(SessionStep::Restore));
+    assert!(sess.snapshot.is_some());
+}
+
+#[test]
+fn ctrl_c_during_the_restore_asks_then_cancels() {
+    let mut s = mid_restore();
+    assert!(update(&mut s, ctrl('c')).is_empty());
+    assert_eq!(s.modal, Some(Modal::ConfirmCancel));
+    // n keeps going.
+    update(&mut s, ch('n'));
+    assert_eq!(s.modal, None);
+    assert!(!s.restore.cancel_requested);
+    update(&mut s, ctrl('c'));
+    assert_eq!(update(&mut s, ch('y')), vec![Command::Cancel]);
+    assert!(s.restore.cancel_requested);
+    // A cancelled restore can be run again, from the drop, without a second snapshot.
+    update(
+        &mut s,
+        Event::Engine(Msg::RestoreDone(Err("cancelled at a safe point".into()))),
+    );
+    assert!(update(&mut s, key(KeyCode::Enter)).is_empty());
+    let cmds = update(&mut s, ch('r'));
+    assert!(matches!(
+        cmds.last(),
+        Some(Command::Restore { snapshot: None, .. })
+    ));
+}
+
+#[test]
+fn after_the_drop_esc_is_refused_with_the_reason() {
+    let mut s = mid_restore();
+    let cmds = update(
+        &mut s,
+        Event::Engine(Msg::RestoreDone(Ok("2.1 GiB in 1:42".into()))),
+    );
+    assert!(matches!(cmds[..], [Command::SaveSession(_)]));
+    assert!(s
+        .restore
+        .phases
+        .iter()
+        .any(|g| g.phase == Phase::Repositories && g.state == PhaseState::Skipped));
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert_eq!(s.step, Step::Verify);
+    assert!(matches!(cmds[..], [Command::Verify { .. }]));
+    update(&mut s, key(KeyCode::Esc));
+    assert_eq!(s.step, Step::Verify);
+    let n = s.notice.clone().unwrap();
+    assert!(n.contains("No way back") && n.contains("dropped"), "{n}");
+}
+
+#[test]
+fn declining_the_snapshot_needs_a_second_yes() {
+    let mut s = at_confirm();
+    typed(&mut s, DB);
+    update(&mut s, key(KeyCode::Enter));
+    update(&mut s, ch('d'));
+    assert_eq!(s.modal, Some(Modal::DeclineSnapshot));
+    update(&mut s, key(KeyCode::Esc));
+    assert_eq!(s.step, Step::SafetySnapshot);
+    update(&mut s, ch('d'));
+    let cmds = update(&mut s, ch('y'));
+    assert!(matches!(
+        cmds.last(),
+        Some(Command::Restore { snapshot: None, .. })
+    ));
+    assert!(s.session.as_ref().unwrap().snapshot_declined);
+}
+
+#[test]
+fn quit_asks_only_once_something_changed() {
+    let mut s = at_backups();
+    assert_eq!(
+        update(&mut s, ch('q')),
+        vec![Command::Cancel, Command::RemoveSession, Command::Quit]
+            .into_iter()
+            .filter(|c| *c != Command::Cancel || !s.jobs.is_empty())
+            .collect::<Vec<_>>()
+    );
+    assert!(s.quit);
+
+    let mut s = at_confirm();
+    update(&mut s, key(KeyCode::Esc)); // refused: the services were stopped
+    update(&mut s, ctrl('c'));
+    assert_eq!(s.modal, Some(Modal::ConfirmQuit));
+    update(&mut s, ch('n'));
+    assert!(!s.quit);
+    update(&mut s, ctrl('c'));
+    let cmds = update(&mut s, ch('y'));
+    assert_eq!(cmds.last(), Some(&Command::Quit));
+    // The session is kept for a resume.
+    assert!(!cmds.contains(&Command::RemoveSession));
+}
+
+#[test]
+fn help_overlay_swallows_keys_until_closed() {
+    let mut s = at_backups();
+    update(&mut s, ch('?'));
+    assert!(s.help);
+    assert!(update(&mut s, ch('j')).is_empty());
+    assert_eq!(s.backup_cursor, 0);
+    update(&mut s, key(KeyCode::Esc));
+    assert!(!s.help);
+    assert_eq!(s.step, Step::SelectBackup);
+    update(&mut s, ch('l'));
+    assert!(s.log_visible);
+    update(&mut s, ctrl('l'));
+    assert!(!s.log_visible);
+}
+
+#[test]
+fn signals_cancel_running_work_and_quit() {
+    let mut s = mid_restore();
+    assert_eq!(
+        update(&mut s, Event::Terminate),
+        vec![Command::Cancel, Command::Quit]
+    );
+    assert!(s.quit);
+}
+
+fn interrupted_session() -> Session {
+    let row = &backups()[0];
+    let mut sess = Session::new(
+        BackupIdentity {
+            path: row.path.clone(),
+            size: row.size,
+            mtime: row.mtime,
+        },
+        row.version.clone(),
+        Some("16.10.3-ee".parse().unwrap()),
+        Some(DB.into()),
+    );
+    for st in [
+        SessionStep::Preflight,
+        SessionStep::StopServices,
+        SessionStep::RollbackPackage,
+        SessionStep::SafetySnapshot,
+        SessionStep::Drop,
+    ] {
+        sess.finish(st, "ok");
+    }
+    sess.snapshot =
+        Some("/var/opt/gitlab/backups/rewind/snapshot-1-gitlabhq_production.dump".into());
+    sess.begin(SessionStep::Restore);
+    sess
+}
+
+#[test]
+fn resume_restarts_an_interrupted_load_from_the_drop_without_a_second_snapshot() {
+    let mut s = at_backups();
+    s.step = Step::Detect;
+    let sess = interrupted_session();
+    let row = backups()[0].clone();
+    let point = sess
+        .resume_point(
+            Some(&BackupIdentity {
+                path: row.path.clone(),
+                size: row.size,
+                mtime: row.mtime,
+            }),
+            Some(&"16.10.3-ee".parse().unwrap()),
+        )
+        .unwrap();
+    update(
+        &mut s,
+        Event::Engine(Msg::SessionFound(Box::new(ResumeOffer {
+            session: sess.clone(),
+            decision: Ok(point),
+        }))),
+    );
+    assert_eq!(s.step, Step::Resume);
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert_eq!(s.step, Step::ConfirmDrop);
+    assert!(matches!(cmds[0], Command::Preflight { .. }));
+    assert!(matches!(cmds[1], Command::LoadInventory { .. }));
+    assert_eq!(s.snapshot_taken, sess.snapshot);
+    assert_eq!(s.stop.status, ActionStatus::Succeeded);
+    // The way back is closed: the database was dropped.
+    update(&mut s, key(KeyCode::Esc));
+    assert_eq!(s.step, Step::ConfirmDrop);
+    // Going on: the snapshot is not taken again.
+    for c in checks(Status::Pass) {
+        update(&mut s, Event::Engine(Msg::PreflightCheck(c)));
+    }
+    update(&mut s, Event::Engine(Msg::PreflightDone));
+    update(&mut s, Event::Engine(Msg::Inventory(Ok(inventory()))));
+    typed(&mut s, DB);
+    update(&mut s, key(KeyCode::Enter));
+    assert_eq!(s.step, Step::SafetySnapshot);
+    update(&mut s, ch('d'));
+    assert_eq!(s.modal, None, "nothing to decline: already taken");
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert!(matches!(
+        cmds.last(),
+        Some(Command::Restore { snapshot: None, .. })
+    ));
+    assert_eq!(
+        s.session.as_ref().unwrap().in_progress,
+        Some(SessionStep::Drop)
+    );
+}
+
+#[test]
+fn a_refused_resume_says_why_and_n_starts_over() {
+    let mut s = at_backups();
+    s.step = Step::Detect;
+    update(
+        &mut s,
+        Event::Engine(Msg::SessionFound(Box::new(ResumeOffer {
+            session: interrupted_session(),
+            decision: Err(vec!["the backup file /x changed: size 1 -> 2".into()]),
+        }))),
+    );
+    assert_eq!(s.step, Step::Resume);
+    assert!(update(&mut s, key(KeyCode::Enter)).is_empty());
+    assert!(s.notice.as_deref().unwrap().contains("size 1 -> 2"));
+    assert_eq!(update(&mut s, ch('n')), vec![Command::RemoveSession]);
+    assert_eq!(s.step, Step::SelectBackup);
+    assert!(s.resume.is_none());
+}
+
+#[test]
+fn verify_then_start_services_then_done_removes_the_session() {
+    let mut s = mid_restore();
+    update(&mut s, Event::Engine(Msg::RestoreDone(Ok("done".into()))));
+    update(&mut s, key(KeyCode::Enter));
+    update(
+        &mut s,
+        Event::Engine(Msg::Verified(Ok(vec![crate::tui::state::VerifyLine {
+            ok: true,
+            text: "schema_migrations matches".into(),
+        }]))),
+    );
+    assert!(s.session.as_ref().unwrap().is_done(SessionStep::Verify));
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert_eq!(s.step, Step::StartServices);
+    assert!(matches!(cmds[..], [Command::PlanAction { .. }]));
+    update(
+        &mut s,
+        Event::Engine(Msg::ActionPlanned {
+            step: Step::StartServices,
+            result: Ok(ActionPlan {
+                commands: plan_commands(Step::StartServices),
+                skip: None,
+            }),
+        }),
+    );
+    update(&mut s, key(KeyCode::Enter));
+    update(&mut s, ch('y'));
+    update(
+        &mut s,
+        Event::Engine(Msg::ActionDone {
+            step: Step::StartServices,
+            result: Ok("all services are up".into()),
+            installation: None,
+        }),
+    );
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert_eq!(s.step, Step::Done);
+    assert_eq!(cmds, vec![Command::RemoveSession]);
+    // Done quits without asking; m opens the repair.
+    update(&mut s, ch('m'));
+    assert_eq!(s.step, Step::RepairMigrations);
+    update(&mut s, key(KeyCode::Esc));
+    assert_eq!(s.step, Step::Done);
+    let cmds = update(&mut s, ch('q'));
+    assert_eq!(cmds.last(), Some(&Command::Quit));
+    let _ = Duration::ZERO;
+}
+
+#[test]
+fn repair_needs_the_version_typed_for_each_migration() {
+    let mut s = at_backups();
+    s.step = Step::Detect;
+    update(&mut s, ch('m'));
+    assert_eq!(s.step, Step::RepairMigrations);
+    assert!(update(&mut s, key(KeyCode::Enter)).is_empty());
+    typed(&mut s, "/var/log/gitlab/gitlab-rails/migrate.log");
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert!(matches!(cmds[..], [Command::AssessRepair { .. }]));
+    update(
+        &mut s,
+        Event::Engine(Msg::RepairAssessed(Ok(vec![
+            crate::tui::state::RepairItem {
+                version: "20151103134857".into(),
+                name: "CreateLfsObjects".into(),
+                error: "PG::DuplicateTable: relation \"lfs_objects\" already exists".into(),
+                verdict: "the table exists with the migration's columns: safe to mark".into(),
+            },
+        ]))),
+    );
+    typed(&mut s, "2015110313485");
+    assert!(update(&mut s, key(KeyCode::Enter)).is_empty());
+    typed(&mut s, "7");
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert_eq!(
+        cmds,
+        vec![Command::RunRepair {
+            versions: vec!["20151103134857".into()]
+        }]
+    );
+    assert!(s.repair.running);
+}

@@ -1,0 +1,463 @@
+//! Rendering: `view(&State, &mut Frame)`. The frame is a header (step, banner), the body of
+//! the current screen, an optional log pane, a notice line and the key bar; the help overlay
+//! and questions draw on top.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+use ratatui::Frame;
+use rewind_engine::progress::Level;
+
+use super::screens;
+use super::state::{Modal, State, Step};
+
+/// Colours and emphasis, honouring NO_COLOR.
+#[derive(Debug, Clone, Copy)]
+pub struct Theme {
+    pub color: bool,
+}
+
+impl Theme {
+    fn fg(&self, c: Color) -> Style {
+        if self.color {
+            Style::default().fg(c)
+        } else {
+            Style::default()
+        }
+    }
+    pub fn ok(&self) -> Style {
+        self.fg(Color::Green)
+    }
+    pub fn warn(&self) -> Style {
+        self.fg(Color::Yellow)
+    }
+    pub fn bad(&self) -> Style {
+        self.fg(Color::Red).add_modifier(Modifier::BOLD)
+    }
+    pub fn dim(&self) -> Style {
+        if self.color {
+            Style::default().fg(Color::DarkGray)
+        } else {
+            Style::default()
+        }
+    }
+    pub fn bold(&self) -> Style {
+        Style::default().add_modifier(Modifier::BOLD)
+    }
+    pub fn key(&self) -> Style {
+        self.fg(Color::Cyan).add_modifier(Modifier::BOLD)
+    }
+    pub fn accent(&self) -> Style {
+        self.fg(Color::Cyan)
+    }
+    pub fn selected(&self) -> Style {
+        Style::default().add_modifier(Modifier::REVERSED)
+    }
+    pub fn banner(&self) -> Style {
+        if self.color {
+            Style::default()
+                .fg(Color::Black)
+                .bg(Color::Yellow)
+                .add_modifier(Modifier::BOLD)
+        } else {
+            Style::default().add_modifier(Modifier::REVERSED | Modifier::BOLD)
+        }
+    }
+    pub fn danger_button(&self) -> Style {
+        if self.color {
+            Style::default()
+                .fg(Color::White)
+                .bg(Color::Red)
+                .add_modifier(Modifier::BOLD)
+        } else {
+            Style::default().add_modifier(Modifier::REVERSED | Modifier::BOLD)
+        }
+    }
+    pub fn level(&self, l: Level) -> Style {
+        match l {
+            Level::Info => Style::default(),
+            Level::Warn => self.warn(),
+            Level::Error => self.bad(),
+        }
+    }
+}
+
+/// Draw the whole wizard.
+pub fn view(s: &State, f: &mut Frame) {
+    let t = Theme { color: s.color };
+    let area = f.area();
+    let banner_h = u16::from(s.banner.is_some());
+    let log_h = if s.log_visible {
+        (area.height / 3).clamp(4, 12)
+    } else {
+        0
+    };
+    let notice_h = match &s.notice {
+        Some(n) if n.chars().count() + 3 > area.width as usize => 2,
+        Some(_) => 1,
+        None => 0,
+    };
+    let [banner, header, body, log, notice, keys] = Layout::vertical([
+        Constraint::Length(banner_h),
+        Constraint::Length(1),
+        Constraint::Min(3),
+        Constraint::Length(log_h),
+        Constraint::Length(notice_h),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    if let Some(b) = &s.banner {
+        f.render_widget(
+            Paragraph::new(Line::from(format!(" {b} "))).style(t.banner()),
+            banner,
+        );
+    }
+    draw_header(s, &t, f, header);
+    screens::draw(s, &t, f, body);
+    if s.log_visible {
+        draw_log(s, &t, f, log, "Log (l hides, PgUp/PgDn scroll)");
+    }
+    if let Some(n) = &s.notice {
+        f.render_widget(
+            Paragraph::new(Line::from(vec![
+                Span::styled(" ! ", t.warn()),
+                Span::raw(n),
+            ]))
+            .wrap(Wrap { trim: false }),
+            notice,
+        );
+    }
+    draw_keys(s, &t, f, keys);
+    if let Some(m) = &s.modal {
+        draw_modal(s, &t, f, m);
+    }
+    if s.help {
+        draw_help(s, &t, f);
+    }
+}
+
+fn draw_header(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
+    let mut spans = vec![Span::styled(" Rewind ", t.bold())];
+    match s.step.number() {
+        Some(n) => spans.push(Span::raw(format!(
+            "· step {n}/{} · {}",
+            Step::PATH.len(),
+            s.step.title()
+        ))),
+        None => spans.push(Span::raw(format!("· {}", s.step.title()))),
+    }
+    // The trail of steps, when it fits.
+    let trail: Vec<Span> = Step::PATH
+        .iter()
+        .enumerate()
+        .flat_map(|(i, st)| {
+            let style = if *st == s.step {
+                t.selected()
+            } else if st.number() < s.step.number() && s.step.number().is_some() {
+                t.ok()
+            } else {
+                t.dim()
+            };
+            let mut v = vec![Span::styled(st.title(), style)];
+            if i + 1 < Step::PATH.len() {
+                v.push(Span::styled(" › ", t.dim()));
+            }
+            v
+        })
+        .collect();
+    let used: usize = spans.iter().map(|s| s.width()).sum();
+    let trail_w: usize = trail.iter().map(|s| s.width()).sum();
+    if used + trail_w + 4 <= area.width as usize {
+        spans.push(Span::raw("   "));
+        spans.extend(trail);
+    } else if !s.root.is_system() {
+        spans.push(Span::styled(
+            format!("   root {}", s.root.base().display()),
+            t.dim(),
+        ));
+    }
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// Draw the log pane in `area`.
+pub fn draw_log(s: &State, t: &Theme, f: &mut Frame, area: Rect, title: &str) {
+    let inner_h = area.height.saturating_sub(2) as usize;
+    let end = s.log.len().saturating_sub(s.log_scroll);
+    let start = end.saturating_sub(inner_h);
+    let lines: Vec<Line> = s.log[start..end]
+        .iter()
+        .map(|l| {
+            let secs = l.at.as_secs();
+            Line::from(vec![
+                Span::styled(
+                    format!("{:02}:{:02}:{:02} ", secs / 3600, secs / 60 % 60, secs % 60),
+                    t.dim(),
+                ),
+                Span::styled(
+                    match l.level {
+                        Level::Info => "",
+                        Level::Warn => "warning: ",
+                        Level::Error => "error: ",
+                    },
+                    t.level(l.level),
+                ),
+                Span::styled(l.text.clone(), t.level(l.level)),
+            ])
+        })
+        .collect();
+    let title = if s.log_scroll > 0 {
+        format!(" {title} · {} lines up ", s.log_scroll)
+    } else {
+        format!(" {title} ")
+    };
+    f.render_widget(
+        Paragraph::new(lines).block(Block::default().borders(Borders::TOP).title(title)),
+        area,
+    );
+}
+
+/// The keys that work on the current screen (key, what it does).
+pub fn keys(s: &State) -> Vec<(&'static str, &'static str)> {
+    if s.help {
+        return vec![("Esc", "close help")];
+    }
+    if let Some(m) = &s.modal {
+        return match m {
+            Modal::ConfirmCancel => vec![("y", "cancel the restore"), ("n/Esc", "keep going")],
+            _ => vec![("y", "yes"), ("n/Esc", "no")],
+        };
+    }
+    let mut k: Vec<(&str, &str)> = Vec::new();
+    let text = s.text_input();
+    match s.step {
+        Step::Resume => {
+            k.push(("Enter", "resume"));
+            k.push(("n", "start over"));
+        }
+        Step::Detect => {
+            k.push(("Enter", "backups"));
+            k.push(("r", "detect again"));
+            k.push(("m", "repair migrations"));
+        }
+        Step::SelectBackup => {
+            k.push(("↑↓/jk", "move"));
+            k.push(("Enter", "pick"));
+            k.push(("r", "reload"));
+        }
+        Step::Preflight => {
+            k.push(("↑↓", "move"));
+            k.push(("Enter", "continue"));
+            k.push(("r", "check again"));
+        }
+        Step::StopServices | Step::RollbackPackage | Step::StartServices => {
+            k.push(("Enter", "run / continue"));
+        }
+        Step::ConfirmDrop => {
+            k.push(("type", "database name"));
+            k.push(("Enter", "confirm"));
+        }
+        Step::SafetySnapshot => {
+            k.push(("Enter", "start"));
+            if s.snapshot_taken.is_none() && !s.snapshot_declined {
+                k.push(("d", "decline snapshot"));
+            }
+        }
+        Step::Restore => {
+            if s.restore.result.is_none() {
+                k.push(("Ctrl-C", "cancel"));
+            } else {
+                k.push(("Enter", "continue"));
+            }
+        }
+        Step::Verify => {
+            k.push(("Enter", "continue"));
+            k.push(("r", "verify again"));
+        }
+        Step::Done => {
+            k.push(("Enter", "exit"));
+            k.push(("m", "repair migrations"));
+        }
+        Step::RepairMigrations => {
+            if s.repair.assessment.is_none() {
+                k.push(("type", "log path"));
+                k.push(("Tab", "pick found log"));
+            }
+            k.push(("Enter", "go on"));
+        }
+    }
+    let back_ok = match s.step {
+        Step::Detect | Step::Done | Step::Resume => false,
+        Step::RepairMigrations => true,
+        st => st.previous().is_some_and(|p| s.change_since(p).is_none()),
+    };
+    if back_ok {
+        k.push(("Esc", "back"));
+    }
+    if text {
+        k.push(("F1", "help"));
+        k.push(("Ctrl-L", "log"));
+    } else {
+        k.push(("?", "help"));
+        k.push(("l", "log"));
+        if !s.running(super::state::Job::Restore) {
+            k.push(("q", "quit"));
+        }
+    }
+    k
+}
+
+fn draw_keys(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
+    let mut spans = Vec::new();
+    for (key, what) in keys(s) {
+        spans.push(Span::styled(format!(" {key}"), t.key()));
+        spans.push(Span::raw(format!(" {what} ")));
+    }
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// A rectangle of `w` x `h` centred in `area` (clamped to it).
+pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(area.width);
+    let h = h.min(area.height);
+    Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    }
+}
+
+fn draw_modal(s: &State, t: &Theme, f: &mut Frame, m: &Modal) {
+    let (title, lines): (&str, Vec<Line>) = match m {
+        Modal::ConfirmQuit => (
+            "Quit?",
+            vec![
+                Line::from(format!(
+                    "Something changed on this host: {}.",
+                    s.changes
+                        .last()
+                        .map(|c| c.what.as_str())
+                        .unwrap_or("see the log")
+                )),
+                Line::from("The session is saved: run rewind again to resume."),
+                Line::from(""),
+                Line::from(vec![
+                    Span::styled("y", t.key()),
+                    Span::raw(" quit   "),
+                    Span::styled("n", t.key()),
+                    Span::raw(" stay"),
+                ]),
+            ],
+        ),
+        Modal::ConfirmCancel => (
+            "Cancel the restore?",
+            vec![
+                Line::from("The restore stops at the next safe point."),
+                Line::from("The database is then incomplete: run the restore again"),
+                Line::from("(it restarts from the drop) or restore the safety snapshot."),
+                Line::from(""),
+                Line::from(vec![
+                    Span::styled("y", t.key()),
+                    Span::raw(" cancel   "),
+                    Span::styled("n", t.key()),
+                    Span::raw(" keep going"),
+                ]),
+            ],
+        ),
+        Modal::ConfirmRun(step) => {
+            let cmds = s
+                .action(*step)
+                .map(|a| a.commands.clone())
+                .unwrap_or_default();
+            let mut v = vec![Line::from("Run these commands now?"), Line::from("")];
+            v.extend(
+                cmds.into_iter()
+                    .map(|c| Line::styled(format!("  $ {c}"), t.bold())),
+            );
+            v.push(Line::from(""));
+            v.push(Line::from(vec![
+                Span::styled("y", t.key()),
+                Span::raw(" run   "),
+                Span::styled("n", t.key()),
+                Span::raw(" not now"),
+            ]));
+            (step.title(), v)
+        }
+        Modal::DeclineSnapshot => (
+            "Go on without a safety snapshot?",
+            vec![
+                Line::styled(
+                    "Without a snapshot, the database as it is now cannot be recovered",
+                    t.bad(),
+                ),
+                Line::styled("if the restore goes wrong.", t.bad()),
+                Line::from(""),
+                Line::from(vec![
+                    Span::styled("y", t.key()),
+                    Span::raw(" no snapshot   "),
+                    Span::styled("n", t.key()),
+                    Span::raw(" take the snapshot"),
+                ]),
+            ],
+        ),
+    };
+    let w = lines
+        .iter()
+        .map(|l| l.width() as u16)
+        .max()
+        .unwrap_or(20)
+        .max(title.len() as u16)
+        + 4;
+    let r = centered(f.area(), w, lines.len() as u16 + 2);
+    f.render_widget(Clear, r);
+    f.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(Block::bordered().title(format!(" {title} "))),
+        r,
+    );
+}
+
+fn draw_help(s: &State, t: &Theme, f: &mut Frame) {
+    let mut lines = vec![Line::styled("This screen", t.bold())];
+    for (k, what) in keys(&State {
+        help: false,
+        ..s.clone()
+    }) {
+        lines.push(Line::from(vec![
+            Span::styled(format!("  {k:<8}"), t.key()),
+            Span::raw(what),
+        ]));
+    }
+    lines.push(Line::from(""));
+    lines.push(Line::styled("Everywhere", t.bold()));
+    for (k, what) in [
+        ("↑↓ j k", "move"),
+        ("Enter", "go on"),
+        ("Esc", "back, while nothing changed since that step"),
+        ("?  F1", "this help"),
+        ("l  ^L", "show or hide the log"),
+        ("PgUp/Dn", "scroll the log"),
+        ("q", "quit (asks once something changed)"),
+        ("Ctrl-C", "cancel a restore at the next safe point"),
+    ] {
+        lines.push(Line::from(vec![
+            Span::styled(format!("  {k:<8}"), t.key()),
+            Span::raw(what),
+        ]));
+    }
+    lines.push(Line::from(""));
+    lines.push(Line::styled(
+        "Every action is journaled; a killed wizard resumes when started again.",
+        t.dim(),
+    ));
+    let r = centered(f.area(), 74, lines.len() as u16 + 2);
+    f.render_widget(Clear, r);
+    f.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(Block::bordered().title(" Help (Esc closes) ")),
+        r,
+    );
+}
