@@ -23,6 +23,7 @@ use serde::Serialize;
 use super::drop::{drop_all, DropConfirmation, DropError, DropOptions, DropPlan, DropReport};
 use super::inventory::{inventory, Inventory};
 use super::leftovers::{self, CatalogCost, DumpCatalog, Leftovers};
+use super::load::{load_dump, LoadOptions, PhaseReport};
 use super::snapshot::{take_snapshot, Snapshot, SnapshotError, SnapshotTarget};
 use super::verify::{self, Expected, TableRows, VerifyReport};
 use crate::dump::{DumpParser, Item};
@@ -88,6 +89,8 @@ pub struct LoadOutcome {
     /// Decompressed bytes loaded.
     pub bytes: u64,
     pub seconds: f64,
+    /// Statements and time per phase (parallel loader).
+    pub phases: Vec<PhaseReport>,
 }
 
 /// Input of a load.
@@ -108,6 +111,83 @@ pub trait Loader {
         sink: &dyn Sink,
         cancel: &Cancel,
     ) -> Result<LoadOutcome, String>;
+}
+
+/// Rewind's parallel streaming loader ([`load_dump`]): schema in order, table data over
+/// `jobs` connections, indexes concurrently, the rest in order; same result as psql.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ParallelLoader;
+
+/// Reports the data phase in compressed bytes of the member (its size is known, so the
+/// front end can show a percentage, MB/s and an ETA).
+struct CompressedProgress<'a> {
+    inner: &'a dyn Sink,
+    read: Arc<dyn Fn() -> u64 + Send + Sync>,
+    size: u64,
+}
+
+impl Sink for CompressedProgress<'_> {
+    fn event(&self, event: Event) {
+        match event {
+            Event::Progress {
+                phase: Phase::Data,
+                current,
+                rows,
+                ..
+            } => self.inner.event(Event::Progress {
+                phase: Phase::Data,
+                done: (self.read)(),
+                total: Some(self.size),
+                current,
+                rows,
+            }),
+            Event::PhaseStarted {
+                phase: Phase::Data, ..
+            } => self.inner.event(Event::PhaseStarted {
+                phase: Phase::Data,
+                total: Some(self.size),
+            }),
+            other => self.inner.event(other),
+        }
+    }
+}
+
+impl Loader for ParallelLoader {
+    fn load(
+        &self,
+        input: LoadInput<'_>,
+        sink: &dyn Sink,
+        cancel: &Cancel,
+    ) -> Result<LoadOutcome, String> {
+        let mut opts = LoadOptions::new(input.spec.clone());
+        opts.jobs = input.jobs.max(1);
+        opts.continue_on_error = input.continue_on_error;
+        opts.cancel = cancel.clone();
+        let progress = CompressedProgress {
+            inner: sink,
+            read: input.dump.compressed_read.clone(),
+            size: input.dump.compressed_size,
+        };
+        let reader = BufReader::with_capacity(1 << 20, input.dump.reader);
+        let report = load_dump(reader, &opts, &progress).map_err(|e| e.to_string())?;
+        Ok(LoadOutcome {
+            loader: format!("parallel, {} jobs", report.jobs),
+            tables: report
+                .tables
+                .iter()
+                .map(|t| TableRows {
+                    schema: t.table.schema.clone().unwrap_or_else(|| "public".into()),
+                    table: t.table.name.clone(),
+                    rows: t.rows,
+                })
+                .collect(),
+            errors: report.failed.iter().map(|e| e.to_string()).collect(),
+            ignored: report.ignored.iter().map(|e| e.to_string()).collect(),
+            bytes: report.bytes,
+            seconds: report.seconds,
+            phases: report.phases,
+        })
+    }
 }
 
 /// Whether GitLab ignores a psql stderr line (`lib/backup/targets/database.rb`).
@@ -173,6 +253,10 @@ impl Loader for PsqlLoader {
                 }
             }
             lines
+        });
+        sink.event(Event::PhaseStarted {
+            phase: Phase::Data,
+            total: Some(input.dump.compressed_size),
         });
         let stdin = child.stdin.take();
         let total = input.dump.compressed_size;
@@ -259,6 +343,10 @@ impl Loader for PsqlLoader {
         }
         let status = child.wait().map_err(|e| format!("waiting for psql: {e}"))?;
         let stderr_lines = err_thread.join().unwrap_or_default();
+        sink.event(Event::PhaseFinished {
+            phase: Phase::Data,
+            ok: failure.is_none() && status.success(),
+        });
         if let Some(f) = failure {
             return Err(f);
         }
@@ -282,6 +370,7 @@ impl Loader for PsqlLoader {
             ignored,
             bytes,
             seconds: started.elapsed().as_secs_f64(),
+            phases: Vec::new(),
         })
     }
 }
@@ -675,10 +764,6 @@ impl RestoreRun<'_> {
             format!("load {} ({} jobs)", job.member, self.opts.jobs),
             serde_json::json!({"member": job.member, "database": db}),
         )?;
-        self.sink.event(Event::PhaseStarted {
-            phase: Phase::Data,
-            total: None,
-        });
         let loaded = self.source.open(&job.member).and_then(|dump| {
             self.loader.load(
                 LoadInput {
@@ -692,10 +777,6 @@ impl RestoreRun<'_> {
                 self.sink,
                 self.cancel,
             )
-        });
-        self.sink.event(Event::PhaseFinished {
-            phase: Phase::Data,
-            ok: loaded.as_ref().is_ok_and(|l| l.errors.is_empty()),
         });
         let load = match loaded {
             Ok(l) => l,
@@ -1078,7 +1159,7 @@ pub(crate) mod tests {
         let source = DirSource {
             dir: backup.path().to_path_buf(),
         };
-        let loader = PsqlLoader { root: root.clone() };
+        let loader = ParallelLoader;
         let mut spec = c.conn_spec("gitlabhq_production");
         spec.password = crate::pg::conn::Secret::new(Some("s3cret-pw".into()));
         let jobs = vec![
@@ -1169,6 +1250,31 @@ pub(crate) mod tests {
             assert_eq!((begins, ends), (1, 1), "{step}: {text}");
         }
         assert!(entries.iter().any(|e| e.step == "restore.skip"));
+
+        // GitLab's own pipeline through the same orchestration gives the same database.
+        c.connect("gitlabhq_production")
+            .unwrap()
+            .batch_execute(FAILED_UPGRADE)
+            .unwrap();
+        let psql = PsqlLoader { root: root.clone() };
+        let o2 = RestoreOptions {
+            snapshot: false,
+            ..o.clone()
+        };
+        let out = RestoreRun {
+            loader: &psql,
+            opts: &o2,
+            ..run
+        }
+        .run(&jobs[..1])
+        .unwrap();
+        assert!(out[0].verify.as_ref().unwrap().ok());
+        assert_eq!(out[0].load.as_ref().unwrap().loader, "psql");
+        assert_eq!(
+            schema_of(&c, "gitlabhq_production"),
+            schema_of(&c, "reference")
+        );
+        assert_eq!(data_of(&c, "gitlabhq_production"), data_of(&c, "reference"));
     }
 
     #[test]
@@ -1196,7 +1302,7 @@ pub(crate) mod tests {
         let source = DirSource {
             dir: backup.path().to_path_buf(),
         };
-        let loader = PsqlLoader { root: root.clone() };
+        let loader = ParallelLoader;
         let job = DatabaseJob {
             connection: "main".into(),
             spec: c.conn_spec("gitlabhq_production"),
@@ -1278,7 +1384,7 @@ pub(crate) mod tests {
         let source = DirSource {
             dir: backup.path().to_path_buf(),
         };
-        let loader = PsqlLoader { root: root.clone() };
+        let loader = ParallelLoader;
         let job = DatabaseJob {
             connection: "main".into(),
             spec: c.conn_spec("gl"),
