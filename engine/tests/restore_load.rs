@@ -511,3 +511,26 @@ fn cancel_stops_before_work() {
         .get(0);
     assert_eq!(n, 0);
 }
+
+#[test]
+fn sandbox_fixture_equals_psql() {
+    use rewind_engine::sandbox::{self, compare, data::DataSpec, PgTarget};
+    let c = TempCluster::start().expect("cluster");
+    c.create_database("src").expect("db");
+    let mut client = c.connect("src").expect("connect");
+    sandbox::populate(&mut client, &DataSpec::with_scale(3)).expect("populate");
+    drop(client);
+    let dump = pg_dump(&c, "src", &["--clean", "--if-exists"]);
+    c.create_database("by_psql").expect("db");
+    c.create_database("by_load").expect("db");
+    psql_restore(&c, "by_psql", None, &dump);
+    let report = load_dump(&dump[..], &opts(&c, "by_load", 2), &NullSink).expect("load");
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    check_report(&c, "by_load", &report);
+    assert_same(&c, "by_psql", "by_load");
+    let fp = |db: &str| {
+        compare::fingerprint(&PgTarget::new(c.bin_dir(), c.conn_spec(db))).expect("fingerprint")
+    };
+    let diff = fp("by_psql").diff(&fp("by_load"));
+    assert!(diff.is_empty(), "{diff:#?}");
+}
