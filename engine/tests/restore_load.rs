@@ -534,3 +534,91 @@ fn sandbox_fixture_equals_psql() {
     let diff = fp("by_psql").diff(&fp("by_load"));
     assert!(diff.is_empty(), "{diff:#?}");
 }
+
+#[test]
+fn parallel_loader_behind_the_restore_trait_reads_gzip_members() {
+    use rewind_engine::progress::{Cancel, Event, Phase};
+    use rewind_engine::restore::database::{open_file, LoadInput, Loader};
+    use rewind_engine::restore::load::ParallelLoader;
+    let c = TempCluster::start().expect("cluster");
+    edge_source(&c);
+    let dump = pg_dump(&c, "src", &["--clean", "--if-exists"]);
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("database.sql.gz");
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(&path).expect("create"),
+        flate2::Compression::fast(),
+    );
+    gz.write_all(&dump).expect("gzip");
+    gz.finish().expect("gzip");
+    c.create_database("by_psql").expect("db");
+    c.create_database("by_load").expect("db");
+    psql_restore(&c, "by_psql", None, &dump);
+    let spec = c.conn_spec("by_load");
+    let version: i32 = c
+        .connect("postgres")
+        .unwrap()
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .unwrap()
+        .get(0);
+    let progress = std::sync::Mutex::new(Vec::new());
+    let sink = |e: Event| {
+        if let Event::Progress {
+            phase: Phase::Data,
+            done,
+            total,
+            ..
+        } = e
+        {
+            progress.lock().unwrap().push((done, total));
+        }
+    };
+    let outcome = ParallelLoader::default()
+        .load(
+            LoadInput {
+                dump: open_file(&path, "db/database.sql.gz").expect("open"),
+                member: "db/database.sql.gz",
+                spec: &spec,
+                server_version_num: version as u32,
+                jobs: 2,
+                continue_on_error: false,
+            },
+            &sink,
+            &Cancel::new(),
+        )
+        .expect("load");
+    assert_eq!(outcome.loader, "parallel");
+    assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+    assert!(outcome
+        .tables
+        .iter()
+        .any(|t| t.table == "big" && t.rows == 20000));
+    assert_eq!(outcome.bytes, dump.len() as u64);
+    let size = std::fs::metadata(&path).unwrap().len();
+    for (done, total) in progress.lock().unwrap().iter() {
+        assert_eq!(*total, Some(size));
+        assert!(*done <= size);
+    }
+    assert_same(&c, "by_psql", "by_load");
+
+    // A truncated member: the error names it.
+    let cut = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &cut[..cut.len() / 2]).unwrap();
+    c.create_database("cut").expect("db");
+    let spec = c.conn_spec("cut");
+    let err = ParallelLoader::default()
+        .load(
+            LoadInput {
+                dump: open_file(&path, "db/database.sql.gz").expect("open"),
+                member: "db/database.sql.gz",
+                spec: &spec,
+                server_version_num: version as u32,
+                jobs: 2,
+                continue_on_error: false,
+            },
+            &NullSink,
+            &Cancel::new(),
+        )
+        .unwrap_err();
+    assert!(err.contains("db/database.sql.gz"), "{err}");
+}
