@@ -7,6 +7,7 @@
 //! provide. Every host path goes through [`root::HostRoot`], so tests and the drill run the
 //! real code against a sandbox tree.
 
+pub mod backup;
 pub mod detect;
 pub mod dump;
 pub mod exec;

@@ -1,0 +1,524 @@
+//! End-to-end verification of a backup in one streaming pass: the outer tar to its
+//! end-of-archive marker, every gzip member inflated with its CRC and length checked, every
+//! zstd frame decoded with its checksum, every nested `<component>.tar.gz` walked to its own
+//! end, and `backup_information.yml` parsed. Memory stays flat (fixed buffers); nothing is
+//! written anywhere.
+
+use std::fs::File;
+use std::io::{self, BufRead, Read};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::compression::{classify, ByteCounter, Compression, CountingReader};
+use super::metadata::{BackupInformation, MANIFEST_NAME};
+use super::stream::StreamBuf;
+use super::tar_headers::{clean_name, is_safe_path, EntryKind, TarError, TarReader};
+use super::{tar_error, BackupError};
+use crate::progress::{Cancel, Event, Phase, Sink, SinkExt};
+
+/// Read size from the archive file.
+const OUTER_BUFFER: usize = 1024 * 1024;
+/// Scratch buffer decoded bytes are inflated into (and dropped).
+const SCRATCH: usize = 256 * 1024;
+/// Emit a progress event every this many archive bytes.
+const PROGRESS_STEP: u64 = 16 * 1024 * 1024;
+
+/// What was checked in one member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VerifiedMember {
+    /// Member name (`db/database.sql.gz`).
+    pub name: String,
+    /// Bytes stored in the archive.
+    pub size: u64,
+    /// Compression found (file members).
+    pub compression: Option<Compression>,
+    /// Bytes after decompression (file members).
+    pub decoded_bytes: Option<u64>,
+    /// Entries of the tar inside a `<component>.tar.gz` (or `.tar`).
+    pub nested_entries: Option<u64>,
+}
+
+/// The result of a successful verification.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    pub archive: PathBuf,
+    /// Bytes read from the archive (or the unpacked backup's files).
+    pub bytes_read: u64,
+    /// Every member checked, in archive order.
+    pub members: Vec<VerifiedMember>,
+    /// The manifest.
+    pub information: BackupInformation,
+    /// Things that are odd but do not stop a restore.
+    pub warnings: Vec<String>,
+}
+
+struct Ctx<'a> {
+    archive: &'a Path,
+    sink: &'a dyn Sink,
+    cancel: Option<&'a Cancel>,
+    counter: ByteCounter,
+    total: u64,
+    last: u64,
+    warnings: Vec<String>,
+}
+
+impl Ctx<'_> {
+    fn tick(&mut self, member: &str) -> io::Result<()> {
+        let done = self.counter.get();
+        if done >= self.last + PROGRESS_STEP {
+            self.last = done;
+            self.sink.event(Event::Progress {
+                phase: Phase::Verify,
+                done,
+                total: Some(self.total),
+                current: Some(member.to_string()),
+                rows: None,
+            });
+            if self.cancel.is_some_and(Cancel::is_cancelled) {
+                return Err(io::Error::new(io::ErrorKind::Interrupted, Cancelled));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct Cancelled;
+impl std::fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("verification cancelled")
+    }
+}
+impl std::error::Error for Cancelled {}
+
+fn is_nested_tar(name: &str) -> bool {
+    name.ends_with(".tar.gz") || name.ends_with(".tar")
+}
+
+/// Verify the backup at `path` (an archive or an unpacked backup directory) end to end,
+/// reporting progress (phase [`Phase::Verify`], bytes of the archive) to `sink`.
+pub fn verify(
+    path: &Path,
+    sink: &dyn Sink,
+    cancel: Option<&Cancel>,
+) -> Result<VerifyReport, BackupError> {
+    let meta = std::fs::metadata(path).map_err(|e| BackupError::unreadable(path, e))?;
+    let result = if meta.is_dir() {
+        verify_directory(path, sink, cancel)
+    } else {
+        verify_tar(path, meta.len(), sink, cancel)
+    };
+    sink.event(Event::PhaseFinished {
+        phase: Phase::Verify,
+        ok: result.is_ok(),
+    });
+    result
+}
+
+fn verify_tar(
+    path: &Path,
+    len: u64,
+    sink: &dyn Sink,
+    cancel: Option<&Cancel>,
+) -> Result<VerifyReport, BackupError> {
+    let file = File::open(path).map_err(|e| BackupError::unreadable(path, e))?;
+    let counting = CountingReader::new(file);
+    let mut ctx = Ctx {
+        archive: path,
+        sink,
+        cancel,
+        counter: counting.counter(),
+        total: len,
+        last: 0,
+        warnings: Vec::new(),
+    };
+    sink.event(Event::PhaseStarted {
+        phase: Phase::Verify,
+        total: Some(len),
+    });
+    let mut tar = TarReader::new(StreamBuf::new(counting, OUTER_BUFFER));
+    let mut members = Vec::new();
+    let mut information = None;
+    let mut scratch = vec![0u8; SCRATCH];
+    while let Some(entry) = tar.next_entry().map_err(|e| tar_error(path, e))? {
+        let name = entry.clean_name().to_string();
+        if name.is_empty() || entry.kind != EntryKind::File {
+            if !name.is_empty() {
+                members.push(VerifiedMember {
+                    name,
+                    size: entry.size,
+                    compression: None,
+                    decoded_bytes: None,
+                    nested_entries: None,
+                });
+            }
+            continue;
+        }
+        if name == MANIFEST_NAME {
+            information = Some(read_manifest(path, tar.data(), entry.size)?);
+            members.push(VerifiedMember {
+                name,
+                size: entry.size,
+                compression: Some(Compression::Plain),
+                decoded_bytes: Some(entry.size),
+                nested_entries: None,
+            });
+            continue;
+        }
+        let mut data = tar.data();
+        let magic = data
+            .peek(4)
+            .map_err(|e| classify(e, path, &name, Compression::Plain))?;
+        let compression = Compression::detect(magic);
+        let checked = check_member(
+            &mut data,
+            &name,
+            entry.size,
+            compression,
+            &mut ctx,
+            &mut scratch,
+        )?;
+        members.push(checked);
+    }
+    let information = information.ok_or_else(|| BackupError::MissingInformation {
+        archive: path.to_path_buf(),
+    })?;
+    let bytes_read = ctx.counter.get();
+    sink.event(Event::Progress {
+        phase: Phase::Verify,
+        done: len,
+        total: Some(len),
+        current: None,
+        rows: None,
+    });
+    Ok(VerifyReport {
+        archive: path.to_path_buf(),
+        bytes_read,
+        members,
+        information,
+        warnings: ctx.warnings,
+    })
+}
+
+fn read_manifest(
+    path: &Path,
+    mut r: impl Read,
+    size: u64,
+) -> Result<BackupInformation, BackupError> {
+    if size > 1 << 20 {
+        return Err(BackupError::MalformedInformation {
+            archive: path.to_path_buf(),
+            detail: format!("it is {size} bytes, far larger than a manifest"),
+        });
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    r.read_to_end(&mut bytes)
+        .map_err(|e| classify(e, path, MANIFEST_NAME, Compression::Plain))?;
+    let text = String::from_utf8(bytes).map_err(|_| BackupError::MalformedInformation {
+        archive: path.to_path_buf(),
+        detail: "it is not UTF-8 text".into(),
+    })?;
+    BackupInformation::parse(&text).map_err(|e| BackupError::MalformedInformation {
+        archive: path.to_path_buf(),
+        detail: e.0,
+    })
+}
+
+/// Decode one member completely; walk it as a tar when it is one.
+fn check_member<R: BufRead>(
+    input: &mut R,
+    name: &str,
+    size: u64,
+    compression: Compression,
+    ctx: &mut Ctx<'_>,
+    scratch: &mut [u8],
+) -> Result<VerifiedMember, BackupError> {
+    let archive = ctx.archive;
+    let fail = |e: io::Error| classify(e, archive, name, compression);
+    let (decoded, nested) = match compression {
+        Compression::Gzip => {
+            let mut d = flate2::bufread::MultiGzDecoder::new(&mut *input);
+            decode(&mut d, name, ctx, scratch)
+                .map_err(|e| nested_or(e, archive, name, compression))?
+        }
+        Compression::Zstd => {
+            let mut d = zstd::stream::read::Decoder::with_buffer(&mut *input).map_err(fail)?;
+            decode(&mut d, name, ctx, scratch)
+                .map_err(|e| nested_or(e, archive, name, compression))?
+        }
+        Compression::Plain => decode(&mut *input, name, ctx, scratch)
+            .map_err(|e| nested_or(e, archive, name, compression))?,
+    };
+    // Bytes after the compressed stream (decoders stop at its end).
+    let mut trailing = 0u64;
+    loop {
+        let n = input.fill_buf().map_err(fail)?.len();
+        if n == 0 {
+            break;
+        }
+        trailing += n as u64;
+        input.consume(n);
+    }
+    if trailing > 0 {
+        let msg = format!(
+            "{}: member `{name}` has {trailing} byte(s) after its {compression} data (ignored, as gzip does)",
+            archive.display()
+        );
+        ctx.sink.warn(msg.clone());
+        ctx.warnings.push(msg);
+    }
+    Ok(VerifiedMember {
+        name: name.to_string(),
+        size,
+        compression: Some(compression),
+        decoded_bytes: Some(decoded),
+        nested_entries: nested,
+    })
+}
+
+/// A failure inside decoding: an I/O (decoder) error, or a damaged nested tar.
+enum DecodeError {
+    Io(io::Error),
+    Nested(String),
+}
+
+fn nested_or(e: DecodeError, archive: &Path, name: &str, compression: Compression) -> BackupError {
+    match e {
+        DecodeError::Io(e) => {
+            if e.get_ref().is_some_and(|i| i.is::<Cancelled>()) {
+                return BackupError::CorruptNested {
+                    archive: archive.to_path_buf(),
+                    member: name.to_string(),
+                    detail:
+                        "verification cancelled before this member was checked; nothing was changed"
+                            .into(),
+                };
+            }
+            classify(e, archive, name, compression)
+        }
+        DecodeError::Nested(detail) => BackupError::CorruptNested {
+            archive: archive.to_path_buf(),
+            member: name.to_string(),
+            detail,
+        },
+    }
+}
+
+/// Read `d` to its end; walk it as a tar first when `name` says it is one.
+fn decode<D: Read>(
+    d: &mut D,
+    name: &str,
+    ctx: &mut Ctx<'_>,
+    scratch: &mut [u8],
+) -> Result<(u64, Option<u64>), DecodeError> {
+    if is_nested_tar(name) {
+        let mut counted = CountingReader::new(&mut *d);
+        let out = counted.counter();
+        let mut inner = TarReader::new(StreamBuf::new(&mut counted, SCRATCH));
+        let mut entries = 0u64;
+        loop {
+            let entry = match inner.next_entry() {
+                Ok(Some(e)) => e,
+                Ok(None) => break,
+                Err(TarError::Io(e)) => return Err(DecodeError::Io(e)),
+                Err(TarError::NotATar(d)) => {
+                    return Err(DecodeError::Nested(format!(
+                        "its content is not a tar archive ({d})"
+                    )))
+                }
+                Err(e) => {
+                    return Err(DecodeError::Nested(format!(
+                        "the tar inside is damaged: {e}"
+                    )))
+                }
+            };
+            entries += 1;
+            check_nested_entry(&entry.name, entry.kind, entry.link_name.as_deref())
+                .map_err(DecodeError::Nested)?;
+            ctx.tick(name).map_err(DecodeError::Io)?;
+        }
+        // The rest of the stream (tar's record padding) must decode too.
+        let mut src = inner.into_source();
+        loop {
+            let n = src.fill_buf().map_err(DecodeError::Io)?.len();
+            if n == 0 {
+                break;
+            }
+            src.consume(n);
+            ctx.tick(name).map_err(DecodeError::Io)?;
+        }
+        return Ok((out.get(), Some(entries)));
+    }
+    let mut total = 0u64;
+    loop {
+        let n = match d.read(scratch) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted && e.get_ref().is_none() => continue,
+            Err(e) => return Err(DecodeError::Io(e)),
+        };
+        total += n as u64;
+        ctx.tick(name).map_err(DecodeError::Io)?;
+    }
+    Ok((total, None))
+}
+
+/// An entry of a component archive that a restore must refuse.
+fn check_nested_entry(name: &str, kind: EntryKind, link: Option<&str>) -> Result<(), String> {
+    let clean = clean_name(name);
+    if !is_safe_path(name) {
+        return Err(format!(
+            "the tar inside holds `{name}`, which would be written outside its directory"
+        ));
+    }
+    match kind {
+        EntryKind::CharDevice | EntryKind::BlockDevice => Err(format!(
+            "the tar inside holds a device file `{clean}`, which GitLab never backs up"
+        )),
+        EntryKind::HardLink => match link {
+            Some(t) if !is_safe_path(t) => Err(format!(
+                "the tar inside holds a hard link `{clean}` to `{t}`, outside its directory"
+            )),
+            _ => Ok(()),
+        },
+        EntryKind::Symlink => match link {
+            Some(t) if t.starts_with('/') || escapes(clean, t) => Err(format!(
+                "the tar inside holds a symbolic link `{clean}` -> `{t}`, pointing outside its directory"
+            )),
+            _ => Ok(()),
+        },
+        _ => Ok(()),
+    }
+}
+
+/// Whether a relative link target, resolved from the link's directory, leaves the root.
+fn escapes(link_path: &str, target: &str) -> bool {
+    let mut depth: i64 = link_path
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .count() as i64
+        - 1;
+    for c in target.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                depth -= 1;
+                if depth < 0 {
+                    return true;
+                }
+            }
+            _ => depth += 1,
+        }
+    }
+    false
+}
+
+fn verify_directory(
+    dir: &Path,
+    sink: &dyn Sink,
+    cancel: Option<&Cancel>,
+) -> Result<VerifyReport, BackupError> {
+    // The member list (and the manifest check) come from the catalogue.
+    let entry = super::catalogue::read_backup(dir, None, false)?;
+    let total: u64 = entry.size;
+    sink.event(Event::PhaseStarted {
+        phase: Phase::Verify,
+        total: Some(total),
+    });
+    let counter = ByteCounter::default();
+    let mut ctx = Ctx {
+        archive: dir,
+        sink,
+        cancel,
+        counter: counter.clone(),
+        total,
+        last: 0,
+        warnings: Vec::new(),
+    };
+    let mut scratch = vec![0u8; SCRATCH];
+    let mut members = Vec::new();
+    let mut done = 0u64;
+    for m in &entry.members {
+        if m.kind != EntryKind::File {
+            members.push(VerifiedMember {
+                name: m.name.clone(),
+                size: m.size,
+                compression: None,
+                decoded_bytes: None,
+                nested_entries: None,
+            });
+            continue;
+        }
+        let path = dir.join(&m.name);
+        let file = File::open(&path).map_err(|e| BackupError::unreadable(&path, e))?;
+        let mut src = StreamBuf::new(CountingReader::new(file), OUTER_BUFFER);
+        let compression = Compression::detect(
+            src.peek(4)
+                .map_err(|e| classify(e, dir, &m.name, Compression::Plain))?,
+        );
+        // Progress counts bytes of all files read so far.
+        ctx.counter = src.get_ref().counter();
+        ctx.last = 0;
+        let mut checked = if m.name == MANIFEST_NAME {
+            io::copy(&mut src, &mut io::sink())
+                .map_err(|e| classify(e, dir, &m.name, Compression::Plain))?;
+            VerifiedMember {
+                name: m.name.clone(),
+                size: m.size,
+                compression: Some(Compression::Plain),
+                decoded_bytes: Some(m.size),
+                nested_entries: None,
+            }
+        } else {
+            check_member(
+                &mut src,
+                &m.name,
+                m.size,
+                compression,
+                &mut ctx,
+                &mut scratch,
+            )?
+        };
+        checked.size = m.size;
+        done += src.get_ref().count();
+        sink.event(Event::Progress {
+            phase: Phase::Verify,
+            done,
+            total: Some(total),
+            current: Some(m.name.clone()),
+            rows: None,
+        });
+        members.push(checked);
+    }
+    let information = entry
+        .information
+        .clone()
+        .ok_or_else(|| BackupError::MissingInformation {
+            archive: dir.to_path_buf(),
+        })?;
+    Ok(VerifyReport {
+        archive: dir.to_path_buf(),
+        bytes_read: done,
+        members,
+        information,
+        warnings: ctx.warnings,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nested_entries_that_leave_their_directory_are_refused() {
+        assert!(check_nested_entry("./a/b.txt", EntryKind::File, None).is_ok());
+        assert!(check_nested_entry("../x", EntryKind::File, None).is_err());
+        assert!(check_nested_entry("/etc/x", EntryKind::File, None).is_err());
+        assert!(check_nested_entry("./dev", EntryKind::CharDevice, None).is_err());
+        assert!(check_nested_entry("./a/l", EntryKind::Symlink, Some("../b")).is_ok());
+        assert!(check_nested_entry("./a/l", EntryKind::Symlink, Some("../../b")).is_err());
+        assert!(check_nested_entry("./l", EntryKind::Symlink, Some("/etc/passwd")).is_err());
+        assert!(check_nested_entry("./h", EntryKind::HardLink, Some("../h")).is_err());
+    }
+}
