@@ -538,8 +538,7 @@ fn sandbox_fixture_equals_psql() {
 #[test]
 fn parallel_loader_behind_the_restore_trait_reads_gzip_members() {
     use rewind_engine::progress::{Cancel, Event, Phase};
-    use rewind_engine::restore::database::{open_file, LoadInput, Loader};
-    use rewind_engine::restore::load::ParallelLoader;
+    use rewind_engine::restore::database::{open_file, LoadInput, Loader, ParallelLoader};
     let c = TempCluster::start().expect("cluster");
     edge_source(&c);
     let dump = pg_dump(&c, "src", &["--clean", "--if-exists"]);
@@ -573,7 +572,7 @@ fn parallel_loader_behind_the_restore_trait_reads_gzip_members() {
             progress.lock().unwrap().push((done, total));
         }
     };
-    let outcome = ParallelLoader::default()
+    let outcome = ParallelLoader
         .load(
             LoadInput {
                 dump: open_file(&path, "db/database.sql.gz").expect("open"),
@@ -587,7 +586,7 @@ fn parallel_loader_behind_the_restore_trait_reads_gzip_members() {
             &Cancel::new(),
         )
         .expect("load");
-    assert_eq!(outcome.loader, "parallel");
+    assert!(outcome.loader.starts_with("parallel"), "{}", outcome.loader);
     assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
     assert!(outcome
         .tables
@@ -606,7 +605,7 @@ fn parallel_loader_behind_the_restore_trait_reads_gzip_members() {
     std::fs::write(&path, &cut[..cut.len() / 2]).unwrap();
     c.create_database("cut").expect("db");
     let spec = c.conn_spec("cut");
-    let err = ParallelLoader::default()
+    let err = ParallelLoader
         .load(
             LoadInput {
                 dump: open_file(&path, "db/database.sql.gz").expect("open"),

@@ -23,7 +23,6 @@
 //! owner of`) are recorded and skipped; any other error stops the load unless
 //! [`LoadOptions::continue_on_error`] is set (GitLab's behaviour).
 
-mod adapter;
 mod data;
 mod post;
 mod session;
@@ -43,7 +42,6 @@ use crate::dump::{
 use crate::pg::conn::{ConnError, ConnSpec};
 use crate::progress::{Cancel, Event, Phase, Sink, SinkExt};
 
-pub use adapter::ParallelLoader;
 use data::{DataPool, TableJob};
 use post::{run_units, IndexUnit};
 pub use session::ignored_by_gitlab;
