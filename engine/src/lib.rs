@@ -13,6 +13,7 @@ pub mod dump;
 pub mod exec;
 pub mod files;
 pub mod journal;
+pub mod migrate;
 pub mod packages;
 pub mod pg;
 pub mod preflight;
