@@ -54,4 +54,10 @@ pub enum Command {
     Backups(commands::backups::Args),
     /// Show one backup's metadata and members; --verify checks it end to end.
     Inspect(commands::inspect::Args),
+    /// Mark a migration complete in schema_migrations, as GitLab's
+    /// gitlab:db:mark_migration_complete does (journaled).
+    MarkMigration(commands::mark_migration::Args),
+    /// Repair a failed db:migrate: read its log, assess, mark complete (confirmed), migrate
+    /// again, until the migrations run clean.
+    Repair(commands::repair::Args),
 }

@@ -114,7 +114,11 @@ fn no_failure_says_so() {
     assert!(r.first_failure().is_none());
     assert_eq!(r.migrated.len(), 2);
     assert!(r.unfinished.is_none());
-    assert!(r.summary().contains("no failed migration"), "{}", r.summary());
+    assert!(
+        r.summary().contains("no failed migration"),
+        "{}",
+        r.summary()
+    );
 }
 
 #[test]

@@ -3,6 +3,8 @@
 pub mod backups;
 pub mod detect;
 pub mod inspect;
+pub mod mark_migration;
+pub mod repair;
 pub mod wizard;
 
 use std::process::ExitCode;
@@ -49,6 +51,8 @@ pub fn dispatch(cli: Cli) -> color_eyre::Result<ExitCode> {
         Some(Command::Detect(args)) => detect::run(&ctx, args),
         Some(Command::Backups(args)) => backups::run(&ctx, args),
         Some(Command::Inspect(args)) => inspect::run(&ctx, args),
+        Some(Command::MarkMigration(args)) => mark_migration::run(&ctx, args),
+        Some(Command::Repair(args)) => repair::run(&ctx, args),
         None => wizard::run(&ctx),
     }
 }

@@ -293,14 +293,18 @@ impl Db<'_> {
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
-    fn count(&mut self, rel: &Relation, name: &str, column: Option<&str>) -> Result<i64, AssessError> {
+    fn count(
+        &mut self,
+        rel: &Relation,
+        name: &str,
+        column: Option<&str>,
+    ) -> Result<i64, AssessError> {
         let table = qualified(&rel.schema, name);
         let filter = column
             .map(|c| format!(" WHERE {} IS NOT NULL", crate::pg::ident::quote_ident(c)))
             .unwrap_or_default();
-        let sql = format!(
-            "SELECT count(*) FROM (SELECT 1 FROM {table}{filter} LIMIT {ROW_COUNT_CAP}) s"
-        );
+        let sql =
+            format!("SELECT count(*) FROM (SELECT 1 FROM {table}{filter} LIMIT {ROW_COUNT_CAP}) s");
         let row = self
             .client
             .query_one(&sql, &[])
@@ -308,7 +312,12 @@ impl Db<'_> {
         Ok(row.get(0))
     }
 
-    fn exists(&mut self, sql: &str, params: &[&(dyn postgres::types::ToSql + Sync)], what: &str) -> Result<Option<String>, AssessError> {
+    fn exists(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+        what: &str,
+    ) -> Result<Option<String>, AssessError> {
         let row = self
             .client
             .query_opt(sql, params)
@@ -341,7 +350,10 @@ impl Db<'_> {
                 }
             }
             "add_index" | "add_concurrent_index" => match &op.index_name {
-                Some(i) => Ok(Some(self.relation(i)?.is_some_and(|r| r.relkind == "i" || r.relkind == "I"))),
+                Some(i) => Ok(Some(
+                    self.relation(i)?
+                        .is_some_and(|r| r.relkind == "i" || r.relkind == "I"),
+                )),
                 None => Ok(None),
             },
             _ => Ok(None),
@@ -463,7 +475,9 @@ pub fn assess_offline(failure: &Failure, database: &str) -> Assessment {
     }
     a.verdict = Verdict::DoNotMark;
     a.reason = "Rewind could not look in the database, so it cannot confirm that the object exists with the migration's shape.".into();
-    a.advice = "Give Rewind the database (GitLab's database.yml, or --database-url) and assess again.".into();
+    a.advice =
+        "Give Rewind the database (GitLab's database.yml, or --database-url) and assess again."
+            .into();
     a
 }
 
@@ -562,7 +576,9 @@ pub fn assess(
                     }
                     None => a.object_exists = Some(false),
                 },
-                None => a.notes.push("the error names the column but not its table".into()),
+                None => a
+                    .notes
+                    .push("the error names the column but not its table".into()),
             }
         }
         ObjectKind::Constraint => {
@@ -595,7 +611,12 @@ pub fn assess(
             a.object_detail = d.map(|d| format!("schema {d}"));
         }
         ObjectKind::Function => {
-            let name = object.name.split('(').next().unwrap_or(&object.name).to_string();
+            let name = object
+                .name
+                .split('(')
+                .next()
+                .unwrap_or(&object.name)
+                .to_string();
             let d = db.exists(
                 "SELECT p.oid::regprocedure::text FROM pg_proc p WHERE p.proname = $1 LIMIT 1",
                 &[&name],
@@ -635,7 +656,10 @@ pub fn assess(
         if let Some(rel) = db.relation(table)? {
             let actual = db.columns(rel.oid)?;
             for (col, ty) in &expected {
-                let found = actual.iter().find(|(c, _)| c == col).map(|(_, t)| t.clone());
+                let found = actual
+                    .iter()
+                    .find(|(c, _)| c == col)
+                    .map(|(_, t)| t.clone());
                 let status = match (&found, ty) {
                     (None, _) => ColumnStatus::Missing,
                     (Some(f), Some(e)) if !types_match(e, f) => ColumnStatus::TypeDiffers,
@@ -783,14 +807,20 @@ mod tests {
         assert!(types_match("serial", "integer"));
         assert!(types_match("character varying", "character varying(255)"));
         assert!(types_match("timestamp", "timestamp without time zone"));
-        assert!(types_match("timestamp without time zone", "timestamp(6) without time zone"));
+        assert!(types_match(
+            "timestamp without time zone",
+            "timestamp(6) without time zone"
+        ));
         assert!(!types_match("integer", "bigint"));
         assert!(!types_match("character varying(255)", "text"));
         assert_eq!(
             rails_type_to_sql("integer", Some("{:limit=>2, :null=>false}")).as_deref(),
             Some("smallint")
         );
-        assert_eq!(rails_type_to_sql("string", None).as_deref(), Some("character varying"));
+        assert_eq!(
+            rails_type_to_sql("string", None).as_deref(),
+            Some("character varying")
+        );
     }
 
     fn setup() -> (TempCluster, postgres::Client) {
@@ -833,7 +863,10 @@ mod tests {
 
         let log = "== 20200101000000 AddThing: migrating ===\n-- create_table(:things)\nStandardError: An error has occurred, all later migrations canceled:\n\nPG::DuplicateTable: ERROR:  relation \"things\" already exists\n";
         let a = assess(parse_str(log).first_failure().unwrap(), "main", &mut db).unwrap();
-        assert_eq!((a.verdict, a.object_exists), (Verdict::DoNotMark, Some(false)));
+        assert_eq!(
+            (a.verdict, a.object_exists),
+            (Verdict::DoNotMark, Some(false))
+        );
 
         let log = "== 20230801000000 BackfillX: migrating ===\nrake aborted!\nStandardError: An error has occurred, all later migrations canceled:\n\nPG::UniqueViolation: ERROR:  duplicate key value violates unique constraint \"x_pkey\"\nDETAIL:  Key (id)=(9) already exists.\n";
         let a = assess(parse_str(log).first_failure().unwrap(), "main", &mut db).unwrap();

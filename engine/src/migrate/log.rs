@@ -338,12 +338,13 @@ static OP: LazyLock<Regex> = LazyLock::new(|| {
 static RAKE_ABORT: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\b(?:rake|rails) aborted!").expect("regex"));
 static STD_ABORT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?:StandardError: )?An error has occurred, (?:this and )?all later migrations canceled")
-        .expect("regex")
+    Regex::new(
+        r"(?:StandardError: )?An error has occurred, (?:this and )?all later migrations canceled",
+    )
+    .expect("regex")
 });
-static PG_ERR: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\bPG::([A-Z]\w*): (?:ERROR|FATAL):\s+(.*?)\s*$").expect("regex")
-});
+static PG_ERR: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\bPG::([A-Z]\w*): (?:ERROR|FATAL):\s+(.*?)\s*$").expect("regex"));
 static INLINE_STATEMENT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^(.*?)\s+:\s+((?i:CREATE|ALTER|DROP|INSERT|UPDATE|DELETE|SELECT|WITH|COMMENT|TRUNCATE|GRANT|REVOKE)\b.*)$")
         .expect("regex")
@@ -358,31 +359,26 @@ static LINE_PREFIX: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^(?:\S+\s+\|\s?|\d{4}-\d\d-\d\d[T ][\d:.,+\-Z]*\s*|STD(?:OUT|ERR):\s*)+")
         .expect("regex")
 });
-static TRAILING_CLASS: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\s*\((?:PG|ActiveRecord)::\w+\)\s*$").expect("regex")
-});
+static TRAILING_CLASS: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\s*\((?:PG|ActiveRecord)::\w+\)\s*$").expect("regex"));
 static DETAIL: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\bDETAIL:\s+(.*?)\s*$").expect("regex"));
-static BACKTRACE_MIGRATION: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\bdb/(?:post_)?migrate/(\d{14})_(\w+)\.rb:\d+").expect("regex")
-});
-static TASK_DB: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(&format!(r"\bdb:migrate:({DB_NAMES})\b")).expect("regex")
-});
+static BACKTRACE_MIGRATION: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\bdb/(?:post_)?migrate/(\d{14})_(\w+)\.rb:\d+").expect("regex"));
+static TASK_DB: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(&format!(r"\bdb:migrate:({DB_NAMES})\b")).expect("regex"));
 static OBJECT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r#"\b(relation|column|index|constraint|type|schema|function|trigger|extension|sequence|table|view) "([^"]+)"(?: (?:of|for|on) (?:relation|table) "([^"]+)")?"#)
         .expect("regex")
 });
-static UNIQUE_CONSTRAINT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"violates unique constraint "([^"]+)""#).expect("regex")
-});
+static UNIQUE_CONSTRAINT: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r#"violates unique constraint "([^"]+)""#).expect("regex"));
 static PERMISSION: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?:permission denied for|must be owner of) (relation|table|schema|sequence|function|type|database|view) (\S+)")
         .expect("regex")
 });
-static INDEX_NAME_OPT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(?::name\s*=>\s*|\bname:\s*)["':]?([\w.]+)"#).expect("regex")
-});
+static INDEX_NAME_OPT: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r#"(?::name\s*=>\s*|\bname:\s*)["':]?([\w.]+)"#).expect("regex"));
 
 /// Remove ANSI escape sequences and carriage returns (CRLF, progress redraws).
 pub fn clean_line(raw: &str) -> String {
@@ -1028,7 +1024,8 @@ pub fn latest_omnibus_log(root: &HostRoot, log_dir: Option<&Path>) -> Result<Pat
 mod tests {
     use super::*;
 
-    const ISSUE_EXAMPLE: &str = "== 20151103134857 CreateLfsObjects: migrating =================================
+    const ISSUE_EXAMPLE: &str =
+        "== 20151103134857 CreateLfsObjects: migrating =================================
 -- create_table(:lfs_objects)
 rake aborted!
 StandardError: An error has occurred, this and all later migrations canceled:
@@ -1047,7 +1044,10 @@ PG::DuplicateTable: ERROR:  relation \"lfs_objects\" already exists
         assert_eq!(e.class, "DuplicateTable");
         assert_eq!(e.message, "relation \"lfs_objects\" already exists");
         let o = e.object.as_ref().unwrap();
-        assert_eq!((o.kind, o.name.as_str()), (ObjectKind::Relation, "lfs_objects"));
+        assert_eq!(
+            (o.kind, o.name.as_str()),
+            (ObjectKind::Relation, "lfs_objects")
+        );
         assert_eq!(f.operations.len(), 1);
         assert_eq!(f.operations[0].op, "create_table");
         assert_eq!(f.operations[0].table.as_deref(), Some("lfs_objects"));
@@ -1106,14 +1106,20 @@ PG::DuplicateTable: ERROR:  relation \"lfs_objects\" already exists
         )
         .unwrap();
         assert_eq!(o.kind, ObjectKind::Constraint);
-        assert_eq!(ErrorKind::from_message("relation \"x\" does not exist"), ErrorKind::UndefinedTable);
+        assert_eq!(
+            ErrorKind::from_message("relation \"x\" does not exist"),
+            ErrorKind::UndefinedTable
+        );
         let o = object_in_message("permission denied for table users").unwrap();
         assert_eq!((o.kind, o.name.as_str()), (ObjectKind::Relation, "users"));
     }
 
     #[test]
     fn clean_lines() {
-        assert_eq!(clean_line("\x1b[31mrake aborted!\x1b[0m\r\n"), "rake aborted!");
+        assert_eq!(
+            clean_line("\x1b[31mrake aborted!\x1b[0m\r\n"),
+            "rake aborted!"
+        );
         assert_eq!(clean_line("50%\r100%"), "100%");
     }
 
@@ -1135,6 +1141,9 @@ PG::DuplicateTable: ERROR:  relation \"lfs_objects\" already exists
         assert!(p.ends_with("gitlab-rails-db-migrate-2024-03-01-09-30-00.log"));
         let empty = tempfile::tempdir().unwrap();
         let e = latest_omnibus_log(&HostRoot::new(empty.path()), None).unwrap_err();
-        assert!(e.to_string().contains("/var/log/gitlab/gitlab-rails"), "{e}");
+        assert!(
+            e.to_string().contains("/var/log/gitlab/gitlab-rails"),
+            "{e}"
+        );
     }
 }

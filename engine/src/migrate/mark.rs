@@ -100,7 +100,9 @@ pub fn is_marked(client: &mut postgres::Client, version: &str) -> Result<Option<
             &[&version],
         )
     } else {
-        let n: i64 = version.parse().map_err(|_| format!("bad version {version}"))?;
+        let n: i64 = version
+            .parse()
+            .map_err(|_| format!("bad version {version}"))?;
         client.query_one(
             "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version::bigint = $1)",
             &[&n],
@@ -214,11 +216,24 @@ mod tests {
 
     #[test]
     fn versions_are_checked_like_gitlab_but_stricter() {
-        for bad in ["0", "000", "abc", "-5", "1; DROP TABLE x", "", "12abc", "123456789012345", " 1"] {
+        for bad in [
+            "0",
+            "000",
+            "abc",
+            "-5",
+            "1; DROP TABLE x",
+            "",
+            "12abc",
+            "123456789012345",
+            " 1",
+        ] {
             let e = validate_version(bad).unwrap_err();
             assert!(e.to_string().starts_with(BAD_VERSION_MESSAGE), "{bad}: {e}");
         }
-        assert_eq!(validate_version("20151103134857").unwrap(), "20151103134857");
+        assert_eq!(
+            validate_version("20151103134857").unwrap(),
+            "20151103134857"
+        );
         assert_eq!(validate_version("7").unwrap(), "7");
     }
 

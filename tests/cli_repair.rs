@@ -1,0 +1,366 @@
+//! End-to-end tests of `rewind repair` and `rewind mark-migration`: the built binary, a
+//! sandbox root made like an Omnibus host whose database.yml points at a throwaway
+//! PostgreSQL cluster.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use rewind_engine::journal::Journal;
+use rewind_engine::pg::cluster::TempCluster;
+
+const ISSUE_LOG: &str =
+    "== 20151103134857 CreateLfsObjects: migrating =================================
+-- create_table(:lfs_objects)
+rake aborted!
+StandardError: An error has occurred, this and all later migrations canceled:
+
+PG::DuplicateTable: ERROR:  relation \"lfs_objects\" already exists
+";
+
+struct Host {
+    cluster: TempCluster,
+    dir: tempfile::TempDir,
+}
+
+impl Host {
+    /// A sandbox root with Omnibus's database.yml pointing at a fresh cluster whose
+    /// `gitlabhq_production` has GitLab's schema_migrations and the leftovers of a failed
+    /// upgrade (`lfs_objects`, `widgets`, `gadgets.color`).
+    fn new() -> Host {
+        let cluster = TempCluster::start().expect("cluster");
+        cluster.create_database("gitlabhq_production").unwrap();
+        let mut db = cluster.connect("gitlabhq_production").unwrap();
+        db.batch_execute(
+            "CREATE TABLE schema_migrations (version character varying NOT NULL, CONSTRAINT schema_migrations_pkey PRIMARY KEY (version));
+             INSERT INTO schema_migrations VALUES ('20151021000000'), ('20151030000000');
+             CREATE TABLE lfs_objects (id serial PRIMARY KEY, oid character varying(255) NOT NULL, size integer NOT NULL, created_at timestamp, updated_at timestamp);
+             CREATE TABLE widgets (id bigserial PRIMARY KEY, name text);
+             CREATE TABLE gadgets (id bigserial PRIMARY KEY, color character varying);
+             INSERT INTO gadgets (color) VALUES ('red');",
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let yml = dir
+            .path()
+            .join("var/opt/gitlab/gitlab-rails/etc/database.yml");
+        fs::create_dir_all(yml.parent().unwrap()).unwrap();
+        fs::write(
+            &yml,
+            format!(
+                "production:\n  main:\n    adapter: postgresql\n    encoding: unicode\n    database: gitlabhq_production\n    username: \"{}\"\n    password:\n    host: \"{}\"\n    port: {}\n    database_tasks: true\n",
+                cluster.superuser(),
+                cluster.socket_dir().display(),
+                cluster.port()
+            ),
+        )
+        .unwrap();
+        Host { cluster, dir }
+    }
+
+    fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn file(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.root().join(name);
+        fs::write(&p, text).unwrap();
+        p
+    }
+
+    fn rewind(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_rewind"))
+            .arg("--root")
+            .arg(self.root())
+            .args(args)
+            .stdin(Stdio::null())
+            .env("NO_COLOR", "1")
+            .env_remove("REWIND_DATABASE_URL")
+            .output()
+            .unwrap()
+    }
+
+    fn versions(&self) -> Vec<String> {
+        let mut db = self.cluster.connect("gitlabhq_production").unwrap();
+        db.query(
+            "SELECT version FROM schema_migrations ORDER BY version",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+    }
+
+    fn journal_path(&self) -> PathBuf {
+        Journal::dir_for(&self.root().join("var/opt/gitlab/backups")).join("journal.jsonl")
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn repair_without_yes_on_closed_stdin_names_the_migration_and_writes_nothing() {
+    let h = Host::new();
+    let log = h.file("migrate.log", ISSUE_LOG);
+    let before = h.versions();
+    let out = h.rewind(&["repair", "--log", log.to_str().unwrap()]);
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("20151103134857"), "{stdout}");
+    assert!(stdout.contains("CreateLfsObjects"), "{stdout}");
+    assert!(stdout.contains("DuplicateTable"), "{stdout}");
+    assert!(stdout.contains("lfs_objects"), "{stdout}");
+    assert!(stdout.contains("mark complete"), "{stdout}");
+    assert!(stdout.contains("INSERT INTO schema_migrations (version) VALUES ($1)"));
+    assert!(stdout.contains("Nothing was written"), "{stdout}");
+    assert_eq!(h.versions(), before);
+    assert!(
+        !h.journal_path().exists(),
+        "journal written without confirmation"
+    );
+
+    // --json gives the same facts as one document.
+    let out = h.rewind(&["--json", "repair", "--log", log.to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["failure"]["migration"]["version"], "20151103134857");
+    assert_eq!(v["assessment"]["verdict"], "mark_complete");
+    assert_eq!(v["assessment"]["object"]["name"], "lfs_objects");
+    assert_eq!(v["written"], false);
+    assert_eq!(h.versions(), before);
+}
+
+#[test]
+fn mark_migration_inserts_then_says_already_marked() {
+    let h = Host::new();
+    let out = h.rewind(&["mark-migration", "20151103134857"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "Successfully marked '20151103134857' as complete on database main"
+    );
+    assert!(h.versions().contains(&"20151103134857".to_string()));
+    let out = h.rewind(&["mark-migration", "20151103134857", "--database", "main"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "Migration version '20151103134857' is already marked complete on database main"
+    );
+    assert_eq!(h.versions().len(), 3);
+    let entries = Journal::read(&h.journal_path()).unwrap();
+    let marks: Vec<_> = entries
+        .iter()
+        .filter(|e| e.step == "migrate.mark" && e.result.is_some())
+        .map(|e| e.result.clone().unwrap())
+        .collect();
+    assert_eq!(marks, ["ok", "already_marked"]);
+
+    // --database-url works without database.yml.
+    let url = format!(
+        "host={} port={} user={} dbname=gitlabhq_production",
+        h.cluster.socket_dir().display(),
+        h.cluster.port(),
+        h.cluster.superuser()
+    );
+    fs::remove_file(
+        h.root()
+            .join("var/opt/gitlab/gitlab-rails/etc/database.yml"),
+    )
+    .unwrap();
+    let out = h.rewind(&[
+        "--database-url",
+        &url,
+        "--json",
+        "mark-migration",
+        "20240101000009",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["results"][0]["outcome"], "marked");
+    assert!(h.versions().contains(&"20240101000009".to_string()));
+}
+
+#[test]
+fn bad_versions_are_refused_and_nothing_is_written() {
+    let h = Host::new();
+    let before = h.versions();
+    for bad in [
+        "0",
+        "abc",
+        "-5",
+        "1; DROP TABLE x",
+        "000",
+        "123456789012345",
+        "12abc",
+    ] {
+        let out = h.rewind(&["mark-migration", bad]);
+        assert!(!out.status.success(), "{bad} accepted");
+        assert!(
+            String::from_utf8_lossy(&out.stdout)
+                .contains("Must give a version argument that is a non-zero integer"),
+            "{bad}: {}",
+            text(&out)
+        );
+        assert_eq!(h.versions(), before, "{bad} wrote a row");
+    }
+    assert!(!h.journal_path().exists());
+}
+
+#[test]
+fn the_loop_marks_two_versions_in_order_then_migrations_succeed() {
+    let h = Host::new();
+    let psql = h.cluster.tool_path("psql");
+    let script = format!(
+        r#"#!/bin/sh
+# A stand-in for `gitlab-rake db:migrate`: runs the pending migrations in order, skipping
+# the versions schema_migrations holds, like Rails.
+marked() {{
+  n=$("{psql}" -X -A -t -h "{sock}" -p {port} -U "{user}" -d gitlabhq_production \
+      -c "SELECT count(*) FROM schema_migrations WHERE version = '$1'")
+  [ "$n" = "1" ]
+}}
+if ! marked 20240101000001; then
+  echo "== 20240101000001 CreateWidgets: migrating ================================="
+  echo "-- create_table(:widgets)"
+  echo "rake aborted!" >&2
+  echo "StandardError: An error has occurred, this and all later migrations canceled:" >&2
+  echo "" >&2
+  echo 'PG::DuplicateTable: ERROR:  relation "widgets" already exists' >&2
+  exit 1
+fi
+if ! marked 20240101000002; then
+  echo "== 20240101000002 AddColorToGadgets: migrating ============================="
+  echo "-- add_column(:gadgets, :color, :string)"
+  echo "rake aborted!" >&2
+  echo "StandardError: An error has occurred, all later migrations canceled:" >&2
+  echo "" >&2
+  echo 'PG::DuplicateColumn: ERROR:  column "color" of relation "gadgets" already exists' >&2
+  exit 1
+fi
+echo "== 20240101000003 AddIndexOnGadgetsColor: migrating ========================"
+echo "-- add_index(:gadgets, :color)"
+echo "   -> 0.0031s"
+echo "== 20240101000003 AddIndexOnGadgetsColor: migrated (0.0040s) ==============="
+exit 0
+"#,
+        psql = psql.display(),
+        sock = h.cluster.socket_dir().display(),
+        port = h.cluster.port(),
+        user = h.cluster.superuser(),
+    );
+    let script = h.file("fake-migrate.sh", &script);
+    // The first failure, as the failed upgrade left it.
+    let first = Command::new("/bin/sh").arg(&script).output().unwrap();
+    assert!(!first.status.success());
+    let log = h.file(
+        "first.log",
+        &format!(
+            "{}{}",
+            String::from_utf8_lossy(&first.stdout),
+            String::from_utf8_lossy(&first.stderr)
+        ),
+    );
+    let out = h.rewind(&[
+        "repair",
+        "--log",
+        log.to_str().unwrap(),
+        "--yes",
+        "--migrate-cmd",
+        "/bin/sh",
+        "--migrate-cmd",
+        script.to_str().unwrap(),
+    ]);
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(all.contains("Migrations succeeded"), "{all}");
+    assert!(all.contains("Successfully marked '20240101000001' as complete on database main"));
+    assert!(all.contains("Successfully marked '20240101000002' as complete on database main"));
+    let v = h.versions();
+    assert!(v.contains(&"20240101000001".to_string()) && v.contains(&"20240101000002".to_string()));
+    assert!(
+        !v.contains(&"20240101000003".to_string()),
+        "the fake migrate does not record"
+    );
+
+    let entries = Journal::read(&h.journal_path()).unwrap();
+    let marked: Vec<String> = entries
+        .iter()
+        .filter(|e| e.step == "migrate.mark" && e.result.as_deref() == Some("ok"))
+        .map(|e| e.detail["version"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(marked, ["20240101000001", "20240101000002"]);
+    let rounds: Vec<(u64, String)> = entries
+        .iter()
+        .filter(|e| e.step == "migrate.repair.round" && e.result.is_some())
+        .map(|e| {
+            (
+                e.detail["round"].as_u64().unwrap(),
+                e.result.clone().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rounds,
+        [
+            (1, "migration_failed".to_string()),
+            (2, "migrations_succeeded".to_string())
+        ]
+    );
+    let migrate_runs = entries
+        .iter()
+        .filter(|e| e.step == "migrate.repair.migrate" && e.result.is_some())
+        .count();
+    assert_eq!(migrate_runs, 2);
+}
+
+#[test]
+fn the_loop_stops_when_the_same_version_fails_again_or_the_error_is_not_a_duplicate() {
+    let h = Host::new();
+    // A migrate command that keeps failing on the same version after it is marked.
+    let script = h.file(
+        "same.sh",
+        "#!/bin/sh\necho '== 20151103134857 CreateLfsObjects: migrating ==='\necho '-- create_table(:lfs_objects)'\necho 'PG::DuplicateTable: ERROR:  relation \"lfs_objects\" already exists'\nexit 1\n",
+    );
+    let log = h.file("m.log", ISSUE_LOG);
+    let out = h.rewind(&[
+        "repair",
+        "--log",
+        log.to_str().unwrap(),
+        "--yes",
+        "--migrate-cmd",
+        &format!("/bin/sh {}", script.display()),
+    ]);
+    let all = text(&out);
+    assert!(!out.status.success(), "{all}");
+    assert!(all.contains("marking did not help"), "{all}");
+    assert_eq!(
+        h.versions()
+            .iter()
+            .filter(|v| *v == "20151103134857")
+            .count(),
+        1
+    );
+
+    // A unique violation is not marked, even with --yes.
+    let log = h.file("u.log", "== 20230807083334 AddLinkedItems: migrating ===\nrake aborted!\nStandardError: An error has occurred, all later migrations canceled:\n\nPG::UniqueViolation: ERROR:  duplicate key value violates unique constraint \"widgets_pkey\"\nDETAIL:  Key (id)=(9) already exists.\n");
+    let before = h.versions();
+    let out = h.rewind(&[
+        "repair",
+        "--log",
+        log.to_str().unwrap(),
+        "--yes",
+        "--migrate-cmd",
+        "/bin/false",
+    ]);
+    let all = text(&out);
+    assert!(!out.status.success(), "{all}");
+    assert!(all.contains("data, not schema"), "{all}");
+    assert_eq!(h.versions(), before);
+}
