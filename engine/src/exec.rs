@@ -242,6 +242,25 @@ impl<'a> Runner<'a> {
     /// Like [`Runner::run`] but returns a non-zero exit as a [`Finished`] for the caller to
     /// judge (`gitlab-ctl status` exits non-zero when a service is down).
     pub fn run_unchecked(&self, step: &str, cmd: &Cmd) -> Result<Finished, ExecError> {
+        self.run_inner(step, cmd, None)
+    }
+
+    /// Like [`Runner::run`], writing `input` to the command's stdin (then closing it).
+    pub fn run_with_input(
+        &self,
+        step: &str,
+        cmd: &Cmd,
+        input: &[u8],
+    ) -> Result<Finished, ExecError> {
+        self.run_inner(step, cmd, Some(input))?.check()
+    }
+
+    fn run_inner(
+        &self,
+        step: &str,
+        cmd: &Cmd,
+        input: Option<&[u8]>,
+    ) -> Result<Finished, ExecError> {
         let shown = cmd.display();
         self.sink.log(Level::Info, format!("$ {shown}"));
         if let Some(j) = self.journal {
@@ -251,7 +270,7 @@ impl<'a> Runner<'a> {
                 serde_json::json!({ "argv": cmd.argv() }),
             )?;
         }
-        let result = run_streaming(cmd, |line| {
+        let result = run_streaming(cmd, input, |line| {
             self.sink.event(Event::Output {
                 line: line.to_string(),
             })
@@ -329,10 +348,18 @@ pub fn find_program(program: &str) -> Option<PathBuf> {
 }
 
 /// Run `cmd`, calling `on_line` for each output line (stdout and stderr, as they arrive).
-fn run_streaming(cmd: &Cmd, on_line: impl Fn(&str) + Sync) -> Result<Finished, ExecError> {
+fn run_streaming(
+    cmd: &Cmd,
+    input: Option<&[u8]>,
+    on_line: impl Fn(&str) + Sync,
+) -> Result<Finished, ExecError> {
     let mut child = cmd
         .command()
-        .stdin(Stdio::null())
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -340,8 +367,17 @@ fn run_streaming(cmd: &Cmd, on_line: impl Fn(&str) + Sync) -> Result<Finished, E
     let lines = Arc::new(Mutex::new(std::collections::VecDeque::<String>::new()));
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
+    let stdin = child.stdin.take();
     let read_err: Mutex<Option<std::io::Error>> = Mutex::new(None);
     std::thread::scope(|s| {
+        if let (Some(mut w), Some(data)) = (stdin, input) {
+            s.spawn(move || {
+                use std::io::Write;
+                // A command that exits without reading all of it closes the pipe: not an
+                // error of ours, its exit code tells.
+                let _ = w.write_all(data);
+            });
+        }
         let pump = |r: Box<dyn Read + Send>| {
             let lines = Arc::clone(&lines);
             let on_line = &on_line;
@@ -475,6 +511,15 @@ mod tests {
         );
         assert_eq!(entries[3].detail["exit_code"], 3);
         assert_eq!(entries[0].detail["argv"][2], "one; rm -rf /");
+    }
+
+    #[test]
+    fn feeds_stdin() {
+        let runner = Runner::new(&crate::progress::NullSink, None);
+        let f = runner
+            .run_with_input("t", &Cmd::new("sort"), b"b\na\n")
+            .unwrap();
+        assert_eq!(f.lines, vec!["a", "b"]);
     }
 
     #[test]

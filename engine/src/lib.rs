@@ -19,6 +19,7 @@ pub mod pg;
 pub mod preflight;
 pub mod progress;
 pub mod restore;
+pub mod repositories;
 pub mod root;
 pub mod sandbox;
 pub mod services;

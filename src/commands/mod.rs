@@ -6,6 +6,8 @@ pub mod inspect;
 pub mod mark_migration;
 pub mod repair;
 pub mod wizard;
+pub mod rollback;
+pub mod services;
 
 use std::process::ExitCode;
 
@@ -53,6 +55,8 @@ pub fn dispatch(cli: Cli) -> color_eyre::Result<ExitCode> {
         Some(Command::Inspect(args)) => inspect::run(&ctx, args),
         Some(Command::MarkMigration(args)) => mark_migration::run(&ctx, args),
         Some(Command::Repair(args)) => repair::run(&ctx, args),
+        Some(Command::Rollback(args)) => rollback::run(&ctx, args),
+        Some(Command::Services(args)) => services::run(&ctx, args),
         None => wizard::run(&ctx),
     }
 }

@@ -1,0 +1,273 @@
+//! `rewind rollback` against a sandbox root with real dpkg and apt: two real stand-in
+//! `gitlab-ee` packages in a local apt repository, 16.11.0 installed in the sandbox's dpkg
+//! database, and a `gitlab-ctl` that records its calls.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use rewind_engine::packages::sandbox_repo;
+use rewind_engine::root::HostRoot;
+use rewind_engine::version::GitLabVersion;
+
+fn v(s: &str) -> GitLabVersion {
+    s.parse().unwrap()
+}
+
+fn rewind(root: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rewind"))
+        .arg("--root")
+        .arg(root)
+        .arg("--no-color")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Fingerprint of a host file: content and modification time.
+fn fingerprint(p: &str) -> Option<(Vec<u8>, std::time::SystemTime)> {
+    let md = fs::metadata(p).ok()?;
+    Some((fs::read(p).ok()?, md.modified().ok()?))
+}
+
+struct Sandbox {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    calls: PathBuf,
+}
+
+fn sandbox() -> Sandbox {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let repo_dir = dir.path().join("repo");
+    fs::create_dir_all(&root).unwrap();
+    let host = HostRoot::new(&root);
+    let repo = sandbox_repo::build_repo(&repo_dir, &[v("16.10.3-ee"), v("16.11.0-ee")]).unwrap();
+    sandbox_repo::prepare_apt_root(&host, &repo).unwrap();
+    sandbox_repo::dpkg_install(&host, repo.deb(&v("16.11.0-ee")).unwrap()).unwrap();
+
+    // The test's own gitlab-ctl: records each call with the GitLab version installed at
+    // that moment, so the log shows when the package changed.
+    let calls = dir.path().join("gitlab-ctl.calls");
+    let version_file = host.join("/opt/gitlab/embedded/service/gitlab-rails/VERSION");
+    let ctl = host.join("/opt/gitlab/bin/gitlab-ctl");
+    fs::create_dir_all(ctl.parent().unwrap()).unwrap();
+    fs::write(
+        &ctl,
+        format!(
+            "#!/bin/sh\necho \"$* @$(cat '{}')\" >> '{}'\nexit 0\n",
+            version_file.display(),
+            calls.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&ctl, fs::Permissions::from_mode(0o755)).unwrap();
+    Sandbox {
+        _dir: dir,
+        root,
+        calls,
+    }
+}
+
+#[test]
+fn rolls_back_to_the_backup_version_in_the_sandbox_only() {
+    let host_status = fingerprint("/var/lib/dpkg/status");
+    let host_log = fingerprint("/var/log/dpkg.log");
+    let sb = sandbox();
+    let version_file = sb
+        .root
+        .join("opt/gitlab/embedded/service/gitlab-rails/VERSION");
+    assert_eq!(fs::read_to_string(&version_file).unwrap(), "16.11.0-ee\n");
+
+    // Detection sees 16.11.0 first.
+    let o = rewind(&sb.root, &["detect"]);
+    assert!(text(&o).contains("16.11.0-ee"), "{}", text(&o));
+
+    // Non-terminal without --yes: prints the plan, changes nothing.
+    let o = rewind(&sb.root, &["rollback", "--to", "16.10.3"]);
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("stop puma"), "{out}");
+    assert!(out.contains("gitlab-ee=16.10.3-ee.0"), "{out}");
+    assert!(out.contains("--allow-downgrades"), "{out}");
+    assert!(out.contains("Not run"), "{out}");
+    assert_eq!(fs::read_to_string(&version_file).unwrap(), "16.11.0-ee\n");
+    assert!(!sb.calls.exists());
+
+    // --dry-run --json: the plan as data.
+    let o = rewind(
+        &sb.root,
+        &["--json", "rollback", "--to", "16.10.3", "--dry-run"],
+    );
+    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(plan["kind"], "package");
+    assert_eq!(plan["install"]["version"]["raw"], "16.10.3-ee.0");
+    let steps: Vec<&str> = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        vec![
+            "rollback.stop.puma",
+            "rollback.stop.sidekiq",
+            "rollback.install",
+            "rollback.reconfigure"
+        ]
+    );
+
+    // The real run.
+    let o = rewind(&sb.root, &["rollback", "--to", "16.10.3", "--yes"]);
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("Rolled back: GitLab 16.10.3-ee"), "{out}");
+    // apt's own output was streamed.
+    assert!(out.contains("Unpacking gitlab-ee (16.10.3-ee.0)"), "{out}");
+    assert_eq!(fs::read_to_string(&version_file).unwrap(), "16.10.3-ee\n");
+    let calls = fs::read_to_string(&sb.calls).unwrap();
+    assert_eq!(
+        calls.lines().collect::<Vec<_>>(),
+        vec![
+            "stop puma @16.11.0-ee",
+            "stop sidekiq @16.11.0-ee",
+            "reconfigure @16.10.3-ee",
+        ],
+        "install must happen between stopping sidekiq and reconfigure"
+    );
+    // The sandbox's dpkg database says 16.10.3; re-detection reports it.
+    let q = Command::new("dpkg-query")
+        .arg(format!(
+            "--admindir={}",
+            sb.root.join("var/lib/dpkg").display()
+        ))
+        .args(["-W", "-f=${Version}", "gitlab-ee"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&q.stdout), "16.10.3-ee.0");
+    let o = rewind(&sb.root, &["--json", "detect"]);
+    let d: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(d["version"], "16.10.3-ee");
+
+    // Journaled in order, with argv and exit codes.
+    let journal = sb.root.join("var/opt/gitlab/backups/rewind/journal.jsonl");
+    let entries: Vec<serde_json::Value> = fs::read_to_string(&journal)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let begun: Vec<&str> = entries
+        .iter()
+        .filter(|e| e["stage"] == "begin")
+        .map(|e| e["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        begun,
+        vec![
+            "rollback",
+            "rollback.stop.puma",
+            "rollback.stop.sidekiq",
+            "rollback.install",
+            "rollback.reconfigure"
+        ]
+    );
+    let install_end = entries
+        .iter()
+        .find(|e| e["step"] == "rollback.install" && e["stage"] == "end")
+        .unwrap();
+    assert_eq!(install_end["detail"]["exit_code"], 0);
+    assert_eq!(install_end["detail"]["argv"][0], "apt-get");
+
+    // Already there: nothing to do.
+    let o = rewind(&sb.root, &["rollback", "--to", "16.10.3-ee", "--yes"]);
+    assert!(text(&o).contains("already installed"), "{}", text(&o));
+
+    // The host's dpkg database and log were not touched.
+    assert_eq!(fingerprint("/var/lib/dpkg/status"), host_status);
+    assert_eq!(fingerprint("/var/log/dpkg.log"), host_log);
+}
+
+#[test]
+fn refuses_versions_the_repository_lacks_and_edition_changes() {
+    let sb = sandbox();
+    let o = rewind(&sb.root, &["rollback", "--to", "16.9.2", "--yes"]);
+    let out = text(&o);
+    assert!(!o.status.success(), "{out}");
+    assert!(out.contains("gitlab-ee 16.9.2-ee is not offered"), "{out}");
+    assert!(
+        out.contains("Available: 16.11.0-ee.0, 16.10.3-ee.0"),
+        "{out}"
+    );
+    assert!(
+        out.contains("packages.gitlab.com/gitlab/gitlab-ee/packages/"),
+        "{out}"
+    );
+    assert!(
+        !sb.calls.exists(),
+        "nothing may run before the plan is complete"
+    );
+
+    let o = rewind(&sb.root, &["rollback", "--to", "16.10.3-ce", "--yes"]);
+    let out = text(&o);
+    assert!(!o.status.success(), "{out}");
+    assert!(out.contains("--allow-edition-change"), "{out}");
+
+    let o = rewind(&sb.root, &["rollback", "--to", "16.10.3; reboot", "--yes"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("not a GitLab version"), "{}", text(&o));
+    assert_eq!(
+        fs::read_to_string(
+            sb.root
+                .join("opt/gitlab/embedded/service/gitlab-rails/VERSION")
+        )
+        .unwrap(),
+        "16.11.0-ee\n"
+    );
+}
+
+#[test]
+fn services_status_parses_gitlab_ctl() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = HostRoot::new(dir.path());
+    let calls = sandbox_repo::write_gitlab_ctl_standin(&host).unwrap();
+    let o = rewind(dir.path(), &["services", "stop", "puma", "--yes"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = rewind(dir.path(), &["--json", "services", "status"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let puma = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["service"] == "puma")
+        .unwrap();
+    assert_eq!(puma["state"], "down");
+    let redis = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["service"] == "redis")
+        .unwrap();
+    assert_eq!(redis["state"], "run");
+    assert_eq!(redis["pid"], 200);
+    let o = rewind(dir.path(), &["services", "stop", "puma; reboot", "--yes"]);
+    assert!(!o.status.success());
+    assert_eq!(
+        fs::read_to_string(calls)
+            .unwrap()
+            .lines()
+            .collect::<Vec<_>>(),
+        vec!["stop puma", "status"]
+    );
+}
