@@ -108,7 +108,7 @@ fn stage(dir: &Path, manifest_text: Option<&str>, dump: Dump) {
         writeln!(f, "pixel row {i}").unwrap();
     }
     // tar -C dir -cf - . | gzip
-    let tar = Command::new("tar")
+    let mut tar = Command::new("tar")
         .arg("-C")
         .arg(&uploads)
         .args(["-cf", "-", "."])
@@ -116,11 +116,12 @@ fn stage(dir: &Path, manifest_text: Option<&str>, dump: Dump) {
         .spawn()
         .unwrap();
     let status = Command::new("gzip")
-        .stdin(tar.stdout.unwrap())
+        .stdin(tar.stdout.take().unwrap())
         .stdout(fs::File::create(dir.join("uploads.tar.gz")).unwrap())
         .status()
         .unwrap();
     assert!(status.success());
+    assert!(tar.wait().unwrap().success());
 }
 
 /// `tar -C staging -cf out backup_information.yml db uploads.tar.gz`.
