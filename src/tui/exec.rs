@@ -5,16 +5,28 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use rewind_engine::detect::{detect, DatabaseConn, DetectOptions, Installation};
+use rewind_engine::detect::{detect, DatabaseConn, DetectOptions, InstallKind, Installation};
+use rewind_engine::exec::Runner;
+use rewind_engine::journal::Journal;
+use rewind_engine::packages::rollback::{self, RollbackOptions, RollbackPlan};
 use rewind_engine::pg::conn::ConnSpec;
 use rewind_engine::preflight::{self, Inputs};
-use rewind_engine::progress::{self, Cancel, Level};
+use rewind_engine::progress::{self, Cancel, Level, Phase, SinkExt};
+use rewind_engine::restore::database::{
+    member_for, DatabaseJob, ParallelLoader, RestoreFacts, RestoreOptions, RestoreRun,
+};
+use rewind_engine::restore::drop::DropOptions;
+use rewind_engine::restore::plan::{build_plan, BackupFacts};
+use rewind_engine::restore::snapshot::snapshot_dir;
+use rewind_engine::restore::verify::Status as VerifyStatus;
 use rewind_engine::root::HostRoot;
+use rewind_engine::services::{post_restore_steps, GitlabCtl};
 use rewind_engine::session::{BackupIdentity, Session};
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::event::{Command, Event, Msg};
-use super::state::{ResumeOffer, State, Step};
+use super::event::{ActionPlan, Command, Event, Msg};
+use super::source::source_for;
+use super::state::{BackupRow, DropItem, Inventory, ResumeOffer, State, Step, VerifyLine};
 
 /// What the executor needs to reach the host.
 #[derive(Debug, Clone)]
@@ -27,6 +39,8 @@ pub struct ExecOptions {
 /// Runs commands; owns the cancellation flags of running work.
 pub struct Executor {
     opts: Arc<ExecOptions>,
+    /// Verify lines of the last restore this process ran.
+    verified: Arc<Mutex<Option<Vec<VerifyLine>>>>,
     tx: UnboundedSender<Event>,
     cancels: Arc<Mutex<Vec<Cancel>>>,
     workers: Vec<tokio::task::JoinHandle<()>>,
@@ -45,6 +59,7 @@ impl Executor {
     pub fn new(opts: ExecOptions, tx: UnboundedSender<Event>) -> Self {
         Executor {
             opts: Arc::new(opts),
+            verified: Arc::new(Mutex::new(None)),
             tx,
             cancels: Arc::new(Mutex::new(Vec::new())),
             workers: Vec::new(),
@@ -131,10 +146,17 @@ impl Executor {
                     }
                 });
             }
-            Command::LoadBackups => self.send(Msg::Unavailable {
-                step: Step::SelectBackup,
-                reason: format!("Listing backups is {NOT_IN_BUILD}."),
-            }),
+            Command::LoadBackups => {
+                let Some(inst) = s.installation.ready().cloned() else {
+                    return Flow::Continue;
+                };
+                let dir = self.opts.root.join(&inst.backup_path);
+                let tx = self.tx.clone();
+                self.spawn(move || {
+                    let r = super::catalogue::list(&dir, inst.version.as_ref());
+                    let _ = tx.send(Event::Engine(Msg::Backups(r)));
+                });
+            }
             Command::Preflight { backup } => {
                 let Some(inst) = s.installation.ready().cloned() else {
                     return Flow::Continue;
@@ -160,47 +182,99 @@ impl Executor {
                 });
             }
             Command::PlanAction { step, backup } => {
-                let inst = s.installation.ready();
-                if step == Step::RollbackPackage {
-                    if let (Some(installed), Some(target)) = (
-                        inst.and_then(|i| i.version.as_ref()),
-                        backup.version.as_ref(),
-                    ) {
-                        if installed.same_release(target) {
-                            self.send(Msg::ActionPlanned {
-                                step,
-                                result: Ok(super::event::ActionPlan {
-                                    commands: Vec::new(),
-                                    skip: Some(format!(
-                                        "GitLab {installed} is installed, the version the backup was made on"
-                                    )),
-                                }),
-                            });
-                            return Flow::Continue;
-                        }
-                    }
-                }
-                self.send(Msg::Unavailable {
-                    step,
-                    reason: format!("Running {} is {NOT_IN_BUILD}.", step.title().to_lowercase()),
+                let Some(inst) = s.installation.ready().cloned() else {
+                    return Flow::Continue;
+                };
+                let root = self.opts.root.clone();
+                let tx = self.tx.clone();
+                self.spawn(move || {
+                    let result = plan_action(&root, &inst, step, &backup);
+                    let m = match result {
+                        Ok(Planned::Plan(p)) => Msg::ActionPlanned {
+                            step,
+                            result: Ok(p),
+                        },
+                        Ok(Planned::ByHand(reason)) => Msg::Unavailable { step, reason },
+                        Err(e) => Msg::ActionPlanned {
+                            step,
+                            result: Err(e),
+                        },
+                    };
+                    let _ = tx.send(Event::Engine(m));
                 });
             }
-            Command::RunAction { step, .. } => self.send(Msg::Unavailable {
-                step,
-                reason: format!("Running {} is {NOT_IN_BUILD}.", step.title().to_lowercase()),
-            }),
-            Command::LoadInventory { .. } => self.send(Msg::Unavailable {
-                step: Step::ConfirmDrop,
-                reason: format!("Listing what the drop destroys is {NOT_IN_BUILD}."),
-            }),
-            Command::Restore { .. } => self.send(Msg::Unavailable {
-                step: Step::Restore,
-                reason: format!("The restore is {NOT_IN_BUILD}."),
-            }),
-            Command::Verify { .. } => self.send(Msg::Unavailable {
-                step: Step::Verify,
-                reason: format!("Verifying the restore is {NOT_IN_BUILD}."),
-            }),
+            Command::RunAction { step, backup } => {
+                let Some(inst) = s.installation.ready().cloned() else {
+                    return Flow::Continue;
+                };
+                let root = self.opts.root.clone();
+                let jdir = s.journal_dir.clone();
+                let sink = self.sink();
+                let tx = self.tx.clone();
+                let opts = self.opts.clone();
+                self.spawn(move || {
+                    let journal = jdir.as_deref().and_then(|d| Journal::open_in(d).ok());
+                    let result = run_action(&root, &inst, step, &backup, &sink, journal.as_ref());
+                    let again = detect_with(&opts).ok().map(Box::new);
+                    let _ = tx.send(Event::Engine(Msg::ActionDone {
+                        step,
+                        result,
+                        installation: again,
+                    }));
+                });
+            }
+            Command::LoadInventory { backup } => {
+                let Some(inst) = s.installation.ready().cloned() else {
+                    return Flow::Continue;
+                };
+                let root = self.opts.root.clone();
+                let tx = self.tx.clone();
+                self.spawn(move || {
+                    let r = inventory(&root, &inst, &backup);
+                    let _ = tx.send(Event::Engine(Msg::Inventory(r)));
+                });
+            }
+            Command::Restore { backup, snapshot } => {
+                let Some(inst) = s.installation.ready().cloned() else {
+                    return Flow::Continue;
+                };
+                let root = self.opts.root.clone();
+                let jdir = s.journal_dir.clone();
+                let confirm = s.confirm_input.clone();
+                let cancel = self.new_cancel();
+                let tx = self.tx.clone();
+                let verified = self.verified.clone();
+                self.spawn(move || {
+                    let r = restore(
+                        &root,
+                        &inst,
+                        &backup,
+                        snapshot.is_some(),
+                        &confirm,
+                        jdir.as_deref(),
+                        &tx,
+                        &cancel,
+                    );
+                    let r = r.map(|(summary, lines)| {
+                        *verified.lock().unwrap_or_else(|e| e.into_inner()) = Some(lines);
+                        summary
+                    });
+                    let _ = tx.send(Event::Engine(Msg::RestoreDone(r)));
+                });
+            }
+            Command::Verify { .. } => {
+                let lines = self
+                    .verified
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                match lines {
+                    Some(l) => self.send(Msg::Verified(Ok(l))),
+                    None => self.send(Msg::Verified(Err(
+                        "the restore ran before the wizard was restarted; its verification is in the journal (restore.*.verify)".into(),
+                    ))),
+                }
+            }
             Command::AssessRepair { .. } | Command::RunRepair { .. } => {
                 self.send(Msg::Unavailable {
                     step: Step::RepairMigrations,
@@ -250,4 +324,328 @@ pub fn detect_with(opts: &ExecOptions) -> Result<Installation, String> {
         );
     }
     Ok(inst)
+}
+
+/// What planning a command step found.
+enum Planned {
+    Plan(ActionPlan),
+    /// The user does this step by hand (source or Docker installs), with the steps.
+    ByHand(String),
+}
+
+fn plan_action(
+    root: &HostRoot,
+    inst: &Installation,
+    step: Step,
+    backup: &BackupRow,
+) -> Result<Planned, String> {
+    let ctl = GitlabCtl::new(root);
+    match step {
+        Step::StopServices | Step::StartServices => {
+            if inst.kind == Some(InstallKind::Source) {
+                return Ok(Planned::ByHand(format!(
+                    "Source install: {} the services with your init system (sudo systemctl {} gitlab.target)",
+                    if step == Step::StopServices { "stop" } else { "start" },
+                    if step == Step::StopServices { "stop" } else { "start" }
+                )));
+            }
+            if !ctl.exists() {
+                return Ok(Planned::ByHand(format!(
+                    "{} not found",
+                    ctl.path().display()
+                )));
+            }
+            let cmds = if step == Step::StopServices {
+                vec![
+                    ctl.stop_cmd(Some("puma")).map_err(|e| e.to_string())?,
+                    ctl.stop_cmd(Some("sidekiq")).map_err(|e| e.to_string())?,
+                ]
+            } else {
+                post_restore_steps(root)
+                    .into_iter()
+                    .filter(|s| s.changes_host)
+                    .map(|s| s.cmd)
+                    .collect()
+            };
+            Ok(Planned::Plan(ActionPlan {
+                commands: cmds.iter().map(|c| c.display()).collect(),
+                skip: None,
+            }))
+        }
+        Step::RollbackPackage => {
+            let Some(target) = backup.version.as_ref() else {
+                return Err("the backup does not say which GitLab version made it".into());
+            };
+            if let Some(installed) = &inst.version {
+                if installed.same_release(target) {
+                    return Ok(Planned::Plan(ActionPlan {
+                        commands: Vec::new(),
+                        skip: Some(format!(
+                            "GitLab {installed} is installed, the version the backup was made on"
+                        )),
+                    }));
+                }
+            }
+            match rollback::plan(root, target, RollbackOptions::default())
+                .map_err(|e| e.to_string())?
+            {
+                RollbackPlan::Package(p) => Ok(Planned::Plan(ActionPlan {
+                    commands: p.steps.iter().map(|s| s.cmd.display()).collect(),
+                    skip: None,
+                })),
+                RollbackPlan::AlreadyInstalled { version } => Ok(Planned::Plan(ActionPlan {
+                    commands: Vec::new(),
+                    skip: Some(format!("GitLab {version} is already installed")),
+                })),
+                RollbackPlan::Source {
+                    checkout,
+                    checklist,
+                    ..
+                } => {
+                    let mut text = format!("Source install: run {}", checkout.display());
+                    for c in checklist {
+                        text.push_str("; ");
+                        text.push_str(&c.command.unwrap_or(c.text));
+                    }
+                    Ok(Planned::ByHand(text))
+                }
+                RollbackPlan::Docker { image, note, .. } => Ok(Planned::ByHand(format!(
+                    "Docker: run the image {image}. {note}"
+                ))),
+            }
+        }
+        _ => Err(format!("{} runs no commands", step.title())),
+    }
+}
+
+fn run_action(
+    root: &HostRoot,
+    inst: &Installation,
+    step: Step,
+    backup: &BackupRow,
+    sink: &dyn progress::Sink,
+    journal: Option<&Journal>,
+) -> Result<String, String> {
+    let ctl = GitlabCtl::new(root);
+    let runner = Runner::new(sink, journal);
+    match step {
+        Step::StopServices => {
+            for svc in ["puma", "sidekiq"] {
+                ctl.stop(&runner, Some(svc)).map_err(|e| e.to_string())?;
+            }
+            Ok("puma and sidekiq are stopped".into())
+        }
+        Step::StartServices => {
+            for st in post_restore_steps(root).into_iter().filter(|s| s.changes_host) {
+                runner.run(&st.step, &st.cmd).map_err(|e| e.to_string())?;
+            }
+            Ok("GitLab reconfigured and started".into())
+        }
+        Step::RollbackPackage => {
+            let target = backup
+                .version
+                .as_ref()
+                .ok_or("the backup does not say which GitLab version made it")?;
+            match rollback::plan(root, target, RollbackOptions::default())
+                .map_err(|e| e.to_string())?
+            {
+                RollbackPlan::Package(p) => {
+                    let out = rollback::run(root, &p, sink, journal).map_err(|e| e.to_string())?;
+                    Ok(format!("GitLab {} is installed", out.detected))
+                }
+                RollbackPlan::AlreadyInstalled { version } => {
+                    Ok(format!("GitLab {version} is already installed"))
+                }
+                _ => Err(format!(
+                    "Rewind does not roll back {:?} installs; follow the checklist",
+                    inst.kind
+                )),
+            }
+        }
+        _ => Err(format!("{} runs no commands", step.title())),
+    }
+}
+
+fn jobs_of(inst: &Installation) -> Vec<DatabaseJob> {
+    inst.databases
+        .iter()
+        .filter(|d| d.database_tasks)
+        .map(|d| DatabaseJob {
+            connection: d.name.clone(),
+            spec: d.spec.clone(),
+            member: member_for(&d.name),
+        })
+        .collect()
+}
+
+fn facts_of(root: &HostRoot, inst: &Installation, backup: &BackupRow) -> RestoreFacts {
+    RestoreFacts {
+        backup_version: backup.version.clone(),
+        backup_version_text: backup.version.as_ref().map(|v| v.to_string()),
+        installed_version: inst.version.clone(),
+        db_version: backup
+            .details
+            .iter()
+            .find(|(k, _)| k == "db_version")
+            .map(|(_, v)| v.clone()),
+        backup_path: root.join(&inst.backup_path),
+    }
+}
+
+fn restore_options(confirm: &str, snapshot: bool) -> RestoreOptions {
+    RestoreOptions {
+        confirm_drop: vec![confirm.to_string()],
+        snapshot,
+        jobs: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .clamp(2, 4),
+        continue_on_error: false,
+        allow_version_mismatch: false,
+        drop: DropOptions::default(),
+    }
+}
+
+/// What the drop destroys, with the failed upgrade's leftovers marked (read-only).
+fn inventory(root: &HostRoot, inst: &Installation, backup: &BackupRow) -> Result<Inventory, String> {
+    let jobs = jobs_of(inst);
+    let main = jobs
+        .first()
+        .ok_or("no database connection found in database.yml")?;
+    let source = source_for(&backup.path);
+    let facts = facts_of(root, inst, backup);
+    // The plan needs a confirmation to say "runnable"; the inventory does not.
+    let opts = restore_options(&main.spec.dbname, true);
+    let plan = build_plan(
+        source.as_ref(),
+        &jobs,
+        &BackupFacts {
+            id: backup.id.clone(),
+            components: backup.components.clone(),
+            skipped_at_backup: backup.skipped.clone(),
+        },
+        &facts,
+        &opts,
+        &[],
+    );
+    let db = plan
+        .databases
+        .first()
+        .ok_or("the plan lists no database")?;
+    if db.drop.is_empty() && db.status != "restore" {
+        return Err(db.status.clone());
+    }
+    Ok(Inventory {
+        database: db.database.clone(),
+        items: db
+            .drop
+            .iter()
+            .map(|d| DropItem {
+                kind: d.class.to_lowercase(),
+                name: d.object.clone(),
+                rows: d.rows.map(|r| r as i64),
+                bytes: d.bytes,
+                leftover: d.leftover,
+            })
+            .collect(),
+    })
+}
+
+/// Snapshot (when asked), drop, load, verify: the engine's restore run.
+#[allow(clippy::too_many_arguments)]
+fn restore(
+    root: &HostRoot,
+    inst: &Installation,
+    backup: &BackupRow,
+    snapshot: bool,
+    confirm: &str,
+    journal_dir: Option<&std::path::Path>,
+    tx: &UnboundedSender<Event>,
+    cancel: &Cancel,
+) -> Result<(String, Vec<VerifyLine>), String> {
+    let jdir = journal_dir.ok_or("no journal directory (backup path unknown)")?;
+    let journal = Journal::open_in(jdir).map_err(|e| e.to_string())?;
+    let facts = facts_of(root, inst, backup);
+    let snap_dir = snapshot_dir(&facts.backup_path);
+    let txs = tx.clone();
+    let sink = move |e: progress::Event| {
+        let snap_done = matches!(
+            e,
+            progress::Event::PhaseFinished {
+                phase: Phase::Snapshot,
+                ok: true
+            }
+        );
+        let _ = txs.send(Event::Engine(Msg::Progress(e)));
+        if snap_done {
+            if let Some(p) = newest_file(&snap_dir) {
+                let _ = txs.send(Event::Engine(Msg::SnapshotTaken(p)));
+            }
+        }
+    };
+    let source = source_for(&backup.path);
+    let opts = restore_options(confirm, snapshot);
+    let run = RestoreRun {
+        root,
+        source: source.as_ref(),
+        loader: &ParallelLoader,
+        facts: &facts,
+        opts: &opts,
+        journal: &journal,
+        sink: &sink,
+        cancel,
+    };
+    let started = std::time::Instant::now();
+    let outcomes = run.run(&jobs_of(inst)).map_err(|e| e.to_string())?;
+    let mut lines = Vec::new();
+    let mut rows = 0u64;
+    for o in &outcomes {
+        if let Some(l) = &o.load {
+            rows += l.tables.iter().map(|t| t.rows).sum::<u64>();
+        }
+        match &o.verify {
+            Some(v) => lines.extend(v.lines.iter().map(|l| VerifyLine {
+                ok: l.status != VerifyStatus::Fail,
+                text: format!(
+                    "{}: {}{}: {}",
+                    o.database,
+                    l.check,
+                    if l.status == VerifyStatus::Skipped {
+                        " (not checked)"
+                    } else {
+                        ""
+                    },
+                    l.detail
+                ),
+            })),
+            None => lines.push(VerifyLine {
+                ok: true,
+                text: format!("{}: {}", o.database, o.status),
+            }),
+        }
+    }
+    sink.info(format!("restore finished: {rows} rows"));
+    let secs = started.elapsed().as_secs();
+    Ok((
+        format!(
+            "{} database(s), {rows} rows in {}:{:02}",
+            outcomes.len(),
+            secs / 60,
+            secs % 60
+        ),
+        lines,
+    ))
+}
+
+fn newest_file(dir: &std::path::Path) -> Option<PathBuf> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let m = e.metadata().ok()?;
+            Some((m.modified().ok()?, e.path()))
+        })
+        .filter(|(_, p)| p.extension().is_some_and(|x| x == "dump"))
+        .max()
+        .map(|(_, p)| p)
 }

@@ -6,10 +6,12 @@
 //!   [`exec`]: runs commands by calling the engine on worker threads.
 //! - [`screens`]: one module per step's body.
 
+pub mod catalogue;
 pub mod event;
 pub mod exec;
 pub mod runtime;
 pub mod screens;
+pub mod source;
 pub mod state;
 pub mod update;
 pub mod view;
