@@ -171,7 +171,10 @@ mod tests {
         assert_eq!(v.unwrap().to_string(), "16.10.3-ee");
         assert_eq!(utc(1_713_867_342), "2024-04-23 10:15");
         assert_eq!(
-            info_value(":db_version: '20240412091512'\n:gitlab_version: 16.10.3-ee\n", "db_version"),
+            info_value(
+                ":db_version: '20240412091512'\n:gitlab_version: 16.10.3-ee\n",
+                "db_version"
+            ),
             Some("20240412091512".into())
         );
     }

@@ -436,7 +436,10 @@ fn run_action(
             Ok("puma and sidekiq are stopped".into())
         }
         Step::StartServices => {
-            for st in post_restore_steps(root).into_iter().filter(|s| s.changes_host) {
+            for st in post_restore_steps(root)
+                .into_iter()
+                .filter(|s| s.changes_host)
+            {
                 runner.run(&st.step, &st.cmd).map_err(|e| e.to_string())?;
             }
             Ok("GitLab reconfigured and started".into())
@@ -507,7 +510,11 @@ fn restore_options(confirm: &str, snapshot: bool) -> RestoreOptions {
 }
 
 /// What the drop destroys, with the failed upgrade's leftovers marked (read-only).
-fn inventory(root: &HostRoot, inst: &Installation, backup: &BackupRow) -> Result<Inventory, String> {
+fn inventory(
+    root: &HostRoot,
+    inst: &Installation,
+    backup: &BackupRow,
+) -> Result<Inventory, String> {
     let jobs = jobs_of(inst);
     let main = jobs
         .first()
@@ -528,10 +535,7 @@ fn inventory(root: &HostRoot, inst: &Installation, backup: &BackupRow) -> Result
         &opts,
         &[],
     );
-    let db = plan
-        .databases
-        .first()
-        .ok_or("the plan lists no database")?;
+    let db = plan.databases.first().ok_or("the plan lists no database")?;
     if db.drop.is_empty() && db.status != "restore" {
         return Err(db.status.clone());
     }

@@ -64,10 +64,16 @@ fn setup_terminal() -> io::Result<(Terminal<CrosstermBackend<Stdout>>, TerminalG
     RAW.store(true, Ordering::SeqCst);
     let guard = TerminalGuard;
     let mut out = io::stdout();
-    execute!(out, EnterAlternateScreen, EnableBracketedPaste)?;
+    // Clear with a plain escape: `Terminal::clear` asks the terminal for the cursor
+    // position, which a slow link (or a terminal that does not answer) turns into an error.
+    execute!(
+        out,
+        EnterAlternateScreen,
+        EnableBracketedPaste,
+        crossterm::terminal::Clear(crossterm::terminal::ClearType::All)
+    )?;
     let mut terminal = Terminal::new(CrosstermBackend::new(out))?;
     terminal.hide_cursor()?;
-    terminal.clear()?;
     Ok((terminal, guard))
 }
 

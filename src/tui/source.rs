@@ -36,7 +36,8 @@ fn clean(name: &str) -> &str {
 impl TarSource {
     /// Offset and size of a regular-file member.
     fn locate(&self, member: &str) -> Result<Option<(u64, u64)>, String> {
-        let f = File::open(&self.archive).map_err(|e| format!("{}: {e}", self.archive.display()))?;
+        let f =
+            File::open(&self.archive).map_err(|e| format!("{}: {e}", self.archive.display()))?;
         let mut a = tar::Archive::new(BufReader::new(f));
         let entries = a
             .entries()

@@ -56,7 +56,9 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
             });
         }
     }
-    let top_h = (top.len() as u16 + 2).min(area.height.saturating_sub(3));
+    let inner_w = area.width.saturating_sub(2).max(1) as usize;
+    let rows: usize = top.iter().map(|l| l.width().max(1).div_ceil(inner_w)).sum();
+    let top_h = (rows as u16 + 2).min(area.height.saturating_sub(3));
     let [head, out] = Layout::vertical([Constraint::Length(top_h), Constraint::Min(3)]).areas(area);
     f.render_widget(super::boxed_wrap(s.step.title(), top), head);
     let h = out.height.saturating_sub(2) as usize;
