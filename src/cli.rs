@@ -64,4 +64,7 @@ pub enum Command {
     Rollback(commands::rollback::Args),
     /// GitLab's services (gitlab-ctl): status, stop, start.
     Services(commands::services::Args),
+    /// Build a disposable GitLab-like host tree with a 16.10.3 backup under --root (for trying
+    /// Rewind and for benchmarks).
+    Sandbox(commands::sandbox::Args),
 }

@@ -8,6 +8,7 @@ pub mod repair;
 pub mod wizard;
 pub mod rollback;
 pub mod services;
+pub mod sandbox;
 
 use std::process::ExitCode;
 
@@ -57,6 +58,7 @@ pub fn dispatch(cli: Cli) -> color_eyre::Result<ExitCode> {
         Some(Command::Repair(args)) => repair::run(&ctx, args),
         Some(Command::Rollback(args)) => rollback::run(&ctx, args),
         Some(Command::Services(args)) => services::run(&ctx, args),
+        Some(Command::Sandbox(args)) => sandbox::run(&ctx, args),
         None => wizard::run(&ctx),
     }
 }

@@ -12,45 +12,61 @@
 //! - [`host`]: an Omnibus-like file tree (`VERSION`, version manifest, `gitlab.rb`,
 //!   `database.yml`, backup, component and log directories).
 //! - [`compare`]: database and file-tree fingerprints with readable diffs.
+//! - [`build`]: all of the above in one call on a running cluster ([`build::build_sandbox`]).
 //!
 //! # Example
 //!
+//! The whole sandbox in one call (what `rewind drill` starts from):
+//!
 //! ```no_run
 //! use rewind_engine::pg::cluster::TempCluster;
-//! use rewind_engine::sandbox::{self, backup, compare, data::DataSpec, host};
+//! use rewind_engine::sandbox::{self, compare, upgrade, SandboxSpec};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let cluster = TempCluster::start()?; // keep alive while the sandbox is used
+//! let root = tempfile::tempdir()?;
+//! let sb = sandbox::build_sandbox(&cluster, &SandboxSpec::new(root.path()))?;
+//! // sb.archive: <root>/var/opt/gitlab/backups/1713607872_2024_04_20_16.10.3-ee_gitlab_backup.tar
+//! let expected = compare::fingerprint(&sb.main)?; // what a restore must give back
+//!
+//! // Break it like a failed upgrade to 16.11.0: database and host side.
+//! let mut client = sb.main.connect()?;
+//! upgrade::apply_failed_upgrade(&mut client)?;
+//! upgrade::mark_upgraded(&sb.layout.root)?;
+//! assert!(!expected.diff(&compare::fingerprint(&sb.main)?).is_empty());
+//! # Ok(()) }
+//! ```
+//!
+//! Or piece by piece:
+//!
+//! ```no_run
+//! use rewind_engine::pg::cluster::TempCluster;
+//! use rewind_engine::sandbox::{self, backup, data::DataSpec, host};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let cluster = TempCluster::start()?;
-//! cluster.create_database("gitlabhq_production")?;
-//! let mut client = cluster.connect("gitlabhq_production")?;
-//! // Schema + data (scale 1: seconds) + schema_migrations up to sandbox::DB_VERSION.
-//! sandbox::populate(&mut client, &DataSpec::default())?;
-//!
-//! // An Omnibus-like tree whose database.yml points at the cluster.
+//! cluster.create_database(sandbox::MAIN_DB)?;
+//! let mut client = cluster.connect(sandbox::MAIN_DB)?;
+//! sandbox::populate(&mut client, &DataSpec::with_scale(5))?;
+//! let main = sandbox::PgTarget::new(cluster.bin_dir(), cluster.conn_spec(sandbox::MAIN_DB));
 //! let tree = tempfile::tempdir()?;
-//! let main = cluster.conn_spec("gitlabhq_production");
-//! let layout = host::build_host(&host::HostSpec::new(tree.path(), main.clone()))?;
-//!
-//! // A GitLab-format backup of it, made on 16.10.3.
-//! let target = sandbox::PgTarget::new(cluster.bin_dir(), main.clone());
-//! let spec = backup::BackupSpec::new(&layout.backup_dir, target.clone())
-//!     .with_components(layout.components.clone());
+//! let layout = host::build_host(&host::HostSpec::new(tree.path(), main.conn.clone()))?;
+//! let spec = backup::BackupSpec::new(&layout.backup_dir, main)
+//!     .with_components(layout.components.clone())
+//!     .with_compression(backup::Compression::Zstd);
 //! let archive = backup::build_backup(&spec)?;
-//!
-//! // Remember what the backup holds, then break the database like a failed upgrade.
-//! let before = compare::fingerprint(&target)?;
-//! sandbox::upgrade::apply_failed_upgrade(&mut client)?;
-//! let after = compare::fingerprint(&target)?;
-//! assert!(!before.diff(&after).is_empty());
 //! # let _ = archive; Ok(()) }
 //! ```
 
 pub mod backup;
+pub mod build;
 pub mod compare;
 pub mod data;
 pub mod host;
 pub mod schema;
 pub mod upgrade;
+
+pub use build::{build_sandbox, Sandbox, SandboxSpec};
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -280,16 +280,22 @@ fn gzip_backup_has_gitlab_members_and_restores_to_an_equal_database() {
 
 #[test]
 fn zstd_backup_of_a_decomposed_install_decodes_with_zstd_and_restores() {
-    let (cluster, target, _client) = cluster_with_sandbox(MAIN_DB);
-    cluster.create_database(CI_DB).unwrap();
-    let mut ci_client = cluster.connect(CI_DB).unwrap();
-    populate(&mut ci_client, &DataSpec { scale: 1, seed: 7 }).unwrap();
-    let ci = target.with_dbname(CI_DB);
-    let dir = tempfile::tempdir().unwrap();
-    let spec = BackupSpec::new(dir.path(), target.clone())
-        .with_ci(ci.clone())
-        .with_compression(Compression::Zstd);
-    let archive = backup::build_backup(&spec).unwrap();
+    let cluster = TempCluster::start().expect("cluster");
+    let tree = tempfile::tempdir().unwrap();
+    let spec = SandboxSpec {
+        compression: Compression::Zstd,
+        decomposed: true,
+        files_per_component: 2,
+        ..SandboxSpec::new(tree.path())
+    };
+    let sb = build_sandbox(&cluster, &spec).unwrap();
+    let target = sb.main.clone();
+    let ci = sb.ci.clone().expect("ci database");
+    let archive = sb.archive.clone();
+    assert_eq!(
+        sb.layout.root.host_path(&archive).parent(),
+        Some(Path::new("/var/opt/gitlab/backups"))
+    );
     let members = tar_list(&["-tf", archive.to_str().unwrap()]);
     assert_eq!(
         members,
@@ -297,9 +303,30 @@ fn zstd_backup_of_a_decomposed_install_decodes_with_zstd_and_restores() {
             "backup_information.yml",
             "db/",
             "db/database.sql.gz",
-            "db/ci_database.sql.gz"
+            "db/ci_database.sql.gz",
+            "uploads.tar.gz",
+            "builds.tar.gz",
+            "artifacts.tar.gz",
+            "lfs.tar.gz"
         ]
     );
+    // The tree is detected as decomposed, pointing at the cluster; the failed upgrade's
+    // host side changes the installed version and leaves the migrate log.
+    let opts = DetectOptions {
+        backup_dir: None,
+        env: Some(std::sync::Arc::new(|_| None)),
+    };
+    let inst = detect::detect(&sb.layout.root, &opts).unwrap();
+    assert_eq!(inst.databases.len(), 2);
+    assert_eq!(inst.databases[0].spec, target.conn);
+    assert_eq!(inst.databases[1].spec, ci.conn);
+    let log = upgrade::mark_upgraded(&sb.layout.root).unwrap();
+    assert_eq!(
+        fs::read_to_string(&log).unwrap(),
+        upgrade::upgrade_migrate_log()
+    );
+    let inst = detect::detect(&sb.layout.root, &opts).unwrap();
+    assert_eq!(inst.version.unwrap().to_string(), UPGRADE_VERSION);
     let head = Command::new("tar")
         .args(["-xOf", archive.to_str().unwrap(), "db/database.sql.gz"])
         .output()

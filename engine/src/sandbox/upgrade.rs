@@ -222,3 +222,21 @@ pub fn duplicate_table_migrate_log(migration: &UpgradeMigration) -> Option<Strin
 pub fn failed_migrate_log() -> String {
     duplicate_table_migrate_log(&UPGRADE_MIGRATIONS[0]).unwrap_or_default()
 }
+
+/// When the sandbox's upgrade ran: 2024-04-25 09:00:00 UTC (five days after the backup).
+pub fn failed_at() -> chrono::DateTime<chrono::Utc> {
+    use chrono::TimeZone;
+    chrono::Utc
+        .with_ymd_and_hms(2024, 4, 25, 9, 0, 0)
+        .single()
+        .unwrap_or_default()
+}
+
+/// The host side of the failed upgrade: mark [`super::UPGRADE_VERSION`] as installed
+/// (`VERSION`, `REVISION`, version manifest) and write [`upgrade_migrate_log`] where
+/// Omnibus puts it. Returns the log's real path. Pair with [`apply_failed_upgrade`] for the
+/// database side.
+pub fn mark_upgraded(root: &crate::root::HostRoot) -> Result<std::path::PathBuf> {
+    super::host::set_installed_version(root, super::UPGRADE_VERSION)?;
+    super::host::write_migrate_log(root, failed_at(), &upgrade_migrate_log())
+}
