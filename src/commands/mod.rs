@@ -5,10 +5,10 @@ pub mod detect;
 pub mod inspect;
 pub mod mark_migration;
 pub mod repair;
-pub mod wizard;
 pub mod rollback;
-pub mod services;
 pub mod sandbox;
+pub mod services;
+pub mod wizard;
 
 use std::process::ExitCode;
 
