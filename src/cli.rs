@@ -60,6 +60,8 @@ pub enum Command {
     /// Repair a failed db:migrate: read its log, assess, mark complete (confirmed), migrate
     /// again, until the migrations run clean.
     Repair(commands::repair::Args),
+    /// Print the whole recovery plan for this host with the exact commands (changes nothing).
+    Plan(commands::plan::Args),
     /// Install the exact GitLab version of a backup (stop Puma/Sidekiq, install, reconfigure, confirm).
     Rollback(commands::rollback::Args),
     /// GitLab's services (gitlab-ctl): status, stop, start.

@@ -271,3 +271,95 @@ fn services_status_parses_gitlab_ctl() {
         vec!["stop puma", "status"]
     );
 }
+
+#[test]
+fn plan_lists_the_whole_recovery_in_order() {
+    let sb = sandbox();
+    // A backup of 16.10.3-ee made the way GitLab makes it.
+    let bdir = sb.root.join("var/opt/gitlab/backups");
+    let work = tempfile::tempdir().unwrap();
+    fs::create_dir_all(work.path().join("db")).unwrap();
+    fs::write(
+        work.path().join("backup_information.yml"),
+        ":db_version: '20240410123456'\n:backup_created_at: 2024-04-23 10:15:42 UTC\n:gitlab_version: 16.10.3-ee\n:tar_version: tar (GNU tar) 1.34\n:installation_type: omnibus-gitlab\n:skipped: builds\n:repositories_storages: ''\n:backup_id: 1713867342_2024_04_23_16.10.3-ee\n",
+    )
+    .unwrap();
+    let gz = |name: &str, data: &[u8]| {
+        fs::write(work.path().join(name), flate2_like_gzip(data)).unwrap();
+    };
+    gz("db/database.sql.gz", b"SELECT 1;\n");
+    let src = work.path().join("uploads-src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("a.txt"), b"a").unwrap();
+    let tar = Command::new("tar")
+        .arg("-C")
+        .arg(&src)
+        .args(["-czf"])
+        .arg(work.path().join("uploads.tar.gz"))
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    fs::create_dir_all(&bdir).unwrap();
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(work.path())
+        .arg("-cf")
+        .arg(bdir.join("1713867342_2024_04_23_16.10.3-ee_gitlab_backup.tar"))
+        .args([
+            "backup_information.yml",
+            "db/database.sql.gz",
+            "uploads.tar.gz",
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success());
+
+    let o = rewind(&sb.root, &["--json", "plan"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(plan["backup"], "1713867342_2024_04_23_16.10.3-ee");
+    assert_eq!(plan["installed"], "16.11.0-ee");
+    let steps = plan["steps"].as_array().unwrap();
+    let titles: Vec<&str> = steps.iter().map(|s| s["title"].as_str().unwrap()).collect();
+    let pos = |needle: &str| {
+        titles
+            .iter()
+            .position(|t| t.contains(needle))
+            .unwrap_or_else(|| panic!("{needle} missing from {titles:?}"))
+    };
+    assert!(pos("Stop Puma") < pos("Roll back GitLab to 16.10.3-ee"));
+    assert!(pos("Roll back") < pos("drop"));
+    assert!(pos("drop") < pos("Restore the databases"));
+    assert!(pos("Restore the databases") < pos("file components"));
+    assert!(pos("file components") < pos("reconfigure"));
+    assert!(pos("reconfigure") < pos("start every"));
+    assert!(pos("start every") < pos("self check"));
+    let all = serde_json::to_string(&plan).unwrap();
+    assert!(all.contains("gitlab-ee=16.10.3-ee.0"), "{all}");
+    assert!(all.contains("gitlab-ctl stop puma"), "{all}");
+    assert!(all.contains("gitlab:check SANITIZE=true"), "{all}");
+    assert!(
+        all.contains("uploads.tar.gz → /var/opt/gitlab/gitlab-rails/uploads"),
+        "{all}"
+    );
+    assert!(all.contains("gitlab-secrets.json"), "{all}");
+    // Only `gitlab-ctl status` ran (read-only).
+    let calls = fs::read_to_string(&sb.calls).unwrap();
+    assert!(calls.lines().all(|l| l.starts_with("status ")), "{calls}");
+    let human = text(&rewind(&sb.root, &["plan"]));
+    assert!(human.contains("Nothing was changed"), "{human}");
+}
+
+/// gzip `data` with the system's gzip (as GitLab's backup does).
+fn flate2_like_gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = Command::new("gzip")
+        .arg("-c")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(data).unwrap();
+    child.wait_with_output().unwrap().stdout
+}

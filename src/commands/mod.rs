@@ -4,6 +4,7 @@ pub mod backups;
 pub mod detect;
 pub mod inspect;
 pub mod mark_migration;
+pub mod plan;
 pub mod repair;
 pub mod rollback;
 pub mod sandbox;
@@ -56,6 +57,7 @@ pub fn dispatch(cli: Cli) -> color_eyre::Result<ExitCode> {
         Some(Command::Inspect(args)) => inspect::run(&ctx, args),
         Some(Command::MarkMigration(args)) => mark_migration::run(&ctx, args),
         Some(Command::Repair(args)) => repair::run(&ctx, args),
+        Some(Command::Plan(args)) => plan::run(&ctx, args),
         Some(Command::Rollback(args)) => rollback::run(&ctx, args),
         Some(Command::Services(args)) => services::run(&ctx, args),
         Some(Command::Sandbox(args)) => sandbox::run(&ctx, args),

@@ -855,7 +855,6 @@ pub fn restore_components(
     sink: &dyn Sink,
     journal: Option<&Journal>,
 ) -> Result<Vec<ComponentReport>, FilesError> {
-    let members = archive_members(archive)?;
     let mut reports = Vec::new();
     for c in components {
         if opts.cancel.as_ref().is_some_and(|c| c.is_cancelled()) {
@@ -863,16 +862,25 @@ pub fn restore_components(
                 member: c.member.clone(),
             });
         }
-        let clean = |n: &str| n.strip_prefix("./").unwrap_or(n).to_string();
-        let span = members
-            .iter()
-            .find(|m| clean(&m.name) == clean(&c.member))
-            .ok_or_else(|| FilesError::MissingMember {
-                archive: archive.to_path_buf(),
-                member: c.member.clone(),
+        // The member's bytes in place: in the archive, or a file of an unpacked backup.
+        let loc =
+            crate::backup::compression::locate_member(archive, &c.member).map_err(|e| match e {
+                crate::backup::BackupError::MemberNotFound { .. } => FilesError::MissingMember {
+                    archive: archive.to_path_buf(),
+                    member: c.member.clone(),
+                },
+                other => FilesError::Archive {
+                    path: archive.to_path_buf(),
+                    source: io::Error::other(other.to_string()),
+                },
             })?;
-        let mut f = File::open(archive).map_err(|source| FilesError::Archive {
-            path: archive.to_path_buf(),
+        let span = MemberSpan {
+            name: c.member.clone(),
+            offset: loc.offset,
+            size: loc.size,
+        };
+        let mut f = File::open(&loc.file).map_err(|source| FilesError::Archive {
+            path: loc.file.clone(),
             source,
         })?;
         f.seek(SeekFrom::Start(span.offset))

@@ -1,0 +1,317 @@
+//! `rewind plan [--backup ID]`: the whole recovery plan for this host, in order, with the
+//! exact commands: stop services, roll back, snapshot and drop, restore (databases,
+//! repositories, files), reconfigure, start, check. Prints only; changes nothing.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use color_eyre::eyre::WrapErr;
+use rewind_engine::backup::catalogue::{self, BackupEntry};
+use rewind_engine::detect::{detect, DetectOptions, InstallKind};
+use rewind_engine::files;
+use rewind_engine::packages::rollback::{self, RollbackOptions, RollbackPlan};
+use rewind_engine::repositories;
+use rewind_engine::services::{self, GitlabCtl, RESTORE_STOPPED, SECRETS_WARNING};
+use serde::Serialize;
+
+use super::Ctx;
+use crate::output::{human_bytes, print_json};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The backup to plan for (id or path); default: the newest readable one.
+    #[arg(long, value_name = "ID")]
+    pub backup: Option<String>,
+    /// Components not to restore (comma-separated: uploads,builds,...).
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    pub skip: Vec<String>,
+}
+
+/// One step of the plan.
+#[derive(Debug, Serialize)]
+pub struct Step {
+    pub title: String,
+    /// Exact commands, in order.
+    pub commands: Vec<String>,
+    pub notes: Vec<String>,
+}
+
+/// The plan.
+#[derive(Debug, Serialize)]
+pub struct RecoveryPlan {
+    pub installed: Option<String>,
+    pub backup: Option<String>,
+    pub backup_version: Option<String>,
+    pub steps: Vec<Step>,
+    pub warnings: Vec<String>,
+}
+
+fn step(title: impl Into<String>, commands: Vec<String>, notes: Vec<String>) -> Step {
+    Step {
+        title: title.into(),
+        commands,
+        notes,
+    }
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
+    let root = &ctx.root;
+    let inst = detect(
+        root,
+        &DetectOptions {
+            backup_dir: ctx.global.backup_dir.clone(),
+            env: None,
+        },
+    )
+    .wrap_err("detecting the GitLab installation")?;
+    let backup: Option<BackupEntry> = match &args.backup {
+        Some(id) => Some(
+            catalogue::resolve(root, &inst.backup_path, id, inst.version.as_ref(), false)
+                .wrap_err("finding the backup")?,
+        ),
+        None => catalogue::list_backups(&root.join(&inst.backup_path), inst.version.as_ref())
+            .ok()
+            .and_then(|l| l.into_iter().find(|b| b.error.is_none())),
+    };
+    let id = backup.as_ref().map(|b| b.id.clone());
+    let restore_cmd = format!(
+        "rewind restore --backup {}",
+        id.as_deref().unwrap_or("<ID>")
+    );
+    let ctl = GitlabCtl::new(root);
+    let mut steps = Vec::new();
+    let mut warnings = Vec::new();
+
+    // 1-2. Services.
+    let mut notes = Vec::new();
+    match ctl.status() {
+        Ok(list) => {
+            let down: Vec<String> = list
+                .iter()
+                .filter(|s| !s.is_running())
+                .map(|s| s.service.clone())
+                .collect();
+            notes.push(if down.is_empty() {
+                "every service runs".to_string()
+            } else {
+                format!("not running now: {}", down.join(", "))
+            });
+        }
+        Err(e) => notes.push(e.to_string()),
+    }
+    steps.push(step(
+        "Check GitLab's services",
+        vec![ctl.cmd(["status"]).display()],
+        notes,
+    ));
+    let mut stop_notes = vec![
+        "PostgreSQL, Redis and Gitaly keep running: the restore needs them".to_string(),
+        format!(
+            "before the drop Rewind lists any other client still connected to {} (pg_stat_activity)",
+            inst.databases
+                .iter()
+                .map(|d| d.spec.dbname.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    ];
+    if inst.kind == Some(InstallKind::Source) {
+        stop_notes.push("source install: stop Puma and Sidekiq with your init system (`sudo service gitlab stop`), then start Gitaly again".into());
+    }
+    steps.push(step(
+        "Stop Puma and Sidekiq",
+        RESTORE_STOPPED
+            .iter()
+            .map(|s| ctl.cmd(["stop", s]).display())
+            .collect(),
+        stop_notes,
+    ));
+
+    // 3. Roll back.
+    let backup_version = backup.as_ref().and_then(|b| b.version.clone());
+    match (&backup_version, &inst.version) {
+        (Some(bv), Some(iv)) if bv.same_release(iv) => steps.push(step(
+            format!("Roll back GitLab: not needed, {iv} is installed"),
+            vec![],
+            vec![],
+        )),
+        (Some(bv), _) => {
+            let mut commands = vec![format!("rewind rollback --to {bv}")];
+            let mut notes = Vec::new();
+            match rollback::plan(root, bv, RollbackOptions::default()) {
+                Ok(RollbackPlan::Package(p)) => {
+                    commands.extend(
+                        p.steps
+                            .iter()
+                            .filter(|s| !s.step.starts_with("rollback.stop."))
+                            .map(|s| s.cmd.display()),
+                    );
+                    notes.push(format!(
+                        "{} {} → {} ({})",
+                        p.installed.package, p.installed.version, p.install.version, p.manager
+                    ));
+                }
+                Ok(RollbackPlan::AlreadyInstalled { version }) => {
+                    notes.push(format!("{version} is already installed"))
+                }
+                Ok(RollbackPlan::Source {
+                    checkout,
+                    checklist,
+                    ..
+                }) => {
+                    commands = vec![checkout.display()];
+                    notes.extend(checklist.into_iter().map(|c| match c.command {
+                        Some(cmd) => format!("[ ] {}: {cmd}", c.text),
+                        None => format!("[ ] {}", c.text),
+                    }));
+                }
+                Ok(RollbackPlan::Docker { note, .. }) => {
+                    commands.clear();
+                    notes.push(note);
+                }
+                Err(e) => notes.push(format!("cannot plan the rollback yet: {e}")),
+            }
+            steps.push(step(format!("Roll back GitLab to {bv}"), commands, notes));
+        }
+        (None, _) => steps.push(step(
+            "Roll back GitLab to the backup's version",
+            vec!["rewind rollback --to <backup version>".into()],
+            vec!["no backup chosen: pass --backup ID".into()],
+        )),
+    }
+
+    // 4-5. Databases.
+    let db_notes: Vec<String> = match &backup {
+        Some(b) if !b.databases.is_empty() => b
+            .databases
+            .iter()
+            .map(|d| {
+                let target = inst
+                    .databases
+                    .iter()
+                    .find(|c| c.name == d.name)
+                    .map(|c| c.spec.dbname.clone())
+                    .unwrap_or_else(|| format!("the `{}` database", d.name));
+                format!("{} ({}) → {target}", d.member, human_bytes(d.size))
+            })
+            .collect(),
+        Some(_) => vec!["the backup holds no database dump (skipped at backup time)".into()],
+        None => vec![],
+    };
+    steps.push(step(
+        "Safety snapshot, then drop GitLab's tables (schema_migrations kept, as GitLab does)",
+        vec![restore_cmd.clone()],
+        vec!["you type the database name to confirm the drop".into()],
+    ));
+    steps.push(step(
+        "Restore the databases",
+        vec![restore_cmd.clone()],
+        db_notes,
+    ));
+
+    // 6. Repositories.
+    if let Some(b) = &backup {
+        if b.repositories {
+            let storages = b
+                .information
+                .as_ref()
+                .map(|i| i.repositories_storages.clone())
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| vec!["default".to_string()]);
+            let mut notes = vec![repositories::warning(&storages)];
+            let commands = match repositories::plan(root, &inst.backup_path, &b.id, &storages) {
+                Ok(p) => vec![p.cmd.display()],
+                Err(e) => {
+                    notes.push(e.to_string());
+                    vec![]
+                }
+            };
+            steps.push(step("Restore the repositories", commands, notes));
+        }
+    }
+
+    // 7. Files.
+    if let Some(b) = &backup {
+        let members: Vec<String> = b.members.iter().map(|m| m.name.clone()).collect();
+        let kind = inst.kind.unwrap_or(InstallKind::Omnibus);
+        let comps = files::select_components(&members, &b.skipped, &args.skip, kind);
+        let notes: Vec<String> = comps
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} → {}{} (existing contents → {}/tmp/{}.<epoch>, kept)",
+                    c.member,
+                    c.target.display(),
+                    if c.assumed_target { " (assumed)" } else { "" },
+                    inst.backup_path.display(),
+                    c.name
+                )
+            })
+            .collect();
+        if !notes.is_empty() {
+            steps.push(step(
+                "Restore the file components",
+                vec![restore_cmd],
+                notes,
+            ));
+        }
+    }
+
+    // 8-10. After.
+    for s in services::post_restore_steps(root) {
+        steps.push(step(s.what, vec![s.cmd.display()], vec![]));
+    }
+
+    warnings.push(SECRETS_WARNING.to_string());
+    for c in services::config_backups(root) {
+        warnings.push(format!(
+            "configuration backup: {} ({})",
+            c.path.display(),
+            human_bytes(c.size)
+        ));
+    }
+
+    let plan = RecoveryPlan {
+        installed: inst.version.as_ref().map(|v| v.to_string()),
+        backup: id,
+        backup_version: backup_version.map(|v| v.to_string()),
+        steps,
+        warnings,
+    };
+    if ctx.json() {
+        print_json(&plan)?;
+    } else {
+        print_plan(ctx, &plan, &inst.backup_path);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_plan(ctx: &Ctx, plan: &RecoveryPlan, backup_path: &Path) {
+    let s = ctx.style;
+    println!(
+        "{}",
+        s.bold(&format!(
+            "Recovery plan: GitLab {} installed, backup {} ({}) in {}",
+            plan.installed.as_deref().unwrap_or("unknown"),
+            plan.backup.as_deref().unwrap_or("none found"),
+            plan.backup_version.as_deref().unwrap_or("version unknown"),
+            backup_path.display()
+        ))
+    );
+    for (i, st) in plan.steps.iter().enumerate() {
+        println!();
+        println!("{}", s.bold(&format!("{:>2}. {}", i + 1, st.title)));
+        for c in &st.commands {
+            println!("    $ {c}");
+        }
+        for n in &st.notes {
+            println!("    {}", s.dim(n));
+        }
+    }
+    println!();
+    for w in &plan.warnings {
+        println!("{}", s.warn(&format!("note: {w}")));
+    }
+    println!();
+    println!("This only prints. Nothing was changed.");
+}
