@@ -59,6 +59,8 @@ pub enum Msg {
     Verified(Result<Vec<VerifyLine>, String>),
     RepairAssessed(Result<Vec<RepairItem>, String>),
     RepairRound(Result<String, String>),
+    /// The running repair loop asks to mark this version (a new round).
+    RepairAsk(RepairItem),
     RepairDone(Result<String, String>),
     /// The engine code for this step is not in this build.
     Unavailable {
@@ -114,6 +116,10 @@ pub enum Command {
     },
     RunRepair {
         versions: Vec<String>,
+    },
+    /// The answer to the running repair loop's question.
+    RepairAnswer {
+        mark: bool,
     },
     Quit,
 }

@@ -8,6 +8,11 @@ use std::sync::{Arc, Mutex};
 use rewind_engine::detect::{detect, DatabaseConn, DetectOptions, InstallKind, Installation};
 use rewind_engine::exec::Runner;
 use rewind_engine::journal::Journal;
+use rewind_engine::migrate::assess::{assess, Assessment, Verdict};
+use rewind_engine::migrate::log::{parse_file, LogReport};
+use rewind_engine::migrate::repair::{
+    default_migrate_cmd, repair, Confirm, Databases, Decision, RepairOptions,
+};
 use rewind_engine::packages::rollback::{self, RollbackOptions, RollbackPlan};
 use rewind_engine::pg::conn::ConnSpec;
 use rewind_engine::preflight::{self, Inputs};
@@ -26,7 +31,9 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::event::{ActionPlan, Command, Event, Msg};
 use super::source::source_for;
-use super::state::{BackupRow, DropItem, Inventory, ResumeOffer, State, Step, VerifyLine};
+use super::state::{
+    BackupRow, DropItem, Inventory, RepairItem, ResumeOffer, State, Step, VerifyLine,
+};
 
 /// What the executor needs to reach the host.
 #[derive(Debug, Clone)]
@@ -39,6 +46,10 @@ pub struct ExecOptions {
 /// Runs commands; owns the cancellation flags of running work.
 pub struct Executor {
     opts: Arc<ExecOptions>,
+    /// The parsed failed migrate log being repaired.
+    repair_log: Arc<Mutex<Option<LogReport>>>,
+    /// Answers to the running repair loop's questions.
+    repair_answer: Option<std::sync::mpsc::Sender<bool>>,
     /// Verify lines of the last restore this process ran.
     verified: Arc<Mutex<Option<Vec<VerifyLine>>>>,
     tx: UnboundedSender<Event>,
@@ -53,12 +64,12 @@ pub enum Flow {
     Quit,
 }
 
-const NOT_IN_BUILD: &str = "not available in this build";
-
 impl Executor {
     pub fn new(opts: ExecOptions, tx: UnboundedSender<Event>) -> Self {
         Executor {
             opts: Arc::new(opts),
+            repair_log: Arc::new(Mutex::new(None)),
+            repair_answer: None,
             verified: Arc::new(Mutex::new(None)),
             tx,
             cancels: Arc::new(Mutex::new(Vec::new())),
@@ -275,11 +286,90 @@ impl Executor {
                     ))),
                 }
             }
-            Command::AssessRepair { .. } | Command::RunRepair { .. } => {
-                self.send(Msg::Unavailable {
-                    step: Step::RepairMigrations,
-                    reason: format!("Migration repair is {NOT_IN_BUILD}."),
-                })
+            Command::AssessRepair { log } => {
+                let Some(inst) = s.installation.ready().cloned() else {
+                    return Flow::Continue;
+                };
+                let root = self.opts.root.clone();
+                let store = self.repair_log.clone();
+                let tx = self.tx.clone();
+                self.spawn(move || {
+                    let r = assess_log(&root, &inst, &log, &store);
+                    let _ = tx.send(Event::Engine(Msg::RepairAssessed(r)));
+                });
+            }
+            Command::RunRepair { versions } => {
+                let Some(inst) = s.installation.ready().cloned() else {
+                    return Flow::Continue;
+                };
+                let Some(report) = self
+                    .repair_log
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take()
+                else {
+                    self.send(Msg::RepairDone(Err("no log assessed".into())));
+                    return Flow::Continue;
+                };
+                let (atx, arx) = std::sync::mpsc::channel();
+                self.repair_answer = Some(atx);
+                let root = self.opts.root.clone();
+                let jdir = s.journal_dir.clone();
+                let sink = self.sink();
+                let tx = self.tx.clone();
+                self.spawn(move || {
+                    let journal = jdir.as_deref().and_then(|d| Journal::open_in(d).ok());
+                    let mut dbs = Databases::new(inst.databases.clone());
+                    let mut confirm = TuiConfirm {
+                        confirmed: versions.first().cloned(),
+                        answers: arx,
+                        tx: tx.clone(),
+                    };
+                    let opts = RepairOptions {
+                        migrate_cmd: default_migrate_cmd(&root),
+                        max_rounds: 20,
+                    };
+                    let r = repair(
+                        report,
+                        &mut dbs,
+                        &opts,
+                        &mut confirm,
+                        journal.as_ref(),
+                        &sink,
+                    );
+                    match r {
+                        Ok(rep) => {
+                            for round in &rep.rounds {
+                                let line = format!(
+                                    "round {}: {} {}{}{}",
+                                    round.number,
+                                    round.assessment.version.as_deref().unwrap_or("?"),
+                                    round.assessment.migration_name.as_deref().unwrap_or(""),
+                                    round
+                                        .marked
+                                        .as_ref()
+                                        .map(|m| format!(", marked ({})", m.message()))
+                                        .unwrap_or_default(),
+                                    round
+                                        .migrate
+                                        .as_ref()
+                                        .map(|m| format!(", db:migrate: {}", m.summary))
+                                        .unwrap_or_default(),
+                                );
+                                let _ = tx.send(Event::Engine(Msg::RepairRound(Ok(line))));
+                            }
+                            let _ = tx.send(Event::Engine(Msg::RepairDone(Ok(rep.message))));
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Event::Engine(Msg::RepairDone(Err(e.to_string()))));
+                        }
+                    }
+                });
+            }
+            Command::RepairAnswer { mark } => {
+                if let Some(a) = &self.repair_answer {
+                    let _ = a.send(mark);
+                }
             }
             Command::SaveSession(sess) => {
                 if let Some(dir) = &s.journal_dir {
@@ -652,4 +742,72 @@ fn newest_file(dir: &std::path::Path) -> Option<PathBuf> {
         .filter(|(_, p)| p.extension().is_some_and(|x| x == "dump"))
         .max()
         .map(|(_, p)| p)
+}
+
+/// The wizard's answers to the repair loop: the version typed before the loop started is
+/// marked without asking again; every later round asks the screen and waits.
+struct TuiConfirm {
+    confirmed: Option<String>,
+    answers: std::sync::mpsc::Receiver<bool>,
+    tx: UnboundedSender<Event>,
+}
+
+impl Confirm for TuiConfirm {
+    fn confirm(&mut self, assessment: &Assessment, sql: &str) -> Decision {
+        if self.confirmed.is_some() && assessment.version == self.confirmed {
+            self.confirmed = None;
+            return Decision::Mark;
+        }
+        self.confirmed = None;
+        let _ = self
+            .tx
+            .send(Event::Engine(Msg::RepairAsk(repair_item(assessment, sql))));
+        match self.answers.recv() {
+            Ok(true) => Decision::Mark,
+            _ => Decision::Stop,
+        }
+    }
+}
+
+fn repair_item(a: &Assessment, sql: &str) -> RepairItem {
+    RepairItem {
+        version: a.version.clone().unwrap_or_else(|| "?".into()),
+        name: a.migration_name.clone().unwrap_or_default(),
+        error: a
+            .message
+            .clone()
+            .or_else(|| a.error_class.clone())
+            .unwrap_or_default(),
+        verdict: format!("{} {}", a.reason, a.advice).trim().to_string(),
+        markable: a.verdict == Verdict::MarkComplete,
+        sql: sql.to_string(),
+    }
+}
+
+/// Parse a failed migrate log (a path as typed: on this machine, else under the root) and
+/// assess its first failure against the database.
+fn assess_log(
+    root: &HostRoot,
+    inst: &Installation,
+    log: &std::path::Path,
+    store: &Mutex<Option<LogReport>>,
+) -> Result<Vec<RepairItem>, String> {
+    let path = if log.is_file() {
+        log.to_path_buf()
+    } else {
+        root.join(log)
+    };
+    let report = parse_file(&path).map_err(|e| e.to_string())?;
+    let Some(failure) = report.first_failure().cloned() else {
+        *store.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        return Ok(Vec::new());
+    };
+    let mut dbs = Databases::new(inst.databases.clone());
+    let (name, client) = dbs
+        .client(failure.database.as_deref())
+        .map_err(|e| e.to_string())?;
+    let a = assess(&failure, &name, client).map_err(|e| e.to_string())?;
+    let sql = a.mark_sql().unwrap_or_default();
+    *store.lock().unwrap_or_else(|e| e.into_inner()) = Some(report);
+    Ok(vec![repair_item(&a, &sql)])
 }

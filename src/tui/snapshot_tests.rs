@@ -276,6 +276,8 @@ fn repair_assessed() {
             verdict:
                 "lfs_objects exists with the columns the migration creates: safe to mark complete"
                     .into(),
+            markable: true,
+            sql: "INSERT INTO schema_migrations (version) VALUES ($1)".into(),
         }]))),
     );
     typed(&mut s, "2015");

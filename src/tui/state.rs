@@ -299,6 +299,10 @@ pub struct RepairItem {
     pub name: String,
     pub error: String,
     pub verdict: String,
+    /// Rewind's assessment says marking is right.
+    pub markable: bool,
+    /// The statement that would run.
+    pub sql: String,
 }
 
 /// Repair screen state.
@@ -313,6 +317,8 @@ pub struct RepairState {
     pub confirm: String,
     pub rounds: Vec<String>,
     pub running: bool,
+    /// The running loop waits for the typed confirmation of the shown version.
+    pub awaiting: bool,
     /// Where Esc returns to.
     pub from: Option<Step>,
 }

@@ -246,6 +246,11 @@ fn on_back(s: &mut State) -> Vec<Command> {
             return Vec::new();
         }
         Step::RepairMigrations => {
+            if s.repair.awaiting {
+                s.repair.awaiting = false;
+                s.repair.confirm.clear();
+                return vec![Command::RepairAnswer { mark: false }];
+            }
             if s.repair.running {
                 s.notice = Some("The repair is running: wait for its round to end.".into());
                 return Vec::new();
@@ -1012,31 +1017,48 @@ fn repair_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
                 Vec::new()
             }
             KeyCode::Enter => {
-                let first = items[0].version.clone();
-                if r.running {
-                    return Vec::new();
-                }
-                if r.confirm.trim() != first {
-                    s.notice = Some(format!(
-                        "Type the migration version ({first}) to mark it complete."
-                    ));
-                    return Vec::new();
-                }
-                r.running = true;
-                r.confirm.clear();
-                s.jobs.push(Job::Repair);
-                s.changes.push(Change {
-                    step: Step::RepairMigrations,
-                    what: format!("migration {first} was marked complete"),
-                });
-                vec![Command::RunRepair {
-                    versions: vec![first],
-                }]
+                let item = items[0].clone();
+                repair_confirm(s, item)
             }
             _ => Vec::new(),
         },
         _ => Vec::new(),
     }
+}
+
+fn repair_confirm(s: &mut State, item: super::state::RepairItem) -> Vec<Command> {
+    if s.repair.running && !s.repair.awaiting {
+        s.notice = Some("The repair is running: wait for its round to end.".into());
+        return Vec::new();
+    }
+    if !item.markable {
+        s.notice = Some(format!(
+            "Rewind advises against marking {}: {}",
+            item.version, item.verdict
+        ));
+        return Vec::new();
+    }
+    if s.repair.confirm.trim() != item.version {
+        s.notice = Some(format!(
+            "Type the migration version ({}) to mark it complete.",
+            item.version
+        ));
+        return Vec::new();
+    }
+    s.repair.confirm.clear();
+    s.changes.push(Change {
+        step: Step::RepairMigrations,
+        what: format!("migration {} was marked complete", item.version),
+    });
+    if s.repair.awaiting {
+        s.repair.awaiting = false;
+        return vec![Command::RepairAnswer { mark: true }];
+    }
+    s.repair.running = true;
+    s.jobs.push(Job::Repair);
+    vec![Command::RunRepair {
+        versions: vec![item.version],
+    }]
 }
 
 // ---------------------------------------------------------------- engine messages
@@ -1261,9 +1283,16 @@ fn on_msg(s: &mut State, m: Msg) -> Vec<Command> {
             s.repair.rounds.push(line);
             Vec::new()
         }
+        Msg::RepairAsk(item) => {
+            s.repair.assessment = Some(Loadable::Ready(vec![item]));
+            s.repair.confirm.clear();
+            s.repair.awaiting = true;
+            Vec::new()
+        }
         Msg::RepairDone(r) => {
             s.jobs.retain(|j| *j != Job::Repair);
             s.repair.running = false;
+            s.repair.awaiting = false;
             let line = match r {
                 Ok(l) => l,
                 Err(e) => format!("stopped: {e}"),

@@ -615,6 +615,8 @@ fn repair_needs_the_version_typed_for_each_migration() {
                 name: "CreateLfsObjects".into(),
                 error: "PG::DuplicateTable: relation \"lfs_objects\" already exists".into(),
                 verdict: "the table exists with the migration's columns: safe to mark".into(),
+                markable: true,
+                sql: "INSERT INTO schema_migrations (version) VALUES ($1)".into(),
             },
         ]))),
     );
@@ -629,4 +631,40 @@ fn repair_needs_the_version_typed_for_each_migration() {
         }]
     );
     assert!(s.repair.running);
+    // The loop's next round asks again; Esc answers no.
+    update(
+        &mut s,
+        Event::Engine(Msg::RepairAsk(crate::tui::state::RepairItem {
+            version: "20240412091512".into(),
+            name: "AddZoektTasks".into(),
+            error: "PG::DuplicateTable".into(),
+            verdict: "mark complete".into(),
+            markable: true,
+            sql: String::new(),
+        })),
+    );
+    assert!(s.repair.awaiting);
+    typed(&mut s, "20240412091512");
+    assert_eq!(
+        update(&mut s, key(KeyCode::Enter)),
+        vec![Command::RepairAnswer { mark: true }]
+    );
+    update(
+        &mut s,
+        Event::Engine(Msg::RepairAsk(crate::tui::state::RepairItem {
+            version: "20240412091513".into(),
+            name: "X".into(),
+            error: "PG::DuplicateColumn".into(),
+            verdict: "do not mark".into(),
+            markable: false,
+            sql: String::new(),
+        })),
+    );
+    typed(&mut s, "20240412091513");
+    assert!(update(&mut s, key(KeyCode::Enter)).is_empty());
+    assert!(s.notice.as_deref().unwrap().contains("advises against"));
+    assert_eq!(
+        update(&mut s, key(KeyCode::Esc)),
+        vec![Command::RepairAnswer { mark: false }]
+    );
 }
