@@ -1,0 +1,206 @@
+#!/usr/bin/env bash
+# Restore benchmark: a GitLab-like database dumped the way GitLab does
+# (`pg_dump --clean --if-exists | gzip -1`), restored in the same run by
+#   1. `gzip -dc | psql`            (GitLab's pipeline, fresh database)
+#   2. Rewind's loader              (engine/examples/load_dump.rs, restore::load)
+#   3. `pg_restore -j2`             (custom-format dump of the same database)
+# and reports wall time, ratios and peak RSS (/usr/bin/time -v) per size.
+#
+# Usage: bench/restore.sh [SIZE_MB ...]     (default: 1024 10; uncompressed dump size)
+# Env:   JOBS (default 2), KEEP=1 keeps the work directory, BENCH_DIR (default /tmp),
+#        LOADER=path of a prebuilt load_dump example (skips the release build).
+# Needs: root (runs the server as `postgres`), PostgreSQL server binaries, gzip, cargo.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SIZES=("${@:-1024 10}")
+read -r -a SIZES <<<"${SIZES[*]}"
+JOBS=${JOBS:-2}
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+PORT=5499
+WORK=$(mktemp -d "${BENCH_DIR:-/tmp}/rewind-bench.XXXXXX")
+chmod 755 "$WORK"
+chown postgres: "$WORK"
+
+as_pg() { runuser -u postgres -- "$@"; }
+psqlc() { "$PGBIN/psql" -X -q -h "$WORK" -p "$PORT" -U postgres "$@"; }
+
+cleanup() {
+  as_pg "$PGBIN/pg_ctl" -D "$WORK/data" -m fast -w stop >/dev/null 2>&1 || true
+  if [[ "${KEEP:-0}" != 1 ]]; then rm -rf "$WORK"; else echo "kept $WORK"; fi
+}
+trap cleanup EXIT
+
+if [[ -z "${LOADER:-}" ]]; then
+  echo "== building the loader (release)"
+  (cd "$ROOT" && cargo build --release -q -p rewind-engine --example load_dump)
+  LOADER="$ROOT/target/release/examples/load_dump"
+fi
+
+echo "== starting PostgreSQL ($("$PGBIN/postgres" --version)) in $WORK"
+as_pg "$PGBIN/initdb" -D "$WORK/data" -U postgres --auth=trust --encoding=UTF8 --locale=C >/dev/null
+cat >>"$WORK/data/postgresql.conf" <<EOF
+listen_addresses = ''
+unix_socket_directories = '$WORK'
+port = $PORT
+shared_buffers = 256MB
+max_wal_size = 2GB
+EOF
+as_pg "$PGBIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
+
+# A GitLab-like schema: a few large tables with several indexes and foreign keys, many
+# small ones, a partitioned table, sequences. ~$1 MB of COPY data.
+generate() {
+  local mb=$1 db=$2
+  local s
+  s=$(awk -v mb="$mb" 'BEGIN { printf "%.6f", mb / 1024 }')
+  psqlc -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
+  psqlc -d "$db" -v ON_ERROR_STOP=1 -v s="$s" <<'SQL'
+CREATE SCHEMA gitlab_partitions_static;
+CREATE TABLE users (id bigint PRIMARY KEY, username text NOT NULL, email text NOT NULL,
+  name text, created_at timestamptz NOT NULL, state text);
+CREATE TABLE projects (id bigint PRIMARY KEY, namespace_id bigint NOT NULL, name text NOT NULL,
+  path text NOT NULL, description text, created_at timestamptz NOT NULL, creator_id bigint);
+CREATE TABLE ci_builds (id bigint NOT NULL, project_id bigint NOT NULL, status text,
+  name text, ref text, commit_id bigint, user_id bigint, created_at timestamptz,
+  updated_at timestamptz, options text, coverage double precision);
+CREATE TABLE events (id bigint NOT NULL, project_id bigint, author_id bigint NOT NULL,
+  target_id bigint, target_type text, action smallint NOT NULL, created_at timestamptz NOT NULL);
+CREATE TABLE notes (id bigint NOT NULL, note text, noteable_type text, noteable_id bigint,
+  author_id bigint, project_id bigint, created_at timestamptz, updated_at timestamptz);
+CREATE TABLE merge_request_diff_files (merge_request_diff_id bigint NOT NULL,
+  relative_order integer NOT NULL, new_file boolean, a_mode text, b_mode text,
+  new_path text, old_path text, diff text);
+CREATE TABLE audit_events (id bigint NOT NULL, created_at timestamptz NOT NULL, author_id bigint,
+  details text) PARTITION BY RANGE (created_at);
+CREATE TABLE gitlab_partitions_static.audit_events_2024 PARTITION OF audit_events
+  FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+CREATE TABLE gitlab_partitions_static.audit_events_2025 PARTITION OF audit_events
+  FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+
+INSERT INTO users SELECT g, 'user' || g, 'user' || g || '@example.com', 'User ' || g,
+  '2024-01-01'::timestamptz + g * interval '1 minute', 'active'
+  FROM generate_series(1, greatest(100, (50000 * :s)::int)) g;
+INSERT INTO projects SELECT g, g % 1000, 'project-' || g, 'group/project-' || g,
+  repeat('description ', 5), now(), (g % greatest(100, (50000 * :s)::int)) + 1
+  FROM generate_series(1, greatest(100, (20000 * :s)::int)) g;
+INSERT INTO ci_builds SELECT g, (g % greatest(100, (20000 * :s)::int)) + 1,
+  (ARRAY['success','failed','canceled','running'])[1 + g % 4], 'rspec ' || (g % 50) || '/50',
+  'refs/heads/feature-' || (g % 300), g / 7, (g % 5000) + 1,
+  '2024-01-01'::timestamptz + g * interval '1 second', now(),
+  '{"image":"ruby:3.2","script":["bundle exec rspec"],"artifacts":{"paths":["coverage/"]},"n":' || g || '}',
+  (g % 1000) / 10.0
+  FROM generate_series(1, (1400000 * :s)::int) g;
+INSERT INTO events SELECT g, (g % greatest(100, (20000 * :s)::int)) + 1, (g % greatest(100, (50000 * :s)::int)) + 1,
+  g / 3, (ARRAY['Issue','MergeRequest','Note'])[1 + g % 3], (g % 12)::smallint,
+  '2024-01-01'::timestamptz + g * interval '10 seconds'
+  FROM generate_series(1, (3500000 * :s)::int) g;
+INSERT INTO notes SELECT g, 'This is comment ' || g || '. ' || repeat(md5(g::text), 8),
+  (ARRAY['Issue','MergeRequest'])[1 + g % 2], g / 4, (g % greatest(100, (50000 * :s)::int)) + 1,
+  (g % greatest(100, (20000 * :s)::int)) + 1, now(), now()
+  FROM generate_series(1, (550000 * :s)::int) g;
+INSERT INTO merge_request_diff_files SELECT g / 20, g % 20, g % 3 = 0, '100644', '100644',
+  'app/models/file_' || g || '.rb', 'app/models/file_' || g || '.rb',
+  '@@ -1,3 +1,4 @@' || chr(10) || repeat('+  line ' || md5(g::text) || chr(10), 14)
+  FROM generate_series(1, (170000 * :s)::int) g;
+INSERT INTO audit_events SELECT g, '2024-03-01'::timestamptz + (g % 600) * interval '1 day',
+  (g % 100) + 1, '{"change":"setting ' || g || '"}'
+  FROM generate_series(1, (200000 * :s)::int) g;
+
+DO $$
+BEGIN
+  FOR i IN 1..150 LOOP
+    EXECUTE format('CREATE TABLE small_table_%s (id bigint PRIMARY KEY, name text, value text, created_at timestamptz DEFAULT now())', i);
+    EXECUTE format('INSERT INTO small_table_%s SELECT g, ''name '' || g, md5(g::text) FROM generate_series(1, 200) g', i);
+    EXECUTE format('CREATE INDEX index_small_table_%s_on_name ON small_table_%s (name)', i, i);
+  END LOOP;
+END $$;
+
+ALTER TABLE ci_builds ADD CONSTRAINT ci_builds_pkey PRIMARY KEY (id);
+ALTER TABLE events ADD CONSTRAINT events_pkey PRIMARY KEY (id);
+ALTER TABLE notes ADD CONSTRAINT notes_pkey PRIMARY KEY (id);
+ALTER TABLE merge_request_diff_files ADD CONSTRAINT merge_request_diff_files_pkey
+  PRIMARY KEY (merge_request_diff_id, relative_order);
+ALTER TABLE audit_events ADD CONSTRAINT audit_events_pkey PRIMARY KEY (id, created_at);
+CREATE INDEX index_ci_builds_on_project_id_and_id ON ci_builds (project_id, id);
+CREATE INDEX index_ci_builds_on_status_and_created_at ON ci_builds (status, created_at);
+CREATE INDEX index_ci_builds_on_commit_id ON ci_builds (commit_id);
+CREATE INDEX index_ci_builds_on_user_id ON ci_builds (user_id);
+CREATE INDEX index_events_on_project_id_and_created_at ON events (project_id, created_at);
+CREATE INDEX index_events_on_author_id ON events (author_id);
+CREATE INDEX index_events_on_target_type_and_target_id ON events (target_type, target_id);
+CREATE INDEX index_notes_on_noteable_type_and_noteable_id ON notes (noteable_type, noteable_id);
+CREATE INDEX index_notes_on_author_id ON notes (author_id);
+CREATE INDEX index_notes_on_project_id ON notes (project_id);
+CREATE UNIQUE INDEX index_users_on_email ON users (email);
+CREATE INDEX index_projects_on_namespace_id ON projects (namespace_id);
+CREATE INDEX index_audit_events_on_author_id ON audit_events (author_id);
+ALTER TABLE ci_builds ADD CONSTRAINT fk_ci_builds_project FOREIGN KEY (project_id) REFERENCES projects(id) ON DELETE CASCADE;
+ALTER TABLE events ADD CONSTRAINT fk_events_project FOREIGN KEY (project_id) REFERENCES projects(id) ON DELETE CASCADE;
+ALTER TABLE events ADD CONSTRAINT fk_events_author FOREIGN KEY (author_id) REFERENCES users(id) ON DELETE CASCADE;
+ALTER TABLE notes ADD CONSTRAINT fk_notes_project FOREIGN KEY (project_id) REFERENCES projects(id) ON DELETE CASCADE;
+CREATE SEQUENCE ci_builds_id_seq OWNED BY ci_builds.id;
+SELECT setval('ci_builds_id_seq', (SELECT coalesce(max(id), 1) FROM ci_builds));
+ALTER TABLE ci_builds ALTER COLUMN id SET DEFAULT nextval('ci_builds_id_seq');
+CREATE MATERIALIZED VIEW project_build_counts AS SELECT project_id, count(*) AS n FROM ci_builds GROUP BY project_id;
+CREATE UNIQUE INDEX index_project_build_counts ON project_build_counts (project_id);
+SQL
+}
+
+# run NAME DB COMMAND...: fresh database DB, then time COMMAND; prints "NAME wall rss_mb".
+run() {
+  local name=$1 db=$2
+  shift 2
+  psqlc -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" -c "CHECKPOINT"
+  sync
+  /usr/bin/time -v -o "$WORK/time.$name" "$@" >"$WORK/out.$name" 2>"$WORK/err.$name" || {
+    echo "$name failed:"; tail -20 "$WORK/err.$name"; exit 1; }
+  local wall rss
+  wall=$(awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; print s }' "$WORK/time.$name")
+  rss=$(awk -F': ' '/Maximum resident set size/ { printf "%.1f", $2 / 1024 }' "$WORK/time.$name")
+  echo "$name $wall $rss"
+}
+
+schema_md5() {
+  as_pg "$PGBIN/pg_dump" -h "$WORK" -p "$PORT" -U postgres -s "$1" | grep -v '^\\\(un\)\?restrict' | md5sum | cut -c1-12
+}
+
+RESULTS=()
+for mb in "${SIZES[@]}"; do
+  echo
+  echo "== size ${mb} MB: generating"
+  t0=$(date +%s)
+  generate "$mb" gitlabhq_source
+  as_pg "$PGBIN/pg_dump" -h "$WORK" -p "$PORT" -U postgres --clean --if-exists gitlabhq_source | gzip -c -1 >"$WORK/database.sql.gz"
+  as_pg "$PGBIN/pg_dump" -h "$WORK" -p "$PORT" -U postgres -Fc -f "$WORK/database.custom" gitlabhq_source
+  psqlc -d postgres -c "DROP DATABASE gitlabhq_source"
+  raw=$(gzip -dc "$WORK/database.sql.gz" | wc -c)
+  gz=$(stat -c %s "$WORK/database.sql.gz")
+  echo "   dump: $((raw / 1048576)) MB uncompressed, $((gz / 1048576)) MB gzip -1 ($(( $(date +%s) - t0 )) s to build)"
+
+  r_psql=$(run psql bench_psql bash -c "gzip -dc '$WORK/database.sql.gz' | '$PGBIN/psql' -X -q -h '$WORK' -p $PORT -U postgres -d bench_psql")
+  m_psql=$(schema_md5 bench_psql)
+  psqlc -d postgres -c "DROP DATABASE bench_psql"
+  r_rew=$(run rewind bench_rewind "$LOADER" "$WORK/database.sql.gz" "host=$WORK port=$PORT user=postgres dbname=bench_rewind" --jobs "$JOBS")
+  m_rew=$(schema_md5 bench_rewind)
+  sed 's/^/   rewind: /' "$WORK/err.rewind"
+  psqlc -d postgres -c "DROP DATABASE bench_rewind"
+  r_pgr=$(run pg_restore bench_pgr "$PGBIN/pg_restore" -h "$WORK" -p "$PORT" -U postgres -j 2 -d bench_pgr "$WORK/database.custom")
+  m_pgr=$(schema_md5 bench_pgr)
+  psqlc -d postgres -c "DROP DATABASE bench_pgr"
+
+  read -r _ w_psql rss_psql <<<"$r_psql"
+  read -r _ w_rew rss_rew <<<"$r_rew"
+  read -r _ w_pgr rss_pgr <<<"$r_pgr"
+  line=$(awk -v mb="$((raw / 1048576))" -v a="$w_psql" -v b="$w_rew" -v c="$w_pgr" \
+    -v ra="$rss_psql" -v rb="$rss_rew" -v rc="$rss_pgr" 'BEGIN {
+      printf "%6s MB | psql %7.1fs (%6.1f MB) | rewind %7.1fs (%6.1f MB) | pg_restore -j2 %7.1fs (%6.1f MB) | rewind/psql %.2fx | rewind/pg_restore %.2fx",
+        mb, a, ra, b, rb, c, rc, b / a, b / c }')
+  echo "   $line"
+  echo "   schema md5: psql $m_psql rewind $m_rew pg_restore $m_pgr"
+  RESULTS+=("$line")
+done
+
+echo
+echo "== results (jobs=$JOBS, $(nproc) cores)"
+printf '%s\n' "${RESULTS[@]}"
