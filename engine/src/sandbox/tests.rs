@@ -495,3 +495,50 @@ fn host_tree_is_detected_and_its_version_can_be_changed() {
     assert!(log
         .ends_with("var/log/gitlab/gitlab-rails/gitlab-rails-db-migrate-2024-04-20-10-11-12.log"));
 }
+
+#[test]
+fn backup_spec_validation_and_manifest_layout() {
+    let target = PgTarget::new("/nonexistent", crate::pg::conn::ConnSpec::omnibus_default());
+    let dir = tempfile::tempdir().unwrap();
+    let spec = BackupSpec::new(dir.path(), target.clone()).with_version("16.10; rm -rf /");
+    let err = backup::build_backup(&spec).unwrap_err().to_string();
+    assert!(err.contains("gitlab_version"), "{err}");
+    let spec = BackupSpec::new(dir.path(), target.clone())
+        .with_components(vec![backup::FileComponent::new("../escape", dir.path())]);
+    let err = backup::build_backup(&spec).unwrap_err().to_string();
+    assert!(err.contains("component name"), "{err}");
+    let spec = BackupSpec::new(dir.path(), target.clone()).with_components(vec![
+        backup::FileComponent::new("uploads", dir.path().join("missing")),
+    ]);
+    let err = backup::build_backup(&spec).unwrap_err().to_string();
+    assert!(err.contains("is not a directory"), "{err}");
+    assert_eq!(
+        fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing written"
+    );
+
+    let mut spec = BackupSpec::new(dir.path(), target).with_version("17.0.0-rc42");
+    spec.skipped = vec!["repositories".into(), "registry".into()];
+    assert_eq!(spec.backup_id(), "1713607872_2024_04_20_17.0.0-rc42");
+    let yml = backup::render_backup_information(&spec, "20240410123456", "tar (GNU tar) 1.34");
+    assert_eq!(
+        yml,
+        ":db_version: '20240410123456'\n\
+:backup_created_at: !ruby/object:ActiveSupport::TimeWithZone\n\
+\x20 utc: 2024-04-20 10:11:12.000000000 Z\n\
+\x20 zone: !ruby/object:ActiveSupport::TimeZone\n\
+\x20   name: Etc/UTC\n\
+\x20 time: 2024-04-20 10:11:12.000000000 Z\n\
+:gitlab_version: 17.0.0-rc42\n\
+:tar_version: tar (GNU tar) 1.34\n\
+:installation_type: omnibus-gitlab\n\
+:skipped: repositories,registry\n\
+:repositories_storages: ''\n\
+:repositories_paths: ''\n\
+:skip_repositories_paths: ''\n\
+:repositories_server_side: false\n\
+:backup_id: 1713607872_2024_04_20_17.0.0-rc42\n\
+:full_backup_id: 1713607872_2024_04_20_17.0.0-rc42\n"
+    );
+}
