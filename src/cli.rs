@@ -48,6 +48,9 @@ pub struct GlobalOpts {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Restore a backup's database(s): snapshot, drop all tables (one transaction), load,
+    /// verify. Needs --confirm-drop <dbname>; --dry-run prints the plan.
+    Restore(commands::restore::Args),
     /// Show what Rewind detects on this host: installation, version, databases, backups.
     Detect(commands::detect::Args),
     /// List the backups in the backup directory, newest first.

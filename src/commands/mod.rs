@@ -6,6 +6,7 @@ pub mod inspect;
 pub mod mark_migration;
 pub mod plan;
 pub mod repair;
+pub mod restore;
 pub mod rollback;
 pub mod sandbox;
 pub mod services;
@@ -61,6 +62,7 @@ pub fn dispatch(cli: Cli) -> color_eyre::Result<ExitCode> {
         Some(Command::Rollback(args)) => rollback::run(&ctx, args),
         Some(Command::Services(args)) => services::run(&ctx, args),
         Some(Command::Sandbox(args)) => sandbox::run(&ctx, args),
+        Some(Command::Restore(args)) => restore::run(&ctx, args),
         None => wizard::run(&ctx),
     }
 }

@@ -895,6 +895,45 @@ pub fn drop_plan(p: &Prepared) -> DropPlan {
     DropPlan::from_inventory(&p.inventory)
 }
 
+/// A [`DumpSource`] over a backup (a `_gitlab_backup.tar` or an unpacked backup
+/// directory): members are streamed out of the tar in place and decompressed by their
+/// magic bytes ([`crate::backup::open_member`]); nothing is unpacked to disk.
+#[derive(Debug, Clone)]
+pub struct ArchiveSource {
+    pub archive: PathBuf,
+    pub members: Vec<String>,
+}
+
+impl ArchiveSource {
+    /// The source for a catalogued backup.
+    pub fn new(entry: &crate::backup::BackupEntry) -> Self {
+        ArchiveSource {
+            archive: entry.path.clone(),
+            members: entry.members.iter().map(|m| m.name.clone()).collect(),
+        }
+    }
+}
+
+impl DumpSource for ArchiveSource {
+    fn has(&self, member: &str) -> bool {
+        self.members.iter().any(|m| m == member)
+    }
+
+    fn open(&self, member: &str) -> Result<OpenedDump, String> {
+        let m = crate::backup::open_member(&self.archive, member).map_err(|e| e.to_string())?;
+        let counter = m.progress.clone();
+        Ok(OpenedDump {
+            compressed_size: m.compressed_size,
+            compressed_read: Arc::new(move || counter.get()),
+            reader: Box::new(m),
+        })
+    }
+
+    fn describe(&self) -> String {
+        self.archive.display().to_string()
+    }
+}
+
 /// A [`DumpSource`] over an unpacked backup directory or plain files (`<dir>/<member>`),
 /// decompressed by magic bytes (gzip, zstd, plain).
 #[derive(Debug, Clone)]

@@ -96,7 +96,8 @@ pub struct Sequence {
     pub owned_by: Option<(String, String)>,
 }
 
-/// A function or procedure, with its identity arguments (`integer, text`).
+/// A function or procedure, with its argument types as pg_dump's TOC names them
+/// (`integer, timestamp with time zone`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct Function {
     pub schema: String,
@@ -254,7 +255,7 @@ pub fn inventory(client: &mut impl GenericClient) -> Result<Inventory, Inventory
     let functions = client
         .query(
             &format!(
-                "SELECT n.nspname::text, p.proname::text, pg_get_function_identity_arguments(p.oid) \
+                "SELECT n.nspname::text, p.proname::text, oidvectortypes(p.proargtypes) \
                  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
                  WHERE {SYSTEM_SCHEMA_FILTER} \
                  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass \
@@ -398,7 +399,7 @@ mod tests {
         assert!(inv
             .functions
             .iter()
-            .any(|f| f.name == "add_one" && f.args == "i integer"));
+            .any(|f| f.name == "add_one" && f.args == "integer"));
         let seqs: Vec<(&str, bool)> = inv
             .sequences
             .iter()

@@ -7,7 +7,7 @@ use postgres::GenericClient;
 use serde::Serialize;
 
 use super::inventory::inventory;
-use super::leftovers::{self, DumpCatalog, Leftovers};
+use super::leftovers::{self, DumpCatalog, LeftoverKind, Leftovers};
 use crate::pg::conn::describe_pg_error;
 use crate::pg::ident::qualified;
 use crate::version::GitLabVersion;
@@ -18,6 +18,9 @@ use crate::version::GitLabVersion;
 pub enum Status {
     Pass,
     Fail,
+    /// Worth knowing, not a failure (e.g. functions a failed upgrade added, which GitLab's
+    /// restore leaves in place too).
+    Warn,
     /// Could not be checked (the fact it needs is missing); says why.
     Skipped,
 }
@@ -209,19 +212,24 @@ pub fn verify(
                 None => Vec::new(),
             };
             let now = leftovers::compute(&inv, dump, &newer);
-            let remaining: Vec<String> = before
+            // Functions and types are not dropped by GitLab's restore either: a warning.
+            let soft = |k: LeftoverKind| matches!(k, LeftoverKind::Function | LeftoverKind::Type);
+            let still: Vec<&leftovers::Leftover> = before
                 .items
                 .iter()
                 .filter(|l| now.contains(l.kind, &l.schema, &l.name))
-                .map(|l| format!("{} {}", l.kind.label(), l.display_name()))
                 .collect();
+            let name =
+                |l: &&leftovers::Leftover| format!("{} {}", l.kind.label(), l.display_name());
+            let remaining: Vec<String> = still.iter().filter(|l| !soft(l.kind)).map(name).collect();
+            let soft_left: Vec<String> = still.iter().filter(|l| soft(l.kind)).map(name).collect();
             lines.push(if remaining.is_empty() {
                 Line {
                     check: "leftovers".into(),
                     status: Status::Pass,
                     detail: format!(
-                        "none of the {} objects the backup does not create remains",
-                        before.len()
+                        "none of the {} tables, views, sequences, schemas, columns and migrations the backup does not have remains",
+                        before.items.iter().filter(|l| !soft(l.kind)).count()
                     ),
                 }
             } else {
@@ -234,6 +242,16 @@ pub fn verify(
                     ),
                 }
             });
+            if !soft_left.is_empty() {
+                lines.push(Line {
+                    check: "leftover routines".into(),
+                    status: Status::Warn,
+                    detail: format!(
+                        "not in the backup and still present, as after GitLab's own restore (harmless unless the next upgrade creates them without OR REPLACE): {}",
+                        soft_left.join(", ")
+                    ),
+                });
+            }
         }
         _ => lines.push(Line {
             check: "leftovers".into(),

@@ -1,0 +1,604 @@
+//! `rewind restore`: restore the database(s) of a backup, GitLab's way but guarded, faster
+//! and visible: preconditions, safety snapshot, drop of all tables (one transaction), load
+//! streamed from inside the archive, verification. `--dry-run` prints the plan only.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use color_eyre::eyre::{bail, eyre, WrapErr};
+use rewind_engine::backup::catalogue::resolve;
+use rewind_engine::detect::{detect, DetectOptions};
+use rewind_engine::journal::Journal;
+use rewind_engine::pg::conn::ConnSpec;
+use rewind_engine::progress::{Cancel, Event, Level, Phase, Sink};
+use rewind_engine::restore::database::{
+    member_for, ArchiveSource, DatabaseJob, DatabaseOutcome, ParallelLoader, RestoreFacts,
+    RestoreOptions, RestoreRun,
+};
+use rewind_engine::restore::drop::DropOptions;
+use rewind_engine::restore::plan::{build_plan, BackupFacts, RestorePlan, FILES_NOT_SUPPORTED};
+use rewind_engine::restore::verify::Status;
+use serde::Serialize;
+
+use super::Ctx;
+use crate::output::{human_bytes, print_json};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The backup: its id (`1713867342_2024_04_23_16.10.3-ee`, or a unique prefix) in the
+    /// backup directory, or a path to a `_gitlab_backup.tar` or an unpacked backup.
+    #[arg(long, value_name = "ID")]
+    pub backup: String,
+    /// Confirm that every table of this database may be dropped: must equal the database's
+    /// name (repeat for a decomposed installation's ci database).
+    #[arg(long, value_name = "DBNAME")]
+    pub confirm_drop: Vec<String>,
+    /// Connections used to load table data (default: number of CPUs).
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Do not take the safety snapshot (pg_dump -Fc) before dropping. There is then no
+    /// way back but another backup.
+    #[arg(long)]
+    pub no_snapshot: bool,
+    /// Components not to restore (comma-separated: db,repositories,uploads,...).
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub skip: Vec<String>,
+    /// Print the plan (snapshot path, what is dropped with leftovers marked, phases, jobs)
+    /// and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Restore a backup whose GitLab version differs from the installed one.
+    #[arg(long)]
+    pub allow_version_mismatch: bool,
+    /// Accept SQL errors during the load as GitLab does (it only prints them).
+    #[arg(long)]
+    pub continue_on_error: bool,
+}
+
+/// The `--json` document of a restore.
+#[derive(Debug, Serialize)]
+struct Report<'a> {
+    backup: &'a str,
+    ok: bool,
+    databases: &'a [DatabaseOutcome],
+    components: Vec<rewind_engine::restore::plan::ComponentPlan>,
+    journal: PathBuf,
+}
+
+/// Progress on stderr: a live line on a terminal, plain lines otherwise, nothing with
+/// `--json` but warnings and errors.
+struct CliSink {
+    tty: bool,
+    quiet: bool,
+    state: Mutex<LiveState>,
+}
+
+struct LiveState {
+    phase: Option<Phase>,
+    started: Instant,
+    line_open: bool,
+}
+
+impl CliSink {
+    fn new(quiet: bool) -> Self {
+        CliSink {
+            tty: std::io::stderr().is_terminal(),
+            quiet,
+            state: Mutex::new(LiveState {
+                phase: None,
+                started: Instant::now(),
+                line_open: false,
+            }),
+        }
+    }
+}
+
+fn rate_eta(done: u64, total: Option<u64>, secs: f64) -> String {
+    if secs < 0.5 || done == 0 {
+        return String::new();
+    }
+    let rate = done as f64 / secs;
+    let mut s = format!("  {:.1} MB/s", rate / 1e6);
+    if let Some(t) = total.filter(|t| *t > done) {
+        let eta = (t - done) as f64 / rate;
+        s.push_str(&format!("  ETA {}s", eta.round() as u64));
+    }
+    s
+}
+
+impl Sink for CliSink {
+    fn event(&self, event: Event) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut err = std::io::stderr().lock();
+        let close = |st: &mut LiveState, err: &mut std::io::StderrLock<'_>| {
+            if st.line_open {
+                let _ = writeln!(err);
+                st.line_open = false;
+            }
+        };
+        match event {
+            Event::PhaseStarted { phase, .. } => {
+                st.phase = Some(phase);
+                st.started = Instant::now();
+                if !self.quiet {
+                    close(&mut st, &mut err);
+                    let _ = writeln!(err, "==> {}", phase.label());
+                }
+            }
+            Event::PhaseFinished { phase, ok } => {
+                if !self.quiet {
+                    close(&mut st, &mut err);
+                    let secs = st.started.elapsed().as_secs_f64();
+                    let _ = writeln!(
+                        err,
+                        "    {} {} ({secs:.1} s)",
+                        phase.label(),
+                        if ok { "done" } else { "FAILED" }
+                    );
+                }
+            }
+            Event::Progress {
+                phase,
+                done,
+                total,
+                current,
+                rows,
+            } => {
+                if self.quiet || !self.tty {
+                    return;
+                }
+                let secs = st.started.elapsed().as_secs_f64();
+                let amount = match phase {
+                    Phase::Data | Phase::Snapshot => match total {
+                        Some(t) if t > 0 => format!(
+                            "{} / {} ({}%)",
+                            human_bytes(done),
+                            human_bytes(t),
+                            done * 100 / t
+                        ),
+                        _ => human_bytes(done),
+                    },
+                    _ => match total {
+                        Some(t) => format!("{done}/{t}"),
+                        None => done.to_string(),
+                    },
+                };
+                let speed = if matches!(phase, Phase::Data | Phase::Snapshot) {
+                    rate_eta(done, total, secs)
+                } else {
+                    String::new()
+                };
+                let cur = current.unwrap_or_default();
+                let rows = rows.map(|r| format!(" {r} rows")).unwrap_or_default();
+                let mut line = format!("    {amount}{speed}  {cur}{rows}");
+                line.truncate(line.char_indices().nth(100).map_or(line.len(), |(i, _)| i));
+                let _ = write!(err, "\r\x1b[2K{line}");
+                st.line_open = true;
+            }
+            Event::Log { level, message } => {
+                if self.quiet && level == Level::Info {
+                    return;
+                }
+                close(&mut st, &mut err);
+                let tag = match level {
+                    Level::Info => "",
+                    Level::Warn => "warning: ",
+                    Level::Error => "error: ",
+                };
+                let _ = writeln!(err, "    {tag}{message}");
+            }
+            Event::Output { line } => {
+                if !self.quiet {
+                    close(&mut st, &mut err);
+                    let _ = writeln!(err, "    | {line}");
+                }
+            }
+        }
+    }
+}
+
+/// Ctrl-C and SIGTERM set the cancel flag; the restore stops at its next safe point.
+fn cancel_on_signals(cancel: Cancel) {
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async {
+            let Ok(mut term) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            else {
+                return;
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            eprintln!("\nrewind: stopping at the next safe point (the journal records where)...");
+            cancel.cancel();
+        });
+    });
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
+    let inst = detect(
+        &ctx.root,
+        &DetectOptions {
+            backup_dir: ctx.global.backup_dir.clone(),
+            env: None,
+        },
+    )
+    .wrap_err("detecting the GitLab installation")?;
+    let backup = resolve(
+        &ctx.root,
+        &inst.backup_path,
+        &args.backup,
+        inst.version.as_ref(),
+        false,
+    )
+    .wrap_err_with(|| format!("finding backup `{}`", args.backup))?;
+    let info = backup.information.clone().unwrap_or_default();
+
+    // Databases: database.yml (main, then ci when it has its own database, with GitLab's
+    // GITLAB_BACKUP_* overrides applied by detection); --database-url replaces main.
+    let mut jobs = Vec::new();
+    if let Some(url) = &ctx.global.database_url {
+        jobs.push(DatabaseJob {
+            connection: "main".into(),
+            spec: ConnSpec::from_url(url)?,
+            member: member_for("main"),
+        });
+    }
+    for db in inst.databases.iter().filter(|d| d.database_tasks) {
+        if db.name == "main" && !jobs.is_empty() {
+            continue;
+        }
+        jobs.push(DatabaseJob {
+            connection: db.name.clone(),
+            spec: db.spec.clone(),
+            member: member_for(&db.name),
+        });
+    }
+    if jobs.is_empty() {
+        bail!(
+            "no database connection found (looked for GitLab's database.yml under {}); pass --database-url postgresql://USER@HOST:PORT/DBNAME",
+            ctx.root.base().display()
+        );
+    }
+    // Main first, as GitLab restores.
+    jobs.sort_by_key(|j| j.connection != "main");
+
+    let backup_path = ctx.root.join(&inst.backup_path);
+    let facts = RestoreFacts {
+        backup_version: info.gitlab_version.clone().or(backup.version.clone()),
+        backup_version_text: info
+            .gitlab_version_raw
+            .clone()
+            .or(backup.version_text.clone()),
+        installed_version: inst.version.clone(),
+        db_version: info.db_version.clone(),
+        backup_path: backup_path.clone(),
+    };
+    let jobs_n = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .max(1);
+    let opts = RestoreOptions {
+        confirm_drop: args.confirm_drop.clone(),
+        snapshot: !args.no_snapshot,
+        jobs: jobs_n,
+        continue_on_error: args.continue_on_error,
+        allow_version_mismatch: args.allow_version_mismatch,
+        drop: DropOptions::default(),
+    };
+    let mut present: Vec<String> = backup.components.iter().map(|c| c.name.clone()).collect();
+    if !backup.databases.is_empty() {
+        present.insert(0, "db".into());
+    }
+    if backup.repositories {
+        present.push("repositories".into());
+    }
+    let backup_facts = BackupFacts {
+        id: backup.id.clone(),
+        components: present,
+        skipped_at_backup: backup.skipped.clone(),
+    };
+    let source = ArchiveSource::new(&backup);
+
+    if args.dry_run {
+        let plan = build_plan(&source, &jobs, &backup_facts, &facts, &opts, &args.skip);
+        if ctx.json() {
+            print_json(&plan)?;
+        } else {
+            print_plan(ctx, &plan);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let components = rewind_engine::restore::plan::component_plan(
+        &backup_facts.components,
+        &backup_facts.skipped_at_backup,
+        &args.skip,
+    );
+    let journal = Journal::open_in(&Journal::dir_for(&backup_path))?;
+    let sink = CliSink::new(ctx.json());
+    let cancel = Cancel::new();
+    cancel_on_signals(cancel.clone());
+    journal.begin(
+        "restore",
+        format!("rewind restore --backup {}", backup.id),
+        serde_json::json!({
+            "backup": backup.id,
+            "archive": backup.path,
+            "databases": jobs.iter().map(|j| &j.spec.dbname).collect::<Vec<_>>(),
+            "jobs": jobs_n,
+            "snapshot": !args.no_snapshot,
+            "skip": args.skip,
+        }),
+    )?;
+    let outcomes = if args.skip.iter().any(|s| s == "db") {
+        journal.note(
+            "restore",
+            "database skipped (--skip db)",
+            serde_json::Value::Null,
+        )?;
+        Vec::new()
+    } else {
+        let loader = ParallelLoader;
+        let run = RestoreRun {
+            root: &ctx.root,
+            source: &source,
+            loader: &loader,
+            facts: &facts,
+            opts: &opts,
+            journal: &journal,
+            sink: &sink,
+            cancel: &cancel,
+        };
+        match run.run(&jobs) {
+            Ok(o) => o,
+            Err(e) => {
+                journal.end(
+                    "restore",
+                    if cancel.is_cancelled() {
+                        "cancelled"
+                    } else {
+                        "failed"
+                    },
+                    serde_json::json!({"error": e.to_string()}),
+                )?;
+                return Err(eyre!(e).wrap_err(format!(
+                    "restore of backup {} failed (journal: {})",
+                    backup.id,
+                    journal.path().display()
+                )));
+            }
+        }
+    };
+    for c in components
+        .iter()
+        .filter(|c| c.status == FILES_NOT_SUPPORTED)
+    {
+        journal.note(
+            "restore.files",
+            format!("{}: {}", c.name, c.status),
+            serde_json::Value::Null,
+        )?;
+    }
+    let ok = outcomes
+        .iter()
+        .all(|o| o.verify.as_ref().is_none_or(|v| v.ok()));
+    journal.end(
+        "restore",
+        if ok { "ok" } else { "verify failed" },
+        serde_json::json!({"databases": outcomes.len()}),
+    )?;
+    if ctx.json() {
+        print_json(&Report {
+            backup: &backup.id,
+            ok,
+            databases: &outcomes,
+            components,
+            journal: journal.path().to_path_buf(),
+        })?;
+    } else {
+        print_summary(ctx, &backup.id, &outcomes, &components, journal.path());
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn print_plan(ctx: &Ctx, plan: &RestorePlan) {
+    let s = ctx.style;
+    println!(
+        "{}",
+        s.bold(&format!(
+            "Plan: restore backup {} (dry run, nothing changes)",
+            plan.backup
+        ))
+    );
+    println!(
+        "  versions:   backup {}, installed {}",
+        plan.backup_version.as_deref().unwrap_or("unknown"),
+        plan.installed_version.as_deref().unwrap_or("unknown")
+    );
+    if let Some(p) = &plan.version_problem {
+        println!("  {}", s.bad("refused:"));
+        for l in p.lines() {
+            println!("    {l}");
+        }
+    }
+    println!("  jobs:       {}", plan.jobs);
+    println!(
+        "  snapshot:   {}",
+        if plan.snapshot {
+            "yes (pg_dump -Fc, 0600)"
+        } else {
+            "NO (--no-snapshot)"
+        }
+    );
+    println!("  journal:    {}", plan.journal.display());
+    for db in &plan.databases {
+        println!();
+        println!(
+            "{}",
+            s.bold(&format!(
+                "Database {} ({} on {})",
+                db.connection, db.database, db.target
+            ))
+        );
+        println!("  member:   {}", db.member);
+        println!("  status:   {}", db.status);
+        if let Some(p) = &db.snapshot_path {
+            println!("  snapshot: {}", p.display());
+        }
+        if !db.phases.is_empty() {
+            println!("  phases:   {}", db.phases.join(" -> "));
+        }
+        if let Some(c) = &db.catalog_cost {
+            println!(
+                "  catalogue pass: {} read in {:.1} s",
+                human_bytes(c.bytes),
+                c.seconds
+            );
+        }
+        if !db.drop.is_empty() {
+            println!(
+                "  drop (one transaction; * = not in the backup, added by the failed upgrade):"
+            );
+            for d in &db.drop {
+                let mark = if d.leftover { s.warn("*") } else { " ".into() };
+                let size = match (d.rows, d.bytes) {
+                    (Some(r), Some(b)) => format!("  ~{r} rows, {}", human_bytes(b)),
+                    _ => String::new(),
+                };
+                println!("   {mark} {:<24} {}{}", d.class, d.object, s.dim(&size));
+            }
+        }
+        if let Some(l) = &db.leftovers {
+            let surviving: Vec<_> = l.surviving().collect();
+            if !surviving.is_empty() {
+                println!(
+                    "  {}",
+                    s.warn("leftovers GitLab's drop does not remove (they survive the restore):")
+                );
+                for x in surviving {
+                    println!("    {} {}", x.kind.label(), x.display_name());
+                }
+            }
+            let cols: Vec<_> = l
+                .items
+                .iter()
+                .filter(|x| {
+                    matches!(
+                        x.kind,
+                        rewind_engine::restore::leftovers::LeftoverKind::Column
+                            | rewind_engine::restore::leftovers::LeftoverKind::Migration
+                    )
+                })
+                .collect();
+            for x in cols {
+                println!(
+                    "    * {} {} (removed by the restore)",
+                    x.kind.label(),
+                    x.display_name()
+                );
+            }
+        }
+    }
+    println!();
+    println!("{}", s.bold("Components"));
+    for c in &plan.components {
+        println!("  {:<16} {}", c.name, c.status);
+    }
+    if !plan.runnable() {
+        println!();
+        println!(
+            "{}",
+            s.warn("As it stands this restore would be refused; see the status lines above.")
+        );
+    }
+}
+
+fn print_summary(
+    ctx: &Ctx,
+    id: &str,
+    outcomes: &[DatabaseOutcome],
+    components: &[rewind_engine::restore::plan::ComponentPlan],
+    journal: &std::path::Path,
+) {
+    let s = ctx.style;
+    println!("{}", s.bold(&format!("Restore of backup {id}")));
+    for o in outcomes {
+        println!();
+        println!("  {} {} ({})", s.bold(&o.connection), o.database, o.member);
+        if o.status != "restored" {
+            println!("    {}", o.status);
+            continue;
+        }
+        if let Some(snap) = &o.snapshot {
+            println!(
+                "    snapshot:  {} ({})",
+                snap.path.display(),
+                human_bytes(snap.bytes)
+            );
+            println!("               to go back: {}", snap.restore_command);
+        } else {
+            println!("    snapshot:  {}", s.warn("none (--no-snapshot)"));
+        }
+        if let Some(d) = &o.drop {
+            println!("    dropped:   {} tables, {} views", d.tables, d.views);
+        }
+        if let Some(l) = &o.load {
+            let rows: u64 = l.tables.iter().map(|t| t.rows).sum();
+            println!(
+                "    loaded:    {} tables, {rows} rows, {} in {:.1} s ({})",
+                l.tables.len(),
+                human_bytes(l.bytes),
+                l.seconds,
+                l.loader
+            );
+            if !l.errors.is_empty() {
+                println!(
+                    "    {}",
+                    s.warn(&format!(
+                        "{} errors accepted (--continue-on-error):",
+                        l.errors.len()
+                    ))
+                );
+                println!("------ BEGIN ERRORS -----");
+                for e in &l.errors {
+                    println!("{e}");
+                }
+                println!("------ END ERRORS -------");
+            }
+        }
+        if let Some(v) = &o.verify {
+            println!("    verify:");
+            for line in &v.lines {
+                let tag = match line.status {
+                    Status::Pass => s.ok("pass"),
+                    Status::Fail => s.bad("FAIL"),
+                    Status::Skipped => s.dim("skip"),
+                    Status::Warn => s.warn("warn"),
+                };
+                println!("      {tag}  {:<18} {}", line.check, line.detail);
+            }
+        }
+    }
+    println!();
+    println!("  components:");
+    for c in components {
+        println!("    {:<16} {}", c.name, c.status);
+    }
+    println!();
+    println!("  journal: {}", journal.display());
+}
