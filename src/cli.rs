@@ -72,4 +72,7 @@ pub enum Command {
     /// Build a disposable GitLab-like host tree with a 16.10.3 backup under --root (for trying
     /// Rewind and for benchmarks).
     Sandbox(commands::sandbox::Args),
+    /// Before the next upgrade: what the live database holds that the backup does not
+    /// create (tables, columns, indexes, schemas, newer migrations), with advice.
+    CheckLeftovers(commands::check_leftovers::Args),
 }

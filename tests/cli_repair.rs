@@ -364,3 +364,76 @@ fn the_loop_stops_when_the_same_version_fails_again_or_the_error_is_not_a_duplic
     assert!(all.contains("data, not schema"), "{all}");
     assert_eq!(h.versions(), before);
 }
+
+#[test]
+fn check_leftovers_lists_what_the_backup_does_not_create() {
+    use rewind_engine::sandbox::backup::{build_backup, BackupSpec};
+    use rewind_engine::sandbox::PgTarget;
+    let h = Host::new();
+    let spec = BackupSpec::new(
+        h.root().join("var/opt/gitlab/backups"),
+        PgTarget::new(
+            h.cluster.bin_dir(),
+            h.cluster.conn_spec("gitlabhq_production"),
+        ),
+    );
+    build_backup(&spec).expect("GitLab-format backup");
+    let id = spec.backup_id();
+    // Before the failed upgrade's leftovers: clean.
+    let out = h.rewind(&["check-leftovers", "--backup", &id]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("nothing left over"),
+        "{}",
+        text(&out)
+    );
+
+    let mut db = h.cluster.connect("gitlabhq_production").unwrap();
+    db.batch_execute(
+        "CREATE TABLE ci_job_annotations (id bigserial PRIMARY KEY, name text);
+         ALTER TABLE gadgets ADD COLUMN shape text;
+         CREATE INDEX index_gadgets_on_color ON gadgets (color);
+         CREATE SCHEMA gitlab_partitions_dynamic;
+         INSERT INTO schema_migrations VALUES ('20240101000001'), ('20240101000002');",
+    )
+    .unwrap();
+    let out = h.rewind(&["check-leftovers"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{}", text(&out));
+    for want in [
+        "public.ci_job_annotations",
+        "public.gadgets.shape",
+        "public.index_gadgets_on_color",
+        "gitlab_partitions_dynamic",
+        "20240101000001",
+        "20240101000002",
+        "DROP INDEX \"public\".\"index_gadgets_on_color\";",
+    ] {
+        assert!(stdout.contains(want), "{want} missing:\n{stdout}");
+    }
+    assert!(
+        stdout.contains("newer than the backup's db_version 20151030000000"),
+        "{stdout}"
+    );
+
+    let out = h.rewind(&["--json", "check-leftovers", "--backup", &id]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["db_version"], "20151030000000");
+    let items = v["databases"][0]["items"].as_array().unwrap();
+    let kinds: Vec<(&str, &str)> = items
+        .iter()
+        .map(|i| (i["kind"].as_str().unwrap(), i["name"].as_str().unwrap()))
+        .collect();
+    assert!(
+        kinds.contains(&("table", "public.ci_job_annotations")),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&("index", "public.index_gadgets_on_color")),
+        "{kinds:?}"
+    );
+    assert!(
+        !kinds.iter().any(|(_, n)| n.contains("lfs_objects")),
+        "{kinds:?}"
+    );
+}

@@ -1,6 +1,7 @@
 //! One module per subcommand. Each has its clap `Args` and a `run` that calls the engine.
 
 pub mod backups;
+pub mod check_leftovers;
 pub mod detect;
 pub mod inspect;
 pub mod mark_migration;
@@ -63,6 +64,7 @@ pub fn dispatch(cli: Cli) -> color_eyre::Result<ExitCode> {
         Some(Command::Services(args)) => services::run(&ctx, args),
         Some(Command::Sandbox(args)) => sandbox::run(&ctx, args),
         Some(Command::Restore(args)) => restore::run(&ctx, args),
+        Some(Command::CheckLeftovers(args)) => check_leftovers::run(&ctx, args),
         None => wizard::run(&ctx),
     }
 }
