@@ -437,3 +437,140 @@ fn check_leftovers_lists_what_the_backup_does_not_create() {
         "{kinds:?}"
     );
 }
+
+/// Run `rewind` in a pseudo-terminal, answer the confirmation prompt with `answer`, and
+/// return (exit success, everything it printed).
+fn rewind_in_pty(root: &Path, args: &[&str], answer: &str) -> (bool, String) {
+    use portable_pty::{native_pty_system, CommandBuilder, PtySize};
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+    let pair = native_pty_system()
+        .openpty(PtySize {
+            rows: 50,
+            cols: 200,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
+        .expect("openpty");
+    let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_rewind"));
+    cmd.arg("--root");
+    cmd.arg(root);
+    for a in args {
+        cmd.arg(a);
+    }
+    cmd.env("NO_COLOR", "1");
+    cmd.env_remove("REWIND_DATABASE_URL");
+    let mut child = pair.slave.spawn_command(cmd).expect("spawn rewind");
+    drop(pair.slave);
+    let mut reader = pair.master.try_clone_reader().expect("reader");
+    let mut writer = pair.master.take_writer().expect("writer");
+    let out = Arc::new(Mutex::new(Vec::new()));
+    let o2 = out.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            o2.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    let text = || String::from_utf8_lossy(&out.lock().unwrap()).into_owned();
+    let end = Instant::now() + Duration::from_secs(60);
+    while !text().contains("Type the version") {
+        assert!(Instant::now() < end, "no prompt; output:\n{}", text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    writer.write_all(format!("{answer}\r").as_bytes()).unwrap();
+    writer.flush().unwrap();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < end, "did not exit; output:\n{}", text());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    (status.success(), text())
+}
+
+#[test]
+fn on_a_terminal_the_user_types_the_version_to_mark() {
+    let h = Host::new();
+    let log = h.file("migrate.log", ISSUE_LOG);
+    let script = h.file("ok.sh", "#!/bin/sh\necho '== 20151104000000 AddOidIndex: migrating ==='\necho '== 20151104000000 AddOidIndex: migrated (0.01s) ==='\n");
+    let args = [
+        "repair",
+        "--log",
+        log.to_str().unwrap(),
+        "--migrate-cmd",
+        "/bin/sh",
+        "--migrate-cmd",
+        script.to_str().unwrap(),
+    ];
+    let before = h.versions();
+    // Anything but the version stops: nothing written.
+    let (ok, out) = rewind_in_pty(h.root(), &args, "yes");
+    assert!(!ok, "{out}");
+    assert!(out.contains("nothing was written"), "{out}");
+    assert_eq!(h.versions(), before);
+    // The version marks it and the migrations run clean.
+    let (ok, out) = rewind_in_pty(h.root(), &args, "20151103134857");
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("Successfully marked '20151103134857' as complete on database main"),
+        "{out}"
+    );
+    assert!(out.contains("AddOidIndex: migrated"), "{out}");
+    assert!(h.versions().contains(&"20151103134857".to_string()));
+}
+
+#[test]
+fn the_log_comes_from_stdin_or_from_omnibus_log_dir() {
+    let h = Host::new();
+    // stdin (`--log -`).
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rewind"))
+        .arg("--root")
+        .arg(h.root())
+        .args(["--json", "repair", "--log", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .env_remove("REWIND_DATABASE_URL")
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(ISSUE_LOG.replace('\n', "\r\n").as_bytes())
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["failure"]["migration"]["version"], "20151103134857");
+    assert_eq!(v["written"], false);
+
+    // Omnibus's newest gitlab-rails-db-migrate-*.log when --log is not given.
+    let dir = h.root().join("var/log/gitlab/gitlab-rails");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(
+        dir.join("gitlab-rails-db-migrate-2024-04-20-10-00-00.log"),
+        "== 20100101000000 Old: migrating ===\nPG::DuplicateTable: ERROR:  relation \"old\" already exists\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.join("gitlab-rails-db-migrate-2024-04-21-09-30-12.log"),
+        ISSUE_LOG,
+    )
+    .unwrap();
+    let out = h.rewind(&["repair"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        stdout.contains("gitlab-rails-db-migrate-2024-04-21-09-30-12.log"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("20151103134857"), "{stdout}");
+}
