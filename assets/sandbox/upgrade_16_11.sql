@@ -15,11 +15,12 @@ CREATE TABLE zoekt_replicas (
 );
 CREATE INDEX index_zoekt_replicas_on_namespace_id_and_state ON zoekt_replicas USING btree (namespace_id, state);
 
--- 20240418101500 CreateMlModelMetadata
+-- 20240418101500 CreateMlModelMetadata (project_id is a loose foreign key: no constraint,
+-- so a restore of the 16.10.3 dump can drop and recreate `projects` around it)
 CREATE TABLE ml_model_metadata (
     id bigserial PRIMARY KEY,
     model_id bigint NOT NULL,
-    project_id bigint NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    project_id bigint NOT NULL,
     name text NOT NULL,
     value text NOT NULL,
     created_at timestamp with time zone NOT NULL,

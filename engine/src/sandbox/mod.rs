@@ -66,7 +66,10 @@ pub mod host;
 pub mod schema;
 pub mod upgrade;
 
+pub use backup::{build_backup, BackupSpec, Compression};
 pub use build::{build_sandbox, Sandbox, SandboxSpec};
+pub use compare::{fingerprint, DbFingerprint};
+pub use upgrade::{apply_failed_upgrade, failed_migrate_log};
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -542,3 +542,71 @@ fn backup_spec_validation_and_manifest_layout() {
 :full_backup_id: 1713607872_2024_04_20_17.0.0-rc42\n"
     );
 }
+
+#[test]
+fn restoring_without_the_drop_leaves_exactly_the_upgrade_tables_behind() {
+    let (_cluster, target, mut client) = cluster_with_sandbox(MAIN_DB);
+    let dir = tempfile::tempdir().unwrap();
+    let archive = backup::build_backup(&BackupSpec::new(dir.path(), target.clone())).unwrap();
+    let backed_up = compare::fingerprint(&target).unwrap();
+    upgrade::apply_failed_upgrade(&mut client).unwrap();
+    drop(client);
+    // GitLab's restore without its drop_tables step: `gzip -cd | psql` (errors do not stop it).
+    let tar = Command::new("tar")
+        .arg("-xOf")
+        .arg(&archive)
+        .arg("db/database.sql.gz")
+        .output()
+        .unwrap();
+    assert!(tar.status.success());
+    let sql_gz = dir.path().join("dump.sql.gz");
+    fs::write(&sql_gz, &tar.stdout).unwrap();
+    let mut gzip = Command::new("gzip")
+        .arg("-cd")
+        .stdin(fs::File::open(&sql_gz).unwrap())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = target
+        .command("psql")
+        .args(["-q", "-X"])
+        .stdin(Stdio::from(gzip.stdout.take().unwrap()))
+        .output()
+        .unwrap();
+    assert!(gzip.wait().unwrap().success());
+    assert!(out.status.success());
+    let errors = String::from_utf8_lossy(&out.stderr).to_string();
+    // The only errors: pg_dump --clean's drops of partitions' inherited primary keys (noise
+    // a real GitLab restore prints too); the tables themselves are dropped with their parents.
+    assert!(
+        errors
+            .lines()
+            .filter(|l| l.starts_with("ERROR"))
+            .all(|l| l.contains("cannot drop inherited constraint")),
+        "{errors}"
+    );
+    let after = compare::fingerprint(&target).unwrap();
+    let mut diff = backed_up.diff(&after);
+    diff.retain(|l| !l.starts_with("schema"));
+    let mut want: Vec<String> = vec![
+        "table \"public\".\"ml_model_metadata\": unexpected (0 rows)".into(),
+        "table \"public\".\"zoekt_replicas\": unexpected (5 rows)".into(),
+        "sequence \"public\".\"ml_model_metadata_id_seq\": unexpected".into(),
+        "sequence \"public\".\"zoekt_replicas_id_seq\": unexpected".into(),
+    ];
+    diff.sort();
+    want.sort();
+    assert_eq!(diff, want, "psql said:\n{errors}");
+    assert_eq!(
+        upgrade::LEFTOVER_TABLES,
+        ["zoekt_replicas", "ml_model_metadata"]
+    );
+    let extra = after
+        .schema
+        .lines()
+        .filter(|l| !backed_up.schema.contains(l))
+        .count();
+    assert!(extra > 0);
+    assert!(!after.schema.contains(upgrade::NEW_COLUMN.1));
+    assert!(!after.schema.contains(upgrade::NEW_INDEX));
+}
