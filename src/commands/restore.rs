@@ -597,7 +597,12 @@ fn print_summary(
     println!();
     println!("  components:");
     for c in components {
-        println!("    {:<16} {}", c.name, c.status);
+        let status = if c.name == "db" && c.status == "restore" {
+            "restored (above)"
+        } else {
+            c.status.as_str()
+        };
+        println!("    {:<16} {status}", c.name);
     }
     println!();
     println!("  journal: {}", journal.display());

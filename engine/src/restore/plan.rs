@@ -251,7 +251,10 @@ pub fn build_plan(
                 .is_some_and(|l| l.contains(kind, schema, name))
         };
         for st in DropPlan::from_inventory(&inv).statements {
-            let rel = inv.relation(&st.schema, &st.name);
+            // Row estimates and sizes mean something for tables only.
+            let rel = inv.relation(&st.schema, &st.name).filter(|r| {
+                r.kind.is_table() || r.kind == super::inventory::RelKind::MaterializedView
+            });
             let leftover = match st.class {
                 "DROP TABLE" => is_left(LeftoverKind::Table, &st.schema, &st.name),
                 "DROP VIEW" => is_left(LeftoverKind::View, &st.schema, &st.name),
