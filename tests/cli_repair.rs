@@ -574,3 +574,61 @@ fn the_log_comes_from_stdin_or_from_omnibus_log_dir() {
     );
     assert!(stdout.contains("20151103134857"), "{stdout}");
 }
+
+#[test]
+fn a_ci_failure_is_assessed_and_marked_on_the_ci_database() {
+    let h = Host::new();
+    h.cluster.create_database("gitlabhq_production_ci").unwrap();
+    let mut ci = h.cluster.connect("gitlabhq_production_ci").unwrap();
+    ci.batch_execute(
+        "CREATE TABLE schema_migrations (version character varying PRIMARY KEY);
+         CREATE TABLE p_ci_job_annotations (id bigint NOT NULL, partition_id bigint NOT NULL, name text);",
+    )
+    .unwrap();
+    let yml = h
+        .root()
+        .join("var/opt/gitlab/gitlab-rails/etc/database.yml");
+    let main_part = fs::read_to_string(&yml).unwrap();
+    fs::write(
+        &yml,
+        format!(
+            "{main_part}  ci:\n    adapter: postgresql\n    database: gitlabhq_production_ci\n    username: \"{}\"\n    host: \"{}\"\n    port: {}\n    database_tasks: true\n",
+            h.cluster.superuser(),
+            h.cluster.socket_dir().display(),
+            h.cluster.port()
+        ),
+    )
+    .unwrap();
+    let log = h.file(
+        "ci.log",
+        "ci: == 20231017090012 CreateCiJobAnnotations: migrating ====\nci: -- create_table(:p_ci_job_annotations, {:primary_key=>[:id, :partition_id]})\nrake aborted!\nStandardError: An error has occurred, all later migrations canceled:\n\nPG::DuplicateTable: ERROR:  relation \"p_ci_job_annotations\" already exists\n",
+    );
+    let out = h.rewind(&["--json", "repair", "--log", log.to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["assessment"]["database"], "ci");
+    assert_eq!(v["assessment"]["object_exists"], true);
+    assert_eq!(v["assessment"]["verdict"], "mark_complete");
+
+    let out = h.rewind(&[
+        "repair",
+        "--log",
+        log.to_str().unwrap(),
+        "--yes",
+        "--migrate-cmd",
+        "/bin/true",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("Successfully marked '20231017090012' as complete on database ci"));
+    let n: i64 = ci
+        .query_one(
+            "SELECT count(*) FROM schema_migrations WHERE version = '20231017090012'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
+    assert!(
+        !h.versions().contains(&"20231017090012".to_string()),
+        "marked on main"
+    );
+}

@@ -226,15 +226,15 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
     }
     let wanted = failure.database.clone().or_else(|| args.database.clone());
     let choice = wanted.clone().unwrap_or_else(|| "main".into());
-    let conns = connections(
-        ctx,
-        if choice == "main" || choice == "ci" {
-            &choice
-        } else {
-            "main"
-        },
-    )
-    .or_else(|_| connections(ctx, "main"))?;
+    // Every connection: later rounds may fail on another database than the first.
+    let conns = if ctx.global.database_url.is_some() {
+        let name = if choice == "ci" { "ci" } else { "main" };
+        connections(ctx, name)?
+    } else {
+        detect(&ctx.root, &detect_options(ctx))
+            .wrap_err("detecting the GitLab installation")?
+            .databases
+    };
     let mut dbs = Databases::new(conns);
 
     let stdin_tty =
