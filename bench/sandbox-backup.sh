@@ -5,6 +5,10 @@
 #   bench/sandbox-backup.sh [SCALE] [gzip|zstd|none]
 #
 # Needs a release build (`cargo build --release`) and the PostgreSQL server package.
+#
+# Measured (debug build, 2 cores shared, load average ~20): scale 50 -> 335,201 rows,
+# 92.5 MB plain main dump, 28.8 MB archive (gzip -1), 115 s wall, 52 MB peak RSS of rewind
+# (flat: everything streams). Scale ~550 gives a >= 1 GB dump.
 set -euo pipefail
 scale=${1:-10}
 compression=${2:-gzip}
