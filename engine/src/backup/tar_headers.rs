@@ -371,11 +371,7 @@ impl<R: Read> TarReader<R> {
             h.copy_from_slice(block);
             self.src.consume(BLOCK as usize);
             if h.iter().all(|b| *b == 0) {
-                if self.entries == 0 {
-                    return Err(TarError::NotATar(
-                        "starts with an end-of-archive block: an empty archive".into(),
-                    ));
-                }
+                // End of archive (an archive of nothing starts with it: valid, and empty).
                 self.ended = true;
                 return Ok(None);
             }
@@ -559,6 +555,19 @@ mod tests {
         assert!(!is_safe_path("../a"));
         assert!(!is_safe_path("a/../../b"));
         assert!(!is_safe_path("/etc/passwd"));
+    }
+
+    #[test]
+    fn an_archive_of_nothing_is_empty_not_broken() {
+        let zeros = vec![0u8; 10240];
+        let mut t = TarReader::new(StreamBuf::new(&zeros[..], 4096));
+        assert!(t.next_entry().unwrap().is_none());
+        let none: &[u8] = &[];
+        let mut t = TarReader::new(StreamBuf::new(none, 4096));
+        assert!(matches!(t.next_entry(), Err(TarError::NotATar(_))));
+        let text = b"not a tar at all ".repeat(64);
+        let mut t = TarReader::new(StreamBuf::new(&text[..], 4096));
+        assert!(matches!(t.next_entry(), Err(TarError::NotATar(_))));
     }
 
     #[test]
