@@ -244,3 +244,86 @@ fn the_wizard_restores_the_backup_from_detect_to_done() {
     assert_eq!(snaps.len(), 1);
     drop(sb.cluster);
 }
+
+#[test]
+fn a_wizard_killed_during_the_data_phase_resumes_and_completes() {
+    // Enough data that the load takes a while.
+    let sb = sandbox(40);
+    let mut w = Wizard::start(sb.tree.path());
+    drive_to_restore(&mut w);
+    w.enter();
+    // Kill it (SIGKILL: no cleanup at all) while the data phase runs.
+    let end = Instant::now() + Duration::from_secs(300);
+    loop {
+        let c = w.contents();
+        if c.lines().any(|l| l.contains("│ data ") && l.contains('%')) {
+            break;
+        }
+        assert!(
+            !c.contains("Restore: finished"),
+            "the load finished before it could be killed; the screen shows:\n{c}"
+        );
+        assert!(
+            Instant::now() < end,
+            "no data phase; the screen shows:\n{c}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let pid = w.child.process_id().expect("pid");
+    let st = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(st.success());
+    w.wait_exit(STEP);
+    let session = sb
+        .tree
+        .path()
+        .join("var/opt/gitlab/backups/rewind/wizard-session.json");
+    assert!(session.exists(), "no session left to resume");
+
+    // Started again: it offers to resume, restarts from the drop, no second snapshot.
+    let mut w = Wizard::start(sb.tree.path());
+    w.wait_for("Resume an interrupted recovery", STEP);
+    w.wait_for("restarts from the drop", STEP);
+    w.wait_for("is kept and not taken again", STEP);
+    w.enter();
+    w.wait_for("Type the database name", STEP);
+    w.wait_for("objects;", STEP);
+    w.wait_for("A safety snapshot was already taken", STEP);
+    w.send(DB.as_bytes());
+    w.wait_for("Drop and restore (Enter)", STEP);
+    w.enter();
+    w.wait_for("not taken twice", STEP);
+    w.wait_for("drop, then restore", STEP);
+    w.enter();
+    w.wait_for("Restore: finished", Duration::from_secs(300));
+    w.enter();
+    w.wait_for("gitlab version: installed 16.10.3-ee", STEP);
+    w.enter();
+    w.wait_for("by hand", STEP);
+    w.enter();
+    w.wait_for("gitlab:check SANITIZE=true", STEP);
+    w.enter();
+    let st = w.wait_exit(STEP);
+    assert!(st.success(), "exit status {st:?}");
+    w.assert_terminal_sane();
+    let after = compare::fingerprint(&sb.target).expect("fingerprint");
+    let diff = sb.expected.diff(&after);
+    assert!(
+        diff.iter()
+            .all(|d| d.contains("audit_event_partition_name") || d.contains("issues_count_for")),
+        "the database differs from the backup beyond the functions GitLab's drop keeps: {diff:#?}"
+    );
+    assert!(!session.exists());
+    let snaps = std::fs::read_dir(
+        sb.tree
+            .path()
+            .join("var/opt/gitlab/backups/rewind/snapshots"),
+    )
+    .expect("snapshots")
+    .flatten()
+    .count();
+    assert_eq!(snaps, 1, "the snapshot was taken twice");
+    drop(sb.cluster);
+}
