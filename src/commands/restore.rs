@@ -554,6 +554,27 @@ fn print_summary(
         } else {
             println!("    snapshot:  {}", s.warn("none (--no-snapshot)"));
         }
+        if let Some(c) = &o.catalog_cost {
+            println!(
+                "    catalogue: {} of dump read in {:.1} s (first pass, for the leftovers)",
+                human_bytes(c.bytes),
+                c.seconds
+            );
+        }
+        if let Some(l) = &o.leftovers {
+            for x in &l.items {
+                println!(
+                    "    leftover:  {} {}{}",
+                    x.kind.label(),
+                    x.display_name(),
+                    if x.removed_by_drop {
+                        ""
+                    } else {
+                        " (GitLab's drop keeps it)"
+                    }
+                );
+            }
+        }
         if let Some(d) = &o.drop {
             println!("    dropped:   {} tables, {} views", d.tables, d.views);
         }
