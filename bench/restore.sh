@@ -53,7 +53,7 @@ as_pg "$PGBIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
 generate() {
   local mb=$1 db=$2
   local s
-  s=$(awk -v mb="$mb" 'BEGIN { printf "%.6f", mb / 1024 }')
+  s=$(awk -v mb="$mb" 'BEGIN { printf "%.6f", mb / 820 }')
   psqlc -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
   psqlc -d "$db" -v ON_ERROR_STOP=1 -v s="$s" <<'SQL'
 CREATE SCHEMA gitlab_partitions_static;

@@ -332,11 +332,15 @@ impl Loader<'_> {
     }
 
     fn enter(&mut self, phase: Phase) {
+        self.enter_with(phase, None)
+    }
+
+    fn enter_with(&mut self, phase: Phase, total: Option<u64>) {
         if self.phase.map(|(p, _)| p) == Some(phase) {
             return;
         }
         self.end_phase(true);
-        self.sink.event(Event::PhaseStarted { phase, total: None });
+        self.sink.event(Event::PhaseStarted { phase, total });
         self.phase = Some((phase, Instant::now()));
     }
 
@@ -646,12 +650,8 @@ impl Loader<'_> {
         let units = std::mem::take(&mut self.units);
         let tail = std::mem::take(&mut self.tail);
         if !units.is_empty() {
-            self.enter(Phase::Indexes);
             let total = units.len() as u64;
-            self.sink.event(Event::PhaseStarted {
-                phase: Phase::Indexes,
-                total: Some(total),
-            });
+            self.enter_with(Phase::Indexes, Some(total));
             let conns = self.worker_conns(Role::Index)?;
             let stop = AtomicBool::new(false);
             let sink = self.sink;
@@ -701,8 +701,19 @@ impl Loader<'_> {
             }
         }
         if !tail.is_empty() {
-            self.enter(Phase::Constraints);
-            for (s, session) in tail {
+            let total = tail.len() as u64;
+            self.enter_with(Phase::Constraints, Some(total));
+            for (i, (s, session)) in tail.into_iter().enumerate() {
+                if self.last_progress.elapsed() > Duration::from_millis(250) {
+                    self.last_progress = Instant::now();
+                    self.sink.event(Event::Progress {
+                        phase: Phase::Constraints,
+                        done: i as u64,
+                        total: Some(total),
+                        current: Some(describe(&s.sql, s.toc.as_deref())),
+                        rows: None,
+                    });
+                }
                 if self.opts.cancel.is_cancelled() {
                     return Err(LoadError::Cancelled { at: s.at });
                 }
