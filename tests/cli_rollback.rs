@@ -363,3 +363,56 @@ fn flate2_like_gzip(data: &[u8]) -> Vec<u8> {
     child.stdin.take().unwrap().write_all(data).unwrap();
     child.wait_with_output().unwrap().stdout
 }
+
+#[test]
+fn services_finish_reconfigures_starts_and_captures_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = HostRoot::new(dir.path());
+    let calls = sandbox_repo::write_gitlab_ctl_standin(&host).unwrap();
+    // A gitlab-rake that fails the secrets check.
+    let rake = host.join("/opt/gitlab/bin/gitlab-rake");
+    fs::write(
+        &rake,
+        "#!/bin/sh\nif [ \"$1\" = gitlab:doctor:secrets ]; then echo 'ci_variables failures: 2'; exit 1; fi\necho \"Checking GitLab ... Finished ($*)\"\n",
+    )
+    .unwrap();
+    fs::set_permissions(&rake, fs::Permissions::from_mode(0o755)).unwrap();
+    let cb = host.join("/etc/gitlab/config_backup/gitlab_config_1713000000_2024_04_13.tar");
+    fs::create_dir_all(cb.parent().unwrap()).unwrap();
+    fs::write(&cb, b"tar").unwrap();
+
+    // Non-terminal without --yes: prints only.
+    let o = rewind(dir.path(), &["services", "finish"]);
+    let out = text(&o);
+    assert!(
+        out.contains("gitlab-secrets.json") && out.contains("Not run"),
+        "{out}"
+    );
+    assert!(
+        out.contains("gitlab_config_1713000000_2024_04_13.tar"),
+        "{out}"
+    );
+    assert!(!calls.exists());
+
+    let o = rewind(dir.path(), &["services", "finish", "--yes"]);
+    let out = text(&o);
+    assert!(!o.status.success(), "a failing check is reported: {out}");
+    assert!(out.contains("ci_variables failures: 2"), "{out}");
+    assert!(
+        out.contains("Checking GitLab ... Finished (gitlab:check SANITIZE=true)"),
+        "{out}"
+    );
+    assert_eq!(
+        fs::read_to_string(&calls)
+            .unwrap()
+            .lines()
+            .collect::<Vec<_>>(),
+        vec!["reconfigure", "start"]
+    );
+    let journal = fs::read_to_string(
+        dir.path()
+            .join("var/opt/gitlab/backups/rewind/journal.jsonl"),
+    )
+    .unwrap();
+    assert!(journal.contains("ci_variables failures: 2"), "{journal}");
+}

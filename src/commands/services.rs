@@ -11,7 +11,9 @@ use rewind_engine::detect::{detect, DetectOptions};
 use rewind_engine::exec::Runner;
 use rewind_engine::journal::Journal;
 use rewind_engine::progress::{Event, Level, Sink};
-use rewind_engine::services::{GitlabCtl, ServiceStatus, State};
+use rewind_engine::services::{
+    config_backups, post_restore_steps, GitlabCtl, ServiceStatus, State, SECRETS_WARNING,
+};
 
 use super::Ctx;
 use crate::output::{print_json, Style};
@@ -106,6 +108,17 @@ pub enum Action {
         /// Service name; all services when omitted.
         name: Option<String>,
     },
+    /// After a restore: `gitlab-ctl reconfigure`, `gitlab-ctl start`, then GitLab's checks
+    /// (`gitlab-rake gitlab:check SANITIZE=true`, `gitlab-rake gitlab:doctor:secrets`) with
+    /// their output captured in the journal.
+    Finish {
+        /// Run without asking.
+        #[arg(long)]
+        yes: bool,
+        /// Skip the two gitlab-rake checks.
+        #[arg(long)]
+        no_checks: bool,
+    },
 }
 
 fn print_status(ctx: &Ctx, list: &[ServiceStatus]) {
@@ -177,11 +190,75 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
             ctl.stop(&Runner::new(&sink, Some(&journal)), name.as_deref())?;
             Ok(ExitCode::SUCCESS)
         }
+        Action::Finish { yes, no_checks } => finish(ctx, yes, no_checks),
         Action::Start { name } => {
             let journal = open_journal(ctx)?;
             let sink = CliSink::new(ctx);
             ctl.start(&Runner::new(&sink, Some(&journal)), name.as_deref())?;
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+fn finish(ctx: &Ctx, yes: bool, no_checks: bool) -> color_eyre::Result<ExitCode> {
+    let s = ctx.style;
+    let steps: Vec<_> = post_restore_steps(&ctx.root)
+        .into_iter()
+        .filter(|st| !no_checks || st.changes_host)
+        .collect();
+    println!("{}", s.warn(&format!("note: {SECRETS_WARNING}")));
+    for c in config_backups(&ctx.root) {
+        println!(
+            "  configuration backup: {} ({} bytes, {})",
+            c.path.display(),
+            c.size,
+            c.modified.as_deref().unwrap_or("time unknown")
+        );
+    }
+    println!("{}", s.bold("After the restore:"));
+    for (i, st) in steps.iter().enumerate() {
+        println!("  {}. {}", i + 1, st.what);
+        println!("     {}", s.dim(&st.cmd.display()));
+    }
+    if !yes && !confirm("This reconfigures and starts GitLab.")? {
+        println!("Not run. Pass --yes to run these commands.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let journal = open_journal(ctx)?;
+    let sink = CliSink::new(ctx);
+    let runner = Runner::new(&sink, Some(&journal));
+    let mut failed_checks = Vec::new();
+    for st in &steps {
+        if st.changes_host {
+            runner.run(&st.step, &st.cmd)?;
+        } else {
+            // A check that fails is reported, not fatal: its output says what to fix.
+            let f = runner.run_unchecked(&st.step, &st.cmd)?;
+            journal.note(
+                &st.step,
+                "output captured",
+                serde_json::json!({ "exit_code": f.code, "lines": f.lines }),
+            )?;
+            if !f.success() {
+                failed_checks.push(st.cmd.display());
+            }
+        }
+    }
+    if failed_checks.is_empty() {
+        println!(
+            "{}",
+            s.ok("GitLab is reconfigured and started; checks passed.")
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!(
+            "{}",
+            s.bad(&format!(
+                "These checks reported problems (output above and in {}): {}",
+                journal.path().display(),
+                failed_checks.join("; ")
+            ))
+        );
+        Ok(ExitCode::FAILURE)
     }
 }
