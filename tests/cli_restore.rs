@@ -339,9 +339,21 @@ fn restore_after_a_failed_upgrade_equals_gitlabs_pipeline() {
         .iter()
         .find(|c| c["name"] == "uploads")
         .unwrap();
+    assert!(
+        uploads["status"]
+            .as_str()
+            .unwrap()
+            .starts_with("restored: 1 files"),
+        "{uploads:#}"
+    );
     assert_eq!(
-        uploads["status"],
-        "not restored (files: not yet supported by this command)"
+        std::fs::read(
+            f.root
+                .path()
+                .join("var/opt/gitlab/gitlab-rails/uploads/avatar.png")
+        )
+        .unwrap(),
+        b"png"
     );
     assert_eq!(
         schema_of(&f.cluster, DB),
@@ -577,10 +589,7 @@ fn sandbox_decomposed_install_restores_main_then_ci() {
         .find(&format!("ci {}", sandbox::CI_DB))
         .expect("ci in summary");
     assert!(main_at < ci_at, "{t}");
-    assert!(
-        t.contains("not restored (files: not yet supported by this command)"),
-        "{t}"
-    );
+    assert!(t.contains("restored: "), "{t}");
     assert!(!t.contains("FAIL"), "{t}");
     let diff = want_main.diff(&compare::fingerprint(&main_t).unwrap());
     assert!(diff.is_empty(), "main differs from the backup: {diff:#?}");

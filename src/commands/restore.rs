@@ -380,6 +380,56 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
             }
         }
     };
+    // File components (uploads, lfs, ...): streamed out of the archive and extracted
+    // safely; previous contents kept under <backup_path>/tmp (files::restore_components).
+    let file_members: Vec<String> = backup.components.iter().map(|c| c.member.clone()).collect();
+    let file_components = rewind_engine::files::select_components(
+        &file_members,
+        &backup.skipped,
+        &args.skip,
+        inst.kind
+            .unwrap_or(rewind_engine::detect::InstallKind::Omnibus),
+    );
+    let file_reports = match rewind_engine::files::restore_components(
+        &backup.path,
+        &file_components,
+        &ctx.root,
+        &inst.backup_path,
+        &rewind_engine::files::RestoreOptions {
+            cancel: Some(cancel.clone()),
+            ..Default::default()
+        },
+        &sink,
+        Some(&journal),
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            journal.end(
+                "restore",
+                "failed",
+                serde_json::json!({"error": e.to_string()}),
+            )?;
+            return Err(eyre!(e).wrap_err(format!(
+                "restore of backup {} failed in the file components (journal: {})",
+                backup.id,
+                journal.path().display()
+            )));
+        }
+    };
+    let mut components = components;
+    for c in components.iter_mut() {
+        if let Some(r) = file_reports.iter().find(|r| r.name == c.name) {
+            c.status = format!(
+                "restored: {} files, {}{}",
+                r.restored_files,
+                human_bytes(r.restored_bytes),
+                r.moved_aside
+                    .as_ref()
+                    .map(|m| format!("; previous contents kept in {}", m.path.display()))
+                    .unwrap_or_default()
+            );
+        }
+    }
     for c in components
         .iter()
         .filter(|c| c.status == FILES_NOT_SUPPORTED)
