@@ -10,6 +10,15 @@
 # Env:   JOBS (default 2), KEEP=1 keeps the work directory, BENCH_DIR (default /tmp),
 #        LOADER=path of a prebuilt load_dump example (skips the release build).
 # Needs: root (runs the server as `postgres`), PostgreSQL server binaries, gzip, cargo.
+#
+# Measured 2026-11-25 (2 cores shared with ~7 concurrent builds, load average ~15-20; PG 15,
+# jobs=2, same run for all three; calibration then gave 822 MB for the first size):
+#   822 MB | psql 193.4s (8.7 MB) | rewind 106.2s (30.5 MB) | pg_restore -j2 111.2s (8.0 MB)
+#          | rewind/psql 0.55x | rewind/pg_restore 0.96x
+#     9 MB | psql  18.9s (8.8 MB) | rewind  15.8s (17.5 MB) | pg_restore -j2  18.8s (8.2 MB)
+#          | rewind/psql 0.83x | rewind/pg_restore 0.84x
+# Rewind's phases at 822 MB: schema 3.0s, data 47.1s, indexes 43.4s, constraints 12.7s;
+# `pg_dump -s` identical for all three restores.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

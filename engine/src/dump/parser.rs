@@ -716,3 +716,47 @@ mod tests {
         assert!(matches!(p.next_item(), Err(ParseError::Encoding { at }) if at.line == 2));
     }
 }
+
+#[cfg(test)]
+mod newer_pg_dump_tests {
+    use super::*;
+    use crate::dump::{classify, Kind};
+
+    /// Shapes pg_dump 17/18 write: `\restrict`, `transaction_timeout`, statistics data.
+    #[test]
+    fn pg18_script_shapes() {
+        let text = "\\restrict Zq3vKx9RrT1aB2cD3eF4gH5iJ6kL7mN8oP9qR0sT1uV2wX3yZ4\n\n\
+            SET statement_timeout = 0;\nSET transaction_timeout = 0;\n\
+            SELECT pg_catalog.set_config('search_path', '', false);\n\
+            --\n-- Name: t; Type: TABLE; Schema: public; Owner: gitlab\n--\n\n\
+            CREATE TABLE public.t (\n    id bigint NOT NULL\n);\n\n\
+            --\n-- Data for Name: t; Type: TABLE DATA; Schema: public; Owner: gitlab\n--\n\n\
+            COPY public.t (id) FROM stdin;\n1\n\\.\n\n\
+            --\n-- Statistics for Name: t; Type: STATISTICS DATA; Schema: public; Owner: -\n--\n\n\
+            SELECT * FROM pg_catalog.pg_restore_relation_stats(\n\t'version', '180000'::integer,\n\t'schemaname', 'public',\n\t'relname', 't',\n\t'relpages', '1'::integer\n);\n\n\
+            \\unrestrict Zq3vKx9RrT1aB2cD3eF4gH5iJ6kL7mN8oP9qR0sT1uV2wX3yZ4\n";
+        let mut p = DumpParser::new(text.as_bytes());
+        let mut kinds = Vec::new();
+        while let Some(item) = p.next_item().unwrap() {
+            kinds.push(match item {
+                Item::Statement(s) => format!("{:?}", classify(&s.sql, s.toc.as_deref())),
+                Item::Copy(c) => format!("copy {}", c.table),
+                Item::Meta { command, .. } => format!("{command:?}").chars().take(10).collect(),
+            });
+        }
+        assert_eq!(kinds.len(), 8, "{kinds:#?}");
+        assert!(kinds[0].starts_with("Restrict"));
+        assert_eq!(
+            kinds[2],
+            format!(
+                "{:?}",
+                Kind::Session {
+                    key: "transaction_timeout".into()
+                }
+            )
+        );
+        assert_eq!(kinds[5], "copy public.t");
+        assert_eq!(kinds[6], format!("{:?}", Kind::Other));
+        assert!(kinds[7].starts_with("Unrestrict"));
+    }
+}
