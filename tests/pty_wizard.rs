@@ -217,6 +217,8 @@ fn the_wizard_restores_the_backup_from_detect_to_done() {
     // The verify lines: the sandbox's failed upgrade leaves functions that GitLab's drop
     // does not remove either; the wizard shows them as a problem to read.
     w.wait_for("gitlab version: installed 16.10.3-ee", STEP);
+    // The file components were restored after the database.
+    w.wait_for("uploads:", STEP);
     w.enter();
     w.wait_for("Start services", STEP);
     w.wait_for("by hand", STEP);

@@ -718,6 +718,47 @@ fn restore(
             }),
         }
     }
+    // Then the file components, as GitLab restores them after the database: existing
+    // directories are moved aside, not deleted.
+    let members: Vec<String> = backup
+        .components
+        .iter()
+        .filter(|c| *c != "db" && *c != "repositories")
+        .map(|c| format!("{c}.tar.gz"))
+        .collect();
+    let comps = rewind_engine::files::select_components(
+        &members,
+        &backup.skipped,
+        &[],
+        inst.kind.unwrap_or(InstallKind::Omnibus),
+    );
+    if !comps.is_empty() {
+        let reports = rewind_engine::files::restore_components(
+            &backup.path,
+            &comps,
+            root,
+            &inst.backup_path,
+            &rewind_engine::files::RestoreOptions {
+                cancel: Some(cancel.clone()),
+                ..Default::default()
+            },
+            &sink,
+            Some(&journal),
+        )
+        .map_err(|e| e.to_string())?;
+        for r in &reports {
+            lines.push(VerifyLine {
+                ok: true,
+                text: r.verify_line(),
+            });
+        }
+    }
+    if backup.components.iter().any(|c| c == "repositories") {
+        lines.push(VerifyLine {
+            ok: false,
+            text: "repositories: in the backup but not restored by the wizard; restore them with GitLab's tooling (gitaly-backup, as `gitlab-backup restore` does)".into(),
+        });
+    }
     sink.info(format!("restore finished: {rows} rows"));
     let secs = started.elapsed().as_secs();
     Ok((

@@ -1416,7 +1416,7 @@ fn on_progress(s: &mut State, p: Progress) -> Vec<Command> {
             if current.is_some() {
                 s.restore.current = current;
             }
-            if let Some(r) = rows {
+            if let (Some(r), Phase::Data) = (rows, phase) {
                 s.restore.rows = r;
             }
             Vec::new()
