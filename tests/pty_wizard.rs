@@ -329,3 +329,20 @@ fn a_wizard_killed_during_the_data_phase_resumes_and_completes() {
     assert_eq!(snaps, 1, "the snapshot was taken twice");
     drop(sb.cluster);
 }
+
+#[test]
+fn sigterm_and_sighup_leave_the_terminal_sane() {
+    for sig in ["-TERM", "-HUP"] {
+        let empty = tempfile::tempdir().expect("root");
+        let mut w = Wizard::start(empty.path());
+        w.wait_for("Looked at", STEP);
+        let pid = w.child.process_id().expect("pid");
+        let st = std::process::Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(st.success());
+        w.wait_exit(STEP);
+        w.assert_terminal_sane();
+    }
+}
