@@ -1,0 +1,194 @@
+//! The drill's checks of the outcome, against what the scenario expects.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+
+use super::report::DrillReport;
+use super::scenario::Scenario;
+use super::setup::Sandbox;
+use crate::sandbox::{self, compare};
+
+fn db_check(report: &mut DrillReport, name: &str, target: &sandbox::PgTarget, want: &compare::DbFingerprint) {
+    match compare::fingerprint(target) {
+        Ok(got) => {
+            let diff = want.diff(&got);
+            let detail = if diff.is_empty() {
+                format!("schema and {} tables equal ({} rows)", got.tables.len(), got.total_rows())
+            } else {
+                let mut d: Vec<String> = diff.iter().take(5).cloned().collect();
+                if diff.len() > 5 {
+                    d.push(format!("... {} more", diff.len() - 5));
+                }
+                d.join("; ")
+            };
+            report.check(name, diff.is_empty(), detail);
+        }
+        Err(e) => report.check(name, false, e.to_string()),
+    }
+}
+
+fn installed_version(sb: &Sandbox) -> String {
+    fs::read_to_string(sb.root.join(crate::detect::omnibus::VERSION))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|e| format!("unreadable: {e}"))
+}
+
+/// The newest `schema_migrations` version and whether the given versions are present.
+fn schema_migrations(target: &sandbox::PgTarget, versions: &[&str]) -> Result<(String, Vec<bool>), String> {
+    let mut c = target.connect().map_err(|e| e.to_string())?;
+    let max = sandbox::current_db_version(&mut c).map_err(|e| e.to_string())?;
+    let mut present = Vec::new();
+    for v in versions {
+        let n: i64 = c
+            .query_one("SELECT count(*) FROM schema_migrations WHERE version = $1", &[v])
+            .map_err(|e| e.to_string())?
+            .get(0);
+        present.push(n == 1);
+    }
+    Ok((max, present))
+}
+
+/// Check the sandbox after a recovery ran, for the sandbox's scenario.
+pub fn outcome(sb: &Sandbox, report: &mut DrillReport) {
+    match sb.scenario {
+        Scenario::FailedUpgrade | Scenario::CorruptBackup | Scenario::Decomposed => recovered(sb, report),
+        Scenario::VersionMismatch => unchanged(sb, report),
+        Scenario::LeftoverTables => repaired(sb, report),
+    }
+}
+
+fn recovered(sb: &Sandbox, report: &mut DrillReport) {
+    db_check(report, "main database equals the backup", &sb.main, &sb.expected.main);
+    if let (Some(ci), Some(want)) = (&sb.ci, &sb.expected.ci) {
+        db_check(report, "ci database equals the backup", ci, want);
+    }
+    match schema_migrations(&sb.main, &[]) {
+        Ok((max, _)) => report.check(
+            "schema_migrations at the backup's db_version",
+            max == sb.expected.db_version,
+            format!("newest version {max}, backup's {}", sb.expected.db_version),
+        ),
+        Err(e) => report.check("schema_migrations at the backup's db_version", false, e),
+    }
+    // No table the failed upgrade added survives.
+    match sb.main.connect() {
+        Ok(mut c) => {
+            let mut left = Vec::new();
+            for t in sandbox::upgrade::LEFTOVER_TABLES {
+                let q = format!("public.{}", crate::pg::ident::quote_ident(t));
+                let row = c.query_one("SELECT to_regclass($1) IS NOT NULL", &[&q]);
+                if row.map(|r| r.get::<_, bool>(0)).unwrap_or(true) {
+                    left.push(t);
+                }
+            }
+            report.check(
+                "no table of the failed upgrade left",
+                left.is_empty(),
+                if left.is_empty() {
+                    format!("{} gone", sandbox::upgrade::LEFTOVER_TABLES.join(", "))
+                } else {
+                    format!("still there: {}", left.join(", "))
+                },
+            );
+        }
+        Err(e) => report.check("no table of the failed upgrade left", false, e.to_string()),
+    }
+    for (name, dir, want) in &sb.expected.files {
+        match compare::files_fingerprint(dir) {
+            Ok(got) => {
+                let diff = want.diff(&got);
+                report.check(
+                    format!("{name} files equal the backup"),
+                    diff.is_empty(),
+                    if diff.is_empty() {
+                        format!("{} entries", got.entries.len())
+                    } else {
+                        diff.into_iter().take(4).collect::<Vec<_>>().join("; ")
+                    },
+                );
+            }
+            Err(e) => report.check(format!("{name} files equal the backup"), false, e.to_string()),
+        }
+    }
+    let v = installed_version(sb);
+    report.check(
+        "installed version is the backup's",
+        v == sb.expected.version,
+        format!("installed {v}, backup {}", sb.expected.version),
+    );
+    private_files(sb, report);
+}
+
+fn private_files(sb: &Sandbox, report: &mut DrillReport) {
+    let jdir = crate::journal::Journal::dir_for(&sb.layout.backup_dir);
+    let journal = jdir.join("journal.jsonl");
+    match fs::metadata(&journal) {
+        Ok(m) => {
+            let mode = m.permissions().mode() & 0o777;
+            let entries = crate::journal::Journal::read(&journal).map(|e| e.len()).unwrap_or(0);
+            report.check(
+                "journal written, mode 0600",
+                mode == 0o600 && entries > 0,
+                format!("{entries} entries, mode {mode:o}"),
+            );
+        }
+        Err(e) => report.check("journal written, mode 0600", false, format!("{}: {e}", journal.display())),
+    }
+}
+
+fn unchanged(sb: &Sandbox, report: &mut DrillReport) {
+    db_check(report, "database unchanged", &sb.main, &sb.before);
+    let v = installed_version(sb);
+    report.check(
+        "installed version unchanged",
+        v == sb.installed_before,
+        format!("installed {v}"),
+    );
+}
+
+fn repaired(sb: &Sandbox, report: &mut DrillReport) {
+    let marked: Vec<&str> = sandbox::upgrade::LEFTOVER_TABLES
+        .iter()
+        .filter_map(|t| {
+            sandbox::upgrade::UPGRADE_MIGRATIONS
+                .iter()
+                .find(|m| m.creates_table == Some(t))
+                .map(|m| m.version)
+        })
+        .collect();
+    let all: Vec<&str> = sandbox::upgrade::UPGRADE_MIGRATIONS
+        .iter()
+        .map(|m| m.version)
+        .chain([sandbox::upgrade::FAILING_MIGRATION.version])
+        .collect();
+    match schema_migrations(&sb.main, &all) {
+        Ok((max, present)) => {
+            let missing: Vec<&str> = all.iter().zip(&present).filter(|(_, p)| !**p).map(|(v, _)| *v).collect();
+            report.check(
+                "every 16.11.0 migration recorded",
+                missing.is_empty(),
+                if missing.is_empty() {
+                    format!("{} versions, newest {max}", all.len())
+                } else {
+                    format!("missing {}", missing.join(", "))
+                },
+            );
+        }
+        Err(e) => report.check("every 16.11.0 migration recorded", false, e),
+    }
+    // The journal records the versions marked complete, in order.
+    let journal = crate::journal::Journal::dir_for(&sb.layout.backup_dir).join("journal.jsonl");
+    let entries = crate::journal::Journal::read(&journal).unwrap_or_default();
+    let text: Vec<String> = entries.iter().map(|e| serde_json::to_string(e).unwrap_or_default()).collect();
+    let positions: Vec<Option<usize>> = marked
+        .iter()
+        .map(|v| text.iter().position(|l| l.contains("mark") && l.contains(v)))
+        .collect();
+    let in_order = positions.iter().all(|p| p.is_some()) && positions.windows(2).all(|w| w[0] < w[1]);
+    report.check(
+        "leftover migrations marked complete, in order, journaled",
+        in_order,
+        format!("expected {} marked", marked.join(" then ")),
+    );
+    private_files(sb, report);
+}

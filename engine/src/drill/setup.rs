@@ -1,0 +1,361 @@
+//! Building the drill's sandbox host.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use super::report::{DrillReport, StepReport};
+use super::scenario::Scenario;
+use super::{setup_err, DrillError, DrillOptions};
+use crate::pg::cluster::{ClusterOptions, TempCluster};
+use crate::progress::{Sink, SinkExt};
+use crate::root::HostRoot;
+use crate::sandbox::{self, backup, compare, data::DataSpec, host, PgTarget};
+
+/// What a good recovery must end with (or, for refusing scenarios, what must not change).
+#[derive(Debug, Clone)]
+pub struct Expected {
+    /// Fingerprint of the main database as the backup holds it.
+    pub main: compare::DbFingerprint,
+    /// Fingerprint of the ci database as the backup holds it (decomposed).
+    pub ci: Option<compare::DbFingerprint>,
+    /// Each file component's directory and its fingerprint as the backup holds it.
+    pub files: Vec<(String, PathBuf, compare::FilesFingerprint)>,
+    /// The backup's `db_version`.
+    pub db_version: String,
+    /// The version the host must end on.
+    pub version: String,
+}
+
+/// The sandbox host of one drill. Dropping it stops the cluster and removes everything,
+/// unless it was kept.
+pub struct Sandbox {
+    // Field order matters: the cluster stops before its directory is removed.
+    cluster: Option<TempCluster>,
+    dir: Option<tempfile::TempDir>,
+    kept: Option<PathBuf>,
+    pub scenario: Scenario,
+    pub root: HostRoot,
+    pub layout: host::HostLayout,
+    /// All backups made, oldest first.
+    pub archives: Vec<PathBuf>,
+    /// The backup a careful engineer ends up restoring.
+    pub good_backup: PathBuf,
+    /// The main database.
+    pub main: PgTarget,
+    /// The ci database (decomposed).
+    pub ci: Option<PgTarget>,
+    pub expected: Expected,
+    /// State right before the recovery starts (refusing scenarios compare against it).
+    pub before: compare::DbFingerprint,
+    /// The failed `db:migrate` log written into the GitLab log dir.
+    pub migrate_log: Option<PathBuf>,
+    /// The installed version right before the recovery.
+    pub installed_before: String,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("scenario", &self.scenario)
+            .field("root", &self.root)
+            .finish()
+    }
+}
+
+fn timed<T>(
+    report: &mut DrillReport,
+    sink: &dyn Sink,
+    opts: &DrillOptions,
+    name: &str,
+    f: impl FnOnce() -> Result<(T, String), DrillError>,
+) -> Result<T, DrillError> {
+    if opts.cancel.is_cancelled() {
+        return Err(DrillError::Cancelled(name.to_string()));
+    }
+    sink.info(format!("drill: {name} ..."));
+    let start = Instant::now();
+    let r = f();
+    let (ok, detail) = match &r {
+        Ok((_, d)) => (true, d.clone()),
+        Err(e) => (false, e.to_string()),
+    };
+    report.steps.push(StepReport {
+        name: name.to_string(),
+        duration: start.elapsed(),
+        ok,
+        detail,
+    });
+    r.map(|(t, _)| t)
+}
+
+/// The `gitlab-ctl` stand-in: records every call (one line of argv) and answers `status`
+/// like Omnibus does. Its content is fixed; nothing from input goes into it.
+const GITLAB_CTL_STANDIN: &str = r#"#!/bin/sh
+# Rewind drill: stand-in for Omnibus's gitlab-ctl. Records calls, keeps service state.
+here="$(dirname "$0")"
+state="$here/../../../var/opt/gitlab/drill-services"
+mkdir -p "$state"
+echo "$*" >> "$here/../../../var/opt/gitlab/drill-gitlab-ctl.log"
+services="gitaly gitlab-workhorse logrotate nginx postgresql puma redis sidekiq"
+case "$1" in
+  status)
+    for s in $services; do
+      if [ -n "$2" ] && [ "$2" != "$s" ]; then continue; fi
+      if [ -f "$state/$s.down" ]; then echo "down: $s: 12s, normally up; run: log: (pid 201) 3600s"
+      else echo "run: $s: (pid 1$(printf %s "$s" | wc -c)42) 3600s; run: log: (pid 201) 3600s"; fi
+    done ;;
+  stop)
+    for s in $services; do
+      if [ -n "$2" ] && [ "$2" != "$s" ]; then continue; fi
+      touch "$state/$s.down"; echo "ok: down: $s: 0s, normally up"
+    done ;;
+  start|restart)
+    for s in $services; do
+      if [ -n "$2" ] && [ "$2" != "$s" ]; then continue; fi
+      rm -f "$state/$s.down"; echo "ok: run: $s: (pid 1042) 0s"
+    done ;;
+  reconfigure)
+    echo "Starting Chef Infra Client, version 18.3.0"
+    echo "Chef Infra Client finished, 0/1000 resources updated in 02 seconds"
+    echo "gitlab Reconfigured!" ;;
+  *) echo "gitlab-ctl stand-in: unsupported command $1" >&2; exit 1 ;;
+esac
+"#;
+
+fn write_exec(path: &Path, text: &str) -> std::io::Result<()> {
+    if let Some(p) = path.parent() {
+        fs::create_dir_all(p)?;
+    }
+    fs::write(path, text)?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755))
+}
+
+impl Sandbox {
+    /// The directory holding everything (host tree and cluster).
+    pub fn dir(&self) -> &Path {
+        self.kept
+            .as_deref()
+            .or_else(|| self.dir.as_ref().map(|d| d.path()))
+            .unwrap_or(Path::new("/"))
+    }
+
+    /// The running cluster.
+    pub fn cluster(&self) -> &TempCluster {
+        self.cluster.as_ref().expect("drill cluster")
+    }
+
+    /// Keep everything (cluster running) after the drill; returns where.
+    pub fn keep(&mut self) -> PathBuf {
+        if let Some(c) = self.cluster.take() {
+            c.into_kept();
+        }
+        if let Some(d) = self.dir.take() {
+            self.kept = Some(d.keep());
+        }
+        self.dir().to_path_buf()
+    }
+
+    /// Build the sandbox for `opts.scenario`.
+    pub fn prepare(opts: &DrillOptions, sink: &dyn Sink, report: &mut DrillReport) -> Result<Sandbox, DrillError> {
+        let scenario = opts.scenario;
+        let missing = super::prereq::check(true);
+        if !missing.is_empty() {
+            return Err(DrillError::Prerequisites(super::prereq::message(&missing)));
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("rewind-drill-")
+            .tempdir()
+            .map_err(setup_err("creating the sandbox directory"))?;
+        let host_dir = dir.path().join("host");
+        fs::create_dir(&host_dir).map_err(setup_err("creating the sandbox host tree"))?;
+
+        let cluster = timed(report, sink, opts, "start PostgreSQL", || {
+            let c = TempCluster::start_with(ClusterOptions {
+                parent: Some(dir.path().to_path_buf()),
+                ..ClusterOptions::default()
+            })
+            .map_err(setup_err("starting the sandbox PostgreSQL cluster"))?;
+            let detail = format!("throwaway cluster on {}", c.socket_dir().display());
+            Ok((c, detail))
+        })?;
+        let bin = cluster.bin_dir().to_path_buf();
+        let main = PgTarget::new(&bin, cluster.conn_spec(sandbox::MAIN_DB));
+        let decomposed = scenario == Scenario::Decomposed;
+        let ci = decomposed.then(|| PgTarget::new(&bin, cluster.conn_spec(sandbox::CI_DB)));
+
+        let spec = DataSpec::with_scale(opts.scale);
+        timed(report, sink, opts, "load GitLab 16.10.3 database", || {
+            cluster.create_database(sandbox::MAIN_DB).map_err(setup_err("creating the main database"))?;
+            let mut client = main.connect().map_err(setup_err("connecting to the main database"))?;
+            let stats = sandbox::populate(&mut client, &spec).map_err(setup_err("loading the GitLab-like schema and data"))?;
+            if let Some(ci) = &ci {
+                cluster.create_database(sandbox::CI_DB).map_err(setup_err("creating the ci database"))?;
+                let mut c = ci.connect().map_err(setup_err("connecting to the ci database"))?;
+                sandbox::populate(&mut c, &DataSpec { seed: spec.seed ^ 0xC1, ..spec })
+                    .map_err(setup_err("loading the ci database"))?;
+            }
+            Ok(((), format!("{} rows (scale {})", stats.total_rows(), opts.scale)))
+        })?;
+
+        let layout = timed(report, sink, opts, "build Omnibus-like host tree", || {
+            let mut hs = host::HostSpec::new(&host_dir, main.conn.clone());
+            hs.ci = ci.as_ref().map(|c| c.conn.clone());
+            let layout = host::build_host(&hs).map_err(setup_err("building the host tree"))?;
+            write_exec(&layout.root.join(crate::detect::omnibus::GITLAB_CTL), GITLAB_CTL_STANDIN)
+                .map_err(setup_err("writing the gitlab-ctl stand-in"))?;
+            Ok((layout, format!("GitLab {} (Omnibus layout)", sandbox::BASE_VERSION)))
+        })?;
+        let root = layout.root.clone();
+
+        // Backups.
+        let mut archives = Vec::new();
+        let good_backup = timed(report, sink, opts, "make backup on 16.10.3", || {
+            let created = backup::default_created_at();
+            let mut bs = backup::BackupSpec::new(&layout.backup_dir, main.clone())
+                .with_components(layout.components.clone())
+                .with_created_at(created);
+            if scenario == Scenario::VersionMismatch {
+                bs = bs.with_version("16.9.2-ee");
+            }
+            if let Some(ci) = &ci {
+                bs = bs.with_ci(ci.clone());
+            }
+            let path = backup::build_backup(&bs).map_err(setup_err("making the backup"))?;
+            let size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            Ok((path.clone(), format!("{} ({} bytes)", file_name(&path), size)))
+        })?;
+        archives.push(good_backup.clone());
+
+        let expected = Expected {
+            main: compare::fingerprint(&main).map_err(setup_err("fingerprinting the backup's database"))?,
+            ci: match &ci {
+                Some(c) => Some(compare::fingerprint(c).map_err(setup_err("fingerprinting the ci database"))?),
+                None => None,
+            },
+            files: layout
+                .components
+                .iter()
+                .map(|c| {
+                    compare::files_fingerprint(&c.dir)
+                        .map(|fp| (c.name.clone(), c.dir.clone(), fp))
+                        .map_err(setup_err("fingerprinting the file components"))
+                })
+                .collect::<Result<_, _>>()?,
+            db_version: sandbox::DB_VERSION.to_string(),
+            version: sandbox::BASE_VERSION.to_string(),
+        };
+
+        if scenario == Scenario::CorruptBackup {
+            let bad = timed(report, sink, opts, "make newer backup, truncated", || {
+                let created = backup::default_created_at() + chrono::Duration::hours(6);
+                let bs = backup::BackupSpec::new(&layout.backup_dir, main.clone())
+                    .with_components(layout.components.clone())
+                    .with_created_at(created);
+                let path = backup::build_backup(&bs).map_err(setup_err("making the second backup"))?;
+                let len = fs::metadata(&path).map_err(setup_err("reading the second backup"))?.len();
+                let cut = (len / 2).max(1024);
+                fs::OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .and_then(|f| f.set_len(cut))
+                    .map_err(setup_err("truncating the second backup"))?;
+                Ok((path.clone(), format!("{} cut from {len} to {cut} bytes", file_name(&path))))
+            })?;
+            archives.push(bad);
+        }
+
+        // The failure.
+        let migrate_log = timed(report, sink, opts, "fail an upgrade to 16.11.0", || {
+            host::set_installed_version(&root, sandbox::UPGRADE_VERSION).map_err(setup_err("installing 16.11.0"))?;
+            let mut client = main.connect().map_err(setup_err("connecting to the main database"))?;
+            sandbox::upgrade::apply_failed_upgrade(&mut client).map_err(setup_err("applying the failed upgrade"))?;
+            if scenario == Scenario::LeftoverTables {
+                // The backup was restored the old way: its dump over the database, no drop.
+                // The upgrade's tables survive; schema_migrations is the backup's again.
+                restore_without_drop(&main, &good_backup)?;
+                host::set_installed_version(&root, sandbox::BASE_VERSION).map_err(setup_err("rolling back to 16.10.3"))?;
+            }
+            // Users kept working on the broken instance: the upload dirs changed.
+            for (_, dir, _) in &expected.files {
+                fs::write(dir.join("written-after-the-backup.txt"), b"uploaded while 16.11.0 was half-migrated\n")
+                    .map_err(setup_err("changing the file components"))?;
+            }
+            let log_text = if scenario == Scenario::LeftoverTables {
+                sandbox::upgrade::failed_migrate_log()
+            } else {
+                sandbox::upgrade::upgrade_migrate_log()
+            };
+            let log = host::write_migrate_log(&root, chrono::Utc::now(), &log_text).map_err(setup_err("writing the migrate log"))?;
+            Ok((log, "new tables, a new column and schema_migrations rows; migrate log written".to_string()))
+        })?;
+
+        let before = compare::fingerprint(&main).map_err(setup_err("fingerprinting the broken database"))?;
+        let installed_before = fs::read_to_string(root.join(crate::detect::omnibus::VERSION))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default();
+        Ok(Sandbox {
+            cluster: Some(cluster),
+            dir: Some(dir),
+            kept: None,
+            scenario,
+            root,
+            layout,
+            archives,
+            good_backup,
+            main,
+            ci,
+            expected,
+            before,
+            migrate_log: Some(migrate_log),
+            installed_before,
+        })
+    }
+}
+
+/// `gzip -dc db/database.sql.gz | psql`, as a pre-Rewind restore would have done, for the
+/// leftover-tables scenario. Streams the member out of the archive with GNU tar.
+fn restore_without_drop(main: &PgTarget, archive: &Path) -> Result<(), DrillError> {
+    use std::process::{Command, Stdio};
+    let mut tar = Command::new("tar")
+        .arg("-xOf")
+        .arg(archive)
+        .arg("db/database.sql.gz")
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(setup_err("running tar"))?;
+    let mut gunzip = Command::new("gzip")
+        .arg("-dc")
+        .stdin(tar.stdout.take().ok_or_else(|| DrillError::Setup {
+            step: "running tar".into(),
+            detail: "no stdout".into(),
+        })?)
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(setup_err("running gzip"))?;
+    let out = main
+        .command("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=0"])
+        .stdin(gunzip.stdout.take().ok_or_else(|| DrillError::Setup {
+            step: "running gzip".into(),
+            detail: "no stdout".into(),
+        })?)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(setup_err("running psql"))?;
+    let _ = tar.wait();
+    let _ = gunzip.wait();
+    if !out.status.success() {
+        return Err(DrillError::Setup {
+            step: "restoring the backup without the drop".into(),
+            detail: String::from_utf8_lossy(&out.stderr).into_owned(),
+        });
+    }
+    Ok(())
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}

@@ -1,0 +1,154 @@
+//! `rewind drill`: rehearse a whole recovery on a disposable sandbox host.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use color_eyre::eyre::{bail, WrapErr};
+use rewind_engine::drill::{self, DrillOptions, DrillReport, Sandbox, Scenario};
+use rewind_engine::progress::{Event, Level};
+
+use super::Ctx;
+use crate::output::print_json;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Which failure to rehearse (see --list).
+    #[arg(long, default_value = "failed-upgrade", value_name = "NAME")]
+    pub scenario: String,
+    /// Describe the scenarios and exit.
+    #[arg(long)]
+    pub list: bool,
+    /// Run the recovery without keys, the way a careful engineer would (what CI runs).
+    /// Without a terminal the drill always runs this way.
+    #[arg(long)]
+    pub auto: bool,
+    /// Data size: rows per table grow linearly with it.
+    #[arg(long, default_value_t = drill::DEFAULT_SCALE, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub scale: u32,
+    /// Parallel restore connections (default: number of cores).
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Keep the sandbox (and its PostgreSQL running) afterwards, and print where.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
+    if args.list {
+        if ctx.json() {
+            let list: Vec<_> = Scenario::ALL
+                .iter()
+                .map(|s| serde_json::json!({"name": s.name(), "description": s.description()}))
+                .collect();
+            print_json(&list)?;
+        } else {
+            println!("Drill scenarios (rewind drill --scenario NAME):\n");
+            for s in Scenario::ALL {
+                println!("  {}{}", s.name(), if s == Scenario::FailedUpgrade { " (default)" } else { "" });
+                for line in wrap(s.description(), 74) {
+                    println!("      {line}");
+                }
+                println!();
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !ctx.root.is_system() {
+        bail!("`rewind drill` builds its own sandbox host; --root cannot be used with it");
+    }
+    let scenario: Scenario = args.scenario.parse()?;
+    let interactive = !args.auto && std::io::stdin().is_terminal() && std::io::stdout().is_terminal() && !ctx.json();
+    if !args.auto && !interactive && !ctx.json() {
+        eprintln!("rewind drill: no terminal, running the recovery automatically (--auto)");
+    }
+    let mut opts = DrillOptions::new(scenario);
+    opts.scale = args.scale;
+    opts.keep = args.keep;
+    if let Some(j) = args.jobs {
+        opts.jobs = j.max(1);
+    }
+    // Ctrl-C / SIGTERM / SIGHUP: stop at the next step, then clean up.
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
+        signal_hook::flag::register(sig, opts.cancel.flag()).wrap_err("installing the signal handler")?;
+    }
+
+    let quiet = ctx.json();
+    let style = ctx.style;
+    let sink = move |ev: Event| {
+        if quiet {
+            return;
+        }
+        match ev {
+            Event::Log { level, message } => match level {
+                Level::Info => eprintln!("{}", style.dim(&message)),
+                Level::Warn => eprintln!("{}", style.warn(&message)),
+                Level::Error => eprintln!("{}", style.bad(&message)),
+            },
+            Event::Output { line } => eprintln!("  | {line}"),
+            _ => {}
+        }
+    };
+
+    let mut report = DrillReport::new(scenario, opts.scale);
+    if !quiet {
+        eprintln!(
+            "{}",
+            style.bold(&format!("Rewind drill: {scenario}. A disposable sandbox host; nothing outside it is touched."))
+        );
+    }
+    let mut sandbox = match Sandbox::prepare(&opts, &sink, &mut report) {
+        Ok(sb) => sb,
+        Err(e) => {
+            if !quiet {
+                eprint!("{}", report.render());
+            }
+            return Err(e).wrap_err("preparing the drill sandbox");
+        }
+    };
+    let result = if interactive {
+        crate::commands::drill_wizard::run(&sandbox, &opts)
+    } else {
+        drill::auto::run(&sandbox, &opts, &sink, &mut report).map_err(color_eyre::Report::from)
+    };
+    if opts.cancel.is_cancelled() {
+        drop(sandbox);
+        bail!("drill interrupted; the sandbox and its PostgreSQL were removed");
+    }
+    if let Err(e) = &result {
+        report.steps.push(drill::report::StepReport {
+            name: "recovery".into(),
+            duration: std::time::Duration::ZERO,
+            ok: false,
+            detail: format!("{e:#}"),
+        });
+    }
+    drill::check::outcome(&sandbox, &mut report);
+    if opts.keep {
+        report.kept_at = Some(sandbox.keep());
+    }
+    drop(sandbox);
+    if ctx.json() {
+        print_json(&serde_json::json!({"passed": report.passed(), "report": report}))?;
+    } else {
+        print!("{}", report.render());
+    }
+    Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.len() + 1 + word.len() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
