@@ -17,6 +17,7 @@ pub mod prereq;
 pub mod report;
 pub mod scenario;
 pub mod setup;
+pub mod standin_migrate;
 
 pub use report::DrillReport;
 pub use scenario::Scenario;

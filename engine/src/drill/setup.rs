@@ -1,14 +1,15 @@
 //! Building the drill's sandbox host.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::report::{DrillReport, StepReport};
 use super::scenario::Scenario;
 use super::{setup_err, DrillError, DrillOptions};
+use crate::packages::sandbox_repo;
 use crate::pg::cluster::{ClusterOptions, TempCluster};
+use crate::version::GitLabVersion;
 use crate::progress::{Sink, SinkExt};
 use crate::root::HostRoot;
 use crate::sandbox::{self, backup, compare, data::DataSpec, host, PgTarget};
@@ -90,48 +91,6 @@ fn timed<T>(
     r.map(|(t, _)| t)
 }
 
-/// The `gitlab-ctl` stand-in: records every call (one line of argv) and answers `status`
-/// like Omnibus does. Its content is fixed; nothing from input goes into it.
-const GITLAB_CTL_STANDIN: &str = r#"#!/bin/sh
-# Rewind drill: stand-in for Omnibus's gitlab-ctl. Records calls, keeps service state.
-here="$(dirname "$0")"
-state="$here/../../../var/opt/gitlab/drill-services"
-mkdir -p "$state"
-echo "$*" >> "$here/../../../var/opt/gitlab/drill-gitlab-ctl.log"
-services="gitaly gitlab-workhorse logrotate nginx postgresql puma redis sidekiq"
-case "$1" in
-  status)
-    for s in $services; do
-      if [ -n "$2" ] && [ "$2" != "$s" ]; then continue; fi
-      if [ -f "$state/$s.down" ]; then echo "down: $s: 12s, normally up; run: log: (pid 201) 3600s"
-      else echo "run: $s: (pid 1$(printf %s "$s" | wc -c)42) 3600s; run: log: (pid 201) 3600s"; fi
-    done ;;
-  stop)
-    for s in $services; do
-      if [ -n "$2" ] && [ "$2" != "$s" ]; then continue; fi
-      touch "$state/$s.down"; echo "ok: down: $s: 0s, normally up"
-    done ;;
-  start|restart)
-    for s in $services; do
-      if [ -n "$2" ] && [ "$2" != "$s" ]; then continue; fi
-      rm -f "$state/$s.down"; echo "ok: run: $s: (pid 1042) 0s"
-    done ;;
-  reconfigure)
-    echo "Starting Chef Infra Client, version 18.3.0"
-    echo "Chef Infra Client finished, 0/1000 resources updated in 02 seconds"
-    echo "gitlab Reconfigured!" ;;
-  *) echo "gitlab-ctl stand-in: unsupported command $1" >&2; exit 1 ;;
-esac
-"#;
-
-fn write_exec(path: &Path, text: &str) -> std::io::Result<()> {
-    if let Some(p) = path.parent() {
-        fs::create_dir_all(p)?;
-    }
-    fs::write(path, text)?;
-    fs::set_permissions(path, fs::Permissions::from_mode(0o755))
-}
-
 impl Sandbox {
     /// The directory holding everything (host tree and cluster).
     pub fn dir(&self) -> &Path {
@@ -203,11 +162,16 @@ impl Sandbox {
             let mut hs = host::HostSpec::new(&host_dir, main.conn.clone());
             hs.ci = ci.as_ref().map(|c| c.conn.clone());
             let layout = host::build_host(&hs).map_err(setup_err("building the host tree"))?;
-            write_exec(&layout.root.join(crate::detect::omnibus::GITLAB_CTL), GITLAB_CTL_STANDIN)
-                .map_err(setup_err("writing the gitlab-ctl stand-in"))?;
             Ok((layout, format!("GitLab {} (Omnibus layout)", sandbox::BASE_VERSION)))
         })?;
         let root = layout.root.clone();
+        let base: GitLabVersion = sandbox::BASE_VERSION.parse().map_err(setup_err("base version"))?;
+        let upgrade: GitLabVersion = sandbox::UPGRADE_VERSION.parse().map_err(setup_err("upgrade version"))?;
+        let repo = timed(report, sink, opts, "install gitlab-ee 16.10.3 package", || {
+            let repo = sandbox_repo::setup_sandbox(&root, &dir.path().join("apt-repo"), &base, &[base.clone(), upgrade.clone()])
+                .map_err(setup_err("building the stand-in packages and the sandbox's dpkg"))?;
+            Ok((repo, "stand-in .debs of 16.10.3 and 16.11.0 in a local apt repository; 16.10.3 installed with dpkg; gitlab-ctl stand-in".to_string()))
+        })?;
 
         // Backups.
         let mut archives = Vec::new();
@@ -268,14 +232,22 @@ impl Sandbox {
 
         // The failure.
         let migrate_log = timed(report, sink, opts, "fail an upgrade to 16.11.0", || {
-            host::set_installed_version(&root, sandbox::UPGRADE_VERSION).map_err(setup_err("installing 16.11.0"))?;
+            let deb = repo.deb(&upgrade).ok_or_else(|| DrillError::Setup {
+                step: "installing 16.11.0".into(),
+                detail: "no stand-in package".into(),
+            })?;
+            sandbox_repo::dpkg_install(&root, deb).map_err(setup_err("installing gitlab-ee 16.11.0 with dpkg"))?;
             let mut client = main.connect().map_err(setup_err("connecting to the main database"))?;
             sandbox::upgrade::apply_failed_upgrade(&mut client).map_err(setup_err("applying the failed upgrade"))?;
             if scenario == Scenario::LeftoverTables {
                 // The backup was restored the old way: its dump over the database, no drop.
                 // The upgrade's tables survive; schema_migrations is the backup's again.
                 restore_without_drop(&main, &good_backup)?;
-                host::set_installed_version(&root, sandbox::BASE_VERSION).map_err(setup_err("rolling back to 16.10.3"))?;
+                let deb = repo.deb(&base).ok_or_else(|| DrillError::Setup {
+                    step: "reinstalling 16.10.3".into(),
+                    detail: "no stand-in package".into(),
+                })?;
+                sandbox_repo::dpkg_install(&root, deb).map_err(setup_err("reinstalling gitlab-ee 16.10.3 with dpkg"))?;
             }
             // Users kept working on the broken instance: the upload dirs changed.
             for (_, dir, _) in &expected.files {

@@ -1,0 +1,351 @@
+//! `rewind drill --auto`: the recovery performed without keys, the way a careful engineer
+//! would, through the same engine calls as the wizard and the CLI. Every step is timed in
+//! the report; refusals the scenario expects are checks, not failures.
+
+use std::ffi::OsString;
+use std::time::Instant;
+
+use super::report::{DrillReport, StepReport};
+use super::scenario::Scenario;
+use super::setup::Sandbox;
+use super::{DrillError, DrillOptions};
+use crate::backup::catalogue::{self, BackupEntry};
+use crate::detect::{self, DetectOptions, Installation};
+use crate::exec::Runner;
+use crate::files;
+use crate::journal::Journal;
+use crate::migrate::{self, repair};
+use crate::packages::rollback::{self, RollbackOptions, RollbackPlan};
+use crate::progress::{Sink, SinkExt};
+use crate::restore::database::{self as restore_db, RestoreFacts, RestoreOptions, RestoreRun};
+use crate::services::{self, GitlabCtl};
+
+/// A step's result: its one-line detail, or why it failed.
+type StepResult<T> = Result<(T, String), String>;
+
+fn step<T>(
+    report: &mut DrillReport,
+    sink: &dyn Sink,
+    opts: &DrillOptions,
+    name: &str,
+    f: impl FnOnce() -> StepResult<T>,
+) -> Result<Option<T>, DrillError> {
+    if opts.cancel.is_cancelled() {
+        return Err(DrillError::Cancelled(name.to_string()));
+    }
+    sink.info(format!("==> {name}"));
+    let start = Instant::now();
+    let r = f();
+    let (ok, detail, value) = match r {
+        Ok((v, d)) => (true, d, Some(v)),
+        Err(e) => (false, e, None),
+    };
+    if ok {
+        sink.info(format!("    ok: {detail}"));
+    } else {
+        sink.warn(format!("    FAILED: {detail}"));
+    }
+    report.steps.push(StepReport {
+        name: name.to_string(),
+        duration: start.elapsed(),
+        ok,
+        detail,
+    });
+    Ok(value)
+}
+
+fn detect_host(sb: &Sandbox) -> Result<Installation, String> {
+    detect::detect(&sb.root, &DetectOptions::default()).map_err(|e| e.to_string())
+}
+
+/// Run the recovery of the sandbox's scenario.
+pub fn run(sb: &Sandbox, opts: &DrillOptions, sink: &dyn Sink, report: &mut DrillReport) -> Result<(), DrillError> {
+    let journal = Journal::open_in(&Journal::dir_for(&sb.layout.backup_dir)).map_err(|e| DrillError::Setup {
+        step: "opening the journal".into(),
+        detail: e.to_string(),
+    })?;
+    let Some(inst) = step(report, sink, opts, "detect installation", || {
+        let inst = detect_host(sb)?;
+        let v = inst.version.as_ref().map(|v| v.to_string()).unwrap_or_else(|| "unknown".into());
+        let dbs: Vec<String> = inst.databases.iter().map(|d| format!("{} ({})", d.name, d.spec.dbname)).collect();
+        Ok((inst, format!("Omnibus GitLab {v}; databases {}", dbs.join(", "))))
+    })?
+    else {
+        return Ok(());
+    };
+    if sb.scenario == Scenario::LeftoverTables {
+        return repair_migrations(sb, opts, sink, report, &inst, &journal);
+    }
+
+    // Select: newest first; a backup that fails verification is refused before anything
+    // changes, and the next one is tried.
+    let Some(backups) = step(report, sink, opts, "list backups", || {
+        let list = catalogue::list_backups(&sb.layout.backup_dir, inst.version.as_ref()).map_err(|e| e.to_string())?;
+        let names: Vec<String> = list
+            .iter()
+            .map(|b| format!("{} ({})", b.id, b.version_text.as_deref().unwrap_or("?")))
+            .collect();
+        Ok((list, names.join(", ")))
+    })?
+    else {
+        return Ok(());
+    };
+    let mut chosen: Option<BackupEntry> = None;
+    for b in backups.iter().filter(|b| b.error.is_none() || sb.scenario == Scenario::CorruptBackup) {
+        let verified = step(report, sink, opts, &format!("preflight: verify {}", short(&b.id)), || {
+            crate::backup::verify::verify(&b.path, sink, &opts.cancel)
+                .map(|_| ((), "every member decodes, checksums match".to_string()))
+                .map_err(|e| e.to_string())
+        });
+        match verified {
+            Ok(Some(())) => {
+                chosen = Some(b.clone());
+                break;
+            }
+            Ok(None) if sb.scenario == Scenario::CorruptBackup => {
+                // Expected: the truncated newest backup is refused. Not a failed step.
+                if let Some(last) = report.steps.last_mut() {
+                    last.ok = true;
+                    last.detail = format!("refused as expected: {}", last.detail);
+                }
+                let unchanged = crate::sandbox::compare::fingerprint(&sb.main)
+                    .map(|fp| sb.before.diff(&fp).is_empty())
+                    .unwrap_or(false);
+                report.check(
+                    "corrupt backup refused before anything changed",
+                    unchanged,
+                    format!("{} refused by preflight; database untouched", short(&b.id)),
+                );
+            }
+            Ok(None) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let Some(backup) = chosen else {
+        return Ok(());
+    };
+    let target = match backup.version.clone() {
+        Some(v) => v,
+        None => {
+            report.check("backup names its GitLab version", false, backup.id.clone());
+            return Ok(());
+        }
+    };
+
+    // Roll the package back (stops puma and sidekiq first, reconfigures after).
+    let plan = step(report, sink, opts, &format!("plan rollback to {target}"), || {
+        rollback::plan(&sb.root, &target, RollbackOptions::default())
+            .map(|p| {
+                let d = match &p {
+                    RollbackPlan::Package(pp) => pp.steps.iter().map(|s| s.cmd.display()).collect::<Vec<_>>().join("; "),
+                    RollbackPlan::AlreadyInstalled { version } => format!("{version} already installed"),
+                    other => format!("{other:?}"),
+                };
+                (p, d)
+            })
+            .map_err(|e| e.to_string())
+    })?;
+    if sb.scenario == Scenario::VersionMismatch {
+        return refuse_mismatch(sb, report, plan.is_none(), &backup, &inst, opts, sink, &journal);
+    }
+    let Some(plan) = plan else { return Ok(()) };
+    if let RollbackPlan::Package(pp) = &plan {
+        let done = step(report, sink, opts, &format!("roll back gitlab-ee to {}", pp.install.version), || {
+            rollback::run(&sb.root, pp, sink, Some(&journal))
+                .map(|o| ((), format!("GitLab {} installed", o.detected)))
+                .map_err(|e| e.to_string())
+        })?;
+        if done.is_none() {
+            return Ok(());
+        }
+    }
+    let inst = detect_host(sb).map_err(|e| DrillError::Setup { step: "re-detect".into(), detail: e })?;
+
+    // Restore the databases: snapshot, drop (confirmed by name), load, verify.
+    let restored = step(report, sink, opts, "restore databases", || {
+        let facts = RestoreFacts {
+            backup_version: backup.version.clone(),
+            backup_version_text: backup.version_text.clone(),
+            installed_version: inst.version.clone(),
+            db_version: backup.information.as_ref().and_then(|i| i.db_version.clone()),
+            backup_path: sb.layout.backup_dir.clone(),
+        };
+        let jobs: Vec<restore_db::DatabaseJob> = inst
+            .databases
+            .iter()
+            .filter(|d| d.database_tasks)
+            .map(|d| restore_db::DatabaseJob {
+                connection: d.name.clone(),
+                spec: d.spec.clone(),
+                member: restore_db::member_for(&d.name),
+            })
+            .collect();
+        let ropts = RestoreOptions {
+            // The careful engineer reads the drop screen and types each database's name.
+            confirm_drop: jobs.iter().map(|j| j.spec.dbname.clone()).collect(),
+            snapshot: true,
+            jobs: opts.jobs,
+            continue_on_error: false,
+            allow_version_mismatch: false,
+            drop: Default::default(),
+        };
+        let source = restore_db::ArchiveSource::new(&backup.path);
+        let loader = restore_db::default_loader(&sb.root);
+        let run = RestoreRun {
+            root: &sb.root,
+            source: &source,
+            loader: loader.as_ref(),
+            facts: &facts,
+            opts: &ropts,
+            journal: &journal,
+            sink,
+            cancel: &opts.cancel,
+        };
+        let outcomes = run.run(&jobs).map_err(|e| e.to_string())?;
+        let d: Vec<String> = outcomes
+            .iter()
+            .map(|o| {
+                let rows: u64 = o.load.as_ref().map(|l| l.tables.iter().map(|t| t.rows).sum()).unwrap_or(0);
+                let snap = o.snapshot.as_ref().map(|s| " after a safety snapshot").unwrap_or("");
+                format!("{}: {} ({rows} rows){snap}", o.database, o.status)
+            })
+            .collect();
+        Ok((outcomes, d.join("; ")))
+    })?;
+    if let Some(outcomes) = &restored {
+        let failed: Vec<String> = outcomes
+            .iter()
+            .flat_map(|o| o.verify.iter().flat_map(|v| v.lines.iter()))
+            .filter(|l| !l.passed())
+            .map(|l| l.to_string())
+            .collect();
+        report.check(
+            "restore's own verification passed",
+            failed.is_empty(),
+            if failed.is_empty() { "every verify line passed".into() } else { failed.join("; ") },
+        );
+    } else {
+        return Ok(());
+    }
+
+    // File components, previous contents moved aside.
+    step(report, sink, opts, "restore file components", || {
+        let members: Vec<String> = backup.members.iter().map(|m| m.name.clone()).collect();
+        let kind = inst.kind.unwrap_or(detect::InstallKind::Omnibus);
+        let comps = files::select_components(&members, &backup.skipped, &[], kind);
+        let fopts = files::RestoreOptions {
+            cancel: Some(opts.cancel.clone()),
+            ..Default::default()
+        };
+        let reports = files::restore_components(&backup.path, &comps, &sb.root, &inst.backup_path, &fopts, sink, Some(&journal))
+            .map_err(|e| e.to_string())?;
+        let d: Vec<String> = reports.iter().map(|r| r.verify_line()).collect();
+        Ok(((), d.join("; ")))
+    })?;
+
+    // Start GitLab again.
+    step(report, sink, opts, "reconfigure and start services", || {
+        let runner = Runner::new(sink, Some(&journal));
+        for s in services::post_restore_steps(&sb.root).into_iter().filter(|s| s.changes_host) {
+            runner.run(&s.step, &s.cmd).map_err(|e| e.to_string())?;
+        }
+        let st = GitlabCtl::new(&sb.root).status().map_err(|e| e.to_string())?;
+        let down: Vec<&str> = st.iter().filter(|s| !s.is_running()).map(|s| s.service.as_str()).collect();
+        if down.is_empty() {
+            Ok(((), format!("{} services running", st.len())))
+        } else {
+            Err(format!("still down: {}", down.join(", ")))
+        }
+    })?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn refuse_mismatch(
+    sb: &Sandbox,
+    report: &mut DrillReport,
+    rollback_refused: bool,
+    backup: &BackupEntry,
+    inst: &Installation,
+    opts: &DrillOptions,
+    sink: &dyn Sink,
+    journal: &Journal,
+) -> Result<(), DrillError> {
+    let detail = report.steps.last().map(|s| s.detail.clone()).unwrap_or_default();
+    if let Some(last) = report.steps.last_mut() {
+        last.ok = true;
+        last.detail = format!("refused as expected: {}", last.detail);
+    }
+    report.check(
+        "rollback to a version the repository lacks is refused",
+        rollback_refused && detail.contains("16.10.3"),
+        format!("the refusal lists what is available: {}", first_line(&detail)),
+    );
+    // The restore itself must refuse too, before anything changes.
+    let facts = RestoreFacts {
+        backup_version: backup.version.clone(),
+        backup_version_text: backup.version_text.clone(),
+        installed_version: inst.version.clone(),
+        db_version: backup.information.as_ref().and_then(|i| i.db_version.clone()),
+        backup_path: sb.layout.backup_dir.clone(),
+    };
+    let refused = restore_db::check_version(&facts, false);
+    let _ = (opts, sink, journal);
+    report.check(
+        "restore of a mismatched backup is refused",
+        refused.is_err(),
+        refused.err().map(|e| first_line(&e.to_string())).unwrap_or_else(|| "accepted!".into()),
+    );
+    Ok(())
+}
+
+fn repair_migrations(
+    sb: &Sandbox,
+    opts: &DrillOptions,
+    sink: &dyn Sink,
+    report: &mut DrillReport,
+    inst: &Installation,
+    journal: &Journal,
+) -> Result<(), DrillError> {
+    let Some(log) = step(report, sink, opts, "read the failed migrate log", || {
+        let path = migrate::log::latest_omnibus_log(&sb.root, None).map_err(|e| e.to_string())?;
+        let parsed = migrate::log::parse_file(&path).map_err(|e| e.to_string())?;
+        let d = match parsed.first_failure() {
+            Some(f) => format!("{} {} failed: {}", f.version, f.name, first_line(&f.message)),
+            None => "no failure found".into(),
+        };
+        Ok((parsed, d))
+    })?
+    else {
+        return Ok(());
+    };
+    step(report, sink, opts, "repair migration state", || {
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let ropts = repair::RepairOptions {
+            migrate_cmd: vec![
+                exe.into_os_string(),
+                OsString::from("--root"),
+                sb.root.base().as_os_str().to_owned(),
+                OsString::from("drill-migrate"),
+            ],
+            max_rounds: 10,
+        };
+        let mut dbs = repair::Databases::new(inst.databases.clone());
+        let rep = repair::repair(log, &mut dbs, &ropts, &mut repair::AssumeYes, Some(journal), sink).map_err(|e| e.to_string())?;
+        let marked: Vec<String> = rep.marked.iter().map(|m| m.version.clone()).collect();
+        if rep.succeeded() {
+            Ok(((), format!("{} rounds; marked {}; db:migrate succeeded", rep.rounds.len(), marked.join(", "))))
+        } else {
+            Err(rep.message)
+        }
+    })?;
+    Ok(())
+}
+
+fn short(id: &str) -> &str {
+    id
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").to_string()
+}
