@@ -75,4 +75,9 @@ pub enum Command {
     /// Before the next upgrade: what the live database holds that the backup does not
     /// create (tables, columns, indexes, schemas, newer migrations), with advice.
     CheckLeftovers(commands::check_leftovers::Args),
+    /// Rehearse a whole recovery on a disposable sandbox host (see --list for scenarios).
+    Drill(commands::drill::Args),
+    /// The drill's stand-in for `gitlab-rake db:migrate` (used by the drill only).
+    #[command(hide = true, name = "drill-migrate")]
+    DrillMigrate,
 }

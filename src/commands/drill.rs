@@ -152,3 +152,14 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
     }
     lines
 }
+
+/// `rewind drill-migrate` (hidden): the drill's stand-in for `gitlab-rake db:migrate`,
+/// against the sandbox host given with `--root`.
+pub fn run_standin_migrate(ctx: &Ctx) -> color_eyre::Result<ExitCode> {
+    if ctx.root.is_system() {
+        bail!("drill-migrate only runs against a drill sandbox (--root)");
+    }
+    let (code, out) = drill::standin_migrate::run(&ctx.root);
+    print!("{out}");
+    Ok(if code == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}

@@ -3,6 +3,8 @@
 pub mod backups;
 pub mod check_leftovers;
 pub mod detect;
+pub mod drill;
+pub mod drill_wizard;
 pub mod inspect;
 pub mod mark_migration;
 pub mod plan;
@@ -65,6 +67,8 @@ pub fn dispatch(cli: Cli) -> color_eyre::Result<ExitCode> {
         Some(Command::Sandbox(args)) => sandbox::run(&ctx, args),
         Some(Command::Restore(args)) => restore::run(&ctx, args),
         Some(Command::CheckLeftovers(args)) => check_leftovers::run(&ctx, args),
+        Some(Command::Drill(args)) => drill::run(&ctx, args),
+        Some(Command::DrillMigrate) => drill::run_standin_migrate(&ctx),
         None => wizard::run(&ctx),
     }
 }
