@@ -9,6 +9,7 @@
 
 pub mod backup;
 pub mod detect;
+pub mod drill;
 pub mod dump;
 pub mod exec;
 pub mod files;
