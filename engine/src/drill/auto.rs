@@ -93,7 +93,7 @@ pub fn run(sb: &Sandbox, opts: &DrillOptions, sink: &dyn Sink, report: &mut Dril
     let mut chosen: Option<BackupEntry> = None;
     for b in backups.iter().filter(|b| b.error.is_none() || sb.scenario == Scenario::CorruptBackup) {
         let verified = step(report, sink, opts, &format!("preflight: verify {}", short(&b.id)), || {
-            crate::backup::verify::verify(&b.path, sink, &opts.cancel)
+            crate::backup::verify::verify(&b.path, sink, Some(&opts.cancel))
                 .map(|_| ((), "every member decodes, checksums match".to_string()))
                 .map_err(|e| e.to_string())
         });
@@ -189,12 +189,11 @@ pub fn run(sb: &Sandbox, opts: &DrillOptions, sink: &dyn Sink, report: &mut Dril
             allow_version_mismatch: false,
             drop: Default::default(),
         };
-        let source = restore_db::ArchiveSource::new(&backup.path);
-        let loader = restore_db::default_loader(&sb.root);
+        let source = restore_db::ArchiveSource::new(&backup);
         let run = RestoreRun {
             root: &sb.root,
             source: &source,
-            loader: loader.as_ref(),
+            loader: &restore_db::ParallelLoader,
             facts: &facts,
             opts: &ropts,
             journal: &journal,
@@ -216,8 +215,8 @@ pub fn run(sb: &Sandbox, opts: &DrillOptions, sink: &dyn Sink, report: &mut Dril
         let failed: Vec<String> = outcomes
             .iter()
             .flat_map(|o| o.verify.iter().flat_map(|v| v.lines.iter()))
-            .filter(|l| !l.passed())
-            .map(|l| l.to_string())
+            .filter(|l| l.status == crate::restore::verify::Status::Fail)
+            .map(|l| format!("{}: {}", l.check, l.detail))
             .collect();
         report.check(
             "restore's own verification passed",
@@ -311,7 +310,11 @@ fn repair_migrations(
         let path = migrate::log::latest_omnibus_log(&sb.root, None).map_err(|e| e.to_string())?;
         let parsed = migrate::log::parse_file(&path).map_err(|e| e.to_string())?;
         let d = match parsed.first_failure() {
-            Some(f) => format!("{} {} failed: {}", f.version, f.name, first_line(&f.message)),
+            Some(f) => format!(
+                "migration {} failed: {}",
+                f.version().unwrap_or("?"),
+                first_line(f.error_text.as_deref().unwrap_or("no error text"))
+            ),
             None => "no failure found".into(),
         };
         Ok((parsed, d))

@@ -11,7 +11,7 @@
 //! the temp dir is touched, and everything is removed when the [`Sandbox`] is dropped
 //! unless it was kept.
 
-// pub mod auto;
+pub mod auto;
 pub mod check;
 pub mod prereq;
 pub mod report;
