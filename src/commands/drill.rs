@@ -44,7 +44,15 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
         } else {
             println!("Drill scenarios (rewind drill --scenario NAME):\n");
             for s in Scenario::ALL {
-                println!("  {}{}", s.name(), if s == Scenario::FailedUpgrade { " (default)" } else { "" });
+                println!(
+                    "  {}{}",
+                    s.name(),
+                    if s == Scenario::FailedUpgrade {
+                        " (default)"
+                    } else {
+                        ""
+                    }
+                );
                 for line in wrap(s.description(), 74) {
                     println!("      {line}");
                 }
@@ -57,7 +65,10 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
         bail!("`rewind drill` builds its own sandbox host; --root cannot be used with it");
     }
     let scenario: Scenario = args.scenario.parse()?;
-    let interactive = !args.auto && std::io::stdin().is_terminal() && std::io::stdout().is_terminal() && !ctx.json();
+    let interactive = !args.auto
+        && std::io::stdin().is_terminal()
+        && std::io::stdout().is_terminal()
+        && !ctx.json();
     if !args.auto && !interactive && !ctx.json() {
         eprintln!("rewind drill: no terminal, running the recovery automatically (--auto)");
     }
@@ -68,8 +79,13 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
         opts.jobs = j.max(1);
     }
     // Ctrl-C / SIGTERM / SIGHUP: stop at the next step, then clean up.
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
-        signal_hook::flag::register(sig, opts.cancel.flag()).wrap_err("installing the signal handler")?;
+    for sig in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        signal_hook::flag::register(sig, opts.cancel.flag())
+            .wrap_err("installing the signal handler")?;
     }
 
     let quiet = ctx.json();
@@ -132,7 +148,11 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
     } else {
         print!("{}", report.render());
     }
-    Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn wrap(text: &str, width: usize) -> Vec<String> {
@@ -161,5 +181,9 @@ pub fn run_standin_migrate(ctx: &Ctx) -> color_eyre::Result<ExitCode> {
     }
     let (code, out) = drill::standin_migrate::run(&ctx.root);
     print!("{out}");
-    Ok(if code == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if code == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -59,16 +59,34 @@ fn detect_host(sb: &Sandbox) -> Result<Installation, String> {
 }
 
 /// Run the recovery of the sandbox's scenario.
-pub fn run(sb: &Sandbox, opts: &DrillOptions, sink: &dyn Sink, report: &mut DrillReport) -> Result<(), DrillError> {
-    let journal = Journal::open_in(&Journal::dir_for(&sb.layout.backup_dir)).map_err(|e| DrillError::Setup {
-        step: "opening the journal".into(),
-        detail: e.to_string(),
+pub fn run(
+    sb: &Sandbox,
+    opts: &DrillOptions,
+    sink: &dyn Sink,
+    report: &mut DrillReport,
+) -> Result<(), DrillError> {
+    let journal = Journal::open_in(&Journal::dir_for(&sb.layout.backup_dir)).map_err(|e| {
+        DrillError::Setup {
+            step: "opening the journal".into(),
+            detail: e.to_string(),
+        }
     })?;
     let Some(inst) = step(report, sink, opts, "detect installation", || {
         let inst = detect_host(sb)?;
-        let v = inst.version.as_ref().map(|v| v.to_string()).unwrap_or_else(|| "unknown".into());
-        let dbs: Vec<String> = inst.databases.iter().map(|d| format!("{} ({})", d.name, d.spec.dbname)).collect();
-        Ok((inst, format!("Omnibus GitLab {v}; databases {}", dbs.join(", "))))
+        let v = inst
+            .version
+            .as_ref()
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "unknown".into());
+        let dbs: Vec<String> = inst
+            .databases
+            .iter()
+            .map(|d| format!("{} ({})", d.name, d.spec.dbname))
+            .collect();
+        Ok((
+            inst,
+            format!("Omnibus GitLab {v}; databases {}", dbs.join(", ")),
+        ))
     })?
     else {
         return Ok(());
@@ -80,7 +98,8 @@ pub fn run(sb: &Sandbox, opts: &DrillOptions, sink: &dyn Sink, report: &mut Dril
     // Select: newest first; a backup that fails verification is refused before anything
     // changes, and the next one is tried.
     let Some(backups) = step(report, sink, opts, "list backups", || {
-        let list = catalogue::list_backups(&sb.layout.backup_dir, inst.version.as_ref()).map_err(|e| e.to_string())?;
+        let list = catalogue::list_backups(&sb.layout.backup_dir, inst.version.as_ref())
+            .map_err(|e| e.to_string())?;
         let names: Vec<String> = list
             .iter()
             .map(|b| format!("{} ({})", b.id, b.version_text.as_deref().unwrap_or("?")))
@@ -91,12 +110,21 @@ pub fn run(sb: &Sandbox, opts: &DrillOptions, sink: &dyn Sink, report: &mut Dril
         return Ok(());
     };
     let mut chosen: Option<BackupEntry> = None;
-    for b in backups.iter().filter(|b| b.error.is_none() || sb.scenario == Scenario::CorruptBackup) {
-        let verified = step(report, sink, opts, &format!("preflight: verify {}", short(&b.id)), || {
-            crate::backup::verify::verify(&b.path, sink, Some(&opts.cancel))
-                .map(|_| ((), "every member decodes, checksums match".to_string()))
-                .map_err(|e| e.to_string())
-        });
+    for b in backups
+        .iter()
+        .filter(|b| b.error.is_none() || sb.scenario == Scenario::CorruptBackup)
+    {
+        let verified = step(
+            report,
+            sink,
+            opts,
+            &format!("preflight: verify {}", short(&b.id)),
+            || {
+                crate::backup::verify::verify(&b.path, sink, Some(&opts.cancel))
+                    .map(|_| ((), "every member decodes, checksums match".to_string()))
+                    .map_err(|e| e.to_string())
+            },
+        );
         match verified {
             Ok(Some(())) => {
                 chosen = Some(b.clone());
@@ -133,33 +161,64 @@ pub fn run(sb: &Sandbox, opts: &DrillOptions, sink: &dyn Sink, report: &mut Dril
     };
 
     // Roll the package back (stops puma and sidekiq first, reconfigures after).
-    let plan = step(report, sink, opts, &format!("plan rollback to {target}"), || {
-        rollback::plan(&sb.root, &target, RollbackOptions::default())
-            .map(|p| {
-                let d = match &p {
-                    RollbackPlan::Package(pp) => pp.steps.iter().map(|s| s.cmd.display()).collect::<Vec<_>>().join("; "),
-                    RollbackPlan::AlreadyInstalled { version } => format!("{version} already installed"),
-                    other => format!("{other:?}"),
-                };
-                (p, d)
-            })
-            .map_err(|e| e.to_string())
-    })?;
+    let plan = step(
+        report,
+        sink,
+        opts,
+        &format!("plan rollback to {target}"),
+        || {
+            rollback::plan(&sb.root, &target, RollbackOptions::default())
+                .map(|p| {
+                    let d = match &p {
+                        RollbackPlan::Package(pp) => pp
+                            .steps
+                            .iter()
+                            .map(|s| s.cmd.display())
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                        RollbackPlan::AlreadyInstalled { version } => {
+                            format!("{version} already installed")
+                        }
+                        other => format!("{other:?}"),
+                    };
+                    (p, d)
+                })
+                .map_err(|e| e.to_string())
+        },
+    )?;
     if sb.scenario == Scenario::VersionMismatch {
-        return refuse_mismatch(sb, report, plan.is_none(), &backup, &inst, opts, sink, &journal);
+        return refuse_mismatch(
+            sb,
+            report,
+            plan.is_none(),
+            &backup,
+            &inst,
+            opts,
+            sink,
+            &journal,
+        );
     }
     let Some(plan) = plan else { return Ok(()) };
     if let RollbackPlan::Package(pp) = &plan {
-        let done = step(report, sink, opts, &format!("roll back gitlab-ee to {}", pp.install.version), || {
-            rollback::run(&sb.root, pp, sink, Some(&journal))
-                .map(|o| ((), format!("GitLab {} installed", o.detected)))
-                .map_err(|e| e.to_string())
-        })?;
+        let done = step(
+            report,
+            sink,
+            opts,
+            &format!("roll back gitlab-ee to {}", pp.install.version),
+            || {
+                rollback::run(&sb.root, pp, sink, Some(&journal))
+                    .map(|o| ((), format!("GitLab {} installed", o.detected)))
+                    .map_err(|e| e.to_string())
+            },
+        )?;
         if done.is_none() {
             return Ok(());
         }
     }
-    let inst = detect_host(sb).map_err(|e| DrillError::Setup { step: "re-detect".into(), detail: e })?;
+    let inst = detect_host(sb).map_err(|e| DrillError::Setup {
+        step: "re-detect".into(),
+        detail: e,
+    })?;
 
     // Restore the databases: snapshot, drop (confirmed by name), load, verify.
     let restored = step(report, sink, opts, "restore databases", || {
@@ -167,7 +226,10 @@ pub fn run(sb: &Sandbox, opts: &DrillOptions, sink: &dyn Sink, report: &mut Dril
             backup_version: backup.version.clone(),
             backup_version_text: backup.version_text.clone(),
             installed_version: inst.version.clone(),
-            db_version: backup.information.as_ref().and_then(|i| i.db_version.clone()),
+            db_version: backup
+                .information
+                .as_ref()
+                .and_then(|i| i.db_version.clone()),
             backup_path: sb.layout.backup_dir.clone(),
         };
         let jobs: Vec<restore_db::DatabaseJob> = inst
@@ -204,8 +266,16 @@ pub fn run(sb: &Sandbox, opts: &DrillOptions, sink: &dyn Sink, report: &mut Dril
         let d: Vec<String> = outcomes
             .iter()
             .map(|o| {
-                let rows: u64 = o.load.as_ref().map(|l| l.tables.iter().map(|t| t.rows).sum()).unwrap_or(0);
-                let snap = o.snapshot.as_ref().map(|s| " after a safety snapshot").unwrap_or("");
+                let rows: u64 = o
+                    .load
+                    .as_ref()
+                    .map(|l| l.tables.iter().map(|t| t.rows).sum())
+                    .unwrap_or(0);
+                let snap = o
+                    .snapshot
+                    .as_ref()
+                    .map(|_| " after a safety snapshot")
+                    .unwrap_or("");
                 format!("{}: {} ({rows} rows){snap}", o.database, o.status)
             })
             .collect();
@@ -221,7 +291,11 @@ pub fn run(sb: &Sandbox, opts: &DrillOptions, sink: &dyn Sink, report: &mut Dril
         report.check(
             "restore's own verification passed",
             failed.is_empty(),
-            if failed.is_empty() { "every verify line passed".into() } else { failed.join("; ") },
+            if failed.is_empty() {
+                "every verify line passed".into()
+            } else {
+                failed.join("; ")
+            },
         );
     } else {
         return Ok(());
@@ -236,8 +310,16 @@ pub fn run(sb: &Sandbox, opts: &DrillOptions, sink: &dyn Sink, report: &mut Dril
             cancel: Some(opts.cancel.clone()),
             ..Default::default()
         };
-        let reports = files::restore_components(&backup.path, &comps, &sb.root, &inst.backup_path, &fopts, sink, Some(&journal))
-            .map_err(|e| e.to_string())?;
+        let reports = files::restore_components(
+            &backup.path,
+            &comps,
+            &sb.root,
+            &inst.backup_path,
+            &fopts,
+            sink,
+            Some(&journal),
+        )
+        .map_err(|e| e.to_string())?;
         let d: Vec<String> = reports.iter().map(|r| r.verify_line()).collect();
         Ok(((), d.join("; ")))
     })?;
@@ -245,11 +327,20 @@ pub fn run(sb: &Sandbox, opts: &DrillOptions, sink: &dyn Sink, report: &mut Dril
     // Start GitLab again.
     step(report, sink, opts, "reconfigure and start services", || {
         let runner = Runner::new(sink, Some(&journal));
-        for s in services::post_restore_steps(&sb.root).into_iter().filter(|s| s.changes_host) {
+        for s in services::post_restore_steps(&sb.root)
+            .into_iter()
+            .filter(|s| s.changes_host)
+        {
             runner.run(&s.step, &s.cmd).map_err(|e| e.to_string())?;
         }
-        let st = GitlabCtl::new(&sb.root).status().map_err(|e| e.to_string())?;
-        let down: Vec<&str> = st.iter().filter(|s| !s.is_running()).map(|s| s.service.as_str()).collect();
+        let st = GitlabCtl::new(&sb.root)
+            .status()
+            .map_err(|e| e.to_string())?;
+        let down: Vec<&str> = st
+            .iter()
+            .filter(|s| !s.is_running())
+            .map(|s| s.service.as_str())
+            .collect();
         if down.is_empty() {
             Ok(((), format!("{} services running", st.len())))
         } else {
@@ -270,7 +361,11 @@ fn refuse_mismatch(
     sink: &dyn Sink,
     journal: &Journal,
 ) -> Result<(), DrillError> {
-    let detail = report.steps.last().map(|s| s.detail.clone()).unwrap_or_default();
+    let detail = report
+        .steps
+        .last()
+        .map(|s| s.detail.clone())
+        .unwrap_or_default();
     if let Some(last) = report.steps.last_mut() {
         last.ok = true;
         last.detail = format!("refused as expected: {}", last.detail);
@@ -278,14 +373,20 @@ fn refuse_mismatch(
     report.check(
         "rollback to a version the repository lacks is refused",
         rollback_refused && detail.contains("16.10.3"),
-        format!("the refusal lists what is available: {}", first_line(&detail)),
+        format!(
+            "the refusal lists what is available: {}",
+            first_line(&detail)
+        ),
     );
     // The restore itself must refuse too, before anything changes.
     let facts = RestoreFacts {
         backup_version: backup.version.clone(),
         backup_version_text: backup.version_text.clone(),
         installed_version: inst.version.clone(),
-        db_version: backup.information.as_ref().and_then(|i| i.db_version.clone()),
+        db_version: backup
+            .information
+            .as_ref()
+            .and_then(|i| i.db_version.clone()),
         backup_path: sb.layout.backup_dir.clone(),
     };
     let refused = restore_db::check_version(&facts, false);
@@ -293,7 +394,10 @@ fn refuse_mismatch(
     report.check(
         "restore of a mismatched backup is refused",
         refused.is_err(),
-        refused.err().map(|e| first_line(&e.to_string())).unwrap_or_else(|| "accepted!".into()),
+        refused
+            .err()
+            .map(|e| first_line(&e.to_string()))
+            .unwrap_or_else(|| "accepted!".into()),
     );
     Ok(())
 }
@@ -334,10 +438,25 @@ fn repair_migrations(
             max_rounds: 10,
         };
         let mut dbs = repair::Databases::new(inst.databases.clone());
-        let rep = repair::repair(log, &mut dbs, &ropts, &mut repair::AssumeYes, Some(journal), sink).map_err(|e| e.to_string())?;
+        let rep = repair::repair(
+            log,
+            &mut dbs,
+            &ropts,
+            &mut repair::AssumeYes,
+            Some(journal),
+            sink,
+        )
+        .map_err(|e| e.to_string())?;
         let marked: Vec<String> = rep.marked.iter().map(|m| m.version.clone()).collect();
         if rep.succeeded() {
-            Ok(((), format!("{} rounds; marked {}; db:migrate succeeded", rep.rounds.len(), marked.join(", "))))
+            Ok((
+                (),
+                format!(
+                    "{} rounds; marked {}; db:migrate succeeded",
+                    rep.rounds.len(),
+                    marked.join(", ")
+                ),
+            ))
         } else {
             Err(rep.message)
         }

@@ -8,12 +8,21 @@ use super::scenario::Scenario;
 use super::setup::Sandbox;
 use crate::sandbox::{self, compare};
 
-fn db_check(report: &mut DrillReport, name: &str, target: &sandbox::PgTarget, want: &compare::DbFingerprint) {
+fn db_check(
+    report: &mut DrillReport,
+    name: &str,
+    target: &sandbox::PgTarget,
+    want: &compare::DbFingerprint,
+) {
     match compare::fingerprint(target) {
         Ok(got) => {
             let diff = want.diff(&got);
             let detail = if diff.is_empty() {
-                format!("schema and {} tables equal ({} rows)", got.tables.len(), got.total_rows())
+                format!(
+                    "schema and {} tables equal ({} rows)",
+                    got.tables.len(),
+                    got.total_rows()
+                )
             } else {
                 let mut d: Vec<String> = diff.iter().take(5).cloned().collect();
                 if diff.len() > 5 {
@@ -34,13 +43,19 @@ fn installed_version(sb: &Sandbox) -> String {
 }
 
 /// The newest `schema_migrations` version and whether the given versions are present.
-fn schema_migrations(target: &sandbox::PgTarget, versions: &[&str]) -> Result<(String, Vec<bool>), String> {
+fn schema_migrations(
+    target: &sandbox::PgTarget,
+    versions: &[&str],
+) -> Result<(String, Vec<bool>), String> {
     let mut c = target.connect().map_err(|e| e.to_string())?;
     let max = sandbox::current_db_version(&mut c).map_err(|e| e.to_string())?;
     let mut present = Vec::new();
     for v in versions {
         let n: i64 = c
-            .query_one("SELECT count(*) FROM schema_migrations WHERE version = $1", &[v])
+            .query_one(
+                "SELECT count(*) FROM schema_migrations WHERE version = $1",
+                &[v],
+            )
             .map_err(|e| e.to_string())?
             .get(0);
         present.push(n == 1);
@@ -51,14 +66,21 @@ fn schema_migrations(target: &sandbox::PgTarget, versions: &[&str]) -> Result<(S
 /// Check the sandbox after a recovery ran, for the sandbox's scenario.
 pub fn outcome(sb: &Sandbox, report: &mut DrillReport) {
     match sb.scenario {
-        Scenario::FailedUpgrade | Scenario::CorruptBackup | Scenario::Decomposed => recovered(sb, report),
+        Scenario::FailedUpgrade | Scenario::CorruptBackup | Scenario::Decomposed => {
+            recovered(sb, report)
+        }
         Scenario::VersionMismatch => unchanged(sb, report),
         Scenario::LeftoverTables => repaired(sb, report),
     }
 }
 
 fn recovered(sb: &Sandbox, report: &mut DrillReport) {
-    db_check(report, "main database equals the backup", &sb.main, &sb.expected.main);
+    db_check(
+        report,
+        "main database equals the backup",
+        &sb.main,
+        &sb.expected.main,
+    );
     if let (Some(ci), Some(want)) = (&sb.ci, &sb.expected.ci) {
         db_check(report, "ci database equals the backup", ci, want);
     }
@@ -107,7 +129,11 @@ fn recovered(sb: &Sandbox, report: &mut DrillReport) {
                     },
                 );
             }
-            Err(e) => report.check(format!("{name} files equal the backup"), false, e.to_string()),
+            Err(e) => report.check(
+                format!("{name} files equal the backup"),
+                false,
+                e.to_string(),
+            ),
         }
     }
     let v = installed_version(sb);
@@ -125,14 +151,20 @@ fn private_files(sb: &Sandbox, report: &mut DrillReport) {
     match fs::metadata(&journal) {
         Ok(m) => {
             let mode = m.permissions().mode() & 0o777;
-            let entries = crate::journal::Journal::read(&journal).map(|e| e.len()).unwrap_or(0);
+            let entries = crate::journal::Journal::read(&journal)
+                .map(|e| e.len())
+                .unwrap_or(0);
             report.check(
                 "journal written, mode 0600",
                 mode == 0o600 && entries > 0,
                 format!("{entries} entries, mode {mode:o}"),
             );
         }
-        Err(e) => report.check("journal written, mode 0600", false, format!("{}: {e}", journal.display())),
+        Err(e) => report.check(
+            "journal written, mode 0600",
+            false,
+            format!("{}: {e}", journal.display()),
+        ),
     }
 }
 
@@ -163,7 +195,12 @@ fn repaired(sb: &Sandbox, report: &mut DrillReport) {
         .collect();
     match schema_migrations(&sb.main, &all) {
         Ok((max, present)) => {
-            let missing: Vec<&str> = all.iter().zip(&present).filter(|(_, p)| !**p).map(|(v, _)| *v).collect();
+            let missing: Vec<&str> = all
+                .iter()
+                .zip(&present)
+                .filter(|(_, p)| !**p)
+                .map(|(v, _)| *v)
+                .collect();
             report.check(
                 "every 16.11.0 migration recorded",
                 missing.is_empty(),
@@ -179,12 +216,19 @@ fn repaired(sb: &Sandbox, report: &mut DrillReport) {
     // The journal records the versions marked complete, in order.
     let journal = crate::journal::Journal::dir_for(&sb.layout.backup_dir).join("journal.jsonl");
     let entries = crate::journal::Journal::read(&journal).unwrap_or_default();
-    let text: Vec<String> = entries.iter().map(|e| serde_json::to_string(e).unwrap_or_default()).collect();
+    let text: Vec<String> = entries
+        .iter()
+        .map(|e| serde_json::to_string(e).unwrap_or_default())
+        .collect();
     let positions: Vec<Option<usize>> = marked
         .iter()
-        .map(|v| text.iter().position(|l| l.contains("mark") && l.contains(v)))
+        .map(|v| {
+            text.iter()
+                .position(|l| l.contains("mark") && l.contains(v))
+        })
         .collect();
-    let in_order = positions.iter().all(|p| p.is_some()) && positions.windows(2).all(|w| w[0] < w[1]);
+    let in_order =
+        positions.iter().all(|p| p.is_some()) && positions.windows(2).all(|w| w[0] < w[1]);
     report.check(
         "leftover migrations marked complete, in order, journaled",
         in_order,

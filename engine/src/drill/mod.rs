@@ -47,7 +47,9 @@ impl DrillOptions {
         DrillOptions {
             scenario,
             scale: DEFAULT_SCALE,
-            jobs: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            jobs: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
             keep: false,
             cancel: Cancel::new(),
         }

@@ -52,7 +52,9 @@ impl DrillReport {
 
     /// Passed: every step ran and every check passed (and there was at least one check).
     pub fn passed(&self) -> bool {
-        !self.checks.is_empty() && self.steps.iter().all(|s| s.ok) && self.checks.iter().all(|c| c.ok)
+        !self.checks.is_empty()
+            && self.steps.iter().all(|s| s.ok)
+            && self.checks.iter().all(|c| c.ok)
     }
 
     pub fn check(&mut self, name: impl Into<String>, ok: bool, detail: impl Into<String>) {
@@ -66,7 +68,10 @@ impl DrillReport {
     /// Plain-text rendering for the terminal.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        out.push_str(&format!("Drill report: scenario {} (scale {})\n\nSteps\n", self.scenario, self.scale));
+        out.push_str(&format!(
+            "Drill report: scenario {} (scale {})\n\nSteps\n",
+            self.scenario, self.scale
+        ));
         let total: Duration = self.steps.iter().map(|s| s.duration).sum();
         for s in &self.steps {
             out.push_str(&format!(
@@ -77,14 +82,27 @@ impl DrillReport {
                 s.detail
             ));
         }
-        out.push_str(&format!("  {:<39} {:>7.1}s\n\nChecks\n", "total", total.as_secs_f64()));
+        out.push_str(&format!(
+            "  {:<39} {:>7.1}s\n\nChecks\n",
+            "total",
+            total.as_secs_f64()
+        ));
         for c in &self.checks {
-            out.push_str(&format!("  {} {:<34} {}\n", if c.ok { "pass" } else { "FAIL" }, c.name, c.detail));
+            out.push_str(&format!(
+                "  {} {:<34} {}\n",
+                if c.ok { "pass" } else { "FAIL" },
+                c.name,
+                c.detail
+            ));
         }
         let passed = self.checks.iter().filter(|c| c.ok).count();
         out.push_str(&format!(
             "\n{}: {passed}/{} checks passed\n",
-            if self.passed() { "DRILL PASSED" } else { "DRILL FAILED" },
+            if self.passed() {
+                "DRILL PASSED"
+            } else {
+                "DRILL FAILED"
+            },
             self.checks.len()
         ));
         if let Some(p) = &self.kept_at {

@@ -9,10 +9,10 @@ use super::scenario::Scenario;
 use super::{setup_err, DrillError, DrillOptions};
 use crate::packages::sandbox_repo;
 use crate::pg::cluster::{ClusterOptions, TempCluster};
-use crate::version::GitLabVersion;
 use crate::progress::{Sink, SinkExt};
 use crate::root::HostRoot;
 use crate::sandbox::{self, backup, compare, data::DataSpec, host, PgTarget};
+use crate::version::GitLabVersion;
 
 /// What a good recovery must end with (or, for refusing scenarios, what must not change).
 #[derive(Debug, Clone)]
@@ -117,7 +117,11 @@ impl Sandbox {
     }
 
     /// Build the sandbox for `opts.scenario`.
-    pub fn prepare(opts: &DrillOptions, sink: &dyn Sink, report: &mut DrillReport) -> Result<Sandbox, DrillError> {
+    pub fn prepare(
+        opts: &DrillOptions,
+        sink: &dyn Sink,
+        report: &mut DrillReport,
+    ) -> Result<Sandbox, DrillError> {
         let scenario = opts.scenario;
         let missing = super::prereq::check(true);
         if !missing.is_empty() {
@@ -146,32 +150,70 @@ impl Sandbox {
 
         let spec = DataSpec::with_scale(opts.scale);
         timed(report, sink, opts, "load GitLab 16.10.3 database", || {
-            cluster.create_database(sandbox::MAIN_DB).map_err(setup_err("creating the main database"))?;
-            let mut client = main.connect().map_err(setup_err("connecting to the main database"))?;
-            let stats = sandbox::populate(&mut client, &spec).map_err(setup_err("loading the GitLab-like schema and data"))?;
+            cluster
+                .create_database(sandbox::MAIN_DB)
+                .map_err(setup_err("creating the main database"))?;
+            let mut client = main
+                .connect()
+                .map_err(setup_err("connecting to the main database"))?;
+            let stats = sandbox::populate(&mut client, &spec)
+                .map_err(setup_err("loading the GitLab-like schema and data"))?;
             if let Some(ci) = &ci {
-                cluster.create_database(sandbox::CI_DB).map_err(setup_err("creating the ci database"))?;
-                let mut c = ci.connect().map_err(setup_err("connecting to the ci database"))?;
-                sandbox::populate(&mut c, &DataSpec { seed: spec.seed ^ 0xC1, ..spec })
-                    .map_err(setup_err("loading the ci database"))?;
+                cluster
+                    .create_database(sandbox::CI_DB)
+                    .map_err(setup_err("creating the ci database"))?;
+                let mut c = ci
+                    .connect()
+                    .map_err(setup_err("connecting to the ci database"))?;
+                sandbox::populate(
+                    &mut c,
+                    &DataSpec {
+                        seed: spec.seed ^ 0xC1,
+                        ..spec
+                    },
+                )
+                .map_err(setup_err("loading the ci database"))?;
             }
-            Ok(((), format!("{} rows (scale {})", stats.total_rows(), opts.scale)))
+            Ok((
+                (),
+                format!("{} rows (scale {})", stats.total_rows(), opts.scale),
+            ))
         })?;
 
         let layout = timed(report, sink, opts, "build Omnibus-like host tree", || {
             let mut hs = host::HostSpec::new(&host_dir, main.conn.clone());
             hs.ci = ci.as_ref().map(|c| c.conn.clone());
             let layout = host::build_host(&hs).map_err(setup_err("building the host tree"))?;
-            Ok((layout, format!("GitLab {} (Omnibus layout)", sandbox::BASE_VERSION)))
+            Ok((
+                layout,
+                format!("GitLab {} (Omnibus layout)", sandbox::BASE_VERSION),
+            ))
         })?;
         let root = layout.root.clone();
-        let base: GitLabVersion = sandbox::BASE_VERSION.parse().map_err(setup_err("base version"))?;
-        let upgrade: GitLabVersion = sandbox::UPGRADE_VERSION.parse().map_err(setup_err("upgrade version"))?;
-        let repo = timed(report, sink, opts, "install gitlab-ee 16.10.3 package", || {
-            let repo = sandbox_repo::setup_sandbox(&root, &dir.path().join("apt-repo"), &base, &[base.clone(), upgrade.clone()])
-                .map_err(setup_err("building the stand-in packages and the sandbox's dpkg"))?;
-            Ok((repo, "stand-in .debs of 16.10.3 and 16.11.0 in a local apt repository; 16.10.3 installed with dpkg; gitlab-ctl stand-in".to_string()))
-        })?;
+        let base: GitLabVersion = sandbox::BASE_VERSION
+            .parse()
+            .map_err(setup_err("base version"))?;
+        let upgrade: GitLabVersion = sandbox::UPGRADE_VERSION
+            .parse()
+            .map_err(setup_err("upgrade version"))?;
+        let repo = timed(
+            report,
+            sink,
+            opts,
+            "install gitlab-ee 16.10.3 package",
+            || {
+                let repo = sandbox_repo::setup_sandbox(
+                    &root,
+                    &dir.path().join("apt-repo"),
+                    &base,
+                    &[base.clone(), upgrade.clone()],
+                )
+                .map_err(setup_err(
+                    "building the stand-in packages and the sandbox's dpkg",
+                ))?;
+                Ok((repo, "stand-in .debs of 16.10.3 and 16.11.0 in a local apt repository; 16.10.3 installed with dpkg; gitlab-ctl stand-in".to_string()))
+            },
+        )?;
 
         // Backups.
         let mut archives = Vec::new();
@@ -188,14 +230,20 @@ impl Sandbox {
             }
             let path = backup::build_backup(&bs).map_err(setup_err("making the backup"))?;
             let size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-            Ok((path.clone(), format!("{} ({} bytes)", file_name(&path), size)))
+            Ok((
+                path.clone(),
+                format!("{} ({} bytes)", file_name(&path), size),
+            ))
         })?;
         archives.push(good_backup.clone());
 
         let expected = Expected {
-            main: compare::fingerprint(&main).map_err(setup_err("fingerprinting the backup's database"))?,
+            main: compare::fingerprint(&main)
+                .map_err(setup_err("fingerprinting the backup's database"))?,
             ci: match &ci {
-                Some(c) => Some(compare::fingerprint(c).map_err(setup_err("fingerprinting the ci database"))?),
+                Some(c) => Some(
+                    compare::fingerprint(c).map_err(setup_err("fingerprinting the ci database"))?,
+                ),
                 None => None,
             },
             files: layout
@@ -217,15 +265,21 @@ impl Sandbox {
                 let bs = backup::BackupSpec::new(&layout.backup_dir, main.clone())
                     .with_components(layout.components.clone())
                     .with_created_at(created);
-                let path = backup::build_backup(&bs).map_err(setup_err("making the second backup"))?;
-                let len = fs::metadata(&path).map_err(setup_err("reading the second backup"))?.len();
+                let path =
+                    backup::build_backup(&bs).map_err(setup_err("making the second backup"))?;
+                let len = fs::metadata(&path)
+                    .map_err(setup_err("reading the second backup"))?
+                    .len();
                 let cut = (len / 2).max(1024);
                 fs::OpenOptions::new()
                     .write(true)
                     .open(&path)
                     .and_then(|f| f.set_len(cut))
                     .map_err(setup_err("truncating the second backup"))?;
-                Ok((path.clone(), format!("{} cut from {len} to {cut} bytes", file_name(&path))))
+                Ok((
+                    path.clone(),
+                    format!("{} cut from {len} to {cut} bytes", file_name(&path)),
+                ))
             })?;
             archives.push(bad);
         }
@@ -236,9 +290,13 @@ impl Sandbox {
                 step: "installing 16.11.0".into(),
                 detail: "no stand-in package".into(),
             })?;
-            sandbox_repo::dpkg_install(&root, deb).map_err(setup_err("installing gitlab-ee 16.11.0 with dpkg"))?;
-            let mut client = main.connect().map_err(setup_err("connecting to the main database"))?;
-            sandbox::upgrade::apply_failed_upgrade(&mut client).map_err(setup_err("applying the failed upgrade"))?;
+            sandbox_repo::dpkg_install(&root, deb)
+                .map_err(setup_err("installing gitlab-ee 16.11.0 with dpkg"))?;
+            let mut client = main
+                .connect()
+                .map_err(setup_err("connecting to the main database"))?;
+            sandbox::upgrade::apply_failed_upgrade(&mut client)
+                .map_err(setup_err("applying the failed upgrade"))?;
             if scenario == Scenario::LeftoverTables {
                 // The backup was restored the old way: its dump over the database, no drop.
                 // The upgrade's tables survive; schema_migrations is the backup's again.
@@ -247,23 +305,33 @@ impl Sandbox {
                     step: "reinstalling 16.10.3".into(),
                     detail: "no stand-in package".into(),
                 })?;
-                sandbox_repo::dpkg_install(&root, deb).map_err(setup_err("reinstalling gitlab-ee 16.10.3 with dpkg"))?;
+                sandbox_repo::dpkg_install(&root, deb)
+                    .map_err(setup_err("reinstalling gitlab-ee 16.10.3 with dpkg"))?;
             }
             // Users kept working on the broken instance: the upload dirs changed.
             for (_, dir, _) in &expected.files {
-                fs::write(dir.join("written-after-the-backup.txt"), b"uploaded while 16.11.0 was half-migrated\n")
-                    .map_err(setup_err("changing the file components"))?;
+                fs::write(
+                    dir.join("written-after-the-backup.txt"),
+                    b"uploaded while 16.11.0 was half-migrated\n",
+                )
+                .map_err(setup_err("changing the file components"))?;
             }
             let log_text = if scenario == Scenario::LeftoverTables {
                 sandbox::upgrade::failed_migrate_log()
             } else {
                 sandbox::upgrade::upgrade_migrate_log()
             };
-            let log = host::write_migrate_log(&root, chrono::Utc::now(), &log_text).map_err(setup_err("writing the migrate log"))?;
-            Ok((log, "new tables, a new column and schema_migrations rows; migrate log written".to_string()))
+            let log = host::write_migrate_log(&root, chrono::Utc::now(), &log_text)
+                .map_err(setup_err("writing the migrate log"))?;
+            Ok((
+                log,
+                "new tables, a new column and schema_migrations rows; migrate log written"
+                    .to_string(),
+            ))
         })?;
 
-        let before = compare::fingerprint(&main).map_err(setup_err("fingerprinting the broken database"))?;
+        let before =
+            compare::fingerprint(&main).map_err(setup_err("fingerprinting the broken database"))?;
         let installed_before = fs::read_to_string(root.join(crate::detect::omnibus::VERSION))
             .map(|s| s.trim().to_string())
             .unwrap_or_default();
@@ -329,5 +397,7 @@ fn restore_without_drop(main: &PgTarget, archive: &Path) -> Result<(), DrillErro
 }
 
 fn file_name(p: &Path) -> String {
-    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }

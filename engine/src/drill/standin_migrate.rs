@@ -59,7 +59,10 @@ fn step_for(version: &str) -> Option<Step> {
 
 fn announce(m: &UpgradeMigration, what: &str) -> String {
     let text = format!("{} {}: {what}", m.version, m.name);
-    format!("== {text} {}", "=".repeat(75usize.saturating_sub(text.chars().count())))
+    format!(
+        "== {text} {}",
+        "=".repeat(75usize.saturating_sub(text.chars().count()))
+    )
 }
 
 /// Run the stand-in migration against the main database of the host under `root`.
@@ -71,27 +74,46 @@ pub fn run(root: &HostRoot) -> (i32, String) {
         Err(e) => return (1, format!("rake aborted!\n{e}\n")),
     };
     let Some(db) = inst.main_db() else {
-        return (1, "rake aborted!\nno main database in database.yml\n".into());
+        return (
+            1,
+            "rake aborted!\nno main database in database.yml\n".into(),
+        );
     };
     let mut client = match db.spec.connect() {
         Ok(c) => c,
-        Err(e) => return (1, format!("rake aborted!\nActiveRecord::ConnectionNotEstablished: {e}\n")),
+        Err(e) => {
+            return (
+                1,
+                format!("rake aborted!\nActiveRecord::ConnectionNotEstablished: {e}\n"),
+            )
+        }
     };
-    let all: Vec<&UpgradeMigration> = UPGRADE_MIGRATIONS.iter().chain([&FAILING_MIGRATION]).collect();
+    let all: Vec<&UpgradeMigration> = UPGRADE_MIGRATIONS
+        .iter()
+        .chain([&FAILING_MIGRATION])
+        .collect();
     for m in all {
         let done: bool = client
-            .query_one("SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)", &[&m.version])
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)",
+                &[&m.version],
+            )
             .map(|r| r.get(0))
             .unwrap_or(false);
         if done {
             continue;
         }
-        let Some(step) = step_for(m.version) else { continue };
+        let Some(step) = step_for(m.version) else {
+            continue;
+        };
         let _ = writeln!(out, "{}", announce(m, "migrating"));
         for s in m.steps {
             let _ = writeln!(out, "{s}");
         }
-        let exists: bool = client.query_one(step.exists, &[]).map(|r| r.get(0)).unwrap_or(false);
+        let exists: bool = client
+            .query_one(step.exists, &[])
+            .map(|r| r.get(0))
+            .unwrap_or(false);
         if exists {
             if let Some((class, message)) = step.duplicate {
                 let _ = write!(
@@ -108,7 +130,13 @@ pub fn run(root: &HostRoot) -> (i32, String) {
             };
             let applied = tx
                 .batch_execute(step.apply)
-                .and_then(|_| tx.execute("INSERT INTO schema_migrations (version) VALUES ($1)", &[&m.version]).map(|_| ()))
+                .and_then(|_| {
+                    tx.execute(
+                        "INSERT INTO schema_migrations (version) VALUES ($1)",
+                        &[&m.version],
+                    )
+                    .map(|_| ())
+                })
                 .and_then(|_| tx.commit());
             if let Err(e) = applied {
                 let _ = write!(
@@ -123,7 +151,10 @@ pub fn run(root: &HostRoot) -> (i32, String) {
             continue;
         }
         // Existing index skipped by index_exists?: recorded like Rails does.
-        let _ = client.execute("INSERT INTO schema_migrations (version) VALUES ($1)", &[&m.version]);
+        let _ = client.execute(
+            "INSERT INTO schema_migrations (version) VALUES ($1)",
+            &[&m.version],
+        );
         let _ = writeln!(out, "{}\n", announce(m, "migrated (0.0011s)"));
     }
     (0, out)
