@@ -11,7 +11,7 @@ set -euo pipefail
 size_mb=${1:-1100}
 comp=${2:-gzip}
 here=$(cd "$(dirname "$0")/.." && pwd)
-bin=$here/target/release/examples/restore_files
+bin=${REWIND_FILES_BIN:-$here/target/release/examples/restore_files}
 [ -x "$bin" ] || { echo "build first: cargo build --release -p rewind-engine --example restore_files" >&2; exit 1; }
 out=$(mktemp -d /tmp/rewind-bench-files.XXXXXX)
 trap 'rm -rf "$out"' EXIT
@@ -20,17 +20,16 @@ trap 'rm -rf "$out"' EXIT
 # (images, archives), half text.
 src=$out/src
 mkdir -p "$src/@hashed"
-per_dir_mb=$(( size_mb / 20 ))
-for d in $(seq -w 1 20); do
-  dir=$src/@hashed/$d/$(printf '%02x' "$d")
+half_kb=$(( size_mb * 1024 / 40 ))
+for d in $(seq 1 20); do
+  dir=$src/@hashed/$(printf '%02x/%02x' "$d" "$((d * 7 % 256))")
   mkdir -p "$dir"
   # one large binary file per directory
-  head -c $(( per_dir_mb / 2 ))M /dev/urandom > "$dir/large.bin"
+  head -c "${half_kb}K" /dev/urandom > "$dir/large.bin"
   # many small text files (64 KiB each)
-  head -c $(( per_dir_mb / 2 ))M /dev/urandom | base64 -w 0 | head -c $(( per_dir_mb / 2 ))M \
-    | split -b 64k -a 4 - "$dir/f_"
+  head -c "$(( half_kb * 3 / 4 ))K" /dev/urandom | base64 -w 0 | split -b 64k -a 4 - "$dir/f_"
 done
-bytes=$(du -sb "$src" | cut -f1)
+bytes=$(find "$src" -type f -printf '%s\n' | awk '{s+=$1} END {print s}')
 files=$(find "$src" -type f | wc -l)
 
 case $comp in
