@@ -36,7 +36,7 @@ pub fn row(e: &BackupEntry) -> BackupRow {
     }
     if let Some(d) = e.databases.first() {
         if let Some(c) = d.compression {
-            details.push(("compression".to_string(), c.as_str().to_string()));
+            details.push(("compressed".to_string(), c.as_str().to_string()));
         }
     }
     if e.version.is_none() {

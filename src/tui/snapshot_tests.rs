@@ -355,3 +355,79 @@ fn no_color_draws_no_colour() {
         assert_eq!(cell.bg, ratatui::style::Color::Reset, "{cell:?}");
     }
 }
+
+/// Detect and SelectBackup drawn from a real sandbox: an Omnibus-like host tree, a real
+/// cluster and a GitLab-format backup made by the fixture builder (temp paths filtered).
+#[test]
+fn sandbox_detect_and_backups() {
+    use rewind_engine::pg::cluster::TempCluster;
+    use rewind_engine::root::HostRoot;
+    use rewind_engine::sandbox::{self, backup, data::DataSpec, host, PgTarget};
+
+    let cluster = TempCluster::start().expect("cluster");
+    cluster.create_database(DB).expect("db");
+    let mut client = cluster.connect(DB).expect("connect");
+    sandbox::populate(&mut client, &DataSpec::default()).expect("populate");
+    let tree = tempfile::tempdir().expect("tree");
+    let main = cluster.conn_spec(DB);
+    let layout = host::build_host(&host::HostSpec::new(tree.path(), main.clone())).expect("host");
+    let spec = backup::BackupSpec::new(&layout.backup_dir, PgTarget::new(cluster.bin_dir(), main))
+        .with_components(layout.components.clone());
+    backup::build_backup(&spec).expect("backup");
+
+    let root = HostRoot::new(tree.path());
+    let inst = super::exec::detect_with(&super::exec::ExecOptions {
+        root: root.clone(),
+        backup_dir: None,
+        database_url: None,
+    })
+    .expect("detect");
+    let rows = super::catalogue::list(&root.join(&inst.backup_path), inst.version.as_ref())
+        .expect("backups");
+    assert_eq!(rows.len(), 1);
+    let mut s = State::new(
+        root,
+        Some("DRILL: sandbox, nothing on this host is touched".into()),
+    );
+    s.color = false;
+    super::update::start(&mut s);
+    update(&mut s, Event::Engine(Msg::Detected(Ok(Box::new(inst)))));
+    update(&mut s, Event::Engine(Msg::Backups(Ok(rows))));
+    let base = tree.path().display().to_string();
+    let filters = vec![
+        (regex_escape(&base), "[ROOT]".to_string()),
+        (
+            r"/tmp/rewind-pg-[A-Za-z0-9]+".to_string(),
+            "[PGDIR]".to_string(),
+        ),
+        (
+            r"port=\d+|:\d{4,5}\b|\.s\.PGSQL\.\d+".to_string(),
+            "[PORT]".to_string(),
+        ),
+        (r"\d+\.\d (KiB|MiB)".to_string(), "[SIZE]".to_string()),
+    ];
+    let filters: Vec<(&str, &str)> = filters
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    insta::with_settings!({ filters => filters }, {
+        insta::assert_snapshot!("sandbox_detect_80x24", render(&s, 80, 24));
+        insta::assert_snapshot!("sandbox_detect_120x34", render(&s, 120, 34));
+        update(&mut s, key(KeyCode::Enter));
+        insta::assert_snapshot!("sandbox_backups_80x24", render(&s, 80, 24));
+        insta::assert_snapshot!("sandbox_backups_120x34", render(&s, 120, 34));
+    });
+    drop(cluster);
+}
+
+fn regex_escape(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            if "\\.+*?()|[]{}^$".contains(c) {
+                vec!['\\', c]
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}
