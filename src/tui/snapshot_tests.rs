@@ -394,7 +394,7 @@ fn sandbox_detect_and_backups() {
     update(&mut s, Event::Engine(Msg::Detected(Ok(Box::new(inst)))));
     update(&mut s, Event::Engine(Msg::Backups(Ok(rows))));
     let base = tree.path().display().to_string();
-    let filters = vec![
+    let filters = [
         (regex_escape(&base), "[ROOT]".to_string()),
         (
             r"/tmp/rewind-pg-[A-Za-z0-9]+".to_string(),
