@@ -4,19 +4,18 @@
 
 use std::process::Command;
 
-fn drill_dirs() -> Vec<String> {
-    std::fs::read_dir(std::env::temp_dir())
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with("rewind-drill-"))
-                .collect()
-        })
-        .unwrap_or_default()
+/// The sandbox directory the drill names in its report (`.../rewind-drill-XXXX/...`).
+fn sandbox_dir(report: &str) -> Option<std::path::PathBuf> {
+    let at = report.find("rewind-drill-")?;
+    let start = report[..at]
+        .rfind(char::is_whitespace)
+        .map(|i| i + 1)
+        .unwrap_or(0);
+    let end = at + report[at..].find('/')?;
+    Some(std::path::PathBuf::from(&report[start..end]))
 }
 
 fn run_scenario(name: &str, must_mention: &[&str]) {
-    let before = drill_dirs();
     let out = Command::new(env!("CARGO_BIN_EXE_rewind"))
         .args(["drill", "--auto", "--scenario", name])
         .env("NO_COLOR", "1")
@@ -35,9 +34,8 @@ fn run_scenario(name: &str, must_mention: &[&str]) {
             "report of {name} lacks `{m}`:\n{stdout}"
         );
     }
-    let after = drill_dirs();
-    let left: Vec<&String> = after.iter().filter(|d| !before.contains(d)).collect();
-    assert!(left.is_empty(), "drill {name} left {left:?} behind");
+    let dir = sandbox_dir(&stdout).expect("the report names the sandbox");
+    assert!(!dir.exists(), "drill {name} left {} behind", dir.display());
 }
 
 #[test]
