@@ -309,7 +309,7 @@ fn restore_after_a_failed_upgrade_equals_gitlabs_pipeline() {
     assert!(plan.contains("public.lfs_objects"), "{plan}");
     assert!(plan.contains("jobs:       3"), "{plan}");
     assert!(
-        plan.contains("uploads") && plan.contains("not yet supported"),
+        plan.contains("uploads") && plan.contains("previous contents moved aside"),
         "{plan}"
     );
     assert!(plan.contains("projects.new_flag"), "{plan}");

@@ -32,8 +32,14 @@ pub const COMPONENT_ORDER: [&str; 12] = [
     "external_diffs",
 ];
 
-/// What this command does with the file components (restored by another step later).
-pub const FILES_NOT_SUPPORTED: &str = "not restored (files: not yet supported by this command)";
+/// What `rewind restore` does with a file component: extracts it, previous contents moved
+/// aside to `<backup_path>/tmp/<name>.<epoch>` (see `files::restore_components`).
+pub const FILES_RESTORED: &str = "restore (previous contents moved aside to <backup_path>/tmp)";
+
+/// What `rewind restore` does with `repositories/`: nothing yet; reported, never silently
+/// skipped.
+pub const FILES_NOT_SUPPORTED: &str =
+    "not restored (repositories: not yet supported by this command; use `gitlab-backup restore SKIP=db,uploads,builds,artifacts,lfs,pages,packages,terraform_state,registry,ci_secure_files,external_diffs`)";
 
 /// The phases of a database restore, in order.
 pub const PHASES: [&str; 6] = ["catalog", "snapshot", "drop", "load", "verify", "summary"];
@@ -43,7 +49,7 @@ pub const PHASES: [&str; 6] = ["catalog", "snapshot", "drop", "load", "verify", 
 pub struct ComponentPlan {
     pub name: String,
     /// `restore`, `skipped (--skip)`, `skipped (not in the backup: ...)` or
-    /// [`FILES_NOT_SUPPORTED`].
+    /// [`FILES_RESTORED`] or [`FILES_NOT_SUPPORTED`].
     pub status: String,
 }
 
@@ -128,8 +134,10 @@ pub fn component_plan(
             continue;
         } else if name == "db" {
             "restore".to_string()
-        } else {
+        } else if name == "repositories" {
             FILES_NOT_SUPPORTED.to_string()
+        } else {
+            FILES_RESTORED.to_string()
         };
         out.push(ComponentPlan {
             name: name.to_string(),
@@ -141,7 +149,7 @@ pub fn component_plan(
         if !COMPONENT_ORDER.contains(&p.as_str()) {
             out.push(ComponentPlan {
                 name: p.clone(),
-                status: FILES_NOT_SUPPORTED.to_string(),
+                status: FILES_RESTORED.to_string(),
             });
         }
     }
@@ -339,13 +347,13 @@ mod tests {
             vec![
                 ("db", "restore"),
                 ("repositories", FILES_NOT_SUPPORTED),
-                ("uploads", FILES_NOT_SUPPORTED),
+                ("uploads", FILES_RESTORED),
                 (
                     "builds",
                     "skipped (not in the backup: skipped when it was made)"
                 ),
                 ("lfs", "skipped (--skip)"),
-                ("newthing", FILES_NOT_SUPPORTED),
+                ("newthing", FILES_RESTORED),
             ]
         );
     }
@@ -432,7 +440,7 @@ mod tests {
             .unwrap()
             .starts_with(backup_path.path().join("rewind/snapshots")));
         assert_eq!(plan.jobs, 3);
-        assert_eq!(plan.components[1].status, FILES_NOT_SUPPORTED);
+        assert_eq!(plan.components[1].status, FILES_RESTORED);
         // Nothing changed, nothing written.
         assert_eq!(schema_of(&c, "gitlabhq_production"), before);
         assert!(!backup_path.path().join("rewind").exists());
