@@ -109,3 +109,58 @@ fn list_describes_every_scenario_and_bad_names_are_refused() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--list"));
 }
+
+/// Ctrl-C (SIGINT) while the sandbox is being built: the drill stops at the next step,
+/// exits non-zero, and removes its directory and stops its PostgreSQL.
+#[test]
+fn interrupted_drill_leaves_nothing_behind() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rewind"))
+        .args(["drill", "--auto", "--scale", "3"])
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start rewind drill");
+    let stderr = child.stderr.take().unwrap();
+    let mut sandbox = None;
+    let mut lines = BufReader::new(stderr).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(p) = line.strip_prefix("drill: sandbox in ") {
+            sandbox = Some(std::path::PathBuf::from(p.trim()));
+        }
+        if line.contains("load GitLab 16.10.3 database") {
+            break;
+        }
+    }
+    let sandbox = sandbox.expect("the drill names its sandbox");
+    assert!(sandbox.exists());
+    nix_kill(child.id());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    assert!(
+        !status.success(),
+        "an interrupted drill must not pass: {rest:?}"
+    );
+    assert!(!sandbox.exists(), "{} left behind", sandbox.display());
+    // No server of that sandbox still runs.
+    let ours = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(&*sandbox.to_string_lossy()))
+        .count();
+    assert_eq!(ours, 0, "a process of the interrupted drill still runs");
+}
+
+fn nix_kill(pid: u32) {
+    let status = Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}

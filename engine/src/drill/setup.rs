@@ -131,6 +131,7 @@ impl Sandbox {
             .prefix("rewind-drill-")
             .tempdir()
             .map_err(setup_err("creating the sandbox directory"))?;
+        sink.info(format!("drill: sandbox in {}", dir.path().display()));
         let host_dir = dir.path().join("host");
         fs::create_dir(&host_dir).map_err(setup_err("creating the sandbox host tree"))?;
 
