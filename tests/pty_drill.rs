@@ -1,0 +1,143 @@
+//! The interactive drill, as an engineer rehearses it: `rewind drill` in a pseudo-terminal,
+//! the production wizard driven by keystrokes from Detect to Done on the drill's sandbox
+//! (real cluster, real apt/dpkg rollback, real archive), then the drill's own checks.
+
+use std::io::{Read, Write};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use portable_pty::{native_pty_system, CommandBuilder, PtySize};
+
+const ROWS: u16 = 30;
+const COLS: u16 = 100;
+const STEP: Duration = Duration::from_secs(120);
+
+struct Term {
+    screen: Arc<Mutex<vt100::Parser>>,
+    raw: Arc<Mutex<Vec<u8>>>,
+    writer: Box<dyn Write + Send>,
+}
+
+impl Term {
+    fn wait_for(&self, text: &str) {
+        let end = Instant::now() + STEP;
+        loop {
+            let c = self.screen.lock().unwrap().screen().contents();
+            if c.contains(text) {
+                return;
+            }
+            assert!(
+                Instant::now() < end,
+                "timed out waiting for {text:?}; the screen shows:\n{c}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).unwrap();
+        self.writer.flush().unwrap();
+    }
+
+    fn raw_text(&self) -> String {
+        String::from_utf8_lossy(&self.raw.lock().unwrap()).into_owned()
+    }
+}
+
+#[test]
+fn the_interactive_drill_is_recovered_by_keystrokes() {
+    let pair = native_pty_system()
+        .openpty(PtySize {
+            rows: ROWS,
+            cols: COLS,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
+        .expect("openpty");
+    let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_rewind"));
+    cmd.arg("drill");
+    cmd.env("NO_COLOR", "1");
+    cmd.env("TERM", "xterm-256color");
+    let mut child = pair.slave.spawn_command(cmd).expect("spawn rewind drill");
+    let mut reader = pair.master.try_clone_reader().unwrap();
+    let screen = Arc::new(Mutex::new(vt100::Parser::new(
+        std::num::NonZeroU16::new(ROWS).unwrap(),
+        std::num::NonZeroU16::new(COLS).unwrap(),
+        0,
+    )));
+    let raw = Arc::new(Mutex::new(Vec::new()));
+    let (s2, r2) = (screen.clone(), raw.clone());
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            s2.lock().unwrap().process(&buf[..n]);
+            r2.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    let mut t = Term {
+        screen,
+        raw,
+        writer: pair.master.take_writer().unwrap(),
+    };
+
+    t.wait_for("DRILL (failed-upgrade)");
+    t.wait_for("16.11.0-ee");
+    t.send(b"\r"); // Detect -> backups
+    t.wait_for("16.10.3");
+    t.send(b"\r"); // pick the backup -> preflight
+    t.wait_for("goes on to stopping the services");
+    t.send(b"\r");
+    t.wait_for("gitlab-ctl stop sidekiq");
+    t.send(b"\r");
+    t.wait_for("Run these commands now?");
+    t.send(b"y");
+    t.wait_for("puma and sidekiq are stopped");
+    t.send(b"\r");
+    t.wait_for("Roll back package");
+    t.send(b"\r");
+    t.wait_for("Run these commands now?");
+    t.send(b"y");
+    t.wait_for("GitLab 16.10.3-ee is installed");
+    t.send(b"\r");
+    t.wait_for("Danger: this drops every table");
+    t.wait_for("Type the database name");
+    t.wait_for("marked new");
+    t.send(b"gitlabhq_production");
+    t.wait_for("Drop and restore (Enter)");
+    t.send(b"\r");
+    t.wait_for("snapshot, drop, then restore");
+    t.send(b"\r");
+    t.wait_for("restore finished");
+    t.send(b"\r");
+    t.wait_for("gitlab version: installed 16.10.3-ee");
+    t.send(b"\r");
+    t.wait_for("Enter runs these commands");
+    t.send(b"\r");
+    t.wait_for("Run these commands now?");
+    t.send(b"y");
+    t.wait_for("ok: run: sidekiq");
+    t.send(b"\r");
+    t.wait_for("is back on the backup's data");
+    t.send(b"\r");
+
+    let end = Instant::now() + STEP;
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            panic!("the drill did not exit:\n{}", t.raw_text());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let out = t.raw_text();
+    assert!(status.success(), "drill failed:\n{out}");
+    assert!(out.contains("DRILL PASSED"), "{out}");
+    assert!(out.contains("main database equals the backup"), "{out}");
+    assert!(out.contains("\x1b[?1049l"), "alternate screen not left");
+}
