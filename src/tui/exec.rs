@@ -609,12 +609,12 @@ fn inventory(
     let main = jobs
         .first()
         .ok_or("no database connection found in database.yml")?;
-    let source = source_for(&backup.path);
+    let source = source_for(&backup.path)?;
     let facts = facts_of(root, inst, backup);
     // The plan needs a confirmation to say "runnable"; the inventory does not.
     let opts = restore_options(&main.spec.dbname, true);
     let plan = build_plan(
-        source.as_ref(),
+        &source,
         &jobs,
         &BackupFacts {
             id: backup.id.clone(),
@@ -677,11 +677,11 @@ fn restore(
             }
         }
     };
-    let source = source_for(&backup.path);
+    let source = source_for(&backup.path)?;
     let opts = restore_options(confirm, snapshot);
     let run = RestoreRun {
         root,
-        source: source.as_ref(),
+        source: &source,
         loader: &ParallelLoader,
         facts: &facts,
         opts: &opts,

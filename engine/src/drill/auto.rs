@@ -118,7 +118,7 @@ pub fn run(
             report,
             sink,
             opts,
-            &format!("preflight: verify {}", short(&b.id)),
+            &format!("preflight: verify {}", &b.id),
             || {
                 crate::backup::verify::verify(&b.path, sink, Some(&opts.cancel))
                     .map(|_| ((), "every member decodes, checksums match".to_string()))
@@ -142,7 +142,7 @@ pub fn run(
                 report.check(
                     "corrupt backup refused before anything changed",
                     unchanged,
-                    format!("{} refused by preflight; database untouched", short(&b.id)),
+                    format!("{} refused by preflight; database untouched", &b.id),
                 );
             }
             Ok(None) => {}
@@ -187,16 +187,8 @@ pub fn run(
         },
     )?;
     if sb.scenario == Scenario::VersionMismatch {
-        return refuse_mismatch(
-            sb,
-            report,
-            plan.is_none(),
-            &backup,
-            &inst,
-            opts,
-            sink,
-            &journal,
-        );
+        refuse_mismatch(sb, report, plan.is_none(), &backup, &inst);
+        return Ok(());
     }
     let Some(plan) = plan else { return Ok(()) };
     if let RollbackPlan::Package(pp) = &plan {
@@ -350,17 +342,13 @@ pub fn run(
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
 fn refuse_mismatch(
     sb: &Sandbox,
     report: &mut DrillReport,
     rollback_refused: bool,
     backup: &BackupEntry,
     inst: &Installation,
-    opts: &DrillOptions,
-    sink: &dyn Sink,
-    journal: &Journal,
-) -> Result<(), DrillError> {
+) {
     let detail = report
         .steps
         .last()
@@ -390,7 +378,6 @@ fn refuse_mismatch(
         backup_path: sb.layout.backup_dir.clone(),
     };
     let refused = restore_db::check_version(&facts, false);
-    let _ = (opts, sink, journal);
     report.check(
         "restore of a mismatched backup is refused",
         refused.is_err(),
@@ -399,7 +386,6 @@ fn refuse_mismatch(
             .map(|e| first_line(&e.to_string()))
             .unwrap_or_else(|| "accepted!".into()),
     );
-    Ok(())
 }
 
 fn repair_migrations(
@@ -462,10 +448,6 @@ fn repair_migrations(
         }
     })?;
     Ok(())
-}
-
-fn short(id: &str) -> &str {
-    id
 }
 
 fn first_line(s: &str) -> String {

@@ -912,6 +912,14 @@ impl ArchiveSource {
             members: entry.members.iter().map(|m| m.name.clone()).collect(),
         }
     }
+
+    /// The source for a backup given by path (archive or unpacked directory); reads only
+    /// the tar headers.
+    pub fn from_path(path: &std::path::Path) -> Result<Self, String> {
+        crate::backup::catalogue::read_backup(path, None, false)
+            .map(|entry| Self::new(&entry))
+            .map_err(|e| e.to_string())
+    }
 }
 
 impl DumpSource for ArchiveSource {
