@@ -1,7 +1,15 @@
 //! Throwaway PostgreSQL clusters: `initdb` + `pg_ctl` in a temporary directory, listening
 //! only on a unix socket in that directory. Used by the test suite and by `rewind drill`.
 //!
-//! When the process runs as root, the server binaries run as the `postgres` user (via
+//! By default a cluster models Omnibus's database ([`ClusterAuth::OmnibusPeer`]): local
+//! connections authenticate by `peer map=gitlab`; the map admits one unprivileged OS user
+//! for the role `gitlab` (a non-superuser, which owns the databases
+//! [`TempCluster::create_database`] makes) and the server's OS user for the superuser role
+//! `gitlab-psql`, and every other OS user for the role of its own name, as Omnibus's
+//! `pg_ident.conf` does. Root cannot log in directly: Rewind must connect as the mapped
+//! user, as it must on a real Omnibus host.
+//!
+//! When the process runs as root, the server binaries run as an unprivileged OS user (via
 //! `runuser`), since PostgreSQL refuses to run as root. The cluster is stopped (immediate
 //! mode) and its directory removed when the [`TempCluster`] is dropped, also on panic.
 
@@ -17,8 +25,8 @@ use std::time::{Duration, Instant};
 pub enum ClusterError {
     #[error("no PostgreSQL server binaries found (looked for initdb in {searched}); install the PostgreSQL server package, e.g. `apt-get install postgresql` (Debian/Ubuntu) or `dnf install postgresql-server`")]
     NoServerBinaries { searched: String },
-    #[error("running as root but there is no `postgres` user to run the server as; create it (`useradd --system postgres`) or install the PostgreSQL server package")]
-    NoPostgresUser,
+    #[error("running as root but there is no `{0}` user to run the server as; create it (`useradd --system {0}`) or install the PostgreSQL server package")]
+    NoOsUser(String),
     #[error("{step} failed: {detail}")]
     Step { step: String, detail: String },
     #[error("I/O error during {step}: {source}")]
@@ -92,9 +100,130 @@ pub struct TempCluster {
     dir: Option<tempfile::TempDir>,
     bin: PathBuf,
     port: u16,
-    as_postgres: bool,
+    /// OS user the server runs as, when this process is root (`runuser -u`).
+    server_user: Option<String>,
     superuser: String,
+    /// The application role (`gitlab` in the Omnibus model, else the superuser).
+    app_role: String,
+    auth: ClusterAuth,
     stopped: bool,
+}
+
+/// The superuser role of an Omnibus-model cluster, as Omnibus names it.
+pub const OMNIBUS_SUPERUSER: &str = "gitlab-psql";
+/// The application role of an Omnibus-model cluster (database.yml's `username`).
+pub const OMNIBUS_APP_ROLE: &str = "gitlab";
+/// The ident map name Omnibus uses.
+pub const OMNIBUS_MAP: &str = "gitlab";
+
+/// How a throwaway cluster authenticates local connections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterAuth {
+    /// `trust` for every local connection; the superuser is the only role.
+    Trust,
+    /// Omnibus's model: `local all all peer map=gitlab`, a non-superuser `gitlab` role that
+    /// owns the databases, and the superuser `gitlab-psql`.
+    OmnibusPeer(PeerUsers),
+}
+
+/// The OS users of an Omnibus-model cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerUsers {
+    /// OS user mapped to the role `gitlab` (Omnibus: `git`).
+    pub app: String,
+    /// OS user the server runs as, mapped to the superuser `gitlab-psql` (Omnibus:
+    /// `gitlab-psql`). Ignored when not root (the server runs as this process's user).
+    pub admin: String,
+}
+
+impl PeerUsers {
+    /// For the test suite: as root, Omnibus's own users `git` and `gitlab-psql`, created as
+    /// system users when missing; otherwise this process's user for both.
+    pub fn for_tests() -> Result<PeerUsers, ClusterError> {
+        if !running_as_root() {
+            return Ok(PeerUsers::current_user());
+        }
+        for name in ["git", OMNIBUS_SUPERUSER] {
+            ensure_system_user(name)?;
+        }
+        Ok(PeerUsers {
+            app: "git".into(),
+            admin: OMNIBUS_SUPERUSER.into(),
+        })
+    }
+
+    /// Without creating any account (the drill on a user's machine): as root, `nobody` for
+    /// `gitlab` and `postgres` (the server package's user) for the server; otherwise this
+    /// process's user for both.
+    pub fn existing() -> Result<PeerUsers, ClusterError> {
+        if !running_as_root() {
+            return Ok(PeerUsers::current_user());
+        }
+        for name in ["nobody", "postgres"] {
+            if nix::unistd::User::from_name(name).ok().flatten().is_none() {
+                return Err(ClusterError::NoOsUser(name.into()));
+            }
+        }
+        Ok(PeerUsers {
+            app: "nobody".into(),
+            admin: "postgres".into(),
+        })
+    }
+
+    fn current_user() -> PeerUsers {
+        let me = current_user_name();
+        PeerUsers {
+            app: me.clone(),
+            admin: me,
+        }
+    }
+}
+
+fn current_user_name() -> String {
+    nix::unistd::User::from_uid(nix::unistd::geteuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| "postgres".into())
+}
+
+/// Create a system account (no home, no login shell) unless it exists. Serialised within
+/// the process; a concurrent creation by another process counts as success.
+fn ensure_system_user(name: &str) -> Result<(), ClusterError> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _g = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let exists = || nix::unistd::User::from_name(name).ok().flatten().is_some();
+    let mut last = String::new();
+    for _ in 0..20 {
+        if exists() {
+            return Ok(());
+        }
+        match Command::new("useradd")
+            .args([
+                "--system",
+                "--no-create-home",
+                "--home-dir",
+                "/nonexistent",
+                "--shell",
+                "/usr/sbin/nologin",
+                name,
+            ])
+            .stdin(Stdio::null())
+            .output()
+        {
+            Ok(o) if o.status.success() => return Ok(()),
+            Ok(o) => last = String::from_utf8_lossy(&o.stderr).trim().to_string(),
+            Err(e) => last = e.to_string(),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if exists() {
+        return Ok(());
+    }
+    Err(ClusterError::Step {
+        step: format!("creating the system user `{name}`"),
+        detail: last,
+    })
 }
 
 /// Options for [`TempCluster::start_with`].
@@ -104,6 +233,8 @@ pub struct ClusterOptions {
     pub parent: Option<PathBuf>,
     /// Extra server settings written to `postgresql.conf`.
     pub settings: Vec<(String, String)>,
+    /// Authentication model (default: Omnibus's peer map, with [`PeerUsers::for_tests`]).
+    pub auth: Option<ClusterAuth>,
 }
 
 impl Default for ClusterOptions {
@@ -118,6 +249,7 @@ impl Default for ClusterOptions {
                 ("shared_buffers".into(), "64MB".into()),
                 ("max_wal_size".into(), "2GB".into()),
             ],
+            auth: None,
         }
     }
 }
@@ -131,15 +263,19 @@ impl TempCluster {
     /// Start a cluster.
     pub fn start_with(opts: ClusterOptions) -> Result<Self, ClusterError> {
         let bin = find_server_bin_dir()?;
-        let as_postgres = running_as_root();
-        if as_postgres
-            && nix::unistd::User::from_name("postgres")
-                .ok()
-                .flatten()
-                .is_none()
-        {
-            return Err(ClusterError::NoPostgresUser);
-        }
+        let auth = match opts.auth.clone() {
+            Some(a) => a,
+            None => ClusterAuth::OmnibusPeer(PeerUsers::for_tests()?),
+        };
+        let server_user = if running_as_root() {
+            let name = match &auth {
+                ClusterAuth::OmnibusPeer(u) => u.admin.clone(),
+                ClusterAuth::Trust => "postgres".to_string(),
+            };
+            Some(name)
+        } else {
+            None
+        };
         let mut builder = tempfile::Builder::new();
         builder.prefix("rewind-pg-");
         let dir = match &opts.parent {
@@ -151,16 +287,16 @@ impl TempCluster {
         let data = root.join("data");
         let sock = root.join("sock");
         fs::create_dir(&sock).map_err(io("creating the socket directory"))?;
-        if as_postgres {
-            // The postgres user must be able to reach and own the cluster directory.
-            let user = nix::unistd::User::from_name("postgres")
+        if let Some(name) = &server_user {
+            // The server's user must be able to reach and own the cluster directory.
+            let user = nix::unistd::User::from_name(name)
                 .ok()
                 .flatten()
-                .ok_or(ClusterError::NoPostgresUser)?;
+                .ok_or_else(|| ClusterError::NoOsUser(name.clone()))?;
             for p in [&root, &sock] {
                 nix::unistd::chown(p.as_path(), Some(user.uid), Some(user.gid)).map_err(|e| {
                     ClusterError::Step {
-                        step: "chown of the cluster directory to postgres".into(),
+                        step: format!("chown of the cluster directory to {name}"),
                         detail: e.to_string(),
                     }
                 })?;
@@ -168,21 +304,23 @@ impl TempCluster {
             fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).map_err(io("chmod"))?;
             ensure_traversable(&root);
         }
-        let superuser = if as_postgres {
-            "postgres".to_string()
-        } else {
-            nix::unistd::User::from_uid(nix::unistd::geteuid())
-                .ok()
-                .flatten()
-                .map(|u| u.name)
-                .unwrap_or_else(|| "postgres".into())
+        let superuser = match (&auth, &server_user) {
+            (ClusterAuth::OmnibusPeer(_), _) => OMNIBUS_SUPERUSER.to_string(),
+            (ClusterAuth::Trust, Some(name)) => name.clone(),
+            (ClusterAuth::Trust, None) => current_user_name(),
+        };
+        let app_role = match &auth {
+            ClusterAuth::OmnibusPeer(_) => OMNIBUS_APP_ROLE.to_string(),
+            ClusterAuth::Trust => superuser.clone(),
         };
         let mut cluster = TempCluster {
             dir: Some(dir),
             bin,
             port: 5432,
-            as_postgres,
+            server_user,
             superuser: superuser.clone(),
+            app_role,
+            auth: auth.clone(),
             stopped: true,
         };
         cluster.run_tool(
@@ -206,20 +344,18 @@ impl TempCluster {
         for (k, v) in &opts.settings {
             conf.push_str(&format!("{k} = '{v}'\n"));
         }
-        let mut f = fs::OpenOptions::new()
-            .append(true)
-            .open(data.join("postgresql.conf"))
-            .map_err(io("writing postgresql.conf"))?;
-        std::io::Write::write_all(&mut f, conf.as_bytes())
-            .map_err(io("writing postgresql.conf"))?;
+        cluster.append_conf(&data.join("postgresql.conf"), &conf)?;
+        if let ClusterAuth::OmnibusPeer(users) = &auth {
+            cluster.write_peer_auth(&data, users)?;
+        }
         let log = root.join("server.log");
-        if as_postgres {
-            // Create the log file so the postgres user can append to it.
+        if let Some(name) = &cluster.server_user {
+            // Create the log file so the server's user can append to it.
             fs::write(&log, b"").map_err(io("creating the server log"))?;
-            let user = nix::unistd::User::from_name("postgres")
+            let user = nix::unistd::User::from_name(name)
                 .ok()
                 .flatten()
-                .ok_or(ClusterError::NoPostgresUser)?;
+                .ok_or_else(|| ClusterError::NoOsUser(name.clone()))?;
             let _ = nix::unistd::chown(log.as_path(), Some(user.uid), Some(user.gid));
         }
         cluster.run_tool(
@@ -237,7 +373,55 @@ impl TempCluster {
         )?;
         cluster.stopped = false;
         cluster.wait_ready(Duration::from_secs(30))?;
+        if matches!(cluster.auth, ClusterAuth::OmnibusPeer(_)) {
+            let mut c = cluster.connect("postgres").map_err(|e| ClusterError::Step {
+                step: "connecting as the superuser".into(),
+                detail: e.to_string(),
+            })?;
+            c.batch_execute(&format!(
+                "CREATE ROLE {} LOGIN",
+                super::ident::quote_ident(OMNIBUS_APP_ROLE)
+            ))
+            .map_err(|e| ClusterError::Step {
+                step: format!("CREATE ROLE {OMNIBUS_APP_ROLE}"),
+                detail: e.to_string(),
+            })?;
+        }
         Ok(cluster)
+    }
+
+    fn append_conf(&self, path: &Path, text: &str) -> Result<(), ClusterError> {
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(io("writing postgresql.conf"))?;
+        std::io::Write::write_all(&mut f, text.as_bytes()).map_err(io("writing postgresql.conf"))
+    }
+
+    /// Omnibus's `pg_hba.conf` and `pg_ident.conf` (`pg_ident.conf.erb`), with the map
+    /// naming this cluster's OS users.
+    fn write_peer_auth(&self, data: &Path, users: &PeerUsers) -> Result<(), ClusterError> {
+        let hba = format!(
+            "# Rewind throwaway cluster: Omnibus's authentication model\n\
+             # TYPE  DATABASE    USER        CIDR-ADDRESS          METHOD\n\
+             local   all         all                               peer map={OMNIBUS_MAP}\n"
+        );
+        let (app, admin) = match &self.server_user {
+            Some(_) => (users.app.clone(), users.admin.clone()),
+            None => (current_user_name(), current_user_name()),
+        };
+        let mut ident = format!(
+            "# MAPNAME       SYSTEM-USERNAME         PG-USERNAME\n\
+             {OMNIBUS_MAP}          {app}          {OMNIBUS_APP_ROLE}\n"
+        );
+        if admin != OMNIBUS_SUPERUSER {
+            ident.push_str(&format!(
+                "{OMNIBUS_MAP}          {admin}          {OMNIBUS_SUPERUSER}\n"
+            ));
+        }
+        ident.push_str(&format!("{OMNIBUS_MAP}          /^(.*)$          \\1\n"));
+        fs::write(data.join("pg_hba.conf"), hba).map_err(io("writing pg_hba.conf"))?;
+        fs::write(data.join("pg_ident.conf"), ident).map_err(io("writing pg_ident.conf"))
     }
 
     fn wait_ready(&self, timeout: Duration) -> Result<(), ClusterError> {
@@ -284,9 +468,9 @@ impl TempCluster {
     /// ...), run as the cluster's OS user, with the environment pointing at this cluster.
     pub fn command(&self, tool: &str, args: &[&OsStr]) -> Command {
         let exe = self.tool_path(tool);
-        let mut cmd = if self.as_postgres {
+        let mut cmd = if let Some(user) = &self.server_user {
             let mut c = Command::new("runuser");
-            c.arg("-u").arg("postgres").arg("--").arg(exe);
+            c.arg("-u").arg(user).arg("--").arg(exe);
             c
         } else {
             Command::new(exe)
@@ -335,13 +519,30 @@ impl TempCluster {
         self.port
     }
 
-    /// Superuser role name.
+    /// Superuser role name (`gitlab-psql` in the Omnibus model).
     pub fn superuser(&self) -> &str {
         &self.superuser
     }
 
-    /// A libpq/`postgres` crate connection string for a database of this cluster.
-    /// Values are quoted as libpq requires.
+    /// The role GitLab connects as (`gitlab` in the Omnibus model: no superuser, owner of
+    /// the databases this cluster creates).
+    pub fn app_role(&self) -> &str {
+        &self.app_role
+    }
+
+    /// OS user the server runs as (when this process is root).
+    pub fn server_os_user(&self) -> Option<&str> {
+        self.server_user.as_deref()
+    }
+
+    /// The authentication model.
+    pub fn auth(&self) -> &ClusterAuth {
+        &self.auth
+    }
+
+    /// A libpq/`postgres` crate connection string for a database of this cluster, as the
+    /// superuser. Values are quoted as libpq requires. (With peer authentication only the
+    /// mapped OS user may use it: see [`TempCluster::connect`].)
     pub fn conn_string(&self, dbname: &str) -> String {
         let q = |v: &str| format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"));
         format!(
@@ -353,8 +554,17 @@ impl TempCluster {
         )
     }
 
-    /// Connection settings for a database of this cluster, as the engine takes them.
+    /// Connection settings for a database of this cluster as GitLab has them: the
+    /// application role ([`TempCluster::app_role`]) on the socket, no password.
     pub fn conn_spec(&self, dbname: &str) -> super::conn::ConnSpec {
+        super::conn::ConnSpec {
+            user: self.app_role.clone(),
+            ..self.admin_conn_spec(dbname)
+        }
+    }
+
+    /// Connection settings for a database of this cluster, as the superuser.
+    pub fn admin_conn_spec(&self, dbname: &str) -> super::conn::ConnSpec {
         super::conn::ConnSpec {
             host: self.socket_dir().display().to_string(),
             port: self.port,
@@ -365,20 +575,27 @@ impl TempCluster {
         }
     }
 
-    /// Connect as the superuser.
-    pub fn connect(&self, dbname: &str) -> Result<postgres::Client, postgres::Error> {
-        postgres::Client::connect(&self.conn_string(dbname), postgres::NoTls)
+    /// Connect as the superuser (through the peer map when this process is root, as
+    /// Rewind does).
+    pub fn connect(&self, dbname: &str) -> Result<postgres::Client, super::conn::ConnError> {
+        self.admin_conn_spec(dbname).connect()
     }
 
-    /// `CREATE DATABASE` (identifier quoted).
+    /// Connect as the application role.
+    pub fn connect_app(&self, dbname: &str) -> Result<postgres::Client, super::conn::ConnError> {
+        self.conn_spec(dbname).connect()
+    }
+
+    /// `CREATE DATABASE ... OWNER <app role>` (identifiers quoted).
     pub fn create_database(&self, name: &str) -> Result<(), ClusterError> {
         let mut c = self.connect("postgres").map_err(|e| ClusterError::Step {
             step: "connecting to create a database".into(),
             detail: e.to_string(),
         })?;
         c.batch_execute(&format!(
-            "CREATE DATABASE {}",
-            super::ident::quote_ident(name)
+            "CREATE DATABASE {} OWNER {}",
+            super::ident::quote_ident(name),
+            super::ident::quote_ident(&self.app_role)
         ))
         .map_err(|e| ClusterError::Step {
             step: format!("CREATE DATABASE {name}"),
@@ -505,6 +722,29 @@ mod tests {
         let v: i32 = row.get(0);
         assert!(v >= 100000);
         c.create_database("we\"ird db").unwrap();
+        // Omnibus's model: the application role is no superuser and owns the database;
+        // this process's own user is not in the peer map when it is root.
+        let mut app = c.connect_app("we\"ird db").unwrap();
+        let row = app
+            .query_one(
+                "SELECT r.rolsuper, pg_get_userbyid(d.datdba) FROM pg_roles r, pg_database d \
+                 WHERE r.rolname = current_user AND d.datname = current_database()",
+                &[],
+            )
+            .unwrap();
+        assert!(!row.get::<_, bool>(0));
+        assert_eq!(row.get::<_, String>(1), OMNIBUS_APP_ROLE);
+        if running_as_root() {
+            let raw = format!("{} user={OMNIBUS_APP_ROLE}", c.conn_string("postgres"));
+            let Err(err) = postgres::Client::connect(&raw, postgres::NoTls) else {
+                panic!("root logged in as {OMNIBUS_APP_ROLE} without the peer map");
+            };
+            let msg = crate::pg::conn::describe_pg_error(&err);
+            assert!(msg.contains("Peer authentication failed"), "{msg}");
+            let who = c.conn_spec("postgres").connect_as();
+            assert_eq!(who.os_user().map(|u| u.name.as_str()), Some("git"), "{who:?}");
+            assert!(who.why().contains("pg_ident.conf"), "{}", who.why());
+        }
         assert!(c.connect("we\"ird db").is_ok());
         drop(client);
         drop(c);

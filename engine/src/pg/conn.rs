@@ -7,9 +7,12 @@
 //! `GITLAB_OVERRIDE_` prefix). The password is kept in a [`Secret`] that never prints.
 
 use std::fmt;
+use std::process::Command;
 use std::time::Duration;
 
 use serde::{Serialize, Serializer};
+
+use super::peer::{self, ConnectAs};
 
 /// A password: kept out of `Debug`, `Display`, logs, the journal and JSON.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -61,11 +64,13 @@ pub struct ConnSpec {
 /// Errors opening a connection.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnError {
-    #[error("cannot connect to PostgreSQL at {target} (database `{dbname}`, user `{user}`): {detail}. Check that the server is running and that the settings in database.yml (or --database-url) are right")]
+    #[error("cannot connect to PostgreSQL at {target} (database `{dbname}`, user `{user}`, {via}): {detail}. Check that the server is running and that the settings in database.yml (or --database-url) are right")]
     Connect {
         target: String,
         dbname: String,
         user: String,
+        /// Whom Rewind connected as, and why ([`ConnectAs::describe`]).
+        via: String,
         detail: String,
     },
     #[error("invalid database URL: {0} (expected postgresql://user[:password]@host[:port]/dbname or host=... key=value form)")]
@@ -220,16 +225,62 @@ impl ConnSpec {
         Ok(cfg)
     }
 
-    /// Open a connection; errors name the socket/host, database and user, never the password.
+    /// Whom Rewind connects as for these settings: as root over a unix socket whose server
+    /// authenticates by peer, the OS user the server's map admits for the role (see
+    /// [`crate::pg::peer`]); otherwise this process's user.
+    pub fn connect_as(&self) -> ConnectAs {
+        peer::resolve(&self.host, self.port, &self.dbname, &self.user)
+    }
+
+    /// Open a connection; errors name the socket/host, database, user and the OS user
+    /// connected as, never the password.
     pub fn connect(&self) -> Result<postgres::Client, ConnError> {
-        self.config()?
-            .connect(postgres::NoTls)
-            .map_err(|e| ConnError::Connect {
-                target: self.target(),
-                dbname: self.dbname.clone(),
-                user: self.user.clone(),
-                detail: describe_pg_error(&e),
-            })
+        let cfg = self.config()?;
+        let who = self.connect_as();
+        let err = |detail: String| ConnError::Connect {
+            target: self.target(),
+            dbname: self.dbname.clone(),
+            user: self.user.clone(),
+            via: who.describe(),
+            detail,
+        };
+        let result = match who.os_user() {
+            Some(u) => peer::on_thread_as(u, || cfg.connect(postgres::NoTls))
+                .map_err(|e| err(e.to_string()))?,
+            None => cfg.connect(postgres::NoTls),
+        };
+        result.map_err(|e| err(describe_pg_error(&e)))
+    }
+
+    /// A client program (`pg_dump`, `psql`, ...) set up for these settings: argv only, the
+    /// connection in libpq's environment (`PGPASSWORD` only when a password is set; inherited
+    /// service and option variables removed), run as the OS user [`ConnSpec::connect_as`]
+    /// names.
+    pub fn client_command(&self, exe: &std::path::Path, app_name: &str) -> Command {
+        let mut cmd = Command::new(exe);
+        for var in [
+            "PGSERVICE",
+            "PGSERVICEFILE",
+            "PGHOSTADDR",
+            "PGOPTIONS",
+            "PGPASSWORD",
+            "PGSSLMODE",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.env("PGHOST", &self.host)
+            .env("PGPORT", self.port.to_string())
+            .env("PGUSER", &self.user)
+            .env("PGDATABASE", &self.dbname)
+            .env("PGAPPNAME", app_name);
+        if let Some(pw) = self.password.expose() {
+            cmd.env("PGPASSWORD", pw);
+        }
+        if let Some(mode) = &self.sslmode {
+            cmd.env("PGSSLMODE", mode);
+        }
+        self.connect_as().apply(&mut cmd);
+        cmd
     }
 }
 

@@ -4,4 +4,5 @@
 pub mod cluster;
 pub mod conn;
 pub mod ident;
+pub mod peer;
 pub mod tools;

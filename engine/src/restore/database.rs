@@ -14,7 +14,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -215,29 +215,9 @@ impl Loader for PsqlLoader {
         let started = Instant::now();
         let major = tools::major_from_version_num(input.server_version_num);
         let psql = tools::find_tool(&self.root, "psql", major).map_err(|e| e.to_string())?;
-        let mut cmd = Command::new(&psql.path);
-        cmd.args(["--no-psqlrc", "--quiet", "--no-password"]);
-        for var in [
-            "PGSERVICE",
-            "PGSERVICEFILE",
-            "PGHOSTADDR",
-            "PGOPTIONS",
-            "PGPASSWORD",
-        ] {
-            cmd.env_remove(var);
-        }
         let spec = input.spec;
-        cmd.env("PGHOST", &spec.host)
-            .env("PGPORT", spec.port.to_string())
-            .env("PGUSER", &spec.user)
-            .env("PGDATABASE", &spec.dbname)
-            .env("PGAPPNAME", "rewind-restore");
-        if let Some(pw) = spec.password.expose() {
-            cmd.env("PGPASSWORD", pw);
-        }
-        if let Some(m) = &spec.sslmode {
-            cmd.env("PGSSLMODE", m);
-        }
+        let mut cmd = spec.client_command(&psql.path, "rewind-restore");
+        cmd.args(["--no-psqlrc", "--quiet", "--no-password"]);
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::null())

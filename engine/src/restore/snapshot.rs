@@ -145,30 +145,11 @@ pub fn check_free_space(dir: &Path, database: &str, needed: u64) -> Result<u64, 
     Ok(available)
 }
 
-/// The `pg_dump` command for a snapshot: argv only, connection in the environment.
+/// The `pg_dump` command for a snapshot: argv only, connection in the environment, run
+/// as the OS user the server admits for the role ([`ConnSpec::client_command`]).
 pub fn pg_dump_command(tool: &Path, spec: &ConnSpec) -> Command {
-    let mut cmd = Command::new(tool);
+    let mut cmd = spec.client_command(tool, "rewind-snapshot");
     cmd.args(["--format=custom", "--no-password"]);
-    for var in [
-        "PGSERVICE",
-        "PGSERVICEFILE",
-        "PGHOSTADDR",
-        "PGOPTIONS",
-        "PGPASSWORD",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.env("PGHOST", &spec.host)
-        .env("PGPORT", spec.port.to_string())
-        .env("PGUSER", &spec.user)
-        .env("PGDATABASE", &spec.dbname)
-        .env("PGAPPNAME", "rewind-snapshot");
-    if let Some(pw) = spec.password.expose() {
-        cmd.env("PGPASSWORD", pw);
-    }
-    if let Some(mode) = &spec.sslmode {
-        cmd.env("PGSSLMODE", mode);
-    }
     cmd
 }
 

@@ -167,20 +167,8 @@ impl PgTarget {
     /// (`PGHOST`, `PGPORT`, `PGUSER`, `PGDATABASE`, `PGPASSWORD` when set) pointing at the
     /// database. Arguments are added by the caller; nothing goes through a shell.
     pub fn command(&self, tool: &str) -> Command {
-        let mut cmd = Command::new(self.tool_path(tool));
-        cmd.env("PGHOST", &self.conn.host)
-            .env("PGPORT", self.conn.port.to_string())
-            .env("PGUSER", &self.conn.user)
-            .env("PGDATABASE", &self.conn.dbname)
-            .env_remove("PGPASSWORD")
-            .env_remove("PGSERVICE");
-        if let Some(pw) = self.conn.password.expose() {
-            cmd.env("PGPASSWORD", pw);
-        }
-        if let Some(mode) = &self.conn.sslmode {
-            cmd.env("PGSSLMODE", mode);
-        }
-        cmd
+        self.conn
+            .client_command(&self.tool_path(tool), "rewind-sandbox")
     }
 
     /// Path of a client tool in [`PgTarget::bin_dir`].
