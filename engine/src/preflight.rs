@@ -327,14 +327,22 @@ pub fn check_database(spec: &ConnSpec) -> Check {
         Check::new(
             kind,
             Status::Pass,
-            format!("{db} on {} as {user} (superuser)", spec.target()),
+            format!(
+                "{db} on {} as {user} (superuser), connected {}",
+                spec.target(),
+                spec.connect_as().describe()
+            ),
             "",
         )
     } else if owner == user && create {
         Check::new(
             kind,
             Status::Pass,
-            format!("{db} on {} as {user} (owner)", spec.target()),
+            format!(
+                "{db} on {} as {user} (owner), connected {}",
+                spec.target(),
+                spec.connect_as().describe()
+            ),
             "",
         )
     } else {
@@ -526,7 +534,11 @@ mod tests {
         let spec = cluster.conn_spec("gitlabhq_production");
         let c = check_database(&spec);
         assert_eq!(c.status, Status::Pass, "{c:?}");
-        assert!(c.reason.contains("superuser"));
+        // Omnibus's model: the non-superuser owner, reached through the peer map.
+        assert!(c.reason.contains("as gitlab (owner)"), "{c:?}");
+        if crate::pg::cluster::running_as_root() {
+            assert!(c.reason.contains("as OS user git"), "{c:?}");
+        }
 
         assert_eq!(check_writers(&spec).status, Status::Pass);
         let mut other = cluster.connect("gitlabhq_production").unwrap();
@@ -539,12 +551,24 @@ mod tests {
         drop(other);
 
         let mut admin = cluster.connect("postgres").unwrap();
-        admin.batch_execute("CREATE ROLE reader LOGIN").unwrap();
+        admin
+            .batch_execute("CREATE ROLE reader LOGIN; CREATE ROLE git LOGIN")
+            .unwrap();
+        // A role the peer map admits no OS user for: the connection itself is refused.
         let mut reader = spec.clone();
         reader.user = "reader".into();
         let c = check_database(&reader);
         assert_eq!(c.status, Status::Fail, "{c:?}");
-        assert!(c.reason.contains("neither a superuser nor the owner"));
+        assert!(c.reason.contains("authentication failed"), "{c:?}");
+        if crate::pg::cluster::running_as_root() {
+            // Role `git`, reached as OS user git through the map's same-name rule, owns
+            // nothing.
+            let mut git = spec.clone();
+            git.user = "git".into();
+            let c = check_database(&git);
+            assert_eq!(c.status, Status::Fail, "{c:?}");
+            assert!(c.reason.contains("neither a superuser nor the owner"), "{c:?}");
+        }
 
         let mut nowhere = spec.clone();
         nowhere.port = 1;

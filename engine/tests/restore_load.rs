@@ -80,7 +80,19 @@ CREATE MATERIALIZED VIEW public.mv_unpopulated AS SELECT id FROM public.users WI
 CREATE VIEW public.v_users AS SELECT id, name FROM public.users WHERE note IS NULL;
 "#;
 
+/// Run setup SQL as the application role (`gitlab`, which owns the databases, as on
+/// Omnibus); on the `postgres` database as the superuser (roles, databases).
 fn sql(c: &TempCluster, db: &str, text: &str) {
+    let mut client = if db == "postgres" {
+        c.connect(db).expect("connect")
+    } else {
+        c.connect_app(db).expect("connect")
+    };
+    client.batch_execute(text).expect("setup SQL");
+}
+
+/// Run setup SQL as the superuser (`gitlab-psql`), e.g. the extensions Omnibus creates.
+fn admin_sql(c: &TempCluster, db: &str, text: &str) {
     let mut client = c.connect(db).expect("connect");
     client.batch_execute(text).expect("setup SQL");
 }
@@ -97,15 +109,16 @@ fn pg_dump(c: &TempCluster, db: &str, extra: &[&str]) -> Vec<u8> {
     out.stdout
 }
 
-/// GitLab's way: `psql dbname` with the dump on stdin, no ON_ERROR_STOP.
+/// GitLab's way: `psql dbname` with the dump on stdin, no ON_ERROR_STOP, as the
+/// application role (or `user`) through the peer map, as `gitlab-rake` runs it on Omnibus.
 fn psql_restore(c: &TempCluster, db: &str, user: Option<&str>, dump: &[u8]) -> String {
-    let mut args = vec!["-X", "-q", "-d", db];
+    let mut spec = c.conn_spec(db);
     if let Some(u) = user {
-        args.extend(["-U", u]);
+        spec.user = u.to_string();
     }
-    let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
-    let mut child = c
-        .command("psql", &args)
+    let mut child = spec
+        .client_command(&c.tool_path("psql"), "psql-reference")
+        .args(["-X", "-q"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -380,14 +393,10 @@ fn non_superuser_owner_errors_are_ignored_like_gitlab() {
          CREATE INDEX t_trgm ON public.t USING gin (s gin_trgm_ops);",
     );
     let dump = pg_dump(&c, "src", &["--clean", "--if-exists", "--no-owner"]);
-    sql(&c, "postgres", "CREATE ROLE gitlab LOGIN");
+    // Omnibus: the database belongs to `gitlab`, the superuser installed the extension.
     for db in ["by_psql", "by_load"] {
-        sql(
-            &c,
-            "postgres",
-            &format!("CREATE DATABASE {db} OWNER gitlab"),
-        );
-        sql(&c, db, "CREATE EXTENSION pg_trgm");
+        c.create_database(db).expect("db");
+        admin_sql(&c, db, "CREATE EXTENSION pg_trgm");
     }
     let stderr = psql_restore(&c, "by_psql", Some("gitlab"), &dump);
     assert!(stderr.contains("must be owner of extension"), "{stderr}");
@@ -516,13 +525,14 @@ fn cancel_stops_before_work() {
 fn sandbox_fixture_equals_psql() {
     use rewind_engine::sandbox::{self, compare, data::DataSpec, PgTarget};
     let c = TempCluster::start().expect("cluster");
-    c.create_database("src").expect("db");
-    let mut client = c.connect("src").expect("connect");
+    // As Omnibus has it: extensions and pg_shadow_lookup belong to the superuser.
+    let src = sandbox::create_gitlab_database(&c, "src").expect("db");
+    let mut client = src.connect().expect("connect");
     sandbox::populate(&mut client, &DataSpec::with_scale(3)).expect("populate");
     drop(client);
     let dump = pg_dump(&c, "src", &["--clean", "--if-exists"]);
-    c.create_database("by_psql").expect("db");
-    c.create_database("by_load").expect("db");
+    sandbox::create_gitlab_database(&c, "by_psql").expect("db");
+    sandbox::create_gitlab_database(&c, "by_load").expect("db");
     psql_restore(&c, "by_psql", None, &dump);
     let report = load_dump(&dump[..], &opts(&c, "by_load", 2), &NullSink).expect("load");
     assert!(report.failed.is_empty(), "{:?}", report.failed);

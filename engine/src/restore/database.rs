@@ -1129,8 +1129,13 @@ pub(crate) mod tests {
                 .unwrap();
             s
         };
+        // GitLab's pipeline as Omnibus runs it: psql as the application role, through
+        // the peer map.
+        let psql = c.tool_path("psql");
         let mut child = c
-            .command("psql", &[OsStr::new("-q"), OsStr::new(db)])
+            .conn_spec(db)
+            .client_command(&psql, "psql-reference")
+            .arg("-q")
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -1166,7 +1171,7 @@ pub(crate) mod tests {
     fn restore_equals_gitlabs_pipeline_after_a_failed_upgrade() {
         let c = TempCluster::start().unwrap();
         c.create_database("gitlabhq_production").unwrap();
-        c.connect("gitlabhq_production")
+        c.connect_app("gitlabhq_production")
             .unwrap()
             .batch_execute(SCHEMA)
             .unwrap();
@@ -1174,7 +1179,7 @@ pub(crate) mod tests {
         let gz = backup.path().join("db/database.sql.gz");
         dump_gz(&c, "gitlabhq_production", &gz);
         psql_reference(&c, &gz, "reference");
-        c.connect("gitlabhq_production")
+        c.connect_app("gitlabhq_production")
             .unwrap()
             .batch_execute(FAILED_UPGRADE)
             .unwrap();
@@ -1279,7 +1284,7 @@ pub(crate) mod tests {
         assert!(entries.iter().any(|e| e.step == "restore.skip"));
 
         // GitLab's own pipeline through the same orchestration gives the same database.
-        c.connect("gitlabhq_production")
+        c.connect_app("gitlabhq_production")
             .unwrap()
             .batch_execute(FAILED_UPGRADE)
             .unwrap();
@@ -1308,14 +1313,14 @@ pub(crate) mod tests {
     fn preconditions_refuse_before_anything_changes() {
         let c = TempCluster::start().unwrap();
         c.create_database("gitlabhq_production").unwrap();
-        c.connect("gitlabhq_production")
+        c.connect_app("gitlabhq_production")
             .unwrap()
             .batch_execute(SCHEMA)
             .unwrap();
         let backup = tempfile::tempdir().unwrap();
         let gz = backup.path().join("db/database.sql.gz");
         dump_gz(&c, "gitlabhq_production", &gz);
-        c.connect("gitlabhq_production")
+        c.connect_app("gitlabhq_production")
             .unwrap()
             .batch_execute(FAILED_UPGRADE)
             .unwrap();
@@ -1399,7 +1404,7 @@ pub(crate) mod tests {
     fn truncated_dump_is_an_error_naming_the_member() {
         let c = TempCluster::start().unwrap();
         c.create_database("gl").unwrap();
-        c.connect("gl").unwrap().batch_execute(SCHEMA).unwrap();
+        c.connect_app("gl").unwrap().batch_execute(SCHEMA).unwrap();
         let backup = tempfile::tempdir().unwrap();
         let gz = backup.path().join("db/database.sql.gz");
         dump_gz(&c, "gl", &gz);

@@ -362,7 +362,7 @@ mod tests {
     fn dry_run_plan_marks_leftovers_and_changes_nothing() {
         let c = TempCluster::start().unwrap();
         c.create_database("gitlabhq_production").unwrap();
-        c.connect("gitlabhq_production")
+        c.connect_app("gitlabhq_production")
             .unwrap()
             .batch_execute(SCHEMA)
             .unwrap();
@@ -372,7 +372,7 @@ mod tests {
             "gitlabhq_production",
             &backup.path().join("db/database.sql.gz"),
         );
-        c.connect("gitlabhq_production")
+        c.connect_app("gitlabhq_production")
             .unwrap()
             .batch_execute(FAILED_UPGRADE)
             .unwrap();

@@ -397,7 +397,7 @@ mod tests {
     fn snapshot_is_private_and_restorable() {
         let c = TempCluster::start().unwrap();
         c.create_database("gl").unwrap();
-        let mut db = c.connect("gl").unwrap();
+        let mut db = c.connect_app("gl").unwrap();
         db.batch_execute(
             "CREATE TABLE projects (id bigserial PRIMARY KEY, name text);
              INSERT INTO projects (name) SELECT 'p' || g FROM generate_series(1, 1000) g;",

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use super::backup::{self, BackupSpec, Compression};
 use super::data::{DataSpec, DataStats};
 use super::host::{self, HostLayout, HostSpec};
-use super::{populate, PgTarget, Result, SandboxError, CI_DB, MAIN_DB};
+use super::{create_gitlab_database, populate, PgTarget, Result, CI_DB, MAIN_DB};
 use crate::pg::cluster::TempCluster;
 
 /// What [`build_sandbox`] builds.
@@ -55,27 +55,17 @@ pub struct Sandbox {
     pub stats: DataStats,
 }
 
-fn create_db(cluster: &TempCluster, name: &str) -> Result<()> {
-    cluster
-        .create_database(name)
-        .map_err(|e| SandboxError::Sql {
-            step: format!("creating database `{name}`"),
-            detail: e.to_string(),
-        })
-}
-
-/// Create `gitlabhq_production` (and `gitlabhq_production_ci`) on `cluster`, fill them,
+/// Create `gitlabhq_production` (and `gitlabhq_production_ci`) on `cluster` as Omnibus has
+/// them ([`create_gitlab_database`]), fill them as the application role,
 /// build the host tree under `spec.root` with `database.yml` pointing at the cluster, and
 /// make a 16.10.3-ee backup of it all. Keep `cluster` alive while the sandbox is used.
 pub fn build_sandbox(cluster: &TempCluster, spec: &SandboxSpec) -> Result<Sandbox> {
-    create_db(cluster, MAIN_DB)?;
-    let main = PgTarget::new(cluster.bin_dir(), cluster.conn_spec(MAIN_DB));
+    let main = create_gitlab_database(cluster, MAIN_DB)?;
     let mut client = main.connect()?;
     let stats = populate(&mut client, &spec.data)?;
     drop(client);
     let ci = if spec.decomposed {
-        create_db(cluster, CI_DB)?;
-        let ci = main.with_dbname(CI_DB);
+        let ci = create_gitlab_database(cluster, CI_DB)?;
         let mut client = ci.connect()?;
         populate(
             &mut client,

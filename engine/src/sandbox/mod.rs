@@ -185,6 +185,50 @@ impl PgTarget {
     }
 }
 
+/// What Omnibus's superuser creates in a GitLab database (as `gitlab-psql`): the
+/// extensions GitLab needs, and, on installs with PgBouncer authentication, the
+/// `public.pg_shadow_lookup` function (so a dump of the database holds `ALTER FUNCTION ...
+/// OWNER TO "gitlab-psql"`, which the `gitlab` role may not run).
+pub const SUPERUSER_SETUP_SQL: &str = "\
+CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA public;
+CREATE EXTENSION IF NOT EXISTS btree_gist WITH SCHEMA public;
+CREATE OR REPLACE FUNCTION public.pg_shadow_lookup(i_username text, OUT username text, OUT password text)
+    RETURNS record
+    LANGUAGE plpgsql SECURITY DEFINER
+    AS $fn$
+BEGIN
+  SELECT usename, passwd FROM pg_catalog.pg_shadow
+   WHERE usename = i_username INTO username, password;
+  RETURN;
+END;
+$fn$;
+REVOKE ALL ON FUNCTION public.pg_shadow_lookup(text) FROM PUBLIC;
+";
+
+/// Create a GitLab database on a throwaway cluster the way Omnibus has it: owned by the
+/// application role ([`TempCluster::app_role`], `gitlab`), with the extensions and
+/// `public.pg_shadow_lookup` created by the superuser ([`SUPERUSER_SETUP_SQL`]). Returns
+/// the target as GitLab reaches it (the application role).
+pub fn create_gitlab_database(
+    cluster: &crate::pg::cluster::TempCluster,
+    name: &str,
+) -> Result<PgTarget> {
+    cluster
+        .create_database(name)
+        .map_err(|e| SandboxError::Sql {
+            step: format!("creating database `{name}`"),
+            detail: e.to_string(),
+        })?;
+    let mut admin = cluster.connect(name).map_err(|e| SandboxError::Sql {
+        step: format!("connecting to `{name}` as the superuser"),
+        detail: e.to_string(),
+    })?;
+    admin
+        .batch_execute(SUPERUSER_SETUP_SQL)
+        .map_err(sql_err("creating the superuser's objects (extensions, pg_shadow_lookup)"))?;
+    Ok(PgTarget::new(cluster.bin_dir(), cluster.conn_spec(name)))
+}
+
 /// Load the schema, generate the data at `spec`'s scale, record `schema_migrations` up to
 /// [`DB_VERSION`] and refresh the populated materialized view. The database should be
 /// empty (freshly created).
