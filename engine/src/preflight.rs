@@ -567,7 +567,10 @@ mod tests {
             git.user = "git".into();
             let c = check_database(&git);
             assert_eq!(c.status, Status::Fail, "{c:?}");
-            assert!(c.reason.contains("neither a superuser nor the owner"), "{c:?}");
+            assert!(
+                c.reason.contains("neither a superuser nor the owner"),
+                "{c:?}"
+            );
         }
 
         let mut nowhere = spec.clone();

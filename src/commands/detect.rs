@@ -21,7 +21,19 @@ pub fn run(ctx: &Ctx, _args: Args) -> color_eyre::Result<ExitCode> {
     )
     .wrap_err("detecting the GitLab installation")?;
     if ctx.json() {
-        print_json(&inst)?;
+        // Each database also says whom Rewind connects as, and why.
+        let mut v = serde_json::to_value(&inst)?;
+        if let Some(dbs) = v.get_mut("databases").and_then(|d| d.as_array_mut()) {
+            for (j, db) in dbs.iter_mut().zip(&inst.databases) {
+                if let Some(o) = j.as_object_mut() {
+                    o.insert(
+                        "connect_as".into(),
+                        serde_json::to_value(db.spec.connect_as())?,
+                    );
+                }
+            }
+        }
+        print_json(&v)?;
         return Ok(ExitCode::SUCCESS);
     }
     let s = ctx.style;
@@ -55,6 +67,11 @@ pub fn run(ctx: &Ctx, _args: Args) -> color_eyre::Result<ExitCode> {
             } else {
                 " (shares main's database)"
             }
+        );
+        println!(
+            "         {:<6} {}",
+            "",
+            s.dim(&format!("connects {}", db.spec.connect_as().describe()))
         );
     }
     println!();

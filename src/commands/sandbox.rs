@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use color_eyre::eyre::{bail, WrapErr};
-use rewind_engine::pg::cluster::TempCluster;
+use rewind_engine::pg::cluster::{ClusterAuth, ClusterOptions, PeerUsers, TempCluster};
 use rewind_engine::sandbox::{self, backup::Compression, data::DataSpec, upgrade};
 use serde::Serialize;
 
@@ -77,7 +77,13 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
         }
     }
     let started = Instant::now();
-    let cluster = TempCluster::start().wrap_err("starting a throwaway PostgreSQL cluster")?;
+    // Omnibus's database model with accounts that already exist (none is created).
+    let users = PeerUsers::existing().wrap_err("choosing the OS users of the peer map")?;
+    let cluster = TempCluster::start_with(ClusterOptions {
+        auth: Some(ClusterAuth::OmnibusPeer(users)),
+        ..ClusterOptions::default()
+    })
+    .wrap_err("starting a throwaway PostgreSQL cluster")?;
     let spec = sandbox::SandboxSpec {
         root: base.clone(),
         data: DataSpec {

@@ -365,8 +365,8 @@ fn sandbox_detect_and_backups() {
     use rewind_engine::sandbox::{self, backup, data::DataSpec, host, PgTarget};
 
     let cluster = TempCluster::start().expect("cluster");
-    cluster.create_database(DB).expect("db");
-    let mut client = cluster.connect(DB).expect("connect");
+    let target = sandbox::create_gitlab_database(&cluster, DB).expect("db");
+    let mut client = target.connect().expect("connect");
     sandbox::populate(&mut client, &DataSpec::default()).expect("populate");
     let tree = tempfile::tempdir().expect("tree");
     let main = cluster.conn_spec(DB);

@@ -8,7 +8,7 @@ use super::report::{DrillReport, StepReport};
 use super::scenario::Scenario;
 use super::{setup_err, DrillError, DrillOptions};
 use crate::packages::sandbox_repo;
-use crate::pg::cluster::{ClusterOptions, TempCluster};
+use crate::pg::cluster::{ClusterAuth, ClusterOptions, PeerUsers, TempCluster};
 use crate::progress::{Sink, SinkExt};
 use crate::root::HostRoot;
 use crate::sandbox::{self, backup, compare, data::DataSpec, host, PgTarget};
@@ -136,12 +136,27 @@ impl Sandbox {
         fs::create_dir(&host_dir).map_err(setup_err("creating the sandbox host tree"))?;
 
         let cluster = timed(report, sink, opts, "start PostgreSQL", || {
+            // Omnibus's database model (peer map, non-superuser `gitlab` owner), with
+            // accounts that already exist: the drill creates none on the user's machine.
+            let users = PeerUsers::existing()
+                .map_err(setup_err("choosing the OS users of the peer map"))?;
             let c = TempCluster::start_with(ClusterOptions {
                 parent: Some(dir.path().to_path_buf()),
+                auth: Some(ClusterAuth::OmnibusPeer(users)),
                 ..ClusterOptions::default()
             })
             .map_err(setup_err("starting the sandbox PostgreSQL cluster"))?;
-            let detail = format!("throwaway cluster on {}", c.socket_dir().display());
+            let detail = format!(
+                "throwaway cluster on {}, peer map={} (role {} as OS user {})",
+                c.socket_dir().display(),
+                crate::pg::cluster::OMNIBUS_MAP,
+                c.app_role(),
+                c.conn_spec(sandbox::MAIN_DB)
+                    .connect_as()
+                    .os_user()
+                    .map(|u| u.name.clone())
+                    .unwrap_or_else(|| "of this process".into())
+            );
             Ok((c, detail))
         })?;
         let bin = cluster.bin_dir().to_path_buf();
@@ -151,8 +166,7 @@ impl Sandbox {
 
         let spec = DataSpec::with_scale(opts.scale);
         timed(report, sink, opts, "load GitLab 16.10.3 database", || {
-            cluster
-                .create_database(sandbox::MAIN_DB)
+            sandbox::create_gitlab_database(&cluster, sandbox::MAIN_DB)
                 .map_err(setup_err("creating the main database"))?;
             let mut client = main
                 .connect()
@@ -160,8 +174,7 @@ impl Sandbox {
             let stats = sandbox::populate(&mut client, &spec)
                 .map_err(setup_err("loading the GitLab-like schema and data"))?;
             if let Some(ci) = &ci {
-                cluster
-                    .create_database(sandbox::CI_DB)
+                sandbox::create_gitlab_database(&cluster, sandbox::CI_DB)
                     .map_err(setup_err("creating the ci database"))?;
                 let mut c = ci
                     .connect()

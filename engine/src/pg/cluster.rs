@@ -374,10 +374,12 @@ impl TempCluster {
         cluster.stopped = false;
         cluster.wait_ready(Duration::from_secs(30))?;
         if matches!(cluster.auth, ClusterAuth::OmnibusPeer(_)) {
-            let mut c = cluster.connect("postgres").map_err(|e| ClusterError::Step {
-                step: "connecting as the superuser".into(),
-                detail: e.to_string(),
-            })?;
+            let mut c = cluster
+                .connect("postgres")
+                .map_err(|e| ClusterError::Step {
+                    step: "connecting as the superuser".into(),
+                    detail: e.to_string(),
+                })?;
             c.batch_execute(&format!(
                 "CREATE ROLE {} LOGIN",
                 super::ident::quote_ident(OMNIBUS_APP_ROLE)
@@ -742,7 +744,11 @@ mod tests {
             let msg = crate::pg::conn::describe_pg_error(&err);
             assert!(msg.contains("Peer authentication failed"), "{msg}");
             let who = c.conn_spec("postgres").connect_as();
-            assert_eq!(who.os_user().map(|u| u.name.as_str()), Some("git"), "{who:?}");
+            assert_eq!(
+                who.os_user().map(|u| u.name.as_str()),
+                Some("git"),
+                "{who:?}"
+            );
             assert!(who.why().contains("pg_ident.conf"), "{}", who.why());
         }
         assert!(c.connect("we\"ird db").is_ok());

@@ -181,7 +181,10 @@ fn conf_setting(conf: &str, key: &str) -> Option<String> {
             continue;
         }
         let v = rest.trim_start_matches('=').trim();
-        let v = v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')).unwrap_or(v);
+        let v = v
+            .strip_prefix('\'')
+            .and_then(|v| v.strip_suffix('\''))
+            .unwrap_or(v);
         found = Some(v.replace("''", "'"));
     }
     found
@@ -401,9 +404,12 @@ pub fn resolve(host: &str, port: u16, database: &str, role: &str) -> ConnectAs {
             why: format!("TCP connection to {host}"),
         };
     }
-    resolve_with(auth_files(Path::new(host), port).as_ref(), database, role, &|n| {
-        OsUser::lookup(n)
-    })
+    resolve_with(
+        auth_files(Path::new(host), port).as_ref(),
+        database,
+        role,
+        &|n| OsUser::lookup(n),
+    )
 }
 
 /// [`resolve`] on given files and account lookup (testable without root).
@@ -572,22 +578,10 @@ fn switch_thread(user: &OsUser, groups: &[u32]) -> Result<(), SwitchError> {
         {
             return Err(err("setgroups"));
         }
-        if libc::syscall(
-            libc::SYS_setresgid,
-            KEEP,
-            user.gid as libc::c_long,
-            KEEP,
-        ) != 0
-        {
+        if libc::syscall(libc::SYS_setresgid, KEEP, user.gid as libc::c_long, KEEP) != 0 {
             return Err(err("setresgid"));
         }
-        if libc::syscall(
-            libc::SYS_setresuid,
-            KEEP,
-            user.uid as libc::c_long,
-            KEEP,
-        ) != 0
-        {
+        if libc::syscall(libc::SYS_setresuid, KEEP, user.uid as libc::c_long, KEEP) != 0 {
             return Err(err("setresuid"));
         }
     }
@@ -637,13 +631,21 @@ mod tests {
         let a = resolve_with(Some(&f), "gitlabhq_production", "gitlab", &users);
         assert_eq!(a.os_user().unwrap().name, "git", "{a:?}");
         assert!(a.why().contains("line 3"), "{}", a.why());
-        assert!(a.why().contains("maps OS user git to role gitlab"), "{}", a.why());
+        assert!(
+            a.why().contains("maps OS user git to role gitlab"),
+            "{}",
+            a.why()
+        );
         let a = resolve_with(Some(&f), "gitlabhq_production", "gitlab-psql", &users);
         assert_eq!(a.os_user().unwrap().name, "gitlab-psql");
         // A role with no OS user of its name: as the process, saying why.
         let a = resolve_with(Some(&f), "gitlabhq_production", "nobody-here", &users);
         assert!(a.os_user().is_none());
-        assert!(a.why().contains("admits no existing OS user"), "{}", a.why());
+        assert!(
+            a.why().contains("admits no existing OS user"),
+            "{}",
+            a.why()
+        );
     }
 
     #[test]

@@ -615,6 +615,13 @@ impl RestoreRun<'_> {
         }
         let mut prepared = Vec::new();
         for job in &active {
+            let who = job.spec.connect_as();
+            self.journal.note(
+                "restore.connect",
+                format!("`{}` connects {}", job.spec.dbname, who.describe()),
+                serde_json::json!({"database": job.spec.dbname, "role": job.spec.user,
+                    "connect_as": who}),
+            )?;
             prepared.push(prepare(job, self.opts)?);
         }
         let mut done = Vec::new();

@@ -223,9 +223,9 @@ pub fn create_gitlab_database(
         step: format!("connecting to `{name}` as the superuser"),
         detail: e.to_string(),
     })?;
-    admin
-        .batch_execute(SUPERUSER_SETUP_SQL)
-        .map_err(sql_err("creating the superuser's objects (extensions, pg_shadow_lookup)"))?;
+    admin.batch_execute(SUPERUSER_SETUP_SQL).map_err(sql_err(
+        "creating the superuser's objects (extensions, pg_shadow_lookup)",
+    ))?;
     Ok(PgTarget::new(cluster.bin_dir(), cluster.conn_spec(name)))
 }
 

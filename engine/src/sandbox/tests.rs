@@ -73,13 +73,7 @@ fn tar_list(args: &[&str]) -> Vec<String> {
 /// (`<decompressor> | psql` as the application role, through the peer map), into a
 /// database the superuser created for it. The only errors allowed are the ownership
 /// statements the application role may not run (GitLab prints and ignores them).
-fn restore_member(
-    cluster: &TempCluster,
-    archive: &Path,
-    member: &str,
-    decompress: &str,
-    db: &str,
-) {
+fn restore_member(cluster: &TempCluster, archive: &Path, member: &str, decompress: &str, db: &str) {
     let target = create_gitlab_database(cluster, db).unwrap();
     let mut tar = Command::new("tar");
     tar.arg("-xOf").arg(archive).arg(member);
