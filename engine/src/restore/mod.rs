@@ -8,5 +8,6 @@ pub mod inventory;
 pub mod leftovers;
 pub mod load;
 pub mod plan;
+pub mod privileges;
 pub mod snapshot;
 pub mod verify;
