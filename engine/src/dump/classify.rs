@@ -526,9 +526,7 @@ pub fn session_role(sql: &str) -> Option<String> {
     }
     let at = if kw(1, "ROLE") {
         2
-    } else if kw(1, "SESSION") && kw(2, "AUTHORIZATION") {
-        3
-    } else if kw(1, "SESSION") && kw(2, "ROLE") {
+    } else if kw(1, "SESSION") && (kw(2, "AUTHORIZATION") || kw(2, "ROLE")) {
         3
     } else {
         return None;

@@ -1336,6 +1336,63 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn psql_errors_of_skippable_statements_are_told_by_line() {
+        assert_eq!(
+            psql_error_line("psql:<stdin>:42: ERROR:  must be member of role \"gitlab-psql\""),
+            Some((42, "ERROR:  must be member of role \"gitlab-psql\""))
+        );
+        assert_eq!(
+            psql_error_line("psql:<stdin>:7: WARNING:  no privileges"),
+            None
+        );
+        assert_eq!(psql_error_line("ERROR:  x"), None);
+        let mut notes = std::collections::HashMap::new();
+        let owner = "ALTER FUNCTION public.f() OWNER TO \"gitlab-psql\";";
+        notes.insert(
+            12,
+            (
+                StatementFacts::of(owner),
+                "FUNCTION public.f()".to_string(),
+                Position {
+                    line: 12,
+                    offset: 0,
+                },
+                owner.to_string(),
+            ),
+        );
+        let table = "CREATE TABLE public.t (a int);";
+        notes.insert(
+            20,
+            (
+                StatementFacts::of(table),
+                "TABLE public.t".to_string(),
+                Position {
+                    line: 20,
+                    offset: 0,
+                },
+                table.to_string(),
+            ),
+        );
+        let (ignored, errors, skipped) = classify_psql_stderr(
+            vec![
+                "psql:<stdin>:3: ERROR:  must be owner of extension pg_trgm".into(),
+                "psql:<stdin>:12: ERROR:  must be able to SET ROLE \"gitlab-psql\"".into(),
+                "DETAIL:  only roles with the SET option may".into(),
+                "psql:<stdin>:20: ERROR:  permission denied for schema public".into(),
+            ],
+            &notes,
+        );
+        assert_eq!(ignored.len(), 1);
+        assert_eq!(
+            errors,
+            vec!["psql:<stdin>:20: ERROR:  permission denied for schema public"]
+        );
+        assert_eq!(skipped.len(), 1);
+        assert_eq!(skipped[0].error.object, "FUNCTION public.f()");
+        assert!(skipped[0].error.message.contains("DETAIL"));
+    }
+
+    #[test]
     fn restore_equals_gitlabs_pipeline_after_a_failed_upgrade() {
         let c = TempCluster::start().unwrap();
         c.create_database("gitlabhq_production").unwrap();
