@@ -517,6 +517,17 @@ fn non_superuser_owner_restores_like_gitlab() {
         "{load:#}"
     );
     assert!(load["errors"].as_array().unwrap().is_empty(), "{load:#}");
+    // COMMENT ON EXTENSION: not permitted to gitlab, reported with its object, skipped.
+    let skipped = load["skipped_privilege"].as_array().unwrap();
+    assert!(
+        skipped.iter().any(|s| s["reason"] == "not_permitted"
+            && s["statement"]
+                .as_str()
+                .unwrap()
+                .starts_with("COMMENT ON EXTENSION")
+            && s["object"].as_str().unwrap().contains("pg_trgm")),
+        "{load:#}"
+    );
     assert_eq!(
         schema_of(&f.cluster, DB),
         schema_of(&f.cluster, "reference")

@@ -513,6 +513,9 @@ fn print_plan(ctx: &Ctx, plan: &RestorePlan) {
         if !db.phases.is_empty() {
             println!("  phases:   {}", db.phases.join(" -> "));
         }
+        for w in &db.privilege_warnings {
+            println!("  {} {w}", s.warn("note:"));
+        }
         if let Some(c) = &db.catalog_cost {
             println!(
                 "  catalogue pass: {} read in {:.1} s",
@@ -625,6 +628,11 @@ fn print_summary(
                 );
             }
         }
+        if let Some(p) = &o.privileges {
+            for w in p.warnings() {
+                println!("    {} {w}", s.warn("note:"));
+            }
+        }
         if let Some(d) = &o.drop {
             println!("    dropped:   {} tables, {} views", d.tables, d.views);
         }
@@ -637,6 +645,18 @@ fn print_summary(
                 l.seconds,
                 l.loader
             );
+            if !l.skipped_privilege.is_empty() {
+                println!(
+                    "    {}",
+                    s.warn(&format!(
+                        "{} statement(s) the restoring role may not run, skipped as GitLab's restore skips them:",
+                        l.skipped_privilege.len()
+                    ))
+                );
+                for x in &l.skipped_privilege {
+                    println!("      {x}");
+                }
+            }
             if !l.errors.is_empty() {
                 println!(
                     "    {}",

@@ -367,6 +367,283 @@ pub fn classify(sql: &str, toc: Option<&TocHeader>) -> Kind {
     Kind::Other
 }
 
+/// An ownership or privilege statement: one the restoring role may not be allowed to run
+/// (GitLab's psql restore fails on it too, and the database is the same without it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PrivilegeStatement {
+    /// `ALTER <object> ... OWNER TO role`.
+    OwnerTo { role: String },
+    /// `COMMENT ON EXTENSION name IS ...` (only the extension's owner may).
+    CommentOnExtension { extension: String },
+    /// `GRANT ... TO roles`.
+    Grant { roles: Vec<String> },
+    /// `REVOKE ... FROM roles`.
+    Revoke { roles: Vec<String> },
+    /// `ALTER DEFAULT PRIVILEGES [FOR ROLE roles] ...`.
+    AlterDefaultPrivileges { roles: Vec<String> },
+    /// `SECURITY LABEL ...`.
+    SecurityLabel,
+}
+
+impl PrivilegeStatement {
+    /// The roles the statement names (not `PUBLIC`, `CURRENT_USER`, ...).
+    pub fn roles(&self) -> &[String] {
+        match self {
+            PrivilegeStatement::OwnerTo { role } => std::slice::from_ref(role),
+            PrivilegeStatement::Grant { roles }
+            | PrivilegeStatement::Revoke { roles }
+            | PrivilegeStatement::AlterDefaultPrivileges { roles } => roles,
+            PrivilegeStatement::CommentOnExtension { .. } | PrivilegeStatement::SecurityLabel => {
+                &[]
+            }
+        }
+    }
+}
+
+/// Whether `t` is a role specification that names no role (`PUBLIC`, `CURRENT_USER`, ...).
+fn pseudo_role(t: &Tok) -> bool {
+    [
+        "public",
+        "current_user",
+        "current_role",
+        "session_user",
+        "group",
+    ]
+    .iter()
+    .any(|k| t.is_kw(k))
+}
+
+/// Role names from `toks[i..]` up to the end of the list (`;`, `WITH`, `GRANTED`, ...).
+fn role_list(toks: &[Tok], mut i: usize) -> Vec<String> {
+    let mut roles = Vec::new();
+    while let Some(t) = toks.get(i) {
+        match t {
+            Tok::Punct(',') => {}
+            Tok::Word(_) if pseudo_role(t) => {}
+            Tok::Word(w)
+                if [
+                    "with", "granted", "cascade", "restrict", "in", "grant", "revoke",
+                ]
+                .iter()
+                .any(|k| w.eq_ignore_ascii_case(k)) =>
+            {
+                break
+            }
+            Tok::Word(_) | Tok::Ident(_) => roles.extend(t.name()),
+            _ => break,
+        }
+        i += 1;
+    }
+    roles
+}
+
+/// Index of the last `kw` at parenthesis depth 0.
+fn last_top_level(toks: &[Tok], kw: &str) -> Option<usize> {
+    let mut depth = 0i32;
+    let mut found = None;
+    for (i, t) in toks.iter().enumerate() {
+        match t {
+            Tok::Punct('(') => depth += 1,
+            Tok::Punct(')') => depth -= 1,
+            _ if depth == 0 && t.is_kw(kw) => found = Some(i),
+            _ => {}
+        }
+    }
+    found
+}
+
+/// Statements longer than this are never ownership or privilege statements of pg_dump.
+const PRIVILEGE_TOKENS: usize = 4096;
+
+/// The ownership or privilege statement `sql` is, if it is one.
+pub fn privilege_statement(sql: &str) -> Option<PrivilegeStatement> {
+    let head = tokens(sql, 3);
+    let kw = |t: &[Tok], i: usize, k: &str| t.get(i).is_some_and(|x| x.is_kw(k));
+    let first = head.first()?;
+    let wanted = ["ALTER", "GRANT", "REVOKE", "COMMENT", "SECURITY"];
+    if !wanted.iter().any(|k| first.is_kw(k)) {
+        return None;
+    }
+    if kw(&head, 0, "SECURITY") {
+        return kw(&head, 1, "LABEL").then_some(PrivilegeStatement::SecurityLabel);
+    }
+    if kw(&head, 0, "COMMENT") {
+        if kw(&head, 1, "ON") && kw(&head, 2, "EXTENSION") {
+            let t = tokens(sql, 4);
+            return Some(PrivilegeStatement::CommentOnExtension {
+                extension: t.get(3)?.name()?,
+            });
+        }
+        return None;
+    }
+    let t = tokens(sql, PRIVILEGE_TOKENS);
+    if t.len() >= PRIVILEGE_TOKENS {
+        return None;
+    }
+    if kw(&t, 0, "GRANT") {
+        let to = last_top_level(&t, "TO")?;
+        return Some(PrivilegeStatement::Grant {
+            roles: role_list(&t, to + 1),
+        });
+    }
+    if kw(&t, 0, "REVOKE") {
+        let from = last_top_level(&t, "FROM")?;
+        return Some(PrivilegeStatement::Revoke {
+            roles: role_list(&t, from + 1),
+        });
+    }
+    // ALTER ...
+    if kw(&t, 1, "DEFAULT") && kw(&t, 2, "PRIVILEGES") {
+        let roles = if kw(&t, 3, "FOR") && (kw(&t, 4, "ROLE") || kw(&t, 4, "USER")) {
+            role_list(&t, 5)
+        } else {
+            Vec::new()
+        };
+        return Some(PrivilegeStatement::AlterDefaultPrivileges { roles });
+    }
+    // `... OWNER TO role` at the very end (pg_dump writes nothing after it).
+    let mut end = t.len();
+    if end > 0 && t[end - 1] == Tok::Punct(';') {
+        end -= 1;
+    }
+    if end >= 4 && t[end - 3].is_kw("OWNER") && t[end - 2].is_kw("TO") {
+        let r = &t[end - 1];
+        if pseudo_role(r) {
+            return None;
+        }
+        return Some(PrivilegeStatement::OwnerTo { role: r.name()? });
+    }
+    None
+}
+
+/// The role a `SET ROLE r` or `SET SESSION AUTHORIZATION 'r'` switches to.
+pub fn session_role(sql: &str) -> Option<String> {
+    let t = tokens(sql, 5);
+    let kw = |i: usize, k: &str| t.get(i).is_some_and(|x| x.is_kw(k));
+    if !kw(0, "SET") {
+        return None;
+    }
+    let at = if kw(1, "ROLE") {
+        2
+    } else if kw(1, "SESSION") && (kw(2, "AUTHORIZATION") || kw(2, "ROLE")) {
+        3
+    } else {
+        return None;
+    };
+    match t.get(at)? {
+        Tok::Str(s) | Tok::Ident(s) => Some(s.clone()),
+        w @ Tok::Word(_) if !w.is_kw("none") && !w.is_kw("default") => w.name(),
+        _ => None,
+    }
+}
+
+/// `CREATE EXTENSION [IF NOT EXISTS] name [WITH] [SCHEMA s] ...`: the extension and its
+/// schema.
+pub fn create_extension(sql: &str) -> Option<(String, Option<String>)> {
+    let t = tokens(sql, 12);
+    let kw = |i: usize, k: &str| t.get(i).is_some_and(|x| x.is_kw(k));
+    if !(kw(0, "CREATE") && kw(1, "EXTENSION")) {
+        return None;
+    }
+    let at = if kw(2, "IF") && kw(3, "NOT") && kw(4, "EXISTS") {
+        5
+    } else {
+        2
+    };
+    let name = t.get(at)?.name()?;
+    let schema = (at + 1..t.len())
+        .find(|&i| kw(i, "SCHEMA"))
+        .and_then(|i| t.get(i + 1)?.name());
+    Some((name, schema))
+}
+
+/// An object a `DROP` or `CREATE` works on: its type (`FUNCTION`, `TABLE`, ...) and
+/// name (without argument types).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct ObjectKey {
+    pub kind: String,
+    pub name: QualifiedName,
+}
+
+/// Object types whose `DROP`/`CREATE` name the object directly (not `name ON table`).
+const OBJECT_TYPES: &[&[&str]] = &[
+    &["MATERIALIZED", "VIEW"],
+    &["FOREIGN", "TABLE"],
+    &["TEXT", "SEARCH", "CONFIGURATION"],
+    &["TEXT", "SEARCH", "DICTIONARY"],
+    &["TEXT", "SEARCH", "PARSER"],
+    &["TEXT", "SEARCH", "TEMPLATE"],
+    &["EVENT", "TRIGGER"],
+    &["FOREIGN", "DATA", "WRAPPER"],
+    &["FUNCTION"],
+    &["PROCEDURE"],
+    &["AGGREGATE"],
+    &["TABLE"],
+    &["VIEW"],
+    &["SEQUENCE"],
+    &["TYPE"],
+    &["DOMAIN"],
+    &["SCHEMA"],
+    &["INDEX"],
+    &["COLLATION"],
+    &["CONVERSION"],
+    &["EXTENSION"],
+    &["SERVER"],
+    &["PUBLICATION"],
+    &["STATISTICS"],
+];
+
+fn object_at(t: &[Tok], i: usize, if_words: &[&str]) -> Option<ObjectKey> {
+    let typ = OBJECT_TYPES.iter().find(|words| {
+        words
+            .iter()
+            .enumerate()
+            .all(|(k, w)| t.get(i + k).is_some_and(|x| x.is_kw(w)))
+    })?;
+    let mut at = i + typ.len();
+    if if_words
+        .iter()
+        .enumerate()
+        .all(|(k, w)| t.get(at + k).is_some_and(|x| x.is_kw(w)))
+    {
+        at += if_words.len();
+    }
+    let (name, _) = qualified_at(t, at)?;
+    Some(ObjectKey {
+        kind: typ.join(" "),
+        name,
+    })
+}
+
+/// The object of a `DROP <type> [IF EXISTS] name ...`.
+pub fn dropped_object(sql: &str) -> Option<ObjectKey> {
+    let t = tokens(sql, 12);
+    if !t.first().is_some_and(|x| x.is_kw("DROP")) {
+        return None;
+    }
+    object_at(&t, 1, &["IF", "EXISTS"])
+}
+
+/// The object of a `CREATE [OR REPLACE] [UNLOGGED] [UNIQUE] <type> [IF NOT EXISTS] name ...`.
+pub fn created_object(sql: &str) -> Option<ObjectKey> {
+    let t = tokens(sql, 14);
+    if !t.first().is_some_and(|x| x.is_kw("CREATE")) {
+        return None;
+    }
+    let mut i = 1;
+    if t.get(1).is_some_and(|x| x.is_kw("OR")) && t.get(2).is_some_and(|x| x.is_kw("REPLACE")) {
+        i = 3;
+    }
+    while t
+        .get(i)
+        .is_some_and(|x| x.is_kw("UNLOGGED") || x.is_kw("UNIQUE") || x.is_kw("TRUSTED"))
+    {
+        i += 1;
+    }
+    object_at(&t, i, &["IF", "NOT", "EXISTS"])
+}
+
 /// `name` or `ext.name` of a `SET`/`RESET`, lower-cased.
 fn setting_name(t: &[Tok], i: usize) -> Option<String> {
     let first = t.get(i)?.name()?;
@@ -501,6 +778,104 @@ mod tests {
         );
         assert_eq!(k("CREATE TABLE public.x AS SELECT 1;"), Kind::Other);
         assert_eq!(k("COMMENT ON TABLE public.users IS 'x';"), Kind::Other);
+    }
+
+    #[test]
+    fn privilege_statements() {
+        use PrivilegeStatement::*;
+        let p = privilege_statement;
+        assert_eq!(
+            p("ALTER FUNCTION public.pg_shadow_lookup(i_username text, OUT username text, OUT password text) OWNER TO \"gitlab-psql\";"),
+            Some(OwnerTo { role: "gitlab-psql".into() })
+        );
+        assert_eq!(
+            p("ALTER TABLE public.users OWNER TO GitLab;"),
+            Some(OwnerTo {
+                role: "gitlab".into()
+            })
+        );
+        assert_eq!(
+            p("ALTER TABLE ONLY public.t ADD CONSTRAINT \"OWNER TO x\" CHECK (a > 0);"),
+            None
+        );
+        assert_eq!(
+            p("COMMENT ON EXTENSION pg_trgm IS 'text similarity';"),
+            Some(CommentOnExtension {
+                extension: "pg_trgm".into()
+            })
+        );
+        assert_eq!(p("COMMENT ON TABLE public.t IS 'x';"), None);
+        assert_eq!(
+            p("GRANT ALL ON FUNCTION public.f(\"to\" text) TO pgbouncer, PUBLIC WITH GRANT OPTION;"),
+            Some(Grant { roles: vec!["pgbouncer".into()] })
+        );
+        assert_eq!(
+            p("REVOKE ALL ON FUNCTION public.f(text) FROM PUBLIC;"),
+            Some(Revoke { roles: vec![] })
+        );
+        assert_eq!(
+            p("REVOKE USAGE ON SCHEMA s FROM \"gitlab-psql\", x CASCADE;"),
+            Some(Revoke {
+                roles: vec!["gitlab-psql".into(), "x".into()]
+            })
+        );
+        assert_eq!(
+            p("ALTER DEFAULT PRIVILEGES FOR ROLE \"gitlab-psql\" IN SCHEMA public GRANT SELECT ON TABLES TO gitlab;"),
+            Some(AlterDefaultPrivileges { roles: vec!["gitlab-psql".into()] })
+        );
+        assert_eq!(
+            p("SECURITY LABEL FOR selinux ON TABLE t IS 'x';"),
+            Some(SecurityLabel)
+        );
+        assert_eq!(p("CREATE TABLE public.owner (\"to\" int);"), None);
+        assert_eq!(p("SELECT 1;"), None);
+    }
+
+    #[test]
+    fn roles_extensions_and_objects() {
+        assert_eq!(
+            session_role("SET ROLE \"gitlab-psql\";").as_deref(),
+            Some("gitlab-psql")
+        );
+        assert_eq!(
+            session_role("SET SESSION AUTHORIZATION 'gitlab';").as_deref(),
+            Some("gitlab")
+        );
+        assert_eq!(session_role("SET ROLE NONE;"), None);
+        assert_eq!(session_role("SET search_path = x;"), None);
+        assert_eq!(
+            create_extension("CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA public;"),
+            Some(("pg_trgm".into(), Some("public".into())))
+        );
+        assert_eq!(
+            create_extension("CREATE EXTENSION \"uuid-ossp\";"),
+            Some(("uuid-ossp".into(), None))
+        );
+        let f = ObjectKey {
+            kind: "FUNCTION".into(),
+            name: q(Some("public"), "pg_shadow_lookup"),
+        };
+        assert_eq!(
+            dropped_object("DROP FUNCTION IF EXISTS public.pg_shadow_lookup(i_username text, OUT username text, OUT password text);"),
+            Some(f.clone())
+        );
+        assert_eq!(
+            created_object("CREATE FUNCTION public.pg_shadow_lookup(i_username text, OUT username text, OUT password text) RETURNS record"),
+            Some(f)
+        );
+        assert_eq!(
+            created_object("CREATE UNLOGGED TABLE IF NOT EXISTS s.t (a int);")
+                .map(|k| (k.kind, k.name)),
+            Some(("TABLE".into(), q(Some("s"), "t")))
+        );
+        assert_eq!(
+            dropped_object("DROP MATERIALIZED VIEW IF EXISTS public.mv;").map(|k| k.kind),
+            Some("MATERIALIZED VIEW".into())
+        );
+        assert_eq!(
+            dropped_object("DROP TRIGGER IF EXISTS t ON public.x;"),
+            None
+        );
     }
 
     #[test]

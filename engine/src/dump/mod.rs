@@ -9,7 +9,10 @@ pub mod classify;
 pub mod parser;
 pub mod toc;
 
-pub use classify::{classify, describe, Kind, QualifiedName};
+pub use classify::{
+    classify, create_extension, created_object, describe, dropped_object, privilege_statement,
+    session_role, Kind, ObjectKey, PrivilegeStatement, QualifiedName,
+};
 pub use parser::{
     CopyChunk, CopyHeader, DumpParser, Item, MetaCommand, ParseError, Position, Statement,
 };

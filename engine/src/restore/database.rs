@@ -9,8 +9,9 @@
 //! a missing main dump is an error.
 //!
 //! The dump is read twice, both times streamed from inside the archive: a cheap first pass
-//! for the catalogue (what it creates, for the leftovers and their verification), then the
-//! load. The load goes through the [`Loader`] trait.
+//! for the catalogue (what it creates, for the leftovers and their verification; the roles
+//! it names and the extensions it needs, checked against what the restoring role may do
+//! before anything changes), then the load. The load goes through the [`Loader`] trait.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -23,10 +24,14 @@ use serde::Serialize;
 use super::drop::{drop_all, DropConfirmation, DropError, DropOptions, DropPlan, DropReport};
 use super::inventory::{inventory, Inventory};
 use super::leftovers::{self, CatalogCost, DumpCatalog, Leftovers};
-use super::load::{load_dump, LoadOptions, PhaseReport};
+use super::load::{
+    excerpt, kept_by_drop, load_dump, skip_reason, LoadOptions, OwnedElsewhere, PhaseReport,
+    SkippedStatement, StatementError, StatementFacts,
+};
+use super::privileges::{check_privileges, PrecheckError, PrivilegeReport};
 use super::snapshot::{take_snapshot, Snapshot, SnapshotError, SnapshotTarget};
 use super::verify::{self, Expected, TableRows, VerifyReport};
-use crate::dump::{DumpParser, Item};
+use crate::dump::{describe, DumpParser, Item, Position};
 use crate::journal::{Journal, JournalError};
 use crate::pg::conn::{ConnError, ConnSpec};
 use crate::pg::tools;
@@ -86,6 +91,10 @@ pub struct LoadOutcome {
     pub errors: Vec<String>,
     /// Lines GitLab ignores too (`WARNING:`, `... does not exist`, `must be owner of`).
     pub ignored: Vec<String>,
+    /// Ownership and privilege statements the restoring role may not run, and creations of
+    /// objects kept as they were (owned by another role): skipped, as GitLab's restore
+    /// leaves them, each with its object.
+    pub skipped_privilege: Vec<SkippedStatement>,
     /// Decompressed bytes loaded.
     pub bytes: u64,
     pub seconds: f64,
@@ -183,6 +192,7 @@ impl Loader for ParallelLoader {
                 .collect(),
             errors: report.failed.iter().map(|e| e.to_string()).collect(),
             ignored: report.ignored.iter().map(|e| e.to_string()).collect(),
+            skipped_privilege: report.skipped_privilege.clone(),
             bytes: report.bytes,
             seconds: report.seconds,
             phases: report.phases,
@@ -217,7 +227,9 @@ impl Loader for PsqlLoader {
         let psql = tools::find_tool(&self.root, "psql", major).map_err(|e| e.to_string())?;
         let spec = input.spec;
         let mut cmd = spec.client_command(&psql.path, "rewind-restore");
-        cmd.args(["--no-psqlrc", "--quiet", "--no-password"]);
+        // `-f -` reads stdin as GitLab's `psql <db>` does, with line numbers in the errors
+        // (to tell which statement failed).
+        cmd.args(["--no-psqlrc", "--quiet", "--no-password", "-f", "-"]);
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
@@ -250,6 +262,9 @@ impl Loader for PsqlLoader {
         let mut chunk = Vec::with_capacity(1 << 20);
         let mut last = Instant::now();
         let mut failure: Option<String> = None;
+        // Statements whose failure may be skipped, by the dump line psql reports (their `;`).
+        let mut notes: std::collections::HashMap<u64, (StatementFacts, String, Position, String)> =
+            std::collections::HashMap::new();
         'items: loop {
             if cancel.is_cancelled() {
                 failure = Some(format!(
@@ -262,6 +277,22 @@ impl Loader for PsqlLoader {
             let header = match parser.next_item() {
                 Ok(None) => break,
                 Ok(Some(Item::Copy(h))) => h,
+                Ok(Some(Item::Statement(st))) => {
+                    let facts = StatementFacts::of(&st.sql);
+                    if facts.any() {
+                        let end = st.at.line + st.sql.matches('\n').count() as u64;
+                        notes.insert(
+                            end,
+                            (
+                                facts,
+                                describe(&st.sql, st.toc.as_deref()),
+                                st.at,
+                                excerpt(&st.sql),
+                            ),
+                        );
+                    }
+                    continue;
+                }
                 Ok(Some(_)) => continue,
                 Err(e) => {
                     failure = Some(format!("{}: {e}", input.member));
@@ -330,8 +361,7 @@ impl Loader for PsqlLoader {
         if let Some(f) = failure {
             return Err(f);
         }
-        let (ignored, errors): (Vec<String>, Vec<String>) =
-            stderr_lines.into_iter().partition(|l| gitlab_ignores(l));
+        let (ignored, errors, skipped_privilege) = classify_psql_stderr(stderr_lines, &notes);
         if !status.success() {
             return Err(format!(
                 "psql exited with {status}: {}",
@@ -348,11 +378,77 @@ impl Loader for PsqlLoader {
             tables: copies,
             errors,
             ignored,
+            skipped_privilege,
             bytes,
             seconds: started.elapsed().as_secs_f64(),
             phases: Vec::new(),
         })
     }
+}
+
+/// `psql:<stdin>:LINE: ERROR:  message` -> (LINE, the text from `ERROR:` on).
+fn psql_error_line(line: &str) -> Option<(u64, &str)> {
+    let rest = line.strip_prefix("psql:")?;
+    let rest = &rest[rest.find(':')? + 1..];
+    let colon = rest.find(':')?;
+    let n: u64 = rest[..colon].parse().ok()?;
+    let msg = rest[colon + 1..].trim_start();
+    msg.starts_with("ERROR:").then_some((n, msg))
+}
+
+/// Split psql's stderr as GitLab's filter does (ignored / errors), except that errors of
+/// statements the parallel loader skips (by statement kind and error, see
+/// `load::skip_reason`) are reported as skipped, with their object. Continuation lines
+/// (`DETAIL:`, `HINT:`) follow their error.
+#[allow(clippy::type_complexity)]
+fn classify_psql_stderr(
+    lines: Vec<String>,
+    notes: &std::collections::HashMap<u64, (StatementFacts, String, Position, String)>,
+) -> (Vec<String>, Vec<String>, Vec<SkippedStatement>) {
+    let mut ignored = Vec::new();
+    let mut errors = Vec::new();
+    let mut skipped: Vec<SkippedStatement> = Vec::new();
+    let mut kept = OwnedElsewhere::new();
+    let mut in_skipped = false;
+    for l in lines {
+        if let Some((n, msg)) = psql_error_line(&l) {
+            in_skipped = false;
+            if let Some((facts, object, at, statement)) = notes.get(&n) {
+                let text = msg.trim_start_matches("ERROR:").trim();
+                if let Some(reason) = skip_reason(facts, None, text, &kept) {
+                    skipped.push(SkippedStatement {
+                        reason,
+                        error: StatementError {
+                            phase: Phase::Data,
+                            object: object.clone(),
+                            at: *at,
+                            statement: statement.clone(),
+                            message: msg.to_string(),
+                            sqlstate: None,
+                        },
+                    });
+                    in_skipped = true;
+                    continue;
+                }
+                if gitlab_ignores(&l) {
+                    kept.extend(kept_by_drop(facts, text));
+                }
+            }
+        } else if in_skipped && !l.starts_with("psql:") {
+            if let Some(s) = skipped.last_mut() {
+                s.error.message.push_str(&format!(" ({})", l.trim()));
+            }
+            continue;
+        } else {
+            in_skipped = false;
+        }
+        if gitlab_ignores(&l) {
+            ignored.push(l);
+        } else {
+            errors.push(l);
+        }
+    }
+    (ignored, errors, skipped)
 }
 
 /// Passes everything read on to psql's stdin.
@@ -423,6 +519,8 @@ pub enum RestoreError {
     #[error("reading the dump {member} failed: {detail}. Nothing was changed")]
     Catalog { member: String, detail: String },
     #[error(transparent)]
+    Privileges(#[from] PrecheckError),
+    #[error(transparent)]
     Snapshot(#[from] SnapshotError),
     #[error(transparent)]
     Drop(DropError),
@@ -462,6 +560,8 @@ pub struct DatabaseOutcome {
     pub load: Option<LoadOutcome>,
     pub catalog_cost: Option<CatalogCost>,
     pub leftovers: Option<Leftovers>,
+    /// What the restoring role may do with the dump (checked before the drop).
+    pub privileges: Option<PrivilegeReport>,
     pub verify: Option<VerifyReport>,
 }
 
@@ -607,6 +707,7 @@ impl RestoreRun<'_> {
                     load: None,
                     catalog_cost: None,
                     leftovers: None,
+                    privileges: None,
                     verify: None,
                 });
                 break;
@@ -694,6 +795,46 @@ impl RestoreRun<'_> {
                 }
             ));
         }
+        // What the restoring role may do with the dump (read-only): refuse now, while
+        // nothing has changed, what the load could not create.
+        j.begin(
+            &step("privileges"),
+            "check the roles and extensions the dump needs",
+            serde_json::json!({"database": db, "role": job.spec.user}),
+        )?;
+        let checked = job
+            .spec
+            .connect()
+            .map_err(RestoreError::from)
+            .and_then(|mut c| check_privileges(&mut c, &catalog).map_err(RestoreError::from));
+        let privileges = match checked {
+            Ok(p) => p,
+            Err(e) => {
+                j.end(
+                    &step("privileges"),
+                    "failed",
+                    serde_json::json!({"error": e.to_string()}),
+                )?;
+                return Err(e);
+            }
+        };
+        if let Some(refusal) = privileges.refusal() {
+            j.end(
+                &step("privileges"),
+                "refused",
+                serde_json::json!({"error": refusal.to_string(),
+                    "report": serde_json::to_value(&privileges).unwrap_or_default()}),
+            )?;
+            return Err(refusal.into());
+        }
+        for w in privileges.warnings() {
+            self.sink.warn(w);
+        }
+        j.end(
+            &step("privileges"),
+            "ok",
+            serde_json::to_value(&privileges).unwrap_or_default(),
+        )?;
         self.check_cancel(&db, "before the snapshot: nothing was changed")?;
 
         // 2. Snapshot.
@@ -795,10 +936,21 @@ impl RestoreRun<'_> {
             serde_json::json!({"tables": load.tables.len(),
                 "rows": load.tables.iter().map(|t| t.rows).sum::<u64>(),
                 "errors": load.errors.len(), "ignored": load.ignored.len(),
+                "skipped_privilege": load.skipped_privilege.len(),
                 "bytes": load.bytes, "seconds": load.seconds, "loader": load.loader}),
         )?;
         for e in &load.errors {
             self.sink.log(crate::progress::Level::Error, e.clone());
+        }
+        if !load.skipped_privilege.is_empty() {
+            j.note(
+                &step("load.skipped"),
+                format!(
+                    "{} statement(s) skipped, as GitLab's restore skips them",
+                    load.skipped_privilege.len()
+                ),
+                serde_json::to_value(&load.skipped_privilege).unwrap_or_default(),
+            )?;
         }
         if !load.errors.is_empty() && !self.opts.continue_on_error {
             return Err(RestoreError::LoadErrors {
@@ -872,6 +1024,7 @@ impl RestoreRun<'_> {
             load: Some(load),
             catalog_cost: Some(cost),
             leftovers: Some(left),
+            privileges: Some(privileges),
             verify: Some(report),
         })
     }
@@ -1172,6 +1325,63 @@ pub(crate) mod tests {
             allow_version_mismatch: false,
             drop: DropOptions::default(),
         }
+    }
+
+    #[test]
+    fn psql_errors_of_skippable_statements_are_told_by_line() {
+        assert_eq!(
+            psql_error_line("psql:<stdin>:42: ERROR:  must be member of role \"gitlab-psql\""),
+            Some((42, "ERROR:  must be member of role \"gitlab-psql\""))
+        );
+        assert_eq!(
+            psql_error_line("psql:<stdin>:7: WARNING:  no privileges"),
+            None
+        );
+        assert_eq!(psql_error_line("ERROR:  x"), None);
+        let mut notes = std::collections::HashMap::new();
+        let owner = "ALTER FUNCTION public.f() OWNER TO \"gitlab-psql\";";
+        notes.insert(
+            12,
+            (
+                StatementFacts::of(owner),
+                "FUNCTION public.f()".to_string(),
+                Position {
+                    line: 12,
+                    offset: 0,
+                },
+                owner.to_string(),
+            ),
+        );
+        let table = "CREATE TABLE public.t (a int);";
+        notes.insert(
+            20,
+            (
+                StatementFacts::of(table),
+                "TABLE public.t".to_string(),
+                Position {
+                    line: 20,
+                    offset: 0,
+                },
+                table.to_string(),
+            ),
+        );
+        let (ignored, errors, skipped) = classify_psql_stderr(
+            vec![
+                "psql:<stdin>:3: ERROR:  must be owner of extension pg_trgm".into(),
+                "psql:<stdin>:12: ERROR:  must be able to SET ROLE \"gitlab-psql\"".into(),
+                "DETAIL:  only roles with the SET option may".into(),
+                "psql:<stdin>:20: ERROR:  permission denied for schema public".into(),
+            ],
+            &notes,
+        );
+        assert_eq!(ignored.len(), 1);
+        assert_eq!(
+            errors,
+            vec!["psql:<stdin>:20: ERROR:  permission denied for schema public"]
+        );
+        assert_eq!(skipped.len(), 1);
+        assert_eq!(skipped[0].error.object, "FUNCTION public.f()");
+        assert!(skipped[0].error.message.contains("DETAIL"));
     }
 
     #[test]

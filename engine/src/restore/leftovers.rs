@@ -81,6 +81,21 @@ pub struct DumpCatalog {
     pub objects: BTreeSet<(String, String, String)>,
     /// Column names of each `CREATE TABLE`, keyed by `(schema, table)`.
     pub columns: BTreeMap<(String, String), Vec<String>>,
+    /// Roles the dump names, with how (`OWNER TO`, `GRANT`/`REVOKE`, `SET ROLE`).
+    pub roles: BTreeMap<String, RoleUse>,
+    /// Extensions the dump creates, with the schema it names (`WITH SCHEMA s`).
+    pub extensions: BTreeMap<String, Option<String>>,
+}
+
+/// How often a dump names a role, by statement kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RoleUse {
+    /// `ALTER ... OWNER TO role` and `ALTER DEFAULT PRIVILEGES FOR ROLE role`.
+    pub ownership: usize,
+    /// `GRANT ... TO role`, `REVOKE ... FROM role`.
+    pub grants: usize,
+    /// `SET ROLE role`, `SET SESSION AUTHORIZATION role`.
+    pub session: usize,
 }
 
 impl DumpCatalog {
@@ -100,6 +115,33 @@ impl DumpCatalog {
     pub fn add_columns(&mut self, schema: &str, table: &str, columns: Vec<String>) {
         self.columns
             .insert((schema.to_string(), table.to_string()), columns);
+    }
+
+    /// Record the ownership, privilege and session statements naming roles, and the
+    /// extensions created, of one statement.
+    pub fn add_statement_roles(&mut self, sql: &str) {
+        use crate::dump::{
+            create_extension, privilege_statement, session_role, PrivilegeStatement,
+        };
+        if let Some(p) = privilege_statement(sql) {
+            let ownership = matches!(
+                p,
+                PrivilegeStatement::OwnerTo { .. }
+                    | PrivilegeStatement::AlterDefaultPrivileges { .. }
+            );
+            for r in p.roles() {
+                let u = self.roles.entry(r.clone()).or_default();
+                if ownership {
+                    u.ownership += 1;
+                } else {
+                    u.grants += 1;
+                }
+            }
+        } else if let Some(r) = session_role(sql) {
+            self.roles.entry(r).or_default().session += 1;
+        } else if let Some((name, schema)) = create_extension(sql) {
+            self.extensions.insert(name, schema);
+        }
     }
 
     /// Whether the dump creates an object of type `typ`.
@@ -547,7 +589,8 @@ pub struct CatalogCost {
 
 /// Read a whole dump once with the streaming dump parser ([`crate::dump::DumpParser`]) and
 /// return what it creates: every TOC entry of a statement, and the columns of each
-/// `CREATE TABLE` (read from the statement itself). COPY data is skipped, not kept.
+/// `CREATE TABLE` (read from the statement itself), the roles it names and the extensions
+/// it creates. COPY data is skipped, not kept.
 /// Errors name `member`.
 pub fn read_catalog(
     reader: impl std::io::Read,
@@ -564,6 +607,7 @@ pub fn read_catalog(
             if let Some(h) = st.toc.as_deref().filter(|h| !h.data) {
                 catalog.add_object(&h.kind, h.schema.as_deref(), &h.name);
             }
+            catalog.add_statement_roles(&st.sql);
             if let Kind::CreateTable { table } = classify(&st.sql, st.toc.as_deref()) {
                 if let Some(cols) = create_table_columns(&st.sql) {
                     let schema = table.schema.clone().unwrap_or_else(|| "public".into());
@@ -590,6 +634,12 @@ mod catalog_tests {
         let dump = "--\n-- PostgreSQL database dump\n--\n\nSET statement_timeout = 0;\n\n\
 --\n-- Name: gitlab_partitions_static; Type: SCHEMA; Schema: -; Owner: gitlab\n--\n\n\
 CREATE SCHEMA gitlab_partitions_static;\n\n\
+CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA public;\n\
+COMMENT ON EXTENSION pg_trgm IS 'trgm';\n\
+ALTER SCHEMA gitlab_partitions_static OWNER TO \"gitlab-psql\";\n\
+GRANT ALL ON SCHEMA gitlab_partitions_static TO pgbouncer;\n\
+REVOKE ALL ON SCHEMA gitlab_partitions_static FROM PUBLIC;\n\
+SET SESSION AUTHORIZATION 'gitlab';\n\
 --\n-- Name: we; ird; Type: TABLE; Schema: public; Owner: gitlab\n--\n\n\
 CREATE TABLE public.\"we; ird\" (\n    id integer,\n    \"Body\" text\n);\n\n\
 --\n-- Data for Name: we; ird; Type: TABLE DATA; Schema: public; Owner: gitlab\n--\n\n\
@@ -601,6 +651,14 @@ CREATE FUNCTION public.add(integer) RETURNS integer\n    LANGUAGE sql\n    AS $$
         assert!(cat.has("TABLE", "public", "we; ird"));
         assert!(cat.has("SCHEMA", "", "gitlab_partitions_static"));
         assert!(cat.has("FUNCTION", "public", "add(integer)"));
+        assert_eq!(
+            cat.extensions.get("pg_trgm"),
+            Some(&Some("public".to_string()))
+        );
+        assert_eq!(cat.roles["gitlab-psql"].ownership, 1);
+        assert_eq!(cat.roles["pgbouncer"].grants, 1);
+        assert_eq!(cat.roles["gitlab"].session, 1);
+        assert!(!cat.roles.contains_key("public"));
         assert!(
             !cat.has("TABLE", "public", "x"),
             "a row was taken for a header"

@@ -7,6 +7,9 @@ pub mod drop;
 pub mod inventory;
 pub mod leftovers;
 pub mod load;
+#[cfg(test)]
+mod omnibus_tests;
 pub mod plan;
+pub mod privileges;
 pub mod snapshot;
 pub mod verify;

@@ -13,6 +13,7 @@ use super::database::{
 use super::drop::{DropConfirmation, DropPlan};
 use super::inventory::inventory;
 use super::leftovers::{CatalogCost, LeftoverKind, Leftovers};
+use super::privileges::{check_privileges, PrivilegeReport};
 use super::snapshot::snapshot_path;
 use crate::journal::Journal;
 
@@ -85,6 +86,10 @@ pub struct DatabasePlan {
     pub drop: Vec<PlannedDrop>,
     pub leftovers: Option<Leftovers>,
     pub catalog_cost: Option<CatalogCost>,
+    /// What the restoring role may do with the dump (roles, extensions).
+    pub privileges: Option<PrivilegeReport>,
+    /// Lines about it to show (statements that will be skipped, ...).
+    pub privilege_warnings: Vec<String>,
     pub phases: Vec<String>,
 }
 
@@ -201,6 +206,8 @@ pub fn build_plan(
             drop: Vec::new(),
             leftovers: None,
             catalog_cost: None,
+            privileges: None,
+            privilege_warnings: Vec::new(),
             phases: Vec::new(),
         };
         if skip_db {
@@ -245,8 +252,23 @@ pub fn build_plan(
             &inv,
             facts.db_version.as_deref(),
         ) {
-            Ok((_, cost, left)) => {
+            Ok((catalog, cost, left)) => {
                 plan.catalog_cost = Some(cost);
+                match job
+                    .spec
+                    .connect()
+                    .map_err(|e| e.to_string())
+                    .and_then(|mut c| check_privileges(&mut c, &catalog).map_err(|e| e.to_string()))
+                {
+                    Ok(p) => {
+                        if let Some(refusal) = p.refusal() {
+                            plan.status = format!("refused: {refusal}");
+                        }
+                        plan.privilege_warnings = p.warnings();
+                        plan.privileges = Some(p);
+                    }
+                    Err(e) => plan.status = format!("cannot plan: {e}"),
+                }
                 Some(left)
             }
             Err(e) => {

@@ -356,7 +356,7 @@ fn load_part(conn: &mut Conn, job: &TableJob, shared: &Shared) -> bool {
         };
         let (message, sqlstate, ignored, fatal) = match outcome {
             Outcome::Ok => (String::new(), None, false, false),
-            Outcome::Ignored(m) => (m, None, true, false),
+            Outcome::Ignored(m, c) => (m, c, true, false),
             Outcome::Failed(m, c) => (m, c, false, false),
             Outcome::Fatal(m) => (m, None, false, true),
         };

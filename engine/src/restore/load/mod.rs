@@ -20,8 +20,15 @@
 //! Session settings from the dump (`SET ...`, `set_config('search_path', '', false)`) are
 //! replayed on every connection. Each statement runs in its own implicit transaction as in
 //! psql's autocommit mode. Errors that GitLab's restore ignores (`does not exist`, `must be
-//! owner of`) are recorded and skipped; any other error stops the load unless
-//! [`LoadOptions::continue_on_error`] is set (GitLab's behaviour).
+//! owner of`) are recorded and skipped. So are, reported with their object in
+//! [`LoadReport::skipped_privilege`], the ownership and privilege statements the restoring
+//! role may not run (`ALTER ... OWNER TO` a role it is not a member of, `COMMENT ON
+//! EXTENSION`, `GRANT`/`REVOKE`, ... failing for insufficient privilege) and the `CREATE`
+//! of an object whose `DROP ... IF EXISTS` failed for lack of ownership ("already
+//! exists"): GitLab's psql restore fails on those too and leaves the same database. Both
+//! are recognised by the statement's kind and the error, never by the message alone. Any
+//! other error stops the load unless [`LoadOptions::continue_on_error`] is set (GitLab's
+//! behaviour).
 
 mod data;
 mod post;
@@ -44,7 +51,10 @@ use crate::progress::{Cancel, Event, Phase, Sink, SinkExt};
 
 use data::{DataPool, TableJob};
 use post::{run_units, IndexUnit};
-pub use session::ignored_by_gitlab;
+pub use session::{
+    already_exists_error, ignored_by_gitlab, kept_by_drop, privilege_error, skip_reason,
+    OwnedElsewhere, SkipReason, StatementFacts,
+};
 use session::{Conn, Outcome, Role, Session};
 
 /// How to load a dump.
@@ -111,6 +121,29 @@ impl std::fmt::Display for StatementError {
     }
 }
 
+/// A failed statement that was skipped and the load went on: the database is the same as
+/// after GitLab's psql restore, which fails on it too (see [`SkipReason`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SkippedStatement {
+    pub reason: SkipReason,
+    #[serde(flatten)]
+    pub error: StatementError,
+}
+
+impl std::fmt::Display for SkippedStatement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} (dump {}): {}; skipped ({}), as GitLab's restore does [statement: {}]",
+            self.error.object,
+            self.error.at,
+            self.error.message,
+            self.reason.label(),
+            self.error.statement
+        )
+    }
+}
+
 /// One table's data.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TableLoad {
@@ -145,6 +178,9 @@ pub struct LoadReport {
     pub phases: Vec<PhaseReport>,
     /// Errors GitLab's restore ignores.
     pub ignored: Vec<StatementError>,
+    /// Ownership and privilege statements the restoring role may not run, and creations of
+    /// objects kept as they were (owned by another role): skipped, the load went on.
+    pub skipped_privilege: Vec<SkippedStatement>,
     /// Other errors (only with `continue_on_error`; without it the first one is returned
     /// as [`LoadError::Statement`]).
     pub failed: Vec<StatementError>,
@@ -210,6 +246,8 @@ struct Loader<'a> {
     phase: Option<(Phase, Instant)>,
     phase_stats: Vec<PhaseReport>,
     last_progress: Instant,
+    /// Objects whose `DROP ... IF EXISTS` failed for lack of ownership.
+    kept: OwnedElsewhere,
 }
 
 /// Load a plain pg_dump script from `input` (the decompressed stream, read once) into
@@ -241,6 +279,7 @@ pub fn load_dump<R: BufRead>(
         phase: None,
         phase_stats: Vec::new(),
         last_progress: Instant::now(),
+        kept: OwnedElsewhere::new(),
     };
     let mut parser = DumpParser::new(input);
     let result = loader.run(&mut parser);
@@ -269,7 +308,8 @@ fn connect(opts: &LoadOptions, role: Role) -> Result<Conn, LoadError> {
     })
 }
 
-fn excerpt(sql: &str) -> String {
+/// A statement shortened to one line for messages.
+pub(crate) fn excerpt(sql: &str) -> String {
     let s = sql.split_whitespace().collect::<Vec<_>>().join(" ");
     if s.chars().count() > 160 {
         s.chars().take(160).collect::<String>() + "..."
@@ -454,23 +494,39 @@ impl Loader<'_> {
             message,
             sqlstate,
         };
-        match outcome {
-            Outcome::Ok => Ok(()),
-            Outcome::Ignored(m) => {
-                self.report.ignored.push(err(m, None));
-                Ok(())
-            }
-            Outcome::Failed(m, code) => {
-                let e = err(m, code);
-                if self.opts.continue_on_error {
-                    self.sink.warn(format!("error restoring {e}"));
-                    self.report.failed.push(e);
-                    Ok(())
-                } else {
-                    Err(LoadError::Statement(Box::new(e)))
-                }
-            }
-            Outcome::Fatal(detail) => Err(self.lost(phase, s, detail)),
+        let (message, code, ignored) = match outcome {
+            Outcome::Ok => return Ok(()),
+            Outcome::Fatal(detail) => return Err(self.lost(phase, s, detail)),
+            Outcome::Ignored(m, code) => (m, code, true),
+            Outcome::Failed(m, code) => (m, code, false),
+        };
+        let facts = StatementFacts::of(&s.sql);
+        if let Some(reason) = skip_reason(&facts, code.as_deref(), &message, &self.kept) {
+            let e = err(message, code);
+            self.sink.warn(format!(
+                "skipped {} (dump {}): {} ({}, as GitLab's restore does)",
+                e.object,
+                e.at,
+                e.message,
+                reason.label()
+            ));
+            self.report
+                .skipped_privilege
+                .push(SkippedStatement { reason, error: e });
+            return Ok(());
+        }
+        if ignored {
+            self.kept.extend(kept_by_drop(&facts, &message));
+            self.report.ignored.push(err(message, code));
+            return Ok(());
+        }
+        let e = err(message, code);
+        if self.opts.continue_on_error {
+            self.sink.warn(format!("error restoring {e}"));
+            self.report.failed.push(e);
+            Ok(())
+        } else {
+            Err(LoadError::Statement(Box::new(e)))
         }
     }
 
@@ -667,6 +723,7 @@ impl Loader<'_> {
             let (results, conns) = run_units(
                 units,
                 conns,
+                &self.kept,
                 &stop,
                 &self.opts.cancel,
                 self.opts.continue_on_error,

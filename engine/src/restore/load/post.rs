@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use super::session::{Conn, Outcome, Session};
+use super::session::{skip_reason, Conn, Outcome, OwnedElsewhere, Session, StatementFacts};
 use crate::dump::{QualifiedName, Statement};
 use crate::progress::Cancel;
 
@@ -53,6 +53,7 @@ struct Sched {
 pub(crate) fn run_units(
     mut units: Vec<IndexUnit>,
     conns: Vec<Conn>,
+    kept: &OwnedElsewhere,
     stop: &AtomicBool,
     cancel: &Cancel,
     continue_on_error: bool,
@@ -65,7 +66,7 @@ pub(crate) fn run_units(
         results: Vec::new(),
     });
     let cv = Condvar::new();
-    let mut kept = Vec::new();
+    let mut usable = Vec::new();
     std::thread::scope(|scope| {
         let handles: Vec<_> = conns
             .into_iter()
@@ -73,29 +74,64 @@ pub(crate) fn run_units(
                 let sched = &sched;
                 let cv = &cv;
                 scope.spawn(move || {
-                    unit_worker(conn, sched, cv, stop, cancel, continue_on_error, on_done)
+                    unit_worker(
+                        conn,
+                        sched,
+                        cv,
+                        Policy {
+                            kept,
+                            stop,
+                            cancel,
+                            continue_on_error,
+                        },
+                        on_done,
+                    )
                 })
             })
             .collect();
         for h in handles {
             if let Ok(Some(c)) = h.join() {
-                kept.push(c);
+                usable.push(c);
             }
         }
     });
     let s = sched.into_inner().unwrap_or_else(|p| p.into_inner());
-    (s.results, kept)
+    (s.results, usable)
+}
+
+/// When a worker stops taking work.
+#[derive(Clone, Copy)]
+struct Policy<'a> {
+    kept: &'a OwnedElsewhere,
+    stop: &'a AtomicBool,
+    cancel: &'a Cancel,
+    continue_on_error: bool,
+}
+
+impl Policy<'_> {
+    /// Whether this outcome stops every worker: a lost connection, or an error that is
+    /// neither accepted (continue-on-error) nor skipped as GitLab's restore does.
+    fn stops(&self, sql: &str, outcome: &Outcome) -> bool {
+        match outcome {
+            Outcome::Fatal(_) => true,
+            Outcome::Failed(m, code) => {
+                !self.continue_on_error
+                    && skip_reason(&StatementFacts::of(sql), code.as_deref(), m, self.kept)
+                        .is_none()
+            }
+            _ => false,
+        }
+    }
 }
 
 fn unit_worker(
     mut conn: Conn,
     sched: &Mutex<Sched>,
     cv: &Condvar,
-    stop: &AtomicBool,
-    cancel: &Cancel,
-    continue_on_error: bool,
+    policy: Policy<'_>,
     on_done: &(dyn Fn(&UnitResult, usize) + Sync),
 ) -> Option<Conn> {
+    let Policy { stop, cancel, .. } = policy;
     loop {
         let unit = {
             let mut s = sched.lock().unwrap_or_else(|p| p.into_inner());
@@ -145,7 +181,7 @@ fn unit_worker(
             }
         };
         let fatal = matches!(outcome, Outcome::Fatal(_));
-        if fatal || (matches!(outcome, Outcome::Failed(..)) && !continue_on_error) {
+        if policy.stops(&unit.stmt.sql, &outcome) {
             stop.store(true, Ordering::SeqCst);
         }
         let result = UnitResult {

@@ -2,10 +2,13 @@
 //! connection the loader opens, plus the statement execution rules shared by all
 //! connections (psql's autocommit semantics, GitLab's ignore list, fatal errors).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use postgres::Client;
+use serde::Serialize;
 
+use crate::dump::{created_object, dropped_object, privilege_statement, ObjectKey};
 use crate::pg::conn::describe_pg_error;
 
 /// The session settings in force at one point of the dump, in the order they were set.
@@ -63,8 +66,9 @@ pub(crate) struct Conn {
 /// How a statement ended.
 pub(crate) enum Outcome {
     Ok,
-    /// Failed with an error GitLab's restore ignores (`does not exist`, `must be owner of`).
-    Ignored(String),
+    /// Failed with an error GitLab's restore ignores (`does not exist`, `must be owner of`)
+    /// (message, SQLSTATE).
+    Ignored(String, Option<String>),
     /// Failed with another server error (message, SQLSTATE).
     Failed(String, Option<String>),
     /// The connection is gone (server crashed, killed, network): nothing more can run.
@@ -78,6 +82,111 @@ pub fn ignored_by_gitlab(message: &str) -> bool {
     m.ends_with("does not exist") || m.contains("must be owner of") || m.starts_with("WARNING:")
 }
 
+/// Why a failed statement was skipped although GitLab's ignore list does not name its
+/// error: the database is the same as after GitLab's psql restore, which fails on it too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// An ownership or privilege statement (`ALTER ... OWNER TO`, `COMMENT ON EXTENSION`,
+    /// `GRANT`/`REVOKE`, `ALTER DEFAULT PRIVILEGES`, `SECURITY LABEL`) the restoring role
+    /// may not run (insufficient privilege).
+    NotPermitted,
+    /// The `CREATE` of an object that is there already, owned by another role: the dump's
+    /// `DROP ... IF EXISTS` of it failed with `must be owner of`, so it stays as it was.
+    OwnedByAnotherRole,
+}
+
+impl SkipReason {
+    pub fn label(self) -> &'static str {
+        match self {
+            SkipReason::NotPermitted => "not permitted to the restoring role",
+            SkipReason::OwnedByAnotherRole => "object kept, owned by another role",
+        }
+    }
+}
+
+/// What matters about a statement when it fails: read from the statement itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatementFacts {
+    /// An ownership or privilege statement.
+    pub privilege: bool,
+    /// The object of a `DROP ... IF EXISTS`.
+    pub dropped: Option<ObjectKey>,
+    /// The object of a `CREATE`.
+    pub created: Option<ObjectKey>,
+}
+
+impl StatementFacts {
+    pub fn of(sql: &str) -> Self {
+        StatementFacts {
+            privilege: privilege_statement(sql).is_some(),
+            dropped: dropped_object(sql),
+            created: created_object(sql),
+        }
+    }
+
+    /// Whether any of it matters (worth keeping).
+    pub fn any(&self) -> bool {
+        self.privilege || self.dropped.is_some() || self.created.is_some()
+    }
+}
+
+/// Whether an error is a lack of privilege: SQLSTATE 42501 when known (psql's output has
+/// only the message: then the messages PostgreSQL gives for it).
+pub fn privilege_error(sqlstate: Option<&str>, message: &str) -> bool {
+    match sqlstate {
+        Some(code) => code == "42501",
+        None => [
+            "must be member of role",
+            "must be able to SET ROLE",
+            "must be owner of",
+            "permission denied",
+        ]
+        .iter()
+        .any(|m| message.contains(m)),
+    }
+}
+
+/// Whether an error says the object exists already (42723 function, 42P07 relation, 42710
+/// other object, 42P06 schema; the message when the SQLSTATE is not known).
+pub fn already_exists_error(sqlstate: Option<&str>, message: &str) -> bool {
+    match sqlstate {
+        Some(code) => ["42723", "42P07", "42710", "42P06"].contains(&code),
+        None => message.contains("already exists"),
+    }
+}
+
+/// Objects whose `DROP ... IF EXISTS` failed with `must be owner of` (kept as they are).
+pub type OwnedElsewhere = HashSet<ObjectKey>;
+
+/// Whether a failed statement is skipped, and why: by what the statement is AND its error.
+/// `kept` holds the objects whose dump `DROP` failed for lack of ownership.
+pub fn skip_reason(
+    facts: &StatementFacts,
+    sqlstate: Option<&str>,
+    message: &str,
+    kept: &OwnedElsewhere,
+) -> Option<SkipReason> {
+    if facts.privilege && privilege_error(sqlstate, message) {
+        return Some(SkipReason::NotPermitted);
+    }
+    if facts.created.as_ref().is_some_and(|k| kept.contains(k))
+        && already_exists_error(sqlstate, message)
+    {
+        return Some(SkipReason::OwnedByAnotherRole);
+    }
+    None
+}
+
+/// The object a failed `DROP ... IF EXISTS` leaves in place because the role does not own it.
+pub fn kept_by_drop(facts: &StatementFacts, message: &str) -> Option<ObjectKey> {
+    if message.contains("must be owner of") {
+        facts.dropped.clone()
+    } else {
+        None
+    }
+}
+
 /// Classify a `postgres` error.
 pub(crate) fn outcome_of(client: &Client, e: &postgres::Error) -> Outcome {
     match e.as_db_error() {
@@ -87,7 +196,7 @@ pub(crate) fn outcome_of(client: &Client, e: &postgres::Error) -> Outcome {
                 return Outcome::Fatal(describe_pg_error(e));
             }
             if ignored_by_gitlab(db.message()) {
-                Outcome::Ignored(describe_pg_error(e))
+                Outcome::Ignored(describe_pg_error(e), Some(code.to_string()))
             } else {
                 Outcome::Failed(describe_pg_error(e), Some(code.to_string()))
             }
@@ -183,6 +292,86 @@ mod tests {
         assert!(ignored_by_gitlab("relation \"public.x\" does not exist"));
         assert!(!ignored_by_gitlab("relation \"x\" already exists"));
         assert!(!ignored_by_gitlab("does not exist, really"));
+    }
+
+    #[test]
+    fn privilege_errors_of_pg15_and_pg16_are_skipped_by_statement_kind() {
+        let kept = OwnedElsewhere::new();
+        let owner = StatementFacts::of(
+            "ALTER FUNCTION public.pg_shadow_lookup(i_username text, OUT username text, OUT password text) OWNER TO \"gitlab-psql\";",
+        );
+        for msg in [
+            "must be member of role \"gitlab-psql\"",
+            "must be able to SET ROLE \"gitlab-psql\"",
+        ] {
+            assert_eq!(
+                skip_reason(&owner, Some("42501"), msg, &kept),
+                Some(SkipReason::NotPermitted)
+            );
+            // psql's output: no SQLSTATE, the message decides.
+            assert_eq!(
+                skip_reason(&owner, None, &format!("ERROR:  {msg}"), &kept),
+                Some(SkipReason::NotPermitted)
+            );
+            // Not a privilege statement: the same error stops.
+            let table = StatementFacts::of("CREATE TABLE public.t (a int);");
+            assert_eq!(skip_reason(&table, Some("42501"), msg, &kept), None);
+            assert!(!ignored_by_gitlab(msg));
+        }
+        // A privilege statement with another error stops.
+        assert_eq!(
+            skip_reason(&owner, Some("42P01"), "relation \"x\" is gone", &kept),
+            None
+        );
+        let grant = StatementFacts::of("GRANT ALL ON FUNCTION public.f() TO pgbouncer;");
+        assert_eq!(
+            skip_reason(
+                &grant,
+                Some("42501"),
+                "permission denied for function f",
+                &kept
+            ),
+            Some(SkipReason::NotPermitted)
+        );
+        let comment = StatementFacts::of("COMMENT ON EXTENSION pg_trgm IS 'x';");
+        assert_eq!(
+            skip_reason(
+                &comment,
+                Some("42501"),
+                "must be owner of extension pg_trgm",
+                &kept
+            ),
+            Some(SkipReason::NotPermitted)
+        );
+    }
+
+    #[test]
+    fn create_after_a_drop_refused_for_ownership_is_skipped() {
+        let mut kept = OwnedElsewhere::new();
+        let drop = StatementFacts::of("DROP FUNCTION IF EXISTS public.pg_shadow_lookup(text);");
+        let create = StatementFacts::of(
+            "CREATE FUNCTION public.pg_shadow_lookup(i_username text) RETURNS record\n LANGUAGE plpgsql AS $$ BEGIN END $$;",
+        );
+        let exists = "function \"pg_shadow_lookup\" already exists with same argument types";
+        assert_eq!(skip_reason(&create, Some("42723"), exists, &kept), None);
+        assert_eq!(kept_by_drop(&drop, "relation does not exist"), None);
+        kept.extend(kept_by_drop(
+            &drop,
+            "must be owner of function pg_shadow_lookup",
+        ));
+        assert_eq!(
+            skip_reason(&create, Some("42723"), exists, &kept),
+            Some(SkipReason::OwnedByAnotherRole)
+        );
+        assert_eq!(
+            skip_reason(&create, None, &format!("ERROR:  {exists}"), &kept),
+            Some(SkipReason::OwnedByAnotherRole)
+        );
+        // Another error of the same CREATE stops.
+        assert_eq!(
+            skip_reason(&create, Some("42601"), "syntax error", &kept),
+            None
+        );
     }
 
     #[test]
