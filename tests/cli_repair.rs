@@ -30,7 +30,7 @@ impl Host {
     fn new() -> Host {
         let cluster = TempCluster::start().expect("cluster");
         cluster.create_database("gitlabhq_production").unwrap();
-        let mut db = cluster.connect("gitlabhq_production").unwrap();
+        let mut db = cluster.connect_app("gitlabhq_production").unwrap();
         db.batch_execute(
             "CREATE TABLE schema_migrations (version character varying NOT NULL, CONSTRAINT schema_migrations_pkey PRIMARY KEY (version));
              INSERT INTO schema_migrations VALUES ('20151021000000'), ('20151030000000');
@@ -49,7 +49,7 @@ impl Host {
             &yml,
             format!(
                 "production:\n  main:\n    adapter: postgresql\n    encoding: unicode\n    database: gitlabhq_production\n    username: \"{}\"\n    password:\n    host: \"{}\"\n    port: {}\n    database_tasks: true\n",
-                cluster.superuser(),
+                cluster.app_role(),
                 cluster.socket_dir().display(),
                 cluster.port()
             ),
@@ -81,7 +81,7 @@ impl Host {
     }
 
     fn versions(&self) -> Vec<String> {
-        let mut db = self.cluster.connect("gitlabhq_production").unwrap();
+        let mut db = self.cluster.connect_app("gitlabhq_production").unwrap();
         db.query(
             "SELECT version FROM schema_migrations ORDER BY version",
             &[],
@@ -167,7 +167,7 @@ fn mark_migration_inserts_then_says_already_marked() {
         "host={} port={} user={} dbname=gitlabhq_production",
         h.cluster.socket_dir().display(),
         h.cluster.port(),
-        h.cluster.superuser()
+        h.cluster.app_role()
     );
     fs::remove_file(
         h.root()
@@ -213,6 +213,19 @@ fn bad_versions_are_refused_and_nothing_is_written() {
     assert!(!h.journal_path().exists());
 }
 
+/// `runuser -u <OS user> -- ` when the peer map needs another OS user for the application
+/// role (root), as `gitlab-rake` runs as `git` on Omnibus.
+fn run_as_app(cluster: &TempCluster) -> String {
+    match cluster
+        .conn_spec("gitlabhq_production")
+        .connect_as()
+        .os_user()
+    {
+        Some(u) => format!("runuser -u {} -- ", u.name),
+        None => String::new(),
+    }
+}
+
 #[test]
 fn the_loop_marks_two_versions_in_order_then_migrations_succeed() {
     let h = Host::new();
@@ -222,7 +235,7 @@ fn the_loop_marks_two_versions_in_order_then_migrations_succeed() {
 # A stand-in for `gitlab-rake db:migrate`: runs the pending migrations in order, skipping
 # the versions schema_migrations holds, like Rails.
 marked() {{
-  n=$("{psql}" -X -A -t -h "{sock}" -p {port} -U "{user}" -d gitlabhq_production \
+  n=$({runas}"{psql}" -X -A -t -h "{sock}" -p {port} -U "{user}" -d gitlabhq_production \
       -c "SELECT count(*) FROM schema_migrations WHERE version = '$1'")
   [ "$n" = "1" ]
 }}
@@ -251,9 +264,10 @@ echo "== 20240101000003 AddIndexOnGadgetsColor: migrated (0.0040s) =============
 exit 0
 "#,
         psql = psql.display(),
+        runas = run_as_app(&h.cluster),
         sock = h.cluster.socket_dir().display(),
         port = h.cluster.port(),
-        user = h.cluster.superuser(),
+        user = h.cluster.app_role(),
     );
     let script = h.file("fake-migrate.sh", &script);
     // The first failure, as the failed upgrade left it.
@@ -388,7 +402,7 @@ fn check_leftovers_lists_what_the_backup_does_not_create() {
         text(&out)
     );
 
-    let mut db = h.cluster.connect("gitlabhq_production").unwrap();
+    let mut db = h.cluster.connect_app("gitlabhq_production").unwrap();
     db.batch_execute(
         "CREATE TABLE ci_job_annotations (id bigserial PRIMARY KEY, name text);
          ALTER TABLE gadgets ADD COLUMN shape text;
@@ -579,7 +593,7 @@ fn the_log_comes_from_stdin_or_from_omnibus_log_dir() {
 fn a_ci_failure_is_assessed_and_marked_on_the_ci_database() {
     let h = Host::new();
     h.cluster.create_database("gitlabhq_production_ci").unwrap();
-    let mut ci = h.cluster.connect("gitlabhq_production_ci").unwrap();
+    let mut ci = h.cluster.connect_app("gitlabhq_production_ci").unwrap();
     ci.batch_execute(
         "CREATE TABLE schema_migrations (version character varying PRIMARY KEY);
          CREATE TABLE p_ci_job_annotations (id bigint NOT NULL, partition_id bigint NOT NULL, name text);",
@@ -593,7 +607,7 @@ fn a_ci_failure_is_assessed_and_marked_on_the_ci_database() {
         &yml,
         format!(
             "{main_part}  ci:\n    adapter: postgresql\n    database: gitlabhq_production_ci\n    username: \"{}\"\n    host: \"{}\"\n    port: {}\n    database_tasks: true\n",
-            h.cluster.superuser(),
+            h.cluster.app_role(),
             h.cluster.socket_dir().display(),
             h.cluster.port()
         ),

@@ -8,15 +8,35 @@ use super::scenario::Scenario;
 use super::setup::Sandbox;
 use crate::sandbox::{self, compare};
 
+/// The ownership statements the restore's journal says were skipped (the restoring role
+/// may not run them; GitLab's restore skips them too).
+fn skipped_owner_statements(sb: &Sandbox) -> Vec<String> {
+    let journal = crate::journal::Journal::dir_for(&sb.layout.backup_dir).join("journal.jsonl");
+    let entries = crate::journal::Journal::read(&journal).unwrap_or_default();
+    let mut out = Vec::new();
+    for e in entries.iter().filter(|e| e.step.ends_with(".load.skipped")) {
+        if let Some(list) = e.detail.as_array() {
+            out.extend(
+                list.iter()
+                    .filter_map(|s| s.get("statement").and_then(|t| t.as_str()))
+                    .filter(|t| t.contains(" OWNER TO "))
+                    .map(str::to_string),
+            );
+        }
+    }
+    out
+}
+
 fn db_check(
     report: &mut DrillReport,
     name: &str,
     target: &sandbox::PgTarget,
     want: &compare::DbFingerprint,
+    skipped: &[String],
 ) {
     match compare::fingerprint(target) {
         Ok(got) => {
-            let diff = want.diff(&got);
+            let diff = want.diff_except_owners(&got, skipped);
             let detail = if diff.is_empty() {
                 format!(
                     "schema and {} tables equal ({} rows)",
@@ -75,14 +95,16 @@ pub fn outcome(sb: &Sandbox, report: &mut DrillReport) {
 }
 
 fn recovered(sb: &Sandbox, report: &mut DrillReport) {
+    let skipped = skipped_owner_statements(sb);
     db_check(
         report,
         "main database equals the backup",
         &sb.main,
         &sb.expected.main,
+        &skipped,
     );
     if let (Some(ci), Some(want)) = (&sb.ci, &sb.expected.ci) {
-        db_check(report, "ci database equals the backup", ci, want);
+        db_check(report, "ci database equals the backup", ci, want, &skipped);
     }
     match schema_migrations(&sb.main, &[]) {
         Ok((max, _)) => report.check(
@@ -169,7 +191,7 @@ fn private_files(sb: &Sandbox, report: &mut DrillReport) {
 }
 
 fn unchanged(sb: &Sandbox, report: &mut DrillReport) {
-    db_check(report, "database unchanged", &sb.main, &sb.before);
+    db_check(report, "database unchanged", &sb.main, &sb.before, &[]);
     let v = installed_version(sb);
     report.check(
         "installed version unchanged",
