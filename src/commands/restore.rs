@@ -656,6 +656,19 @@ fn print_summary(
                 for x in &l.skipped_privilege {
                     println!("      {x}");
                 }
+                if l
+                    .skipped_privilege
+                    .iter()
+                    .any(|x| x.error.statement.contains(" OWNER TO "))
+                {
+                    println!(
+                        "    {}",
+                        s.dim(&format!(
+                            "to give those objects back to their owner, run the OWNER TO statements as a superuser (Omnibus: gitlab-psql -d {} -c '<statement>'); `gitlab-ctl reconfigure` recreates pg_shadow_lookup for PgBouncer",
+                            o.database
+                        ))
+                    );
+                }
             }
             if !l.errors.is_empty() {
                 println!(

@@ -61,18 +61,22 @@ pub struct ConnSpec {
     pub sslmode: Option<String>,
 }
 
+/// Where a connection attempt went and what the server or the system said.
+#[derive(Debug)]
+pub struct ConnectFailure {
+    pub target: String,
+    pub dbname: String,
+    pub user: String,
+    /// Whom Rewind connected as, and why ([`ConnectAs::describe`]).
+    pub via: String,
+    pub detail: String,
+}
+
 /// Errors opening a connection.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnError {
-    #[error("cannot connect to PostgreSQL at {target} (database `{dbname}`, user `{user}`, {via}): {detail}. Check that the server is running and that the settings in database.yml (or --database-url) are right")]
-    Connect {
-        target: String,
-        dbname: String,
-        user: String,
-        /// Whom Rewind connected as, and why ([`ConnectAs::describe`]).
-        via: String,
-        detail: String,
-    },
+    #[error("cannot connect to PostgreSQL at {} (database `{}`, user `{}`, {}): {}. Check that the server is running and that the settings in database.yml (or --database-url) are right", .0.target, .0.dbname, .0.user, .0.via, .0.detail)]
+    Connect(Box<ConnectFailure>),
     #[error("invalid database URL: {0} (expected postgresql://user[:password]@host[:port]/dbname or host=... key=value form)")]
     BadUrl(String),
     #[error("sslmode `{0}` needs TLS, which Rewind does not speak yet; connect over the unix socket (Omnibus default) or use sslmode=prefer/disable")]
@@ -237,12 +241,14 @@ impl ConnSpec {
     pub fn connect(&self) -> Result<postgres::Client, ConnError> {
         let cfg = self.config()?;
         let who = self.connect_as();
-        let err = |detail: String| ConnError::Connect {
-            target: self.target(),
-            dbname: self.dbname.clone(),
-            user: self.user.clone(),
-            via: who.describe(),
-            detail,
+        let err = |detail: String| {
+            ConnError::Connect(Box::new(ConnectFailure {
+                target: self.target(),
+                dbname: self.dbname.clone(),
+                user: self.user.clone(),
+                via: who.describe(),
+                detail,
+            }))
         };
         let result = match who.os_user() {
             Some(u) => peer::on_thread_as(u, || cfg.connect(postgres::NoTls))
