@@ -646,3 +646,30 @@ fn a_ci_failure_is_assessed_and_marked_on_the_ci_database() {
         "marked on main"
     );
 }
+
+/// On Omnibus's database (peer map=gitlab, database.yml naming `gitlab` on the socket),
+/// `rewind detect` says whom it connects as and why; as root that is OS user `git`, read
+/// from the server's own pg_hba.conf and pg_ident.conf; `--json` carries the same.
+#[test]
+fn detect_names_the_os_user_the_peer_map_admits() {
+    let h = Host::new();
+    let out = h.rewind(&["detect"]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("gitlabhq_production on socket"), "{t}");
+    let out = h.rewind(&["--json", "detect"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let who = &v["databases"][0]["connect_as"];
+    if rewind_engine::pg::cluster::running_as_root() {
+        assert!(t.contains("connects as OS user git ("), "{t}");
+        assert!(t.contains("pg_hba.conf line 3: `local   all         all"), "{t}");
+        assert!(t.contains("maps OS user git to role gitlab"), "{t}");
+        assert_eq!(who["as"], "os_user", "{who}");
+        assert_eq!(who["user"]["name"], "git", "{who}");
+        // And it really connects that way: the whole repair path works as root.
+        let out = h.rewind(&["mark-migration", "20151030000000"]);
+        assert!(text(&out).contains("already marked complete"), "{}", text(&out));
+    } else {
+        assert_eq!(who["as"], "process", "{who}");
+    }
+}
