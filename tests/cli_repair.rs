@@ -662,13 +662,20 @@ fn detect_names_the_os_user_the_peer_map_admits() {
     let who = &v["databases"][0]["connect_as"];
     if rewind_engine::pg::cluster::running_as_root() {
         assert!(t.contains("connects as OS user git ("), "{t}");
-        assert!(t.contains("pg_hba.conf line 3: `local   all         all"), "{t}");
+        assert!(
+            t.contains("pg_hba.conf line 3: `local   all         all"),
+            "{t}"
+        );
         assert!(t.contains("maps OS user git to role gitlab"), "{t}");
         assert_eq!(who["as"], "os_user", "{who}");
         assert_eq!(who["user"]["name"], "git", "{who}");
         // And it really connects that way: the whole repair path works as root.
         let out = h.rewind(&["mark-migration", "20151030000000"]);
-        assert!(text(&out).contains("already marked complete"), "{}", text(&out));
+        assert!(
+            text(&out).contains("already marked complete"),
+            "{}",
+            text(&out)
+        );
     } else {
         assert_eq!(who["as"], "process", "{who}");
     }

@@ -246,7 +246,9 @@ fn the_wizard_restores_the_backup_from_detect_to_done() {
     assert!(st.success(), "exit status {st:?}");
     w.assert_terminal_sane();
     let after = compare::fingerprint(&sb.target).expect("fingerprint");
-    let diff = sb.expected.diff_except_owners(&after, &skipped_owner_statements(&sb));
+    let diff = sb
+        .expected
+        .diff_except_owners(&after, &skipped_owner_statements(&sb));
     assert!(
         diff.iter().all(|d| d.starts_with("schema differs")
             || d.contains("audit_event_partition_name")
@@ -328,7 +330,9 @@ fn a_wizard_killed_during_the_data_phase_resumes_and_completes() {
     assert!(st.success(), "exit status {st:?}");
     w.assert_terminal_sane();
     let after = compare::fingerprint(&sb.target).expect("fingerprint");
-    let diff = sb.expected.diff_except_owners(&after, &skipped_owner_statements(&sb));
+    let diff = sb
+        .expected
+        .diff_except_owners(&after, &skipped_owner_statements(&sb));
     assert!(
         diff.iter().all(|d| d.starts_with("schema differs")
             || d.contains("audit_event_partition_name")

@@ -656,8 +656,7 @@ fn print_summary(
                 for x in &l.skipped_privilege {
                     println!("      {x}");
                 }
-                if l
-                    .skipped_privilege
+                if l.skipped_privilege
                     .iter()
                     .any(|x| x.error.statement.contains(" OWNER TO "))
                 {

@@ -3,7 +3,6 @@
 //! superuser `gitlab-psql`. The result must equal GitLab's pipeline (`gzip -dc | psql`
 //! run as `gitlab`), and what cannot be restored must be refused before the drop.
 
-use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::Stdio;
@@ -23,8 +22,9 @@ use crate::progress::{Cancel, NullSink};
 use crate::root::HostRoot;
 use crate::version::GitLabVersion;
 
-const ROLES: &str = "CREATE ROLE gitlab LOGIN; CREATE ROLE \"gitlab-psql\" SUPERUSER LOGIN; \
-                     CREATE ROLE pgbouncer LOGIN;";
+/// The throwaway cluster already has Omnibus's `gitlab` and `gitlab-psql` (and its peer
+/// map); PgBouncer's role comes on top.
+const ROLES: &str = "CREATE ROLE pgbouncer LOGIN;";
 
 /// What `gitlab-psql` sets up in the database (Omnibus with PgBouncer).
 const SUPERUSER_SETUP: &str = r#"
@@ -96,17 +96,9 @@ fn omnibus_database(c: &TempCluster, db: &str, superuser_setup: &str, tables: &s
 /// GitLab's backup: `pg_dump --clean --if-exists` as `gitlab`, gzip'd.
 fn gitlab_dump(c: &TempCluster, db: &str, out: &Path) {
     std::fs::create_dir_all(out.parent().unwrap()).unwrap();
-    let dump = c
-        .command(
-            "pg_dump",
-            &[
-                OsStr::new("--clean"),
-                OsStr::new("--if-exists"),
-                OsStr::new("-U"),
-                OsStr::new("gitlab"),
-                OsStr::new(db),
-            ],
-        )
+    let dump = as_user(c, db, "gitlab")
+        .client_command(&c.tool_path("pg_dump"), "backup")
+        .args(["--clean", "--if-exists"])
         .output()
         .unwrap();
     assert!(
@@ -128,17 +120,9 @@ fn gitlab_psql_restore(c: &TempCluster, gz: &Path, db: &str) -> String {
     flate2::read::MultiGzDecoder::new(std::fs::File::open(gz).unwrap())
         .read_to_end(&mut sql)
         .unwrap();
-    let mut child = c
-        .command(
-            "psql",
-            &[
-                OsStr::new("-X"),
-                OsStr::new("-q"),
-                OsStr::new("-U"),
-                OsStr::new("gitlab"),
-                OsStr::new(db),
-            ],
-        )
+    let mut child = as_user(c, db, "gitlab")
+        .client_command(&c.tool_path("psql"), "psql-reference")
+        .args(["-X", "-q"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
