@@ -19,6 +19,7 @@ pub mod packages;
 pub mod pg;
 pub mod preflight;
 pub mod progress;
+pub mod recovery;
 pub mod repositories;
 pub mod restore;
 pub mod root;

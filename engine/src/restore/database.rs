@@ -634,6 +634,12 @@ pub fn catalog_and_leftovers(
     };
     let opened = source.open(member).map_err(cat_err)?;
     let (catalog, cost) = leftovers::read_catalog(opened.reader, member).map_err(cat_err)?;
+    if let Some((other, at)) = catalog.connects.iter().find(|(t, _)| *t != spec.dbname) {
+        return Err(cat_err(format!(
+            "the dump connects to another database (`\\connect {other}` at {at}): Rewind restores into `{}` only and refuses a dump that would go on in another database",
+            spec.dbname
+        )));
+    }
     let newer = match db_version {
         Some(v) => {
             let mut c = spec.connect()?;
@@ -643,6 +649,17 @@ pub fn catalog_and_leftovers(
     };
     let l = leftovers::compute(inv, &catalog, &newer);
     Ok((catalog, cost, l))
+}
+
+/// A database whose first pass and snapshot are done, ready to be replaced.
+struct Staged {
+    prepared: Prepared,
+    catalog: DumpCatalog,
+    cost: CatalogCost,
+    left: Leftovers,
+    privileges: PrivilegeReport,
+    snapshot: Option<Snapshot>,
+    snap_hint: String,
 }
 
 /// Everything a restore run shares.
@@ -725,9 +742,15 @@ impl RestoreRun<'_> {
             )?;
             prepared.push(prepare(job, self.opts)?);
         }
-        let mut done = Vec::new();
+        // Every database's first pass (catalogue, privileges) and snapshot come before any
+        // database is dropped: a refusal of ci leaves main untouched too.
+        let mut staged = Vec::new();
         for p in prepared {
-            done.push(self.restore_one(p)?);
+            staged.push(self.first_pass(p)?);
+        }
+        let mut done = Vec::new();
+        for st in staged {
+            done.push(self.replace(st)?);
         }
         done.extend(outcomes);
         Ok(done)
@@ -748,7 +771,8 @@ impl RestoreRun<'_> {
         Ok(())
     }
 
-    fn restore_one(&self, p: Prepared) -> Result<DatabaseOutcome, RestoreError> {
+    /// Everything before the drop: catalogue and leftovers, privileges, snapshot.
+    fn first_pass(&self, p: Prepared) -> Result<Staged, RestoreError> {
         let job = &p.job;
         let db = job.spec.dbname.clone();
         let j = self.journal;
@@ -871,6 +895,32 @@ impl RestoreRun<'_> {
                 )
             })
             .unwrap_or_default();
+        Ok(Staged {
+            prepared: p,
+            catalog,
+            cost,
+            left,
+            privileges,
+            snapshot,
+            snap_hint,
+        })
+    }
+
+    /// The destructive part: drop, load, verify.
+    fn replace(&self, st: Staged) -> Result<DatabaseOutcome, RestoreError> {
+        let Staged {
+            prepared: p,
+            catalog,
+            cost,
+            left,
+            privileges,
+            snapshot,
+            snap_hint,
+        } = st;
+        let job = &p.job;
+        let db = job.spec.dbname.clone();
+        let j = self.journal;
+        let step = |s: &str| format!("restore.{}.{s}", job.connection);
         self.check_cancel(&db, "before the drop: nothing was dropped")?;
 
         // 3. Drop.
