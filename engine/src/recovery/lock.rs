@@ -15,7 +15,7 @@ pub const HOST_LOCK: &str = "/run/rewind/recovery.lock";
 
 /// The advisory lock key Rewind takes in each database (`pg_try_advisory_lock`): "rewind"
 /// in ASCII.
-pub const ADVISORY_KEY: i64 = 0x0072_6577_696e_64;
+pub const ADVISORY_KEY: i64 = 0x7265_7769_6e64_i64;
 
 /// Errors taking a lock.
 #[derive(Debug, thiserror::Error)]

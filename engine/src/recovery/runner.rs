@@ -389,10 +389,10 @@ fn check_file_space(
         let Ok(st) = nix::sys::statvfs::statvfs(&dir) else {
             continue;
         };
-        let avail = st.blocks_available() as u64 * st.fragment_size() as u64;
+        let avail = st.blocks_available() * st.fragment_size();
         let e =
             per_fs
-                .entry(st.filesystem_id() as u64)
+                .entry(st.filesystem_id())
                 .or_insert((dir.clone(), 0, avail, Vec::new()));
         e.1 += need;
         e.3.push(c.name.clone());
