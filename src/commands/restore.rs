@@ -200,6 +200,8 @@ impl Sink for CliSink {
                     let _ = writeln!(err, "    | {line}");
                 }
             }
+            // Told by the engine's own lines (after the journal recorded them).
+            Event::SnapshotWritten { .. } | Event::Dropped { .. } => {}
         }
     }
 }

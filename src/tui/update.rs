@@ -661,13 +661,13 @@ fn enter_step(s: &mut State, step: Step) -> Vec<Command> {
         Step::SafetySnapshot => {
             if s.snapshot_path.is_none() {
                 if let Some(dir) = &s.journal_dir {
+                    // Where the engine writes it (`snapshot::snapshot_path`); the time is the
+                    // snapshot's own, and the path the engine reports replaces this one.
                     let db = s.database.clone().unwrap_or_else(|| "gitlab".into());
-                    let stamp: String = s
-                        .session
-                        .as_ref()
-                        .map(|x| x.started.chars().filter(|c| c.is_ascii_digit()).collect())
-                        .unwrap_or_else(|| "0".into());
-                    s.snapshot_path = Some(dir.join(format!("snapshot-{stamp}-{db}.dump")));
+                    s.snapshot_path = Some(
+                        dir.join("snapshots")
+                            .join(format!("{db}-<UTC time of the snapshot>.dump")),
+                    );
                 }
             }
             Vec::new()
@@ -1436,16 +1436,20 @@ fn on_progress(s: &mut State, p: Progress) -> Vec<Command> {
                     }
                 }
             }
+            let _ = ok;
+            Vec::new()
+        }
+        // The drop committed and is journaled: only now does the session say so.
+        Progress::Dropped { .. } => {
             let mut out = Vec::new();
-            if phase == Phase::Drop && ok {
-                if let Some(sess) = s.session.as_mut() {
-                    sess.finish(SessionStep::Drop, "all tables dropped");
-                    sess.begin(SessionStep::Restore);
-                    out.push(Command::SaveSession(Box::new(sess.clone())));
-                }
+            if let Some(sess) = s.session.as_mut() {
+                sess.finish(SessionStep::Drop, "all tables dropped");
+                sess.begin(SessionStep::Restore);
+                out.push(Command::SaveSession(Box::new(sess.clone())));
             }
             out
         }
+        Progress::SnapshotWritten { .. } => Vec::new(),
     }
 }
 

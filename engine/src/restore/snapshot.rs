@@ -232,6 +232,11 @@ pub fn take_snapshot(
                     serde_json::json!({"path": snap.path, "bytes": bytes, "restore_command": snap.restore_command}),
                 )?;
             }
+            sink.event(Event::SnapshotWritten {
+                database: database.clone(),
+                path: snap.path.clone(),
+                bytes,
+            });
             sink.info(format!(
                 "safety snapshot written to {} ({} bytes); to go back to it: {}",
                 snap.path.display(),
