@@ -887,7 +887,6 @@ fn start_restore(s: &mut State, snapshot: Option<PathBuf>) -> Vec<Command> {
     let Some(backup) = s.chosen.clone() else {
         return Vec::new();
     };
-    let db = s.database.clone().unwrap_or_default();
     s.step = Step::Restore;
     s.restore = RestoreState {
         started: Some(s.now),
@@ -904,10 +903,6 @@ fn start_restore(s: &mut State, snapshot: Option<PathBuf>) -> Vec<Command> {
         }
     }
     s.jobs.push(Job::Restore);
-    s.changes.push(Change {
-        step: Step::Restore,
-        what: format!("the database {db} was dropped for the restore"),
-    });
     let mut out = Vec::new();
     if let Some(sess) = s.session.as_mut() {
         sess.begin(if snapshot.is_some() {
@@ -1439,8 +1434,13 @@ fn on_progress(s: &mut State, p: Progress) -> Vec<Command> {
             let _ = ok;
             Vec::new()
         }
-        // The drop committed and is journaled: only now does the session say so.
-        Progress::Dropped { .. } => {
+        // The drop committed and is journaled: only now do the wizard and its session say
+        // so (a cancel or refusal before it leaves every table in place).
+        Progress::Dropped { database } => {
+            s.changes.push(Change {
+                step: Step::Restore,
+                what: format!("the database {database} was dropped for the restore"),
+            });
             let mut out = Vec::new();
             if let Some(sess) = s.session.as_mut() {
                 sess.finish(SessionStep::Drop, "all tables dropped");

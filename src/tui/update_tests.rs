@@ -668,3 +668,53 @@ fn repair_needs_the_version_typed_for_each_migration() {
         vec![Command::RepairAnswer { mark: false }]
     );
 }
+
+#[test]
+fn a_restore_refused_before_the_drop_does_not_close_the_way_back() {
+    let mut s = at_confirm();
+    typed(&mut s, DB);
+    update(&mut s, key(KeyCode::Enter));
+    update(&mut s, key(KeyCode::Enter));
+    assert_eq!(s.step, Step::Restore);
+    // The snapshot ran, then the runner refused (say, another recovery holds the lock):
+    // no Dropped event came, so every table is still there.
+    update(
+        &mut s,
+        Event::Engine(Msg::Progress(P::PhaseFinished {
+            phase: Phase::Snapshot,
+            ok: true,
+        })),
+    );
+    update(
+        &mut s,
+        Event::Engine(Msg::RestoreDone(Err(
+            "another Rewind recovery is running on this host (pid 42 ...)".into(),
+        ))),
+    );
+    update(&mut s, key(KeyCode::Esc));
+    let n = s.notice.clone().unwrap_or_default();
+    assert!(!n.contains("dropped"), "{n}");
+    assert_ne!(
+        s.step,
+        Step::Restore,
+        "Esc goes back when nothing was dropped"
+    );
+    // Once the engine reports the drop, the way back is closed.
+    let mut s = at_confirm();
+    typed(&mut s, DB);
+    update(&mut s, key(KeyCode::Enter));
+    update(&mut s, key(KeyCode::Enter));
+    update(
+        &mut s,
+        Event::Engine(Msg::Progress(P::Dropped {
+            database: DB.into(),
+        })),
+    );
+    update(
+        &mut s,
+        Event::Engine(Msg::RestoreDone(Err("load failed".into()))),
+    );
+    update(&mut s, key(KeyCode::Esc));
+    let n = s.notice.clone().unwrap_or_default();
+    assert!(n.contains("No way back") && n.contains("dropped"), "{n}");
+}
