@@ -263,6 +263,7 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
         let opts = RestoreOptions {
             confirm_drop: args.confirm_drop.clone(),
             snapshot: !args.no_snapshot,
+            reuse_snapshot: None,
             jobs: jobs_n,
             continue_on_error: args.continue_on_error,
             allow_version_mismatch: args.allow_version_mismatch,

@@ -244,7 +244,11 @@ impl Executor {
                     let _ = tx.send(Event::Engine(Msg::Inventory(r)));
                 });
             }
-            Command::Restore { backup, snapshot } => {
+            Command::Restore {
+                backup,
+                snapshot,
+                reuse,
+            } => {
                 let Some(inst) = s.installation.ready().cloned() else {
                     return Flow::Continue;
                 };
@@ -260,6 +264,7 @@ impl Executor {
                         &inst,
                         &backup,
                         snapshot.is_some(),
+                        reuse,
                         &confirm,
                         jdir.as_deref(),
                         &tx,
@@ -588,6 +593,7 @@ fn restore_options(confirm: &str, snapshot: bool) -> RestoreOptions {
     RestoreOptions {
         confirm_drop: vec![confirm.to_string()],
         snapshot,
+        reuse_snapshot: None,
         jobs: std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2)
@@ -651,6 +657,7 @@ fn restore(
     inst: &Installation,
     backup: &BackupRow,
     snapshot: bool,
+    reuse: Option<PathBuf>,
     confirm: &str,
     journal_dir: Option<&std::path::Path>,
     tx: &UnboundedSender<Event>,
@@ -668,7 +675,8 @@ fn restore(
         let _ = txs.send(Event::Engine(Msg::Progress(e)));
     };
     let source = source_for(&backup.path)?;
-    let opts = restore_options(confirm, snapshot);
+    let mut opts = restore_options(confirm, snapshot);
+    opts.reuse_snapshot = reuse;
     let run = RestoreRun {
         root,
         source: &source,

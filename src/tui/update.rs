@@ -912,7 +912,17 @@ fn start_restore(s: &mut State, snapshot: Option<PathBuf>) -> Vec<Command> {
         });
         out.push(Command::SaveSession(Box::new(sess.clone())));
     }
-    out.push(Command::Restore { backup, snapshot });
+    // Not taking one now: reuse the one this recovery took, if any.
+    let reuse = if snapshot.is_none() {
+        s.snapshot_taken.clone()
+    } else {
+        None
+    };
+    out.push(Command::Restore {
+        backup,
+        snapshot,
+        reuse,
+    });
     out
 }
 
@@ -922,9 +932,23 @@ fn restore_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
     match (k.code, &s.restore.result) {
         (KeyCode::Enter, Some(Ok(_))) => enter_step(s, Step::Verify),
         (KeyCode::Enter, Some(Err(e))) => {
-            s.notice = Some(format!(
-                "The restore did not finish: {e}. Press r to run it again from the drop (the snapshot is not taken again)."
-            ));
+            s.notice = Some(if s.snapshot_taken.is_some() {
+                format!("The restore did not finish: {e}. Press r to run it again from the drop (the snapshot already taken is kept and reused).")
+            } else {
+                format!("The restore did not finish: {e}. Press r to run it again.")
+            });
+            Vec::new()
+        }
+        // Retry: the snapshot taken is reused; one never taken (cancelled, refused) is
+        // offered again, unless the user declined it.
+        (KeyCode::Char('r'), Some(Err(_)))
+            if s.snapshot_taken.is_none() && !s.snapshot_declined =>
+        {
+            s.step = Step::SafetySnapshot;
+            s.notice = Some(
+                "No safety snapshot was taken yet: Enter takes it before the drop, d declines it."
+                    .into(),
+            );
             Vec::new()
         }
         (KeyCode::Char('r'), Some(Err(_))) => start_restore(s, None),

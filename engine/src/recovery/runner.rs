@@ -309,6 +309,7 @@ pub fn restore(
         let opts = RestoreOptions {
             confirm_drop: req.confirm_drop.clone(),
             snapshot: req.snapshot,
+            reuse_snapshot: None,
             jobs,
             continue_on_error: req.continue_on_error,
             allow_version_mismatch: req.allow_version_mismatch,

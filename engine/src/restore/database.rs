@@ -485,6 +485,9 @@ pub struct RestoreOptions {
     /// Values of `--confirm-drop`: each database's name must be among them.
     pub confirm_drop: Vec<String>,
     pub snapshot: bool,
+    /// With `snapshot` off: the snapshot this recovery already took (a retry or a resumed
+    /// session), reused instead of taking another; it must still be there.
+    pub reuse_snapshot: Option<PathBuf>,
     pub jobs: usize,
     pub continue_on_error: bool,
     pub allow_version_mismatch: bool,
@@ -862,6 +865,7 @@ impl RestoreRun<'_> {
         self.check_cancel(&db, "before the snapshot: nothing was changed")?;
 
         // 2. Snapshot.
+        let mut reused_hint: Option<String> = None;
         let snapshot = if self.opts.snapshot {
             Some(take_snapshot(
                 self.root,
@@ -875,6 +879,24 @@ impl RestoreRun<'_> {
                 self.sink,
                 self.cancel,
             )?)
+        } else if let Some(path) = &self.opts.reuse_snapshot {
+            let ok = std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file() && m.len() > 0);
+            if !ok {
+                return Err(RestoreError::Inventory {
+                    database: db.clone(),
+                    detail: format!(
+                        "the safety snapshot taken earlier in this recovery ({}) is gone; run the restore again to take a new one",
+                        path.display()
+                    ),
+                });
+            }
+            j.note(
+                "snapshot",
+                "reused: taken earlier in this recovery",
+                serde_json::json!({"database": db, "path": path}),
+            )?;
+            reused_hint = Some(crate::restore::snapshot::restore_command(&db, path));
+            None
         } else {
             j.note(
                 "snapshot",
@@ -888,12 +910,9 @@ impl RestoreRun<'_> {
         };
         let snap_hint = snapshot
             .as_ref()
-            .map(|s| {
-                format!(
-                    "; to go back to the database as it was: {}",
-                    s.restore_command
-                )
-            })
+            .map(|s| s.restore_command.clone())
+            .or(reused_hint)
+            .map(|c| format!("; to go back to the database as it was: {c}"))
             .unwrap_or_default();
         Ok(Staged {
             prepared: p,
@@ -1370,6 +1389,7 @@ pub(crate) mod tests {
         RestoreOptions {
             confirm_drop: vec![confirm.to_string()],
             snapshot: true,
+            reuse_snapshot: None,
             jobs: 2,
             continue_on_error: false,
             allow_version_mismatch: false,
