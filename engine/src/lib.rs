@@ -22,6 +22,7 @@ pub mod progress;
 pub mod repositories;
 pub mod restore;
 pub mod root;
+pub mod safefs;
 pub mod sandbox;
 pub mod services;
 pub mod session;
