@@ -214,7 +214,7 @@ pub fn private_dir(
 /// absolute link targets as host paths under `root`. Returns the real path and the links
 /// followed, as `(host path of the link, what it points to)`. Missing trailing components
 /// are kept as they are.
-pub fn resolve(root: &HostRoot, path: &Path) -> (PathBuf, Vec<(PathBuf, PathBuf)>) {
+pub fn resolve(root: &HostRoot, path: &Path) -> (PathBuf, Links) {
     let mut links = Vec::new();
     let mut done = root.base().to_path_buf();
     let rel = path.strip_prefix(root.base()).unwrap_or(path);
@@ -264,6 +264,9 @@ pub fn resolve(root: &HostRoot, path: &Path) -> (PathBuf, Vec<(PathBuf, PathBuf)
     (done, links)
 }
 
+/// Links followed while resolving a path: `(host path of the link, what it points to)`.
+pub type Links = Vec<(PathBuf, PathBuf)>;
+
 /// Open the directory `path` (under `root`), resolving the links above and in it once,
 /// creating missing directories (`mode`, without following links). Returns the handle,
 /// the real path and the links followed.
@@ -271,7 +274,7 @@ pub fn open_dir_resolved(
     root: &HostRoot,
     path: &Path,
     mode: u32,
-) -> Result<(OwnedFd, PathBuf, Vec<(PathBuf, PathBuf)>), SafeError> {
+) -> Result<(OwnedFd, PathBuf, Links), SafeError> {
     let (real, links) = resolve(root, path);
     // The deepest existing ancestor, then each missing component created and opened
     // relative to its parent's handle.

@@ -270,6 +270,7 @@ pub fn take_snapshot(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_pg_dump(
     tool: &PgTool,
     spec: &ConnSpec,
