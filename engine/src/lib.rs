@@ -23,6 +23,7 @@ pub mod recovery;
 pub mod repositories;
 pub mod restore;
 pub mod root;
+pub mod safefs;
 pub mod sandbox;
 pub mod services;
 pub mod session;
