@@ -390,10 +390,9 @@ fn check_file_space(
             continue;
         };
         let avail = st.blocks_available() * st.fragment_size();
-        let e =
-            per_fs
-                .entry(st.filesystem_id())
-                .or_insert((dir.clone(), 0, avail, Vec::new()));
+        let e = per_fs
+            .entry(st.filesystem_id())
+            .or_insert((dir.clone(), 0, avail, Vec::new()));
         e.1 += need;
         e.3.push(c.name.clone());
     }
