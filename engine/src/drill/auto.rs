@@ -166,23 +166,30 @@ pub fn run(
         opts,
         &format!("plan rollback to {target}"),
         || {
-            rollback::plan(&sb.root, &target, RollbackOptions::default())
-                .map(|p| {
-                    let d = match &p {
-                        RollbackPlan::Package(pp) => pp
-                            .steps
-                            .iter()
-                            .map(|s| s.cmd.display())
-                            .collect::<Vec<_>>()
-                            .join("; "),
-                        RollbackPlan::AlreadyInstalled { version } => {
-                            format!("{version} already installed")
-                        }
-                        other => format!("{other:?}"),
-                    };
-                    (p, d)
-                })
-                .map_err(|e| e.to_string())
+            rollback::plan(
+                &sb.root,
+                &target,
+                RollbackOptions {
+                    backup_created: backup.created_at,
+                    ..Default::default()
+                },
+            )
+            .map(|p| {
+                let d = match &p {
+                    RollbackPlan::Package(pp) => pp
+                        .steps
+                        .iter()
+                        .map(|s| s.cmd.display())
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                    RollbackPlan::AlreadyInstalled { version } => {
+                        format!("{version} already installed")
+                    }
+                    other => format!("{other:?}"),
+                };
+                (p, d)
+            })
+            .map_err(|e| e.to_string())
         },
     )?;
     if sb.scenario == Scenario::VersionMismatch {
@@ -198,7 +205,14 @@ pub fn run(
             &format!("roll back gitlab-ee to {}", pp.install.version),
             || {
                 rollback::run(&sb.root, pp, sink, Some(&journal))
-                    .map(|o| ((), format!("GitLab {} installed", o.detected)))
+                    .map(|o| {
+                        let hold = o
+                            .hold
+                            .as_ref()
+                            .map(|h| format!("; package held (release: {})", h.release))
+                            .unwrap_or_default();
+                        ((), format!("GitLab {} installed{hold}", o.detected))
+                    })
                     .map_err(|e| e.to_string())
             },
         )?;
