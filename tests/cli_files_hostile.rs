@@ -89,7 +89,7 @@ impl Host {
             .arg("--root")
             .arg(self.root())
             .arg("restore")
-            .args(["--backup", ID, "--skip", "db"])
+            .args(["--backup", ID, "--skip", "db", "--confirm-files"])
             .env_remove("REWIND_DATABASE_URL")
             .env("RUST_BACKTRACE", "0")
             .stdin(Stdio::null())
@@ -106,13 +106,19 @@ fn text(o: &Output) -> String {
     )
 }
 
-/// (path, size, mode, nlink, content) of everything under `dir`, links not followed.
+/// (path, size, mode, nlink, content) of everything under `dir`, links not followed;
+/// Rewind's own host lock (`/run/rewind`, root-owned, outside the git-writable tree) left
+/// out.
 fn snapshot(dir: &Path) -> Vec<(PathBuf, u64, u32, u64, Vec<u8>)> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
+    let own_lock = dir.join("run");
     while let Some(d) = stack.pop() {
         for e in fs::read_dir(&d).unwrap() {
             let e = e.unwrap();
+            if e.path() == own_lock {
+                continue;
+            }
             let m = fs::symlink_metadata(e.path()).unwrap();
             // Directories: only that they exist (their size and link count follow Rewind's
             // own journal directory); files: content when small.
