@@ -460,6 +460,12 @@ pub fn parse_database_yml(text: &str) -> Result<Vec<DatabaseConn>, String> {
         }
         spec.password = Secret::new(s("password"));
         spec.sslmode = s("sslmode");
+        spec.sslrootcert = s("sslrootcert");
+        spec.sslcert = s("sslcert");
+        spec.sslkey = s("sslkey");
+        spec.sslcrl = s("sslcrl");
+        spec.connect_timeout = s("connect_timeout").and_then(|t| t.trim().parse().ok());
+        // `application_name` names Rails' connections; Rewind names its own.
         let tasks_flag = cfg
             .get("database_tasks")
             .and_then(|v| v.as_bool())
@@ -524,6 +530,18 @@ production:
         assert_eq!(dbs[1].name, "ci");
         assert_eq!(dbs[1].spec.password.expose(), Some("s3cret"));
         assert!(dbs[1].database_tasks);
+    }
+
+    #[test]
+    fn reads_tls_settings_from_database_yml() {
+        let y = "production:\n  main:\n    database: gl\n    host: db.example\n    sslmode: verify-full\n    sslrootcert: /etc/gitlab/ssl/rds-ca.pem\n    sslcert: /etc/gitlab/ssl/client.crt\n    sslkey: /etc/gitlab/ssl/client.key\n    connect_timeout: 5\n";
+        let dbs = parse_database_yml(y).unwrap();
+        let s = &dbs[0].spec;
+        assert_eq!(s.sslmode.as_deref(), Some("verify-full"));
+        assert_eq!(s.sslrootcert.as_deref(), Some("/etc/gitlab/ssl/rds-ca.pem"));
+        assert_eq!(s.sslcert.as_deref(), Some("/etc/gitlab/ssl/client.crt"));
+        assert_eq!(s.sslkey.as_deref(), Some("/etc/gitlab/ssl/client.key"));
+        assert_eq!(s.connect_timeout, Some(5));
     }
 
     #[test]
