@@ -22,8 +22,7 @@ use super::{tar_error, BackupError, FILE_NAME_SUFFIX};
 use crate::root::HostRoot;
 use crate::version::{Edition, GitLabVersion};
 
-/// Largest manifest Rewind reads (real ones are under 1 KiB).
-const MAX_MANIFEST: u64 = 1 << 20;
+use crate::limited::MAX_MANIFEST;
 
 /// How a backup is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -169,7 +168,7 @@ fn wants_magic(name: &str) -> bool {
 
 fn read_manifest(
     archive: &Path,
-    mut r: impl Read,
+    r: impl Read,
     size: u64,
 ) -> Result<BackupInformation, BackupError> {
     if size > MAX_MANIFEST {
@@ -179,7 +178,8 @@ fn read_manifest(
         });
     }
     let mut bytes = Vec::with_capacity(size as usize);
-    r.read_to_end(&mut bytes)
+    r.take(MAX_MANIFEST)
+        .read_to_end(&mut bytes)
         .map_err(|e| super::compression::classify(e, archive, MANIFEST_NAME, Compression::Plain))?;
     let text = String::from_utf8(bytes).map_err(|_| BackupError::MalformedInformation {
         archive: archive.to_path_buf(),
@@ -291,7 +291,11 @@ pub fn read_backup(
     if meta.is_dir() {
         return read_directory(path, installed, all_compression);
     }
-    let file = File::open(path).map_err(|e| BackupError::unreadable(path, e))?;
+    // Not File::open: a FIFO would block it until a writer appears.
+    let file = crate::limited::open_regular(path).map_err(|e| BackupError::unreadable(path, e))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| BackupError::unreadable(path, e))?;
     let len = meta.len();
     let file_name = path
         .file_name()
@@ -358,7 +362,7 @@ fn read_directory(
     all_compression: bool,
 ) -> Result<BackupEntry, BackupError> {
     let manifest = dir.join(MANIFEST_NAME);
-    let mfile = match File::open(&manifest) {
+    let mfile = match crate::limited::open_regular(&manifest) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return Err(BackupError::MissingInformation {
@@ -461,7 +465,7 @@ fn candidates(dir: &Path) -> Result<Vec<Candidate>, BackupError> {
     let mut out = Vec::new();
     if dir.join(MANIFEST_NAME).exists() {
         // GitLab's "non tarred" backup: the backup directory itself.
-        let id = fs::read_to_string(dir.join(MANIFEST_NAME))
+        let id = crate::limited::read_text(&dir.join(MANIFEST_NAME), MAX_MANIFEST)
             .ok()
             .and_then(|t| BackupInformation::parse(&t).ok())
             .and_then(|i| i.backup_id)
@@ -480,12 +484,17 @@ fn candidates(dir: &Path) -> Result<Vec<Candidate>, BackupError> {
         let name = item.file_name().to_string_lossy().into_owned();
         let path = item.path();
         if let Some(id) = id_from_file_name(&name) {
+            // Only regular files (through a link, too): a FIFO or a device named like a
+            // backup would hang or never end the listing.
+            if !fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+                continue;
+            }
             out.push(Candidate {
                 id: id.to_string(),
                 path,
             });
         } else if path.is_dir() && path.join(MANIFEST_NAME).exists() {
-            let id = fs::read_to_string(path.join(MANIFEST_NAME))
+            let id = crate::limited::read_text(&path.join(MANIFEST_NAME), MAX_MANIFEST)
                 .ok()
                 .and_then(|t| BackupInformation::parse(&t).ok())
                 .and_then(|i| i.backup_id)

@@ -447,3 +447,21 @@ fn long_names_in_gnu_and_pax_archives_and_repositories() {
         assert_eq!(s, "bundle bytes");
     }
 }
+
+#[test]
+fn fifo_named_like_a_backup_is_skipped() {
+    let tmp = tempfile::tempdir().unwrap();
+    gitlab_archive(tmp.path(), ID, "16.10.3-ee", DumpCompression::Gzip);
+    let fifo = tmp
+        .path()
+        .join("1713867399_2024_04_23_16.10.3-ee_gitlab_backup.tar");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    // Without a writer, opening it for reading would block for ever.
+    let list = list_backups(tmp.path(), Some(&installed())).unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].id, ID);
+    let err = read_backup(&fifo, None, false).unwrap_err();
+    assert!(err.to_string().contains("not a regular file"), "{err}");
+    let err = verify(&fifo, &NullSink, None).unwrap_err();
+    assert!(err.to_string().contains("not a regular file"), "{err}");
+}

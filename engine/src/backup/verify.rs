@@ -122,7 +122,7 @@ fn verify_tar(
     sink: &dyn Sink,
     cancel: Option<&Cancel>,
 ) -> Result<VerifyReport, BackupError> {
-    let file = File::open(path).map_err(|e| BackupError::unreadable(path, e))?;
+    let file = crate::limited::open_regular(path).map_err(|e| BackupError::unreadable(path, e))?;
     let counting = CountingReader::new(file);
     let mut ctx = Ctx {
         archive: path,
