@@ -139,7 +139,8 @@ pub fn id_from_file_name(name: &str) -> Option<&str> {
         .filter(|s| !s.is_empty())
 }
 
-fn database_name(member: &str) -> Option<String> {
+/// The connection a `db/...` member is the dump of (`main`, `ci`), if it is one.
+pub(crate) fn database_name(member: &str) -> Option<String> {
     let file = member.strip_prefix("db/")?;
     if file.contains('/') {
         return None;
@@ -310,11 +311,13 @@ pub fn read_backup(
     );
     let mut tar = TarReader::new(StreamBuf::new(file, 16 * 1024)).with_len(len);
     let mut info = None;
+    let mut seen = SeenMembers::default();
     while let Some(e) = tar.next_entry_seek().map_err(|e| tar_error(path, e))? {
         let name = e.clean_name().to_string();
         if name.is_empty() {
             continue;
         }
+        seen.add(path, &name, e.kind)?;
         if name == MANIFEST_NAME && e.kind == EntryKind::File {
             if e.data_offset + e.size > len {
                 return Err(BackupError::Truncated {
@@ -354,6 +357,30 @@ pub fn read_backup(
     }
     entry.finish(info, installed, mtime_of(&meta));
     Ok(entry)
+}
+
+/// Member names seen so far in an archive: a name stored twice (but for a directory
+/// repeated as a directory, which changes nothing) is refused, since a reader takes the
+/// first copy and GNU tar extracts the last.
+#[derive(Default)]
+pub(crate) struct SeenMembers(std::collections::HashMap<String, EntryKind>);
+
+impl SeenMembers {
+    pub(crate) fn add(
+        &mut self,
+        archive: &Path,
+        name: &str,
+        kind: EntryKind,
+    ) -> Result<(), BackupError> {
+        match self.0.insert(name.to_string(), kind) {
+            Some(EntryKind::Dir) if kind == EntryKind::Dir => Ok(()),
+            Some(_) => Err(BackupError::DuplicateMember {
+                archive: archive.to_path_buf(),
+                member: name.to_string(),
+            }),
+            None => Ok(()),
+        }
+    }
 }
 
 fn read_directory(
