@@ -244,10 +244,14 @@ impl BackupEntry {
         mtime: Option<DateTime<Utc>>,
     ) {
         let from_id = parse_id(&self.id);
-        self.version = info
-            .gitlab_version
-            .clone()
-            .or_else(|| from_id.as_ref().and_then(|p| p.version.clone()));
+        // The id's version only stands in when the manifest names none: a `:gitlab_version:`
+        // that does not parse leaves the version unknown (a restore then needs
+        // --allow-version-mismatch), never replaced by what the file name says.
+        self.version = match (&info.gitlab_version, &info.gitlab_version_raw) {
+            (Some(v), _) => Some(v.clone()),
+            (None, Some(_)) => None,
+            (None, None) => from_id.as_ref().and_then(|p| p.version.clone()),
+        };
         self.version_text = info
             .version_text()
             .or_else(|| self.version.as_ref().map(|v| v.to_string()));

@@ -535,3 +535,34 @@ fn dump_that_is_not_sql_is_unreadable() {
         .iter()
         .any(|m| m.name == "db/database.sql.gz" && m.compression == Some(Compression::Plain)));
 }
+
+#[test]
+fn unparsable_manifest_version_is_not_taken_from_the_file_name() {
+    use crate::restore::database::{check_version, RestoreFacts};
+    let staging = Staging::new(None, DumpCompression::Gzip);
+    let yml = information("16.10.3-ee", &[])
+        .to_yaml()
+        .replace(":gitlab_version: 16.10.3-ee", ":gitlab_version: 6f1b3c2a");
+    assert!(yml.contains("6f1b3c2a"), "{yml}");
+    fs::write(staging.dir.join("backup_information.yml"), yml).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join(format!("{ID}_gitlab_backup.tar"));
+    staging.tar(&path);
+    let b = read_backup(&path, Some(&installed()), false).unwrap();
+    assert_eq!(b.version, None, "the id's 16.10.3-ee must not stand in");
+    assert_eq!(b.version_text.as_deref(), Some("6f1b3c2a"));
+    assert_eq!(b.version_matches, None);
+    let facts = RestoreFacts {
+        backup_version: b.version.clone(),
+        backup_version_text: b.version_text.clone(),
+        installed_version: Some(installed()),
+        db_version: None,
+        backup_path: tmp.path().to_path_buf(),
+    };
+    let err = check_version(&facts, false).unwrap_err().to_string();
+    assert!(
+        err.contains("6f1b3c2a") && err.contains("not a GitLab version"),
+        "{err}"
+    );
+    assert!(check_version(&facts, true).is_ok());
+}
