@@ -287,10 +287,18 @@ pub fn detect(root: &HostRoot, opts: &DetectOptions) -> Result<Installation, Det
                     path: db_yml.into(),
                     found: true,
                     note: format!(
-                        "{} on {} as {}",
+                        "{} on {} as {}{}",
                         db.spec.dbname,
                         db.spec.target(),
-                        db.spec.user
+                        db.spec.user,
+                        if db.spec.is_socket() {
+                            String::new()
+                        } else {
+                            format!(
+                                ", sslmode={}",
+                                db.spec.sslmode.as_deref().unwrap_or("prefer")
+                            )
+                        }
                     ),
                 });
                 databases.push(db);
@@ -620,6 +628,37 @@ production:
         assert_eq!(inst.package.as_deref(), Some("gitlab-ee"));
         assert_eq!(inst.backup_path, PathBuf::from("/var/opt/gitlab/backups"));
         assert_eq!(inst.databases.len(), 2);
+    }
+
+    #[test]
+    fn tcp_database_finding_names_the_sslmode() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(dir.path());
+        let yml = root.join(omnibus::DATABASE_YML);
+        fs::create_dir_all(yml.parent().unwrap()).unwrap();
+        fs::write(
+            &yml,
+            "production:\n  main:\n    database: gl\n    host: db.example\n    sslmode: verify-full\n",
+        )
+        .unwrap();
+        let inst = detect(
+            &root,
+            &DetectOptions {
+                backup_dir: None,
+                env: Some(std::sync::Arc::new(|_| None)),
+            },
+        )
+        .unwrap();
+        let f = inst
+            .findings
+            .iter()
+            .find(|f| f.what == "database `main`")
+            .unwrap();
+        assert!(
+            f.note.contains("host db.example:5432") && f.note.ends_with("sslmode=verify-full"),
+            "{}",
+            f.note
+        );
     }
 
     #[test]
