@@ -85,6 +85,12 @@ pub struct ConnSpec {
     /// libpq `options` (server settings sent at connection start, e.g. `-c ...`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub options: Option<String>,
+    /// libpq `channel_binding` when not the default (`disable`, `require`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel_binding: Option<String>,
+    /// libpq `target_session_attrs` when not the default (`read-write`, `read-only`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_session_attrs: Option<String>,
 }
 
 /// Where a connection attempt went and what the server or the system said.
@@ -127,6 +133,8 @@ impl ConnSpec {
             connect_timeout: None,
             application_name: None,
             options: None,
+            channel_binding: None,
+            target_session_attrs: None,
         }
     }
 
@@ -151,7 +159,10 @@ impl ConnSpec {
         Self::from_url_with_env(url, &|k| std::env::var(k).ok())
     }
 
-    /// [`ConnSpec::from_url`] with the environment given.
+    /// [`ConnSpec::from_url`] with the environment given. Parameters that matter are kept
+    /// (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`, `sslcrl`, `connect_timeout`,
+    /// `application_name`, `options`, `channel_binding`, `target_session_attrs`); an
+    /// unknown parameter, a value libpq would refuse, or several hosts are errors.
     pub fn from_url_with_env(
         url: &str,
         env: &dyn Fn(&str) -> Option<String>,
@@ -161,6 +172,12 @@ impl ConnSpec {
         let cfg: postgres::Config = rest.parse().map_err(|e: postgres::Error| {
             ConnError::BadUrl(redact_url_error(&describe_pg_error(&e), url))
         })?;
+        if cfg.get_hosts().len() > 1 {
+            return Err(ConnError::BadUrl(
+                "it names several hosts; Rewind restores into one server: give the primary's host"
+                    .into(),
+            ));
+        }
         let mut spec = ConnSpec::omnibus_default();
         if let Some(h) = cfg.get_hosts().first() {
             spec.host = match h {
@@ -185,6 +202,16 @@ impl ConnSpec {
         }
         spec.application_name = cfg.get_application_name().map(str::to_string);
         spec.options = cfg.get_options().map(str::to_string);
+        spec.channel_binding = match cfg.get_channel_binding() {
+            postgres::config::ChannelBinding::Disable => Some("disable".into()),
+            postgres::config::ChannelBinding::Require => Some("require".into()),
+            _ => None,
+        };
+        spec.target_session_attrs = match cfg.get_target_session_attrs() {
+            postgres::config::TargetSessionAttrs::ReadWrite => Some("read-write".into()),
+            postgres::config::TargetSessionAttrs::ReadOnly => Some("read-only".into()),
+            _ => None,
+        };
         for (k, v) in extra {
             match k.as_str() {
                 "sslmode" => spec.sslmode = Some(v),
@@ -355,6 +382,24 @@ impl ConnSpec {
         if let Some(o) = &self.options {
             cfg.options(o);
         }
+        match self.channel_binding.as_deref() {
+            Some("disable") => {
+                cfg.channel_binding(postgres::config::ChannelBinding::Disable);
+            }
+            Some("require") => {
+                cfg.channel_binding(postgres::config::ChannelBinding::Require);
+            }
+            _ => {}
+        }
+        match self.target_session_attrs.as_deref() {
+            Some("read-write") => {
+                cfg.target_session_attrs(postgres::config::TargetSessionAttrs::ReadWrite);
+            }
+            Some("read-only") => {
+                cfg.target_session_attrs(postgres::config::TargetSessionAttrs::ReadOnly);
+            }
+            _ => {}
+        }
         if let Some(pw) = self.password.expose() {
             cfg.password(pw);
         }
@@ -473,6 +518,8 @@ impl ConnSpec {
             "PGSSLKEY",
             "PGSSLCRL",
             "PGCONNECT_TIMEOUT",
+            "PGCHANNELBINDING",
+            "PGTARGETSESSIONATTRS",
         ] {
             cmd.env_remove(var);
         }
@@ -494,6 +541,8 @@ impl ConnSpec {
             ("PGSSLKEY", &self.sslkey),
             ("PGSSLCRL", &self.sslcrl),
             ("PGOPTIONS", &self.options),
+            ("PGCHANNELBINDING", &self.channel_binding),
+            ("PGTARGETSESSIONATTRS", &self.target_session_attrs),
         ] {
             if let Some(v) = value {
                 cmd.env(var, v);
@@ -619,6 +668,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("sslfoo") && !e.contains("hunter2"), "{e}");
+        // Settings that matter to security or to which server is used are kept, not dropped.
+        let s = ConnSpec::from_url_with_env(
+            "postgresql://u@db.example/x?channel_binding=require&target_session_attrs=read-write",
+            &|_| None,
+        )
+        .unwrap();
+        assert_eq!(s.channel_binding.as_deref(), Some("require"));
+        assert_eq!(s.target_session_attrs.as_deref(), Some("read-write"));
+        let cmd = s.client_command(std::path::Path::new("/bin/true"), "x");
+        assert!(cmd
+            .get_envs()
+            .any(|(k, v)| k == "PGCHANNELBINDING" && v == Some("require".as_ref())));
+        let e = ConnSpec::from_url_with_env("postgresql://u:hunter2@a,b/x", &|_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("several hosts") && !e.contains("hunter2"), "{e}");
     }
 
     #[test]
