@@ -477,20 +477,33 @@ impl ConnSpec {
         let retry =
             |e: &postgres::Error| e.as_db_error().is_some() || is_tls_failure(&e.to_string());
         match plan.mode {
+            // Both attempts' errors are told: the first is often the one that explains.
             M::Allow => match cfg.connect(postgres::NoTls) {
                 Ok(c) => Ok(c),
-                Err(e) if e.as_db_error().is_some() => cfg
+                Err(plain) if plain.as_db_error().is_some() => cfg
                     .ssl_mode(Wire::Require)
                     .connect(connector)
-                    .map_err(|e| tls_hint(&e)),
+                    .map_err(|tls| {
+                        format!(
+                            "without TLS: {}; then with TLS: {}",
+                            describe_pg_error(&plain),
+                            tls_hint(&tls)
+                        )
+                    }),
                 Err(e) => Err(describe_pg_error(&e)),
             },
             M::Prefer => match cfg.ssl_mode(Wire::Prefer).connect(connector) {
                 Ok(c) => Ok(c),
-                Err(e) if retry(&e) => cfg
+                Err(tls) if retry(&tls) => cfg
                     .ssl_mode(Wire::Disable)
                     .connect(postgres::NoTls)
-                    .map_err(|e| describe_pg_error(&e)),
+                    .map_err(|plain| {
+                        format!(
+                            "with TLS: {}; then without TLS: {}",
+                            tls_hint(&tls),
+                            describe_pg_error(&plain)
+                        )
+                    }),
                 Err(e) => Err(tls_hint(&e)),
             },
             _ => cfg

@@ -158,6 +158,14 @@ fn tls_modes_against_a_hostssl_only_server() {
     let mut no_cert = full.clone();
     no_cert.user = OMNIBUS_APP_ROLE.into();
     assert!(encrypted(&no_cert).is_err());
+    // prefer falls back to plain text when refused over TLS, and tells both refusals.
+    let mut prefer = tcp_spec(&c, "127.0.0.1", "prefer", None);
+    prefer.user = OMNIBUS_APP_ROLE.into();
+    let e = encrypted(&prefer).unwrap_err();
+    assert!(
+        e.contains("with TLS: ") && e.contains("certificate") && e.contains("then without TLS: "),
+        "{e}"
+    );
 
     // --database-url: sslmode, sslrootcert, application_name and connect_timeout honoured.
     let url = format!(
