@@ -168,7 +168,7 @@ fn restores_components_to_omnibus_paths_and_keeps_previous_contents() {
     assert!(!root.join("/var/opt/gitlab/gitlab-ci/builds").exists());
 
     // Previous contents moved aside, not deleted.
-    let aside = root.join("/var/opt/gitlab/backups/tmp/uploads.1712999999");
+    let aside = root.join("/var/opt/gitlab/backups/tmp/uploads.1712999999/uploads");
     assert_eq!(
         fs::read(aside.join("old/stale.txt")).unwrap(),
         b"stale upload"
@@ -177,7 +177,7 @@ fn restores_components_to_omnibus_paths_and_keeps_previous_contents() {
     let r = &reports[0];
     assert_eq!(
         r.moved_aside.as_ref().unwrap().path,
-        PathBuf::from("/var/opt/gitlab/backups/tmp/uploads.1712999999")
+        PathBuf::from("/var/opt/gitlab/backups/tmp/uploads.1712999999/uploads")
     );
     assert_eq!(r.moved_aside.as_ref().unwrap().files, 2);
     assert_eq!(r.compression, "gzip");

@@ -93,7 +93,6 @@ impl Fixture {
 
     /// `<id>_gitlab_backup.tar` made as GitLab makes it; `truncate` cuts the dump short.
     fn make_archive(&self, owner: Option<&str>, truncate: bool) {
-        let staging = tempfile::tempdir().unwrap();
         // As GitLab's backup runs it: pg_dump as the database's role (`gitlab`).
         let mut spec = self.cluster.conn_spec(DB);
         if let Some(o) = owner {
@@ -109,10 +108,16 @@ impl Fixture {
             "pg_dump: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let dump = out.stdout;
+        self.write_archive(&out.stdout, truncate, false);
+    }
+
+    /// The archive around a given dump; `truncate` cuts the dump short, `corrupt_uploads`
+    /// cuts `uploads.tar.gz` short.
+    fn write_archive(&self, dump: &[u8], truncate: bool, corrupt_uploads: bool) {
+        let staging = tempfile::tempdir().unwrap();
         std::fs::create_dir(staging.path().join("db")).unwrap();
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(&dump).unwrap();
+        gz.write_all(dump).unwrap();
         let mut bytes = gz.finish().unwrap();
         if truncate {
             bytes.truncate(bytes.len() / 2);
@@ -136,6 +141,12 @@ impl Fixture {
             .status()
             .unwrap();
         assert!(st.success());
+        if corrupt_uploads {
+            let p = staging.path().join("uploads.tar.gz");
+            let mut b = std::fs::read(&p).unwrap();
+            b.truncate(b.len() / 2);
+            std::fs::write(&p, b).unwrap();
+        }
         let archive = self.backup_dir.join(format!("{ID}_gitlab_backup.tar"));
         let _ = std::fs::remove_file(&archive);
         let st = Command::new("tar")
@@ -297,7 +308,10 @@ fn restore_after_a_failed_upgrade_equals_gitlabs_pipeline() {
         f.rewind_dir()
     );
 
-    let out = f.rewind("gitlab", &["--confirm-drop", DB, "--json"]);
+    let out = f.rewind(
+        "gitlab",
+        &["--confirm-drop", DB, "--confirm-files", "--json"],
+    );
     assert!(out.status.success(), "{}", text(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["ok"], true, "{report:#}");
@@ -381,7 +395,10 @@ fn restore_after_a_failed_upgrade_equals_gitlabs_pipeline() {
     }
 
     // A re-run restores the same result (drop + load is idempotent).
-    let out = f.rewind("gitlab", &["--confirm-drop", DB, "--no-snapshot"]);
+    let out = f.rewind(
+        "gitlab",
+        &["--confirm-drop", DB, "--confirm-files", "--no-snapshot"],
+    );
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("pass"), "{}", text(&out));
     assert_eq!(data_of(&f.cluster, DB), data_of(&f.cluster, "reference"));
@@ -446,6 +463,7 @@ fn refusals_change_nothing() {
             ID,
             "--confirm-drop",
             DB,
+            "--confirm-files",
             "--allow-version-mismatch",
         ])
         .output()
@@ -464,7 +482,7 @@ fn truncated_dump_fails_naming_the_member() {
     let f = Fixture::new(None);
     f.make_archive(None, true);
     let before = fingerprint(&f.cluster);
-    let out = f.rewind("gitlab", &["--confirm-drop", DB]);
+    let out = f.rewind("gitlab", &["--confirm-drop", DB, "--confirm-files"]);
     assert!(!out.status.success(), "{}", text(&out));
     let t = text(&out);
     assert!(t.contains("db/database.sql.gz"), "{t}");
@@ -482,7 +500,10 @@ fn non_superuser_owner_restores_like_gitlab() {
         .unwrap()
         .batch_execute("SET ROLE gitlab; CREATE TABLE lfs_objects (id int)")
         .unwrap();
-    let out = f.rewind("gitlab", &["--confirm-drop", DB, "--json"]);
+    let out = f.rewind(
+        "gitlab",
+        &["--confirm-drop", DB, "--confirm-files", "--json"],
+    );
     assert!(out.status.success(), "{}", text(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let load = &report["databases"][0]["load"];
@@ -565,6 +586,7 @@ fn sandbox_decomposed_install_restores_main_then_ci() {
         sandbox::MAIN_DB,
         "--confirm-drop",
         sandbox::CI_DB,
+        "--confirm-files",
         "--jobs",
         "2",
     ]);
@@ -612,4 +634,196 @@ fn sandbox_decomposed_install_restores_main_then_ci() {
     assert!(diff.is_empty(), "main differs from the backup: {diff:#?}");
     let diff = want_ci.diff_except_owners(&compare::fingerprint(&ci_t).unwrap(), &skipped);
     assert!(diff.is_empty(), "ci differs from the backup: {diff:#?}");
+}
+
+fn uploads_file(f: &Fixture) -> PathBuf {
+    f.root
+        .path()
+        .join("var/opt/gitlab/gitlab-rails/uploads/avatar.png")
+}
+
+/// Invariant 2: file components need their own confirmation; the version gate and `--skip`
+/// names hold when the database is skipped; a corrupt component refuses the whole restore
+/// before the drop.
+#[test]
+fn checks_come_before_any_change_whatever_is_skipped() {
+    let f = Fixture::new(None);
+    f.apply(FAILED_UPGRADE);
+    let before = fingerprint(&f.cluster);
+    std::fs::create_dir_all(uploads_file(&f).parent().unwrap()).unwrap();
+    std::fs::write(uploads_file(&f), b"written after the backup").unwrap();
+    let unchanged = |f: &Fixture| {
+        assert_eq!(fingerprint(&f.cluster), before);
+        assert_eq!(
+            std::fs::read(uploads_file(f)).unwrap(),
+            b"written after the backup"
+        );
+    };
+
+    // --skip db still restores files: they need --confirm-files.
+    let out = f.rewind("gitlab", &["--skip", "db"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("--confirm-files"), "{}", text(&out));
+    unchanged(&f);
+    // A misspelt --skip name is refused, naming GitLab's components.
+    let out = f.rewind("gitlab", &["--skip", "db,upload", "--confirm-files"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("unknown component `upload`"),
+        "{}",
+        text(&out)
+    );
+    unchanged(&f);
+    // The version gate holds with --skip db.
+    let version = f
+        .root
+        .path()
+        .join("opt/gitlab/embedded/service/gitlab-rails/VERSION");
+    std::fs::write(&version, "16.11.0-ee\n").unwrap();
+    let out = f.rewind("gitlab", &["--skip", "db", "--confirm-files"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("GitLab version mismatch:"),
+        "{}",
+        text(&out)
+    );
+    unchanged(&f);
+    std::fs::write(&version, "16.10.3-ee\n").unwrap();
+
+    // A component that does not decode: nothing is dropped, no file moves.
+    let dump = run_pg(&f.cluster, "pg_dump", &["--clean", "--if-exists", DB]).stdout;
+    f.write_archive(&dump, false, true);
+    let out = f.rewind("gitlab", &["--confirm-drop", DB, "--confirm-files"]);
+    assert!(!out.status.success());
+    let t = text(&out);
+    assert!(
+        t.contains("uploads.tar.gz") && t.contains("Nothing was changed"),
+        "{t}"
+    );
+    unchanged(&f);
+}
+
+/// Invariant 5: a dump that would go on in another database (`\connect`, without the
+/// `\restrict` lines of dumps made before 2025) or run a program is refused by the first
+/// pass, before the snapshot and the drop.
+#[test]
+fn a_dump_the_loader_would_refuse_is_refused_before_the_drop() {
+    let f = Fixture::new(None);
+    let before = fingerprint(&f.cluster);
+    let dump = run_pg(&f.cluster, "pg_dump", &["--clean", "--if-exists", DB]).stdout;
+    let text_dump: String = String::from_utf8(dump)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    for (evil, says) in [
+        (
+            "\\connect postgres\nCREATE TABLE evil (id int);\n",
+            "connects to another database",
+        ),
+        (
+            "COPY public.projects (id) FROM PROGRAM 'touch /tmp/rewind-pwned';\n",
+            "PROGRAM",
+        ),
+    ] {
+        let mut d = text_dump.clone();
+        let cut = d.find("CREATE TABLE").unwrap();
+        d.insert_str(cut, evil);
+        f.write_archive(d.as_bytes(), false, false);
+        let out = f.rewind("gitlab", &["--confirm-drop", DB, "--confirm-files"]);
+        assert!(!out.status.success());
+        let t = text(&out);
+        assert!(t.contains(says) && t.contains("Nothing was changed"), "{t}");
+        assert_eq!(fingerprint(&f.cluster), before);
+        assert!(
+            !f.rewind_dir().join("snapshots").exists()
+                || std::fs::read_dir(f.rewind_dir().join("snapshots"))
+                    .unwrap()
+                    .next()
+                    .is_none()
+        );
+    }
+}
+
+/// Invariant 3: one recovery at a time, per host and per database; the refusal names the
+/// holder's pid and changes nothing.
+#[test]
+fn a_second_recovery_is_refused_while_one_runs() {
+    let f = Fixture::new(None);
+    f.apply(FAILED_UPGRADE);
+    let before = fingerprint(&f.cluster);
+    let root = rewind_engine::root::HostRoot::new(f.root.path());
+    let held = rewind_engine::recovery::lock::host(&root, "rewind restore --backup first").unwrap();
+    let out = f.rewind("gitlab", &["--confirm-drop", DB, "--confirm-files"]);
+    assert!(!out.status.success());
+    let t = text(&out);
+    assert!(
+        t.contains(&format!("pid {}", std::process::id()))
+            && t.contains("rewind restore --backup first"),
+        "{t}"
+    );
+    assert_eq!(fingerprint(&f.cluster), before);
+    drop(held);
+    // Another host's recovery (or a session) holding Rewind's lock on the database.
+    let mut held = rewind_engine::recovery::lock::database(&f.cluster.conn_spec(DB)).unwrap();
+    let out = f.rewind("gitlab", &["--confirm-drop", DB, "--confirm-files"]);
+    assert!(!out.status.success());
+    let t = text(&out);
+    assert!(t.contains("holds Rewind's lock on database"), "{t}");
+    let pid: i32 = held
+        .client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    assert!(t.contains(&format!("(pid {pid})")), "{t}");
+    assert_eq!(fingerprint(&f.cluster), before);
+    drop(held);
+}
+
+/// Invariant 4: the loader's connections fit the role's connection limit: fewer jobs (and
+/// the user is told), or a refusal before the drop.
+#[test]
+fn jobs_fit_the_roles_connection_limit() {
+    let f = Fixture::new(None);
+    f.apply(FAILED_UPGRADE);
+    let before = fingerprint(&f.cluster);
+    let mut admin = f.cluster.connect("postgres").unwrap();
+    admin
+        .batch_execute("ALTER ROLE gitlab CONNECTION LIMIT 3")
+        .unwrap();
+    let out = f.rewind(
+        "gitlab",
+        &["--confirm-drop", DB, "--confirm-files", "--jobs", "500"],
+    );
+    assert!(!out.status.success());
+    let t = text(&out);
+    assert!(
+        t.contains("role limit 3") && t.contains("Nothing was changed"),
+        "{t}"
+    );
+    assert_eq!(fingerprint(&f.cluster), before);
+    admin
+        .batch_execute("ALTER ROLE gitlab CONNECTION LIMIT 6")
+        .unwrap();
+    let out = f.rewind(
+        "gitlab",
+        &[
+            "--confirm-drop",
+            DB,
+            "--confirm-files",
+            "--jobs",
+            "500",
+            "--json",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let jobs = report["jobs"].as_u64().unwrap();
+    assert!((1..=3).contains(&jobs), "{report:#}");
+    assert!(
+        report["notes"][0].as_str().unwrap().contains("--jobs 500"),
+        "{report:#}"
+    );
+    assert_eq!(report["ok"], true);
 }

@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use rewind_engine::packages::sandbox_repo;
+use rewind_engine::packages::{self, sandbox_repo};
 use rewind_engine::root::HostRoot;
 use rewind_engine::version::GitLabVersion;
 
@@ -55,6 +55,7 @@ fn sandbox() -> Sandbox {
     let repo = sandbox_repo::build_repo(&repo_dir, &[v("16.10.3-ee"), v("16.11.0-ee")]).unwrap();
     sandbox_repo::prepare_apt_root(&host, &repo).unwrap();
     sandbox_repo::dpkg_install(&host, repo.deb(&v("16.11.0-ee")).unwrap()).unwrap();
+    write_pg_version(&host, "14");
 
     // The test's own gitlab-ctl: records each call with the GitLab version installed at
     // that moment, so the log shows when the package changed.
@@ -94,20 +95,22 @@ fn rolls_back_to_the_backup_version_in_the_sandbox_only() {
     assert!(text(&o).contains("16.11.0-ee"), "{}", text(&o));
 
     // Non-terminal without --yes: prints the plan, changes nothing.
-    let o = rewind(&sb.root, &["rollback", "--to", "16.10.3"]);
+    let o = rewind(&sb.root, &["rollback", "--to", "16.10.3-ee"]);
     let out = text(&o);
     assert!(o.status.success(), "{out}");
     assert!(out.contains("stop puma"), "{out}");
     assert!(out.contains("gitlab-ee=16.10.3-ee.0"), "{out}");
     assert!(out.contains("--allow-downgrades"), "{out}");
     assert!(out.contains("Not run"), "{out}");
+    assert!(out.contains("apt-mark"), "{out}");
+    assert!(out.contains("PostgreSQL: PostgreSQL 14 data"), "{out}");
     assert_eq!(fs::read_to_string(&version_file).unwrap(), "16.11.0-ee\n");
     assert!(!sb.calls.exists());
 
     // --dry-run --json: the plan as data.
     let o = rewind(
         &sb.root,
-        &["--json", "rollback", "--to", "16.10.3", "--dry-run"],
+        &["--json", "rollback", "--to", "16.10.3-ee", "--dry-run"],
     );
     let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(plan["kind"], "package");
@@ -129,10 +132,14 @@ fn rolls_back_to_the_backup_version_in_the_sandbox_only() {
     );
 
     // The real run.
-    let o = rewind(&sb.root, &["rollback", "--to", "16.10.3", "--yes"]);
+    let o = rewind(&sb.root, &["rollback", "--to", "16.10.3-ee", "--yes"]);
     let out = text(&o);
     assert!(o.status.success(), "{out}");
     assert!(out.contains("Rolled back: GitLab 16.10.3-ee"), "{out}");
+    // Held, and the way to release it shown.
+    assert!(out.contains("The package is held"), "{out}");
+    assert!(out.contains("apt-mark"), "{out}");
+    assert!(out.contains("unhold gitlab-ee"), "{out}");
     // apt's own output was streamed.
     assert!(out.contains("Unpacking gitlab-ee (16.10.3-ee.0)"), "{out}");
     assert_eq!(fs::read_to_string(&version_file).unwrap(), "16.10.3-ee\n");
@@ -179,15 +186,38 @@ fn rolls_back_to_the_backup_version_in_the_sandbox_only() {
             "rollback.stop.puma",
             "rollback.stop.sidekiq",
             "rollback.install",
-            "rollback.reconfigure"
+            "rollback.reconfigure",
+            "rollback.hold"
         ]
     );
+    assert!(entries
+        .iter()
+        .any(|e| e["step"] == "rollback.guard" && e["stage"] == "note"));
     let install_end = entries
         .iter()
         .find(|e| e["step"] == "rollback.install" && e["stage"] == "end")
         .unwrap();
     assert_eq!(install_end["detail"]["exit_code"], 0);
     assert_eq!(install_end["detail"]["argv"][0], "apt-get");
+
+    // The hold is in the sandbox's dpkg database, and the next upgrade leaves 16.10.3.
+    let q = Command::new("dpkg-query")
+        .arg(format!(
+            "--admindir={}",
+            sb.root.join("var/lib/dpkg").display()
+        ))
+        .args(["-W", "-f=${db:Status-Want} ${Version}", "gitlab-ee"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&q.stdout), "hold 16.10.3-ee.0");
+    let host = HostRoot::new(&sb.root);
+    let upgrade = packages::manager_cmd(packages::Manager::Apt, "apt-get", &host)
+        .unwrap()
+        .args(["-y", "upgrade"]);
+    let up = rewind_engine::exec::capture(&upgrade).unwrap();
+    assert!(up.success(), "{} {}", up.stdout, up.stderr);
+    assert!(up.stdout.contains("kept back"), "{}", up.stdout);
+    assert_eq!(fs::read_to_string(&version_file).unwrap(), "16.10.3-ee\n");
 
     // Already there: nothing to do.
     let o = rewind(&sb.root, &["rollback", "--to", "16.10.3-ee", "--yes"]);
@@ -201,7 +231,7 @@ fn rolls_back_to_the_backup_version_in_the_sandbox_only() {
 #[test]
 fn refuses_versions_the_repository_lacks_and_edition_changes() {
     let sb = sandbox();
-    let o = rewind(&sb.root, &["rollback", "--to", "16.9.2", "--yes"]);
+    let o = rewind(&sb.root, &["rollback", "--to", "16.9.2-ee", "--yes"]);
     let out = text(&o);
     assert!(!o.status.success(), "{out}");
     assert!(out.contains("gitlab-ee 16.9.2-ee is not offered"), "{out}");
@@ -222,6 +252,12 @@ fn refuses_versions_the_repository_lacks_and_edition_changes() {
     let out = text(&o);
     assert!(!o.status.success(), "{out}");
     assert!(out.contains("--allow-edition-change"), "{out}");
+    // No suffix is CE, as GitLab's restore reads it: on this EE host that is a change too.
+    let o = rewind(&sb.root, &["rollback", "--to", "16.10.3", "--yes"]);
+    let out = text(&o);
+    assert!(!o.status.success(), "{out}");
+    assert!(out.contains("16.10.3 (ce;"), "{out}");
+    assert!(out.contains("--allow-edition-change"), "{out}");
 
     let o = rewind(&sb.root, &["rollback", "--to", "16.10.3; reboot", "--yes"]);
     assert!(!o.status.success());
@@ -233,6 +269,81 @@ fn refuses_versions_the_repository_lacks_and_edition_changes() {
         )
         .unwrap(),
         "16.11.0-ee\n"
+    );
+}
+
+fn write_pg_version(host: &HostRoot, major: &str) {
+    let d = host.join("/var/opt/gitlab/postgresql/data");
+    fs::create_dir_all(&d).unwrap();
+    fs::write(d.join("PG_VERSION"), format!("{major}\n")).unwrap();
+}
+
+#[test]
+fn a_newer_postgresql_data_directory_is_refused_before_anything_changes() {
+    let sb = sandbox();
+    // The failed upgrade ran pg-upgrade to 16; 16.10.3 ships 13 and 14.
+    write_pg_version(&HostRoot::new(&sb.root), "16");
+    for args in [
+        &["rollback", "--to", "16.10.3-ee", "--yes"][..],
+        &["rollback", "--to", "16.10.3-ee", "--dry-run"][..],
+    ] {
+        let o = rewind(&sb.root, args);
+        let out = text(&o);
+        assert!(!o.status.success(), "{out}");
+        assert!(out.contains("belongs to PostgreSQL 16"), "{out}");
+        assert!(out.contains("ships PostgreSQL 13, 14 only"), "{out}");
+        assert!(out.contains("gitlab-ctl revert-pg-upgrade -V 14"), "{out}");
+        assert!(out.contains("Nothing was changed"), "{out}");
+    }
+    // Installed version unchanged, no service stopped, no package hold.
+    assert_eq!(
+        fs::read_to_string(
+            sb.root
+                .join("opt/gitlab/embedded/service/gitlab-rails/VERSION")
+        )
+        .unwrap(),
+        "16.11.0-ee\n"
+    );
+    assert!(!sb.calls.exists(), "gitlab-ctl must not have run");
+    let q = Command::new("dpkg-query")
+        .arg(format!(
+            "--admindir={}",
+            sb.root.join("var/lib/dpkg").display()
+        ))
+        .args(["-W", "-f=${db:Status-Want} ${Version}", "gitlab-ee"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&q.stdout), "install 16.11.0-ee.0");
+}
+
+#[test]
+fn gitlab_rb_keys_the_older_package_does_not_know_are_reported() {
+    let sb = sandbox();
+    let rb = sb.root.join("etc/gitlab/gitlab.rb");
+    fs::create_dir_all(rb.parent().unwrap()).unwrap();
+    fs::write(
+        &rb,
+        "external_url 'https://gitlab.example'\ngitlab_rails['time_zone'] = 'UTC'\ngitlab_kas['new_in_16_11'] = true\n",
+    )
+    .unwrap();
+    // The stand-in 16.10.3 package's own gitlab.rb.template, read from the repository's
+    // package file, does not name gitlab_kas['new_in_16_11'].
+    let o = rewind(&sb.root, &["rollback", "--to", "16.10.3-ee"]);
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(
+        out.contains("gitlab.rb line 3: gitlab_kas['new_in_16_11'] is not known"),
+        "{out}"
+    );
+    assert!(!out.contains("time_zone'] is not known"), "{out}");
+    let o = rewind(
+        &sb.root,
+        &["--json", "rollback", "--to", "16.10.3-ee", "--dry-run"],
+    );
+    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        plan["guard"]["unknown_keys"],
+        serde_json::json!([{ "key": "gitlab_kas['new_in_16_11']", "line": 3 }])
     );
 }
 

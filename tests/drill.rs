@@ -45,6 +45,7 @@ fn failed_upgrade_is_recovered() {
         &[
             "main database equals the backup",
             "installed version is the backup's",
+            "package held (release: ",
             "no table of the failed upgrade left",
             "uploads files equal the backup",
         ],

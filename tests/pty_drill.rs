@@ -34,6 +34,28 @@ impl Term {
         }
     }
 
+    /// Press Enter until `text` shows: a step still running ("Please wait") ignores keys,
+    /// and on a loaded machine the plan of the next step can take a while.
+    fn enter_until(&mut self, text: &str) {
+        let end = Instant::now() + STEP;
+        loop {
+            self.send(b"\r");
+            let retry = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < retry {
+                let c = self.screen.lock().unwrap().screen().contents();
+                if c.contains(text) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let c = self.screen.lock().unwrap().screen().contents();
+            assert!(
+                Instant::now() < end,
+                "timed out waiting for {text:?}; the screen shows:\n{c}"
+            );
+        }
+    }
+
     fn send(&mut self, bytes: &[u8]) {
         self.writer.write_all(bytes).unwrap();
         self.writer.flush().unwrap();
@@ -91,14 +113,12 @@ fn the_interactive_drill_is_recovered_by_keystrokes() {
     t.wait_for("goes on to stopping the services");
     t.send(b"\r");
     t.wait_for("gitlab-ctl stop sidekiq");
-    t.send(b"\r");
-    t.wait_for("Run these commands now?");
+    t.enter_until("Run these commands now?");
     t.send(b"y");
     t.wait_for("puma and sidekiq are stopped");
     t.send(b"\r");
     t.wait_for("Roll back package");
-    t.send(b"\r");
-    t.wait_for("Run these commands now?");
+    t.enter_until("Run these commands now?");
     t.send(b"y");
     t.wait_for("GitLab 16.10.3-ee is installed");
     t.send(b"\r");
@@ -115,8 +135,7 @@ fn the_interactive_drill_is_recovered_by_keystrokes() {
     t.wait_for("gitlab version: installed 16.10.3-ee");
     t.send(b"\r");
     t.wait_for("Enter runs these commands");
-    t.send(b"\r");
-    t.wait_for("Run these commands now?");
+    t.enter_until("Run these commands now?");
     t.send(b"y");
     t.wait_for("ok: run: sidekiq");
     t.send(b"\r");

@@ -95,7 +95,7 @@ impl Cmd {
         parts.join(" ")
     }
 
-    fn command(&self) -> Command {
+    pub(crate) fn command(&self) -> Command {
         let mut c = Command::new(&self.program);
         c.args(&self.args);
         for (k, v) in &self.env {

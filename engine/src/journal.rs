@@ -1,13 +1,19 @@
 //! The journal: an append-only JSON-lines record of every action Rewind takes, written
 //! before and after each action, in a `rewind/` directory under the backup path, mode
-//! `0600`. It holds step names, commands (argv), SQL statement classes and results, never
+//! `0600`, both opened without following links and checked for owner on their handles
+//! (the backup directory belongs to `git`). It holds step names, commands (argv), SQL statement classes and results, never
 //! data and never passwords. The wizard reads it back to resume after a disconnect.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+
+use crate::safefs::{self, SafeError};
 
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +32,34 @@ pub enum JournalError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Safe(#[from] SafeError),
+}
+
+/// Open Rewind's own directory `dir` (`<backup_path>/rewind` or below): its parent resolved
+/// once (links above it are an admin's choice), `dir` itself created `0700` when `create`,
+/// opened without following a link and checked on the handle ([`safefs::private_dir`]).
+pub fn open_private_dir(dir: &Path, create: bool) -> Result<Option<OwnedFd>, SafeError> {
+    let name = dir
+        .file_name()
+        .ok_or_else(|| SafeError::refused(dir, "it has no name"))?;
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if create {
+        fs::create_dir_all(parent).map_err(|e| SafeError::io("creating", parent, e))?;
+    }
+    let pfd = match nix::fcntl::open(
+        parent,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(nix::errno::Errno::ENOENT) if !create => return Ok(None),
+        Err(e) => return Err(SafeError::io("opening", parent, e)),
+    };
+    safefs::private_dir(pfd.as_fd(), name, dir, create)
 }
 
 /// Whether an entry announces an action or reports its end.
@@ -69,31 +103,40 @@ impl Journal {
         backup_path.join("rewind")
     }
 
-    /// Open (create, `0600`) `journal.jsonl` in `dir` (created `0700`) for appending.
+    /// Open (create, `0600`) `journal.jsonl` in `dir` (created `0700`) for appending. The
+    /// directory and the file are opened without following links and refused (naming the
+    /// path) when either is a link or not owned by the user running Rewind; the file's mode
+    /// is set on its handle.
     pub fn open_in(dir: &Path) -> Result<Journal, JournalError> {
         let path = dir.join("journal.jsonl");
+        let dfd = open_private_dir(dir, true)?.expect("created");
         let werr = |source| JournalError::Write {
             path: path.clone(),
             source,
         };
-        if !dir.exists() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(werr)?;
-        }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(werr)?;
+        let fd = nix::fcntl::openat(
+            &dfd,
+            "journal.jsonl",
+            OFlag::O_WRONLY
+                | OFlag::O_APPEND
+                | OFlag::O_CREAT
+                | OFlag::O_NOFOLLOW
+                | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map_err(|e| match e {
+            nix::errno::Errno::ELOOP => {
+                JournalError::Safe(SafeError::refused(&path, "it is a symbolic link"))
+            }
+            e => werr(e.into()),
+        })?;
+        let st = safefs::fstat(&fd).map_err(werr)?;
+        safefs::check_owned_file(&st, &path)?;
         // An existing file keeps its mode; make sure it is private.
-        let _ = fs::set_permissions(&path, fs::Permissions::from_mode(0o600));
+        nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(0o600)).map_err(|e| werr(e.into()))?;
         Ok(Journal {
             path,
-            file: Mutex::new(file),
+            file: Mutex::new(File::from(fd)),
         })
     }
 
@@ -198,6 +241,8 @@ impl Journal {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::OpenOptions;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn appends_private_lines_and_reads_them_back() {
@@ -226,5 +271,44 @@ mod tests {
         assert_eq!(entries.len(), 2);
         assert_eq!(entries[0].stage, Stage::Begin);
         assert_eq!(entries[1].result.as_deref(), Some("ok"));
+    }
+
+    #[test]
+    fn refuses_a_linked_journal_and_leaves_its_target_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let jdir = dir.path().join("rewind");
+        fs::create_dir(&jdir).unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, b"keep").unwrap();
+        fs::set_permissions(&victim, fs::Permissions::from_mode(0o644)).unwrap();
+        std::os::unix::fs::symlink(&victim, jdir.join("journal.jsonl")).unwrap();
+        let err = Journal::open_in(&jdir).unwrap_err().to_string();
+        assert!(
+            err.contains("journal.jsonl") && err.contains("symbolic link"),
+            "{err}"
+        );
+        assert_eq!(fs::read(&victim).unwrap(), b"keep");
+        assert_eq!(
+            fs::metadata(&victim).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
+        // A linked journal directory is refused too.
+        let other = dir.path().join("other");
+        fs::create_dir(&other).unwrap();
+        std::os::unix::fs::symlink(&other, dir.path().join("linked")).unwrap();
+        let err = Journal::open_in(&dir.path().join("linked"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("linked") && err.contains("symbolic link"),
+            "{err}"
+        );
+        assert_eq!(fs::read_dir(&other).unwrap().count(), 0);
+        // A hard link to another file is refused.
+        fs::remove_file(jdir.join("journal.jsonl")).unwrap();
+        fs::hard_link(&victim, jdir.join("journal.jsonl")).unwrap();
+        let err = Journal::open_in(&jdir).unwrap_err().to_string();
+        assert!(err.contains("hard links"), "{err}");
+        assert_eq!(fs::read(&victim).unwrap(), b"keep");
     }
 }

@@ -74,6 +74,15 @@ pub enum Event {
     Log { level: Level, message: String },
     /// A line of output of an external command Rewind runs.
     Output { line: String },
+    /// The safety snapshot of `database` is complete at `path`, and the journal says so.
+    SnapshotWritten {
+        database: String,
+        path: std::path::PathBuf,
+        bytes: u64,
+    },
+    /// Every table of `database` was dropped (the transaction committed), and the journal
+    /// says so: from here on the database holds no data until the load.
+    Dropped { database: String },
 }
 
 /// Receives progress events. Implemented for closures.

@@ -9,9 +9,14 @@
 //! - otherwise continue at the first step not finished.
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::io::{Read, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+
+use crate::safefs::{self, SafeError};
 
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +42,8 @@ pub enum SessionError {
     },
     #[error("the wizard session {path} is damaged ({detail}); move it aside to start over")]
     Parse { path: PathBuf, detail: String },
+    #[error(transparent)]
+    Safe(#[from] SafeError),
 }
 
 /// The backup file as it was when the session started.
@@ -202,14 +209,44 @@ impl Session {
         journal_dir.join(FILE_NAME)
     }
 
-    /// Load the session in `journal_dir`, if there is one.
+    /// Load the session in `journal_dir`, if there is one. The directory and the file are
+    /// opened without following links and refused, naming the path, when either is a link
+    /// or not owned by the user running Rewind: a planted session could claim a snapshot.
     pub fn load(journal_dir: &Path) -> Result<Option<Session>, SessionError> {
         let path = Self::path_in(journal_dir);
-        let text = match fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(SessionError::Read { path, source }),
+        let Some(dfd) = crate::journal::open_private_dir(journal_dir, false)? else {
+            return Ok(None);
         };
+        let fd = match nix::fcntl::openat(
+            &dfd,
+            FILE_NAME,
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(nix::errno::Errno::ENOENT) => return Ok(None),
+            Err(nix::errno::Errno::ELOOP) => {
+                return Err(SafeError::refused(&path, "it is a symbolic link").into())
+            }
+            Err(e) => {
+                return Err(SessionError::Read {
+                    path,
+                    source: e.into(),
+                })
+            }
+        };
+        let st = safefs::fstat(&fd).map_err(|source| SessionError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        safefs::check_owned_file(&st, &path)?;
+        let mut text = String::new();
+        fs::File::from(fd)
+            .read_to_string(&mut text)
+            .map_err(|source| SessionError::Read {
+                path: path.clone(),
+                source,
+            })?;
         serde_json::from_str(&text)
             .map(Some)
             .map_err(|e| SessionError::Parse {
@@ -218,46 +255,55 @@ impl Session {
             })
     }
 
-    /// Save atomically (temp file + rename), mode `0600`, directory `0700`.
+    /// Save atomically (temp file + rename in the directory's handle), mode `0600` set on
+    /// the file's handle, directory `0700`; nothing is followed through a link.
     pub fn save(&self, journal_dir: &Path) -> Result<PathBuf, SessionError> {
         let path = Self::path_in(journal_dir);
         let werr = |source| SessionError::Write {
             path: path.clone(),
             source,
         };
-        if !journal_dir.exists() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(journal_dir)
-                .map_err(werr)?;
-        }
-        let tmp = journal_dir.join(format!(".{FILE_NAME}.tmp"));
+        let dfd = crate::journal::open_private_dir(journal_dir, true)?.expect("created");
+        let tmp = format!(".{FILE_NAME}.tmp");
         let text = serde_json::to_vec_pretty(self).map_err(|e| werr(e.into()))?;
+        match nix::unistd::unlinkat(&dfd, tmp.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir) {
+            Ok(()) | Err(nix::errno::Errno::ENOENT) => {}
+            Err(e) => return Err(werr(e.into())),
+        }
         {
-            let mut f = fs::OpenOptions::new()
-                .create(true)
-                .write(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)
-                .map_err(werr)?;
-            f.set_permissions(fs::Permissions::from_mode(0o600))
-                .map_err(werr)?;
+            let fd = nix::fcntl::openat(
+                &dfd,
+                tmp.as_str(),
+                OFlag::O_WRONLY
+                    | OFlag::O_CREAT
+                    | OFlag::O_EXCL
+                    | OFlag::O_NOFOLLOW
+                    | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o600),
+            )
+            .map_err(|e| werr(e.into()))?;
+            nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(0o600))
+                .map_err(|e| werr(e.into()))?;
+            let mut f = fs::File::from(fd);
             f.write_all(&text).map_err(werr)?;
             f.sync_all().map_err(werr)?;
         }
-        fs::rename(&tmp, &path).map_err(werr)?;
+        nix::fcntl::renameat(&dfd, tmp.as_str(), &dfd, FILE_NAME).map_err(|e| werr(e.into()))?;
         Ok(path)
     }
 
     /// Remove the session file (the recovery finished or was abandoned on purpose).
     pub fn remove(journal_dir: &Path) -> Result<(), SessionError> {
         let path = Self::path_in(journal_dir);
-        match fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(SessionError::Write { path, source }),
+        let Some(dfd) = crate::journal::open_private_dir(journal_dir, false)? else {
+            return Ok(());
+        };
+        match nix::unistd::unlinkat(&dfd, FILE_NAME, nix::unistd::UnlinkatFlags::NoRemoveDir) {
+            Ok(()) | Err(nix::errno::Errno::ENOENT) => Ok(()),
+            Err(e) => Err(SessionError::Write {
+                path,
+                source: e.into(),
+            }),
         }
     }
 
@@ -405,6 +451,7 @@ fn now() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn v(s: &str) -> GitLabVersion {
         s.parse().unwrap()
@@ -496,5 +543,31 @@ mod tests {
             .contains("16.11.1-ee when the session was saved, 16.11.2-ee now"));
         let err = s.resume_point(None, Some(&v("16.11.1-ee"))).unwrap_err();
         assert!(err[0].to_string().contains("is gone"));
+    }
+
+    #[test]
+    fn refuses_planted_or_linked_session_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let jdir = dir.path().join("rewind");
+        fs::create_dir(&jdir).unwrap();
+        let victim = dir.path().join("victim.json");
+        fs::write(&victim, b"{}").unwrap();
+        std::os::unix::fs::symlink(&victim, Session::path_in(&jdir)).unwrap();
+        let err = Session::load(&jdir).unwrap_err().to_string();
+        assert!(
+            err.contains(FILE_NAME) && err.contains("symbolic link"),
+            "{err}"
+        );
+        fs::remove_file(Session::path_in(&jdir)).unwrap();
+        if safefs::euid() == 0 {
+            // Written by someone else (git): not trusted.
+            fs::write(Session::path_in(&jdir), b"{}").unwrap();
+            std::os::unix::fs::chown(Session::path_in(&jdir), Some(4242), None).unwrap();
+            let err = Session::load(&jdir).unwrap_err().to_string();
+            assert!(
+                err.contains(FILE_NAME) && err.contains("owned by uid 4242"),
+                "{err}"
+            );
+        }
     }
 }

@@ -10,6 +10,10 @@ use rewind_engine::backup::catalogue::{self, BackupEntry};
 use rewind_engine::detect::{detect, DetectOptions, InstallKind};
 use rewind_engine::files;
 use rewind_engine::packages::rollback::{self, RollbackOptions, RollbackPlan};
+use rewind_engine::recovery::{
+    self,
+    steps::{StepId, Undo},
+};
 use rewind_engine::repositories;
 use rewind_engine::services::{self, GitlabCtl, RESTORE_STOPPED, SECRETS_WARNING};
 use serde::Serialize;
@@ -31,6 +35,9 @@ pub struct Args {
 #[derive(Debug, Serialize)]
 pub struct Step {
     pub title: String,
+    /// The step of the engine's recovery this stands for, with GitLab's step, what it
+    /// changes and how it is undone ([`recovery::steps::STEPS`]).
+    pub step: Option<&'static recovery::steps::Step>,
     /// Exact commands, in order.
     pub commands: Vec<String>,
     pub notes: Vec<String>,
@@ -49,8 +56,22 @@ pub struct RecoveryPlan {
 fn step(title: impl Into<String>, commands: Vec<String>, notes: Vec<String>) -> Step {
     Step {
         title: title.into(),
+        step: None,
         commands,
         notes,
+    }
+}
+
+/// A plan step that stands for a step of the engine's recovery.
+fn recovery_step(
+    id: StepId,
+    title: impl Into<String>,
+    commands: Vec<String>,
+    notes: Vec<String>,
+) -> Step {
+    Step {
+        step: Some(recovery::steps::step(id)),
+        ..step(title, commands, notes)
     }
 }
 
@@ -75,8 +96,14 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
     };
     let id = backup.as_ref().map(|b| b.id.clone());
     let restore_cmd = format!(
-        "rewind restore --backup {}",
-        id.as_deref().unwrap_or("<ID>")
+        "rewind restore --backup {} --confirm-drop {} --confirm-files",
+        id.as_deref().unwrap_or("<ID>"),
+        inst.databases
+            .iter()
+            .filter(|d| d.database_tasks)
+            .map(|d| d.spec.dbname.as_str())
+            .collect::<Vec<_>>()
+            .join(" --confirm-drop ")
     );
     let ctl = GitlabCtl::new(root);
     let mut steps = Vec::new();
@@ -118,7 +145,8 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
     if inst.kind == Some(InstallKind::Source) {
         stop_notes.push("source install: stop Puma and Sidekiq with your init system (`sudo service gitlab stop`), then start Gitaly again".into());
     }
-    steps.push(step(
+    steps.push(recovery_step(
+        StepId::StopServices,
         "Stop Puma and Sidekiq",
         RESTORE_STOPPED
             .iter()
@@ -171,7 +199,12 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
                 }
                 Err(e) => notes.push(format!("cannot plan the rollback yet: {e}")),
             }
-            steps.push(step(format!("Roll back GitLab to {bv}"), commands, notes));
+            steps.push(recovery_step(
+                StepId::RollbackPackage,
+                format!("Roll back GitLab to {bv}"),
+                commands,
+                notes,
+            ));
         }
         (None, _) => steps.push(step(
             "Roll back GitLab to the backup's version",
@@ -198,12 +231,14 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
         Some(_) => vec!["the backup holds no database dump (skipped at backup time)".into()],
         None => vec![],
     };
-    steps.push(step(
+    steps.push(recovery_step(
+        StepId::SafetySnapshot,
         "Safety snapshot, then drop GitLab's tables (schema_migrations kept, as GitLab does)",
         vec![restore_cmd.clone()],
         vec!["you type the database name to confirm the drop".into()],
     ));
-    steps.push(step(
+    steps.push(recovery_step(
+        StepId::RestoreDatabases,
         "Restore the databases",
         vec![restore_cmd.clone()],
         db_notes,
@@ -226,13 +261,19 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
                     vec![]
                 }
             };
-            steps.push(step("Restore the repositories", commands, notes));
+            steps.push(recovery_step(
+                StepId::RestoreRepositories,
+                "Restore the repositories",
+                commands,
+                notes,
+            ));
         }
     }
 
     // 7. Files.
     if let Some(b) = &backup {
-        let members: Vec<String> = b.members.iter().map(|m| m.name.clone()).collect();
+        // The members the restore itself uses (the backup's file components).
+        let members: Vec<String> = b.components.iter().map(|c| c.member.clone()).collect();
         let kind = inst.kind.unwrap_or(InstallKind::Omnibus);
         let comps = files::select_components(&members, &b.skipped, &args.skip, kind);
         let notes: Vec<String> = comps
@@ -249,7 +290,8 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
             })
             .collect();
         if !notes.is_empty() {
-            steps.push(step(
+            steps.push(recovery_step(
+                StepId::RestoreFiles,
                 "Restore the file components",
                 vec![restore_cmd],
                 notes,
@@ -301,6 +343,23 @@ fn print_plan(ctx: &Ctx, plan: &RecoveryPlan, backup_path: &Path) {
     for (i, st) in plan.steps.iter().enumerate() {
         println!();
         println!("{}", s.bold(&format!("{:>2}. {}", i + 1, st.title)));
+        if let Some(r) = st.step {
+            println!(
+                "    {}",
+                s.dim(&format!(
+                    "GitLab: {}; changes: {:?}; undo: {}",
+                    r.gitlab,
+                    r.changes,
+                    match r.undo {
+                        Undo::NotNeeded => "nothing to undo",
+                        Undo::Inverse => "by the inverse step",
+                        Undo::FromSnapshot => "from the safety snapshot",
+                        Undo::MovedAside => "move the kept contents back",
+                        Undo::No => "cannot be undone",
+                    }
+                ))
+            );
+        }
         for c in &st.commands {
             println!("    $ {c}");
         }

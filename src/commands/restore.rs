@@ -8,16 +8,13 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use color_eyre::eyre::{bail, eyre, WrapErr};
+use color_eyre::eyre::{eyre, WrapErr};
 use rewind_engine::backup::catalogue::resolve;
 use rewind_engine::detect::{detect, DetectOptions};
 use rewind_engine::journal::Journal;
-use rewind_engine::pg::conn::ConnSpec;
 use rewind_engine::progress::{Cancel, Event, Level, Phase, Sink};
-use rewind_engine::restore::database::{
-    member_for, ArchiveSource, DatabaseJob, DatabaseOutcome, ParallelLoader, RestoreFacts,
-    RestoreOptions, RestoreRun,
-};
+use rewind_engine::recovery::{self, RestoreRequest};
+use rewind_engine::restore::database::{ArchiveSource, DatabaseOutcome, RestoreOptions};
 use rewind_engine::restore::drop::DropOptions;
 use rewind_engine::restore::plan::{build_plan, BackupFacts, RestorePlan, FILES_NOT_SUPPORTED};
 use rewind_engine::restore::verify::Status;
@@ -43,6 +40,10 @@ pub struct Args {
     /// way back but another backup.
     #[arg(long)]
     pub no_snapshot: bool,
+    /// Confirm replacing the file components (uploads, builds, artifacts, lfs, ...): their
+    /// directories' previous contents are moved aside to `<backup_path>/tmp`.
+    #[arg(long)]
+    pub confirm_files: bool,
     /// Components not to restore (comma-separated: db,repositories,uploads,...).
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub skip: Vec<String>,
@@ -65,6 +66,9 @@ struct Report<'a> {
     ok: bool,
     databases: &'a [DatabaseOutcome],
     components: Vec<rewind_engine::restore::plan::ComponentPlan>,
+    /// Loader jobs used (fitted to the server's free connections).
+    jobs: usize,
+    notes: &'a [String],
     journal: PathBuf,
 }
 
@@ -196,11 +200,15 @@ impl Sink for CliSink {
                     let _ = writeln!(err, "    | {line}");
                 }
             }
+            // Told by the engine's own lines (after the journal recorded them).
+            Event::SnapshotWritten { .. } | Event::Dropped { .. } => {}
         }
     }
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
+    // A typo in --skip must not restore what was meant to be skipped.
+    recovery::validate_skip(&args.skip)?;
     let inst = detect(
         &ctx.root,
         &DetectOptions {
@@ -217,75 +225,34 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
         false,
     )
     .wrap_err_with(|| format!("finding backup `{}`", args.backup))?;
-    let info = backup.information.clone().unwrap_or_default();
-
     // Databases: database.yml (main, then ci when it has its own database, with GitLab's
     // GITLAB_BACKUP_* overrides applied by detection); --database-url replaces main.
-    let mut jobs = Vec::new();
-    if let Some(url) = &ctx.global.database_url {
-        jobs.push(DatabaseJob {
-            connection: "main".into(),
-            spec: ConnSpec::from_url(url)?,
-            member: member_for("main"),
-        });
-    }
-    for db in inst.databases.iter().filter(|d| d.database_tasks) {
-        if db.name == "main" && !jobs.is_empty() {
-            continue;
-        }
-        jobs.push(DatabaseJob {
-            connection: db.name.clone(),
-            spec: db.spec.clone(),
-            member: member_for(&db.name),
-        });
-    }
-    if jobs.is_empty() {
-        bail!(
-            "no database connection found (looked for GitLab's database.yml under {}); pass --database-url postgresql://USER@HOST:PORT/DBNAME",
-            ctx.root.base().display()
-        );
-    }
-    // Main first, as GitLab restores.
-    jobs.sort_by_key(|j| j.connection != "main");
-
-    let backup_path = ctx.root.join(&inst.backup_path);
-    let facts = RestoreFacts {
-        backup_version: info.gitlab_version.clone().or(backup.version.clone()),
-        backup_version_text: info
-            .gitlab_version_raw
-            .clone()
-            .or(backup.version_text.clone()),
-        installed_version: inst.version.clone(),
-        db_version: info.db_version.clone(),
-        backup_path: backup_path.clone(),
-    };
+    let jobs = recovery::databases_for(&ctx.root, &inst, ctx.global.database_url.as_deref())?;
     let jobs_n = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
         .max(1);
-    let opts = RestoreOptions {
-        confirm_drop: args.confirm_drop.clone(),
-        snapshot: !args.no_snapshot,
-        jobs: jobs_n,
-        continue_on_error: args.continue_on_error,
-        allow_version_mismatch: args.allow_version_mismatch,
-        drop: DropOptions::default(),
-    };
-    let mut present: Vec<String> = backup.components.iter().map(|c| c.name.clone()).collect();
-    if !backup.databases.is_empty() {
-        present.insert(0, "db".into());
-    }
-    if backup.repositories {
-        present.push("repositories".into());
-    }
-    let backup_facts = BackupFacts {
-        id: backup.id.clone(),
-        components: present,
-        skipped_at_backup: backup.skipped.clone(),
-    };
-    let source = ArchiveSource::new(&backup);
 
     if args.dry_run {
+        let facts = recovery::facts_of(&ctx.root, &inst, &backup);
+        let opts = RestoreOptions {
+            confirm_drop: args.confirm_drop.clone(),
+            snapshot: !args.no_snapshot,
+            reuse_snapshot: None,
+            jobs: jobs_n,
+            continue_on_error: args.continue_on_error,
+            allow_version_mismatch: args.allow_version_mismatch,
+            drop: DropOptions::default(),
+        };
+        let backup_facts = BackupFacts {
+            id: backup.id.clone(),
+            components: recovery::components_of(&backup, &[])
+                .into_iter()
+                .map(|c| c.name)
+                .collect(),
+            skipped_at_backup: backup.skipped.clone(),
+        };
+        let source = ArchiveSource::new(&backup);
         let plan = build_plan(&source, &jobs, &backup_facts, &facts, &opts, &args.skip);
         if ctx.json() {
             print_json(&plan)?;
@@ -295,11 +262,7 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
-    let components = rewind_engine::restore::plan::component_plan(
-        &backup_facts.components,
-        &backup_facts.skipped_at_backup,
-        &args.skip,
-    );
+    let backup_path = ctx.root.join(&inst.backup_path);
     let journal = Journal::open_in(&Journal::dir_for(&backup_path))?;
     let sink = CliSink::new(ctx.json());
     let cancel = Cancel::new();
@@ -308,6 +271,7 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
         Some("\nrewind: stopping at the next safe point (the journal records where)..."),
     )
     .wrap_err("installing the signal handler")?;
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
     journal.begin(
         "restore",
         format!("rewind restore --backup {}", backup.id),
@@ -320,96 +284,41 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
             "skip": args.skip,
         }),
     )?;
-    let outcomes = if args.skip.iter().any(|s| s == "db") {
-        journal.note(
-            "restore",
-            "database skipped (--skip db)",
-            serde_json::Value::Null,
-        )?;
-        Vec::new()
-    } else {
-        let loader = ParallelLoader;
-        let run = RestoreRun {
-            root: &ctx.root,
-            source: &source,
-            loader: &loader,
-            facts: &facts,
-            opts: &opts,
-            journal: &journal,
-            sink: &sink,
-            cancel: &cancel,
-        };
-        match run.run(&jobs) {
-            Ok(o) => o,
-            Err(e) => {
-                journal.end(
-                    "restore",
-                    if cancel.is_cancelled() {
-                        "cancelled"
-                    } else {
-                        "failed"
-                    },
-                    serde_json::json!({"error": e.to_string()}),
-                )?;
-                return Err(eyre!(e).wrap_err(format!(
-                    "restore of backup {} failed (journal: {})",
-                    backup.id,
-                    journal.path().display()
-                )));
-            }
-        }
+    let req = RestoreRequest {
+        root: &ctx.root,
+        installation: &inst,
+        backup: &backup,
+        databases: jobs,
+        confirm_drop: args.confirm_drop.clone(),
+        confirm_files: args.confirm_files,
+        snapshot: !args.no_snapshot,
+        jobs: jobs_n,
+        skip: args.skip.clone(),
+        continue_on_error: args.continue_on_error,
+        allow_version_mismatch: args.allow_version_mismatch,
+        command,
     };
-    // File components (uploads, lfs, ...): streamed out of the archive and extracted
-    // safely; previous contents kept under <backup_path>/tmp (files::restore_components).
-    let file_members: Vec<String> = backup.components.iter().map(|c| c.member.clone()).collect();
-    let file_components = rewind_engine::files::select_components(
-        &file_members,
-        &backup.skipped,
-        &args.skip,
-        inst.kind
-            .unwrap_or(rewind_engine::detect::InstallKind::Omnibus),
-    );
-    let file_reports = match rewind_engine::files::restore_components(
-        &backup.path,
-        &file_components,
-        &ctx.root,
-        &inst.backup_path,
-        &rewind_engine::files::RestoreOptions {
-            cancel: Some(cancel.clone()),
-            ..Default::default()
-        },
-        &sink,
-        Some(&journal),
-    ) {
+    let report = match recovery::restore(&req, &journal, &sink, &cancel) {
         Ok(r) => r,
         Err(e) => {
             journal.end(
                 "restore",
-                "failed",
+                if cancel.is_cancelled() {
+                    "cancelled"
+                } else {
+                    "failed"
+                },
                 serde_json::json!({"error": e.to_string()}),
             )?;
             return Err(eyre!(e).wrap_err(format!(
-                "restore of backup {} failed in the file components (journal: {})",
+                "restore of backup {} failed (journal: {})",
                 backup.id,
                 journal.path().display()
             )));
         }
     };
-    let mut components = components;
-    for c in components.iter_mut() {
-        if let Some(r) = file_reports.iter().find(|r| r.name == c.name) {
-            c.status = format!(
-                "restored: {} files, {}{}",
-                r.restored_files,
-                human_bytes(r.restored_bytes),
-                r.moved_aside
-                    .as_ref()
-                    .map(|m| format!("; previous contents kept in {}", m.path.display()))
-                    .unwrap_or_default()
-            );
-        }
-    }
-    for c in components
+    for c in report
+        .components
         .iter()
         .filter(|c| c.status == FILES_NOT_SUPPORTED)
     {
@@ -419,24 +328,30 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
             serde_json::Value::Null,
         )?;
     }
-    let ok = outcomes
-        .iter()
-        .all(|o| o.verify.as_ref().is_none_or(|v| v.ok()));
+    let ok = report.ok();
     journal.end(
         "restore",
         if ok { "ok" } else { "verify failed" },
-        serde_json::json!({"databases": outcomes.len()}),
+        serde_json::json!({"databases": report.databases.len()}),
     )?;
     if ctx.json() {
         print_json(&Report {
             backup: &backup.id,
             ok,
-            databases: &outcomes,
-            components,
+            databases: &report.databases,
+            components: report.components.clone(),
+            jobs: report.jobs,
+            notes: &report.notes,
             journal: journal.path().to_path_buf(),
         })?;
     } else {
-        print_summary(ctx, &backup.id, &outcomes, &components, journal.path());
+        print_summary(
+            ctx,
+            &backup.id,
+            &report.databases,
+            &report.components,
+            journal.path(),
+        );
     }
     Ok(if ok {
         ExitCode::SUCCESS

@@ -1,11 +1,15 @@
 //! `rewind rollback --to VERSION`: install the exact GitLab version of a backup.
 //!
-//! Shows the plan (each exact command), then runs it on confirmation or with `--yes`:
-//! stop Puma and Sidekiq, install the package, `gitlab-ctl reconfigure`, detect again and
-//! confirm the version. On a non-terminal without `--yes` it only prints the plan.
+//! Checks first what would make the downgrade fail (the PostgreSQL data directory against
+//! the majors the older package ships, `gitlab.rb` keys it does not know), then shows the
+//! plan (each exact command), then runs it on confirmation or with `--yes`: stop Puma and
+//! Sidekiq, install the package, `gitlab-ctl reconfigure`, detect again and confirm the
+//! version, hold the package. On a non-terminal without `--yes` it only prints the plan.
 
 use std::process::ExitCode;
 
+use rewind_engine::backup::catalogue::list_backups;
+use rewind_engine::detect::{detect, DetectOptions};
 use rewind_engine::packages::rollback::{self, RollbackOptions, RollbackPlan};
 use rewind_engine::version::GitLabVersion;
 
@@ -24,7 +28,8 @@ pub struct Args {
     /// Run without asking for confirmation.
     #[arg(long)]
     pub yes: bool,
-    /// Allow installing the other edition (EE <-> CE).
+    /// Allow installing the other edition (EE <-> CE). A version without -ee is CE, as
+    /// GitLab's restore reads it.
     #[arg(long)]
     pub allow_edition_change: bool,
 }
@@ -57,6 +62,31 @@ pub fn print_plan(ctx: &Ctx, plan: &RollbackPlan) {
                 p.steps.len() + 1,
                 p.target
             );
+            println!("  {}. {}", p.steps.len() + 2, p.hold.what);
+            println!("     {}", s.dim(&p.hold.cmd.display()));
+            println!("     release it before the next upgrade: {}", p.release);
+            println!("Checked before the package step:");
+            println!("  PostgreSQL: {}", p.guard.postgres.note);
+            match &p.guard.unknown_keys {
+                Some(k) if k.is_empty() => {
+                    println!("  gitlab.rb: every key is known to {}", p.target)
+                }
+                Some(_) => {}
+                None => {
+                    if let Some(n) = &p.guard.template_note {
+                        println!("  gitlab.rb: {n}");
+                    }
+                }
+            }
+            for w in p.guard.warnings() {
+                println!("  {}", s.warn(&format!("warning: {w}")));
+            }
+            if let Some(c) = &p.guard.config_backup {
+                println!(
+                    "  configuration archive nearest before the backup: {}",
+                    c.path.display()
+                );
+            }
         }
         RollbackPlan::Source {
             target,
@@ -84,11 +114,27 @@ pub fn print_plan(ctx: &Ctx, plan: &RollbackPlan) {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
+    // When the newest backup of that version was made: the configuration archive nearest
+    // before it is offered.
+    let backup_created = detect(&ctx.root, &DetectOptions::default())
+        .ok()
+        .and_then(|inst| list_backups(&ctx.root.join(&inst.backup_path), None).ok())
+        .and_then(|list| {
+            list.into_iter()
+                .filter(|b| {
+                    b.version
+                        .as_ref()
+                        .is_some_and(|v| v.numeric() == args.to.numeric() && v.pre == args.to.pre)
+                })
+                .filter_map(|b| b.created_at)
+                .max()
+        });
     let plan = rollback::plan(
         &ctx.root,
         &args.to,
         RollbackOptions {
             allow_edition_change: args.allow_edition_change,
+            backup_created,
         },
     )?;
     if ctx.json() && (args.dry_run || !matches!(plan, RollbackPlan::Package(_))) {
@@ -121,6 +167,12 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
                 outcome.detected
             ))
         );
+        if let Some(h) = &outcome.hold {
+            println!(
+                "The package is held ({}). Release it before the next upgrade: {}",
+                h.command, h.release
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

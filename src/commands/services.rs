@@ -54,7 +54,11 @@ impl Sink for CliSink {
                 Level::Error => self.line(&s.bad(&format!("error: {message}"))),
             },
             Event::Output { line } => self.line(&format!("  {} {line}", s.dim("│"))),
-            Event::PhaseFinished { .. } | Event::PhaseStarted { .. } | Event::Progress { .. } => {}
+            Event::PhaseFinished { .. }
+            | Event::PhaseStarted { .. }
+            | Event::Progress { .. }
+            | Event::SnapshotWritten { .. }
+            | Event::Dropped { .. } => {}
         }
     }
 }

@@ -99,10 +99,12 @@ pub enum Command {
     LoadInventory {
         backup: BackupRow,
     },
-    /// Snapshot (unless `snapshot` is None), drop, load.
+    /// Snapshot (unless `snapshot` is None), drop, load. `reuse`: the snapshot this
+    /// recovery already took (a retry), which the engine reuses and journals as such.
     Restore {
         backup: BackupRow,
         snapshot: Option<PathBuf>,
+        reuse: Option<PathBuf>,
     },
     Verify {
         backup: BackupRow,

@@ -16,13 +16,12 @@ use rewind_engine::migrate::repair::{
 use rewind_engine::packages::rollback::{self, RollbackOptions, RollbackPlan};
 use rewind_engine::pg::conn::ConnSpec;
 use rewind_engine::preflight::{self, Inputs};
-use rewind_engine::progress::{self, Cancel, Level, Phase, SinkExt};
+use rewind_engine::progress::{self, Cancel, Level, SinkExt};
 use rewind_engine::restore::database::{
     member_for, DatabaseJob, ParallelLoader, RestoreFacts, RestoreOptions, RestoreRun,
 };
 use rewind_engine::restore::drop::DropOptions;
 use rewind_engine::restore::plan::{build_plan, BackupFacts};
-use rewind_engine::restore::snapshot::snapshot_dir;
 use rewind_engine::restore::verify::Status as VerifyStatus;
 use rewind_engine::root::HostRoot;
 use rewind_engine::services::{post_restore_steps, GitlabCtl};
@@ -245,7 +244,11 @@ impl Executor {
                     let _ = tx.send(Event::Engine(Msg::Inventory(r)));
                 });
             }
-            Command::Restore { backup, snapshot } => {
+            Command::Restore {
+                backup,
+                snapshot,
+                reuse,
+            } => {
                 let Some(inst) = s.installation.ready().cloned() else {
                     return Flow::Continue;
                 };
@@ -261,6 +264,7 @@ impl Executor {
                         &inst,
                         &backup,
                         snapshot.is_some(),
+                        reuse,
                         &confirm,
                         jdir.as_deref(),
                         &tx,
@@ -589,6 +593,7 @@ fn restore_options(confirm: &str, snapshot: bool) -> RestoreOptions {
     RestoreOptions {
         confirm_drop: vec![confirm.to_string()],
         snapshot,
+        reuse_snapshot: None,
         jobs: std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2)
@@ -652,6 +657,7 @@ fn restore(
     inst: &Installation,
     backup: &BackupRow,
     snapshot: bool,
+    reuse: Option<PathBuf>,
     confirm: &str,
     journal_dir: Option<&std::path::Path>,
     tx: &UnboundedSender<Event>,
@@ -660,25 +666,17 @@ fn restore(
     let jdir = journal_dir.ok_or("no journal directory (backup path unknown)")?;
     let journal = Journal::open_in(jdir).map_err(|e| e.to_string())?;
     let facts = facts_of(root, inst, backup);
-    let snap_dir = snapshot_dir(&facts.backup_path);
     let txs = tx.clone();
     let sink = move |e: progress::Event| {
-        let snap_done = matches!(
-            e,
-            progress::Event::PhaseFinished {
-                phase: Phase::Snapshot,
-                ok: true
-            }
-        );
-        let _ = txs.send(Event::Engine(Msg::Progress(e)));
-        if snap_done {
-            if let Some(p) = newest_file(&snap_dir) {
-                let _ = txs.send(Event::Engine(Msg::SnapshotTaken(p)));
-            }
+        // The path the engine reports, once the snapshot is complete and journaled.
+        if let progress::Event::SnapshotWritten { path, .. } = &e {
+            let _ = txs.send(Event::Engine(Msg::SnapshotTaken(path.clone())));
         }
+        let _ = txs.send(Event::Engine(Msg::Progress(e)));
     };
     let source = source_for(&backup.path)?;
-    let opts = restore_options(confirm, snapshot);
+    let mut opts = restore_options(confirm, snapshot);
+    opts.reuse_snapshot = reuse;
     let run = RestoreRun {
         root,
         source: &source,
@@ -770,19 +768,6 @@ fn restore(
         ),
         lines,
     ))
-}
-
-fn newest_file(dir: &std::path::Path) -> Option<PathBuf> {
-    std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let m = e.metadata().ok()?;
-            Some((m.modified().ok()?, e.path()))
-        })
-        .filter(|(_, p)| p.extension().is_some_and(|x| x == "dump"))
-        .max()
-        .map(|(_, p)| p)
 }
 
 /// The wizard's answers to the repair loop: the version typed before the loop started is

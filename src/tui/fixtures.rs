@@ -357,7 +357,8 @@ pub fn mid_restore() -> State {
     update(
         &mut s,
         Event::Engine(Msg::SnapshotTaken(
-            "/var/opt/gitlab/backups/rewind/snapshot-1763300000-gitlabhq_production.dump".into(),
+            "/var/opt/gitlab/backups/rewind/snapshots/gitlabhq_production-20251116T134000Z.dump"
+                .into(),
         )),
     );
     at(
@@ -374,6 +375,13 @@ pub fn mid_restore() -> State {
         P::PhaseFinished {
             phase: Phase::Drop,
             ok: true,
+        },
+    );
+    at(
+        &mut s,
+        0,
+        P::Dropped {
+            database: "gitlabhq_production".into(),
         },
     );
     at(

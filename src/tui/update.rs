@@ -661,13 +661,13 @@ fn enter_step(s: &mut State, step: Step) -> Vec<Command> {
         Step::SafetySnapshot => {
             if s.snapshot_path.is_none() {
                 if let Some(dir) = &s.journal_dir {
+                    // Where the engine writes it (`snapshot::snapshot_path`); the time is the
+                    // snapshot's own, and the path the engine reports replaces this one.
                     let db = s.database.clone().unwrap_or_else(|| "gitlab".into());
-                    let stamp: String = s
-                        .session
-                        .as_ref()
-                        .map(|x| x.started.chars().filter(|c| c.is_ascii_digit()).collect())
-                        .unwrap_or_else(|| "0".into());
-                    s.snapshot_path = Some(dir.join(format!("snapshot-{stamp}-{db}.dump")));
+                    s.snapshot_path = Some(
+                        dir.join("snapshots")
+                            .join(format!("{db}-<UTC time of the snapshot>.dump")),
+                    );
                 }
             }
             Vec::new()
@@ -887,7 +887,6 @@ fn start_restore(s: &mut State, snapshot: Option<PathBuf>) -> Vec<Command> {
     let Some(backup) = s.chosen.clone() else {
         return Vec::new();
     };
-    let db = s.database.clone().unwrap_or_default();
     s.step = Step::Restore;
     s.restore = RestoreState {
         started: Some(s.now),
@@ -904,10 +903,6 @@ fn start_restore(s: &mut State, snapshot: Option<PathBuf>) -> Vec<Command> {
         }
     }
     s.jobs.push(Job::Restore);
-    s.changes.push(Change {
-        step: Step::Restore,
-        what: format!("the database {db} was dropped for the restore"),
-    });
     let mut out = Vec::new();
     if let Some(sess) = s.session.as_mut() {
         sess.begin(if snapshot.is_some() {
@@ -917,7 +912,17 @@ fn start_restore(s: &mut State, snapshot: Option<PathBuf>) -> Vec<Command> {
         });
         out.push(Command::SaveSession(Box::new(sess.clone())));
     }
-    out.push(Command::Restore { backup, snapshot });
+    // Not taking one now: reuse the one this recovery took, if any.
+    let reuse = if snapshot.is_none() {
+        s.snapshot_taken.clone()
+    } else {
+        None
+    };
+    out.push(Command::Restore {
+        backup,
+        snapshot,
+        reuse,
+    });
     out
 }
 
@@ -927,9 +932,23 @@ fn restore_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
     match (k.code, &s.restore.result) {
         (KeyCode::Enter, Some(Ok(_))) => enter_step(s, Step::Verify),
         (KeyCode::Enter, Some(Err(e))) => {
-            s.notice = Some(format!(
-                "The restore did not finish: {e}. Press r to run it again from the drop (the snapshot is not taken again)."
-            ));
+            s.notice = Some(if s.snapshot_taken.is_some() {
+                format!("The restore did not finish: {e}. Press r to run it again from the drop (the snapshot already taken is kept and reused).")
+            } else {
+                format!("The restore did not finish: {e}. Press r to run it again.")
+            });
+            Vec::new()
+        }
+        // Retry: the snapshot taken is reused; one never taken (cancelled, refused) is
+        // offered again, unless the user declined it.
+        (KeyCode::Char('r'), Some(Err(_)))
+            if s.snapshot_taken.is_none() && !s.snapshot_declined =>
+        {
+            s.step = Step::SafetySnapshot;
+            s.notice = Some(
+                "No safety snapshot was taken yet: Enter takes it before the drop, d declines it."
+                    .into(),
+            );
             Vec::new()
         }
         (KeyCode::Char('r'), Some(Err(_))) => start_restore(s, None),
@@ -1436,16 +1455,25 @@ fn on_progress(s: &mut State, p: Progress) -> Vec<Command> {
                     }
                 }
             }
+            let _ = ok;
+            Vec::new()
+        }
+        // The drop committed and is journaled: only now do the wizard and its session say
+        // so (a cancel or refusal before it leaves every table in place).
+        Progress::Dropped { database } => {
+            s.changes.push(Change {
+                step: Step::Restore,
+                what: format!("the database {database} was dropped for the restore"),
+            });
             let mut out = Vec::new();
-            if phase == Phase::Drop && ok {
-                if let Some(sess) = s.session.as_mut() {
-                    sess.finish(SessionStep::Drop, "all tables dropped");
-                    sess.begin(SessionStep::Restore);
-                    out.push(Command::SaveSession(Box::new(sess.clone())));
-                }
+            if let Some(sess) = s.session.as_mut() {
+                sess.finish(SessionStep::Drop, "all tables dropped");
+                sess.begin(SessionStep::Restore);
+                out.push(Command::SaveSession(Box::new(sess.clone())));
             }
             out
         }
+        Progress::SnapshotWritten { .. } => Vec::new(),
     }
 }
 

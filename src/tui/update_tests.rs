@@ -291,7 +291,8 @@ fn the_restore_starts_with_the_snapshot_and_closes_the_way_back() {
         cmds[1],
         Command::Restore {
             backup: s.chosen.clone().unwrap(),
-            snapshot: Some(snap)
+            snapshot: Some(snap),
+            reuse: None
         }
     );
     assert_eq!(
@@ -666,5 +667,105 @@ fn repair_needs_the_version_typed_for_each_migration() {
     assert_eq!(
         update(&mut s, key(KeyCode::Esc)),
         vec![Command::RepairAnswer { mark: false }]
+    );
+}
+
+#[test]
+fn a_restore_refused_before_the_drop_does_not_close_the_way_back() {
+    let mut s = at_confirm();
+    typed(&mut s, DB);
+    update(&mut s, key(KeyCode::Enter));
+    update(&mut s, key(KeyCode::Enter));
+    assert_eq!(s.step, Step::Restore);
+    // The snapshot ran, then the runner refused (say, another recovery holds the lock):
+    // no Dropped event came, so every table is still there.
+    update(
+        &mut s,
+        Event::Engine(Msg::Progress(P::PhaseFinished {
+            phase: Phase::Snapshot,
+            ok: true,
+        })),
+    );
+    update(
+        &mut s,
+        Event::Engine(Msg::RestoreDone(Err(
+            "another Rewind recovery is running on this host (pid 42 ...)".into(),
+        ))),
+    );
+    update(&mut s, key(KeyCode::Esc));
+    let n = s.notice.clone().unwrap_or_default();
+    assert!(!n.contains("dropped"), "{n}");
+    assert_ne!(
+        s.step,
+        Step::Restore,
+        "Esc goes back when nothing was dropped"
+    );
+    // Once the engine reports the drop, the way back is closed.
+    let mut s = at_confirm();
+    typed(&mut s, DB);
+    update(&mut s, key(KeyCode::Enter));
+    update(&mut s, key(KeyCode::Enter));
+    update(
+        &mut s,
+        Event::Engine(Msg::Progress(P::Dropped {
+            database: DB.into(),
+        })),
+    );
+    update(
+        &mut s,
+        Event::Engine(Msg::RestoreDone(Err("load failed".into()))),
+    );
+    update(&mut s, key(KeyCode::Esc));
+    let n = s.notice.clone().unwrap_or_default();
+    assert!(n.contains("No way back") && n.contains("dropped"), "{n}");
+}
+
+#[test]
+fn a_retry_offers_a_snapshot_never_taken_and_reuses_one_taken() {
+    // Cancelled during the snapshot: nothing was taken, nothing dropped.
+    let mut s = at_confirm();
+    typed(&mut s, DB);
+    update(&mut s, key(KeyCode::Enter));
+    update(&mut s, key(KeyCode::Enter));
+    update(
+        &mut s,
+        Event::Engine(Msg::RestoreDone(Err(
+            "restore of `gitlabhq_production` cancelled before the drop".into(),
+        ))),
+    );
+    let cmds = update(&mut s, ch('r'));
+    assert!(cmds.is_empty(), "{cmds:?}");
+    assert_eq!(
+        s.step,
+        Step::SafetySnapshot,
+        "the snapshot is offered again"
+    );
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert!(
+        matches!(
+            cmds.last(),
+            Some(Command::Restore {
+                snapshot: Some(_),
+                reuse: None,
+                ..
+            })
+        ),
+        "{cmds:?}"
+    );
+    // Taken, then the load failed: the retry reuses it.
+    let mut s = at_confirm();
+    typed(&mut s, DB);
+    update(&mut s, key(KeyCode::Enter));
+    update(&mut s, key(KeyCode::Enter));
+    let snap = std::path::PathBuf::from("/var/opt/gitlab/backups/rewind/snapshots/x.dump");
+    update(&mut s, Event::Engine(Msg::SnapshotTaken(snap.clone())));
+    update(
+        &mut s,
+        Event::Engine(Msg::RestoreDone(Err("load failed".into()))),
+    );
+    let cmds = update(&mut s, ch('r'));
+    assert!(
+        matches!(cmds.last(), Some(Command::Restore { snapshot: None, reuse: Some(p), .. }) if *p == snap),
+        "{cmds:?}"
     );
 }

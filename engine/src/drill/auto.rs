@@ -12,12 +12,11 @@ use super::{DrillError, DrillOptions};
 use crate::backup::catalogue::{self, BackupEntry};
 use crate::detect::{self, DetectOptions, Installation};
 use crate::exec::Runner;
-use crate::files;
 use crate::journal::Journal;
 use crate::migrate::{self, repair};
 use crate::packages::rollback::{self, RollbackOptions, RollbackPlan};
 use crate::progress::{Sink, SinkExt};
-use crate::restore::database::{self as restore_db, RestoreFacts, RestoreOptions, RestoreRun};
+use crate::restore::database as restore_db;
 use crate::services::{self, GitlabCtl};
 
 /// A step's result: its one-line detail, or why it failed.
@@ -167,23 +166,30 @@ pub fn run(
         opts,
         &format!("plan rollback to {target}"),
         || {
-            rollback::plan(&sb.root, &target, RollbackOptions::default())
-                .map(|p| {
-                    let d = match &p {
-                        RollbackPlan::Package(pp) => pp
-                            .steps
-                            .iter()
-                            .map(|s| s.cmd.display())
-                            .collect::<Vec<_>>()
-                            .join("; "),
-                        RollbackPlan::AlreadyInstalled { version } => {
-                            format!("{version} already installed")
-                        }
-                        other => format!("{other:?}"),
-                    };
-                    (p, d)
-                })
-                .map_err(|e| e.to_string())
+            rollback::plan(
+                &sb.root,
+                &target,
+                RollbackOptions {
+                    backup_created: backup.created_at,
+                    ..Default::default()
+                },
+            )
+            .map(|p| {
+                let d = match &p {
+                    RollbackPlan::Package(pp) => pp
+                        .steps
+                        .iter()
+                        .map(|s| s.cmd.display())
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                    RollbackPlan::AlreadyInstalled { version } => {
+                        format!("{version} already installed")
+                    }
+                    other => format!("{other:?}"),
+                };
+                (p, d)
+            })
+            .map_err(|e| e.to_string())
         },
     )?;
     if sb.scenario == Scenario::VersionMismatch {
@@ -199,7 +205,14 @@ pub fn run(
             &format!("roll back gitlab-ee to {}", pp.install.version),
             || {
                 rollback::run(&sb.root, pp, sink, Some(&journal))
-                    .map(|o| ((), format!("GitLab {} installed", o.detected)))
+                    .map(|o| {
+                        let hold = o
+                            .hold
+                            .as_ref()
+                            .map(|h| format!("; package held (release: {})", h.release))
+                            .unwrap_or_default();
+                        ((), format!("GitLab {} installed{hold}", o.detected))
+                    })
                     .map_err(|e| e.to_string())
             },
         )?;
@@ -212,50 +225,32 @@ pub fn run(
         detail: e,
     })?;
 
-    // Restore the databases: snapshot, drop (confirmed by name), load, verify.
+    // Restore the databases and the file components through the recovery runner (its
+    // checks first; snapshot, drop confirmed by each database's name, load, verify; then
+    // the files, previous contents moved aside), as `rewind restore` does.
     let restored = step(report, sink, opts, "restore databases", || {
-        let facts = RestoreFacts {
-            backup_version: backup.version.clone(),
-            backup_version_text: backup.version_text.clone(),
-            installed_version: inst.version.clone(),
-            db_version: backup
-                .information
-                .as_ref()
-                .and_then(|i| i.db_version.clone()),
-            backup_path: sb.layout.backup_dir.clone(),
-        };
-        let jobs: Vec<restore_db::DatabaseJob> = inst
-            .databases
-            .iter()
-            .filter(|d| d.database_tasks)
-            .map(|d| restore_db::DatabaseJob {
-                connection: d.name.clone(),
-                spec: d.spec.clone(),
-                member: restore_db::member_for(&d.name),
-            })
-            .collect();
-        let ropts = RestoreOptions {
-            // The careful engineer reads the drop screen and types each database's name.
-            confirm_drop: jobs.iter().map(|j| j.spec.dbname.clone()).collect(),
+        let databases =
+            crate::recovery::databases_for(&sb.root, &inst, None).map_err(|e| e.to_string())?;
+        let req = crate::recovery::RestoreRequest {
+            root: &sb.root,
+            installation: &inst,
+            backup: &backup,
+            // The careful engineer reads the drop screen and types each database's name,
+            // and confirms the file components.
+            confirm_drop: databases.iter().map(|j| j.spec.dbname.clone()).collect(),
+            confirm_files: true,
+            databases,
             snapshot: true,
             jobs: opts.jobs,
+            skip: Vec::new(),
             continue_on_error: false,
             allow_version_mismatch: false,
-            drop: Default::default(),
+            command: format!("rewind drill --auto --scenario {}", sb.scenario.name()),
         };
-        let source = restore_db::ArchiveSource::new(&backup);
-        let run = RestoreRun {
-            root: &sb.root,
-            source: &source,
-            loader: &restore_db::ParallelLoader,
-            facts: &facts,
-            opts: &ropts,
-            journal: &journal,
-            sink,
-            cancel: &opts.cancel,
-        };
-        let outcomes = run.run(&jobs).map_err(|e| e.to_string())?;
-        let d: Vec<String> = outcomes
+        let out = crate::recovery::restore(&req, &journal, sink, &opts.cancel)
+            .map_err(|e| e.to_string())?;
+        let d: Vec<String> = out
+            .databases
             .iter()
             .map(|o| {
                 let rows: u64 = o
@@ -271,48 +266,30 @@ pub fn run(
                 format!("{}: {} ({rows} rows){snap}", o.database, o.status)
             })
             .collect();
-        Ok((outcomes, d.join("; ")))
+        Ok((out, d.join("; ")))
     })?;
-    if let Some(outcomes) = &restored {
-        let failed: Vec<String> = outcomes
-            .iter()
-            .flat_map(|o| o.verify.iter().flat_map(|v| v.lines.iter()))
-            .filter(|l| l.status == crate::restore::verify::Status::Fail)
-            .map(|l| format!("{}: {}", l.check, l.detail))
-            .collect();
-        report.check(
-            "restore's own verification passed",
-            failed.is_empty(),
-            if failed.is_empty() {
-                "every verify line passed".into()
-            } else {
-                failed.join("; ")
-            },
-        );
-    } else {
+    let Some(restored) = restored else {
         return Ok(());
-    }
-
-    // File components, previous contents moved aside.
+    };
+    let failed: Vec<String> = restored
+        .databases
+        .iter()
+        .flat_map(|o| o.verify.iter().flat_map(|v| v.lines.iter()))
+        .filter(|l| l.status == crate::restore::verify::Status::Fail)
+        .map(|l| format!("{}: {}", l.check, l.detail))
+        .collect();
+    report.check(
+        "restore's own verification passed",
+        failed.is_empty(),
+        if failed.is_empty() {
+            "every verify line passed".into()
+        } else {
+            failed.join("; ")
+        },
+    );
+    // The same run restored the file components after the databases.
     step(report, sink, opts, "restore file components", || {
-        let members: Vec<String> = backup.members.iter().map(|m| m.name.clone()).collect();
-        let kind = inst.kind.unwrap_or(detect::InstallKind::Omnibus);
-        let comps = files::select_components(&members, &backup.skipped, &[], kind);
-        let fopts = files::RestoreOptions {
-            cancel: Some(opts.cancel.clone()),
-            ..Default::default()
-        };
-        let reports = files::restore_components(
-            &backup.path,
-            &comps,
-            &sb.root,
-            &inst.backup_path,
-            &fopts,
-            sink,
-            Some(&journal),
-        )
-        .map_err(|e| e.to_string())?;
-        let d: Vec<String> = reports.iter().map(|r| r.verify_line()).collect();
+        let d: Vec<String> = restored.files.iter().map(|r| r.verify_line()).collect();
         Ok(((), d.join("; ")))
     })?;
 
@@ -366,25 +343,43 @@ fn refuse_mismatch(
             first_line(&detail)
         ),
     );
-    // The restore itself must refuse too, before anything changes.
-    let facts = RestoreFacts {
-        backup_version: backup.version.clone(),
-        backup_version_text: backup.version_text.clone(),
-        installed_version: inst.version.clone(),
-        db_version: backup
-            .information
-            .as_ref()
-            .and_then(|i| i.db_version.clone()),
-        backup_path: sb.layout.backup_dir.clone(),
-    };
-    let refused = restore_db::check_version(&facts, false);
+    // The restore itself must refuse too, before anything changes: the runner's version
+    // gate, with every confirmation given.
+    let refused = crate::recovery::databases_for(&sb.root, inst, None).and_then(|databases| {
+        let journal = Journal::open_in(&Journal::dir_for(&sb.layout.backup_dir))?;
+        let req = crate::recovery::RestoreRequest {
+            root: &sb.root,
+            installation: inst,
+            backup,
+            confirm_drop: databases.iter().map(|j| j.spec.dbname.clone()).collect(),
+            confirm_files: true,
+            databases,
+            snapshot: true,
+            jobs: 1,
+            skip: Vec::new(),
+            continue_on_error: false,
+            allow_version_mismatch: false,
+            command: "rewind drill --auto --scenario version-mismatch".into(),
+        };
+        crate::recovery::restore(
+            &req,
+            &journal,
+            &crate::progress::NullSink,
+            &crate::progress::Cancel::new(),
+        )
+    });
     report.check(
         "restore of a mismatched backup is refused",
-        refused.is_err(),
-        refused
-            .err()
-            .map(|e| first_line(&e.to_string()))
-            .unwrap_or_else(|| "accepted!".into()),
+        matches!(
+            refused,
+            Err(crate::recovery::RecoveryError::Restore(
+                restore_db::RestoreError::VersionMismatch(_)
+            ))
+        ),
+        match &refused {
+            Err(e) => first_line(&e.to_string()),
+            Ok(_) => "accepted!".into(),
+        },
     );
 }
 

@@ -12,7 +12,7 @@
 //! identifiers (`"a;b"`), dollar quoting (`$$`, `$fn$`), `--` comments and nested `/* */`
 //! comments. pg_dump writes `SET standard_conforming_strings = on`, which this lexer assumes.
 
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -105,6 +105,14 @@ pub enum ParseError {
     Restricted { line: String, at: Position },
     #[error("the statement at {at} is not valid UTF-8: Rewind restores UTF8 dumps (`SET client_encoding = 'UTF8'`) only")]
     Encoding { at: Position },
+    #[error("the statement at {at} is larger than {limit} bytes (`{excerpt}`): pg_dump writes no such statement; the dump is damaged or not a pg_dump script, so Rewind refuses it before anything is changed")]
+    StatementTooLarge {
+        at: Position,
+        limit: usize,
+        excerpt: String,
+    },
+    #[error("`COPY ... PROGRAM` at {at} (`{excerpt}`): pg_dump never writes it and it would run a program on the database server; Rewind refuses this dump before anything is changed")]
+    CopyProgram { at: Position, excerpt: String },
     #[error("cannot understand the COPY statement at {at} (`{excerpt}`): {detail}")]
     BadCopy {
         at: Position,
@@ -272,6 +280,11 @@ pub struct DumpParser<R> {
 
 const EXCERPT: usize = 120;
 
+/// The largest statement (outside COPY data) Rewind reads: pg_dump's statements are small
+/// (the largest are function bodies and views), so a larger one is a damaged or crafted
+/// script, refused in the first, read-only pass instead of being buffered in memory.
+pub const MAX_STATEMENT_BYTES: usize = 256 << 20;
+
 fn excerpt(sql: &[u8]) -> String {
     let s = String::from_utf8_lossy(sql);
     let s = s.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -282,6 +295,17 @@ fn excerpt(sql: &[u8]) -> String {
     } else {
         s
     }
+}
+
+/// `COPY ... FROM PROGRAM` / `TO PROGRAM`: runs a program on the server; pg_dump never
+/// writes it.
+fn is_copy_program(sql: &str) -> bool {
+    let mut words = sql.split(|c: char| c.is_whitespace() || c == '(' || c == ';');
+    words
+        .by_ref()
+        .find(|w| !w.is_empty())
+        .is_some_and(|w| w.eq_ignore_ascii_case("COPY"))
+        && words.any(|w| w.eq_ignore_ascii_case("PROGRAM"))
 }
 
 impl<R: BufRead> DumpParser<R> {
@@ -320,12 +344,19 @@ impl<R: BufRead> DumpParser<R> {
     fn read_line(&mut self) -> Result<Option<Position>, ParseError> {
         self.line.clear();
         let at = self.position();
-        let n = self
-            .reader
+        let n = (&mut self.reader)
+            .take(MAX_STATEMENT_BYTES as u64 + 1)
             .read_until(b'\n', &mut self.line)
             .map_err(|source| ParseError::Io { at, source })?;
         if n == 0 {
             return Ok(None);
+        }
+        if n > MAX_STATEMENT_BYTES {
+            return Err(ParseError::StatementTooLarge {
+                at,
+                limit: MAX_STATEMENT_BYTES,
+                excerpt: excerpt(&self.line[..self.line.len().min(200)]),
+            });
         }
         self.offset += n as u64;
         self.line_no += 1;
@@ -399,6 +430,13 @@ impl<R: BufRead> DumpParser<R> {
                     return self.finish_statement(sql, at).map(Some);
                 }
                 None => {
+                    if sql.len() + body.len() > MAX_STATEMENT_BYTES {
+                        return Err(ParseError::StatementTooLarge {
+                            at: start.unwrap_or_default(),
+                            limit: MAX_STATEMENT_BYTES,
+                            excerpt: excerpt(&sql[..sql.len().min(200)]),
+                        });
+                    }
                     sql.extend_from_slice(body);
                     self.recycle(seg);
                 }
@@ -440,6 +478,12 @@ impl<R: BufRead> DumpParser<R> {
                 toc: self.toc.clone(),
                 at,
             }));
+        }
+        if is_copy_program(&sql) {
+            return Err(ParseError::CopyProgram {
+                at,
+                excerpt: excerpt(sql.as_bytes()),
+            });
         }
         Ok(Item::Statement(Statement {
             sql,

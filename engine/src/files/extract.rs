@@ -4,16 +4,26 @@
 //! Refused (the whole component fails, [`ExtractError::Unsafe`]): entry names with `..` or
 //! an absolute path, names that lead through a symlink, symlinks whose target is absolute or
 //! resolves outside the directory (checked against the final tree, so chains of links cannot
-//! escape either), hardlinks to names outside the archive, device files and FIFOs. Files are
-//! created with `O_EXCL|O_NOFOLLOW`, so nothing is ever written through a link.
+//! escape either), hardlinks to anything but a regular file this extraction created, device
+//! files and FIFOs. Everything is created relative to directory handles opened below the
+//! extraction directory without following links (`openat(O_NOFOLLOW|O_DIRECTORY)`,
+//! `mkdirat`, `O_EXCL|O_NOFOLLOW` files, `linkat` without `AT_SYMLINK_FOLLOW`), so nothing
+//! is ever written through a link, however the tree changes during the extraction.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
+
+use nix::fcntl::{AtFlags, OFlag};
+use nix::sys::stat::Mode;
+use nix::unistd::UnlinkatFlags;
+
+use crate::safefs;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
@@ -76,9 +86,10 @@ fn safe_components<'a>(name: &'a Path, shown: &str) -> Result<Vec<&'a OsStr>, Ex
     Ok(out)
 }
 
-/// Resolve `link` (a path relative to `dest`, whose last component is a symlink) the way the
-/// kernel would, following links inside `dest`, and report whether it stays inside.
-fn link_stays_inside(dest: &Path, link_rel: &[&OsStr]) -> Result<(), String> {
+/// Resolve `link` (a path relative to the extraction directory `dest`, whose last
+/// component is a symlink) the way the kernel would, following links inside `dest`, and
+/// report whether it stays inside.
+fn link_stays_inside(dest: BorrowedFd<'_>, link_rel: &[&OsStr]) -> Result<(), String> {
     // Components still to walk, front first; start from the link's parent directory.
     let mut stack: Vec<std::ffi::OsString> = Vec::new();
     let mut todo: std::collections::VecDeque<std::ffi::OsString> =
@@ -95,14 +106,16 @@ fn link_stays_inside(dest: &Path, link_rel: &[&OsStr]) -> Result<(), String> {
             continue;
         }
         stack.push(c);
-        let here: PathBuf = stack.iter().fold(dest.to_path_buf(), |p, c| p.join(c));
-        match fs::symlink_metadata(&here) {
-            Ok(md) if md.file_type().is_symlink() => {
+        let here: PathBuf = stack.iter().collect();
+        match safefs::stat_at(dest, here.as_os_str()) {
+            Ok(Some(st)) if safefs::is_symlink(&st) => {
                 hops += 1;
                 if hops > 40 {
                     return Err("too many levels of symbolic links".into());
                 }
-                let target = fs::read_link(&here).map_err(|e| e.to_string())?;
+                let target = PathBuf::from(
+                    nix::fcntl::readlinkat(dest, here.as_os_str()).map_err(|e| e.to_string())?,
+                );
                 if target.is_absolute() {
                     return Err(format!(
                         "it points to the absolute path {}",
@@ -126,31 +139,119 @@ fn link_stays_inside(dest: &Path, link_rel: &[&OsStr]) -> Result<(), String> {
 }
 
 struct DirMeta {
-    path: PathBuf,
+    rel: PathBuf,
     mode: u32,
     mtime: Option<SystemTime>,
 }
 
-/// Extract the tar stream `reader` into the existing directory `dest`. `progress` is called
-/// after each entry with the running totals.
+/// A regular file this extraction created: where, and its size.
+struct Created {
+    dev: u64,
+    ino: u64,
+    size: u64,
+}
+
+/// Open (creating missing ones, `0700`) the directory `parts` below `dest`, never following
+/// a link: a link or a file on the way refuses the entry.
+fn open_parent(
+    dest: BorrowedFd<'_>,
+    parts: &[&OsStr],
+    shown: &str,
+    dest_path: &Path,
+    opts: &ExtractOptions,
+) -> Result<OwnedFd, ExtractError> {
+    let mut cur = safefs::reopen_dir(dest).map_err(|e| write_err(dest_path, e))?;
+    let mut rel = PathBuf::new();
+    for p in parts {
+        rel.push(p);
+        match safefs::stat_at(&cur, p).map_err(|e| write_err(&dest_path.join(&rel), e))? {
+            Some(st) if safefs::is_symlink(&st) => {
+                return Err(unsafe_entry(
+                    shown,
+                    format!("it leads through the symlink {}", rel.display()),
+                ))
+            }
+            Some(st) if !safefs::is_dir(&st) => {
+                return Err(unsafe_entry(
+                    shown,
+                    format!("{} is not a directory", rel.display()),
+                ))
+            }
+            Some(_) => {}
+            None => {
+                nix::sys::stat::mkdirat(&cur, *p, Mode::from_bits_truncate(0o700))
+                    .map_err(|e| write_err(&dest_path.join(&rel), e.into()))?;
+                if let Some((u, g)) = opts.owner {
+                    chown_at(&cur, p, u, g).map_err(|e| write_err(&dest_path.join(&rel), e))?;
+                }
+            }
+        }
+        cur = safefs::open_dir_at(&cur, p).map_err(|_| {
+            unsafe_entry(
+                shown,
+                format!(
+                    "{} is not a directory Rewind can enter without following a link",
+                    rel.display()
+                ),
+            )
+        })?;
+    }
+    Ok(cur)
+}
+
+fn write_err(path: &Path, source: io::Error) -> ExtractError {
+    ExtractError::Write {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn chown_at(dir: impl AsFd, name: &OsStr, u: u32, g: u32) -> io::Result<()> {
+    nix::unistd::fchownat(
+        dir,
+        name,
+        Some(nix::unistd::Uid::from_raw(u)),
+        Some(nix::unistd::Gid::from_raw(g)),
+        AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .map_err(io::Error::from)
+}
+
+/// Extract the tar stream `reader` into the existing directory `dest`, opened without
+/// following a link. See [`extract_tar_at`].
 pub fn extract_tar<R: Read>(
     reader: R,
     dest: &Path,
     opts: &ExtractOptions,
     progress: &mut dyn FnMut(&ExtractStats, &str),
 ) -> Result<ExtractStats, ExtractError> {
+    let fd = nix::fcntl::open(
+        dest,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| write_err(dest, e.into()))?;
+    extract_tar_at(reader, fd.as_fd(), dest, opts, progress)
+}
+
+/// Extract the tar stream `reader` into the directory handle `dest` (`dest_path` names it
+/// in messages); every name is created relative to handles opened below it, without
+/// following links. `progress` is called after each entry with the running totals.
+pub fn extract_tar_at<R: Read>(
+    reader: R,
+    dest: BorrowedFd<'_>,
+    dest_path: &Path,
+    opts: &ExtractOptions,
+    progress: &mut dyn FnMut(&ExtractStats, &str),
+) -> Result<ExtractStats, ExtractError> {
     let mut archive = tar::Archive::new(reader);
     let mut stats = ExtractStats::default();
-    let mut safe_dirs: HashSet<PathBuf> = HashSet::new();
-    safe_dirs.insert(PathBuf::new());
     let mut dirs: Vec<DirMeta> = Vec::new();
     let mut links: Vec<PathBuf> = Vec::new();
-    let mut sizes: std::collections::HashMap<PathBuf, u64> = std::collections::HashMap::new();
+    let mut created: HashMap<PathBuf, Created> = HashMap::new();
+    // The directory of the previous entry: archives list a directory's files together.
+    let mut last_parent: Option<(PathBuf, OwnedFd)> = None;
     let mut buf = vec![0u8; 256 * 1024];
-    let wr = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| ExtractError::Write { path, source }
-    };
 
     for entry in archive.entries().map_err(ExtractError::Read)? {
         let mut entry = entry.map_err(ExtractError::Read)?;
@@ -170,18 +271,19 @@ pub fn extract_tar<R: Read>(
         let name = PathBuf::from(OsStr::from_bytes(&raw_name));
         let parts = safe_components(&name, &shown)?;
         let rel: PathBuf = parts.iter().collect();
+        // setuid and setgid stripped; the sticky bit kept.
         let mode = header.mode().unwrap_or(0o644) & 0o1777;
         let mtime = header
             .mtime()
             .ok()
             .map(|t| SystemTime::UNIX_EPOCH + Duration::from_secs(t));
-        let target = dest.join(&rel);
+        let target = dest_path.join(&rel);
 
         // The top directory (`./`) itself: only its mode and time.
         if parts.is_empty() {
             if kind.is_dir() {
                 dirs.push(DirMeta {
-                    path: dest.to_path_buf(),
+                    rel: PathBuf::new(),
                     mode,
                     mtime,
                 });
@@ -190,88 +292,77 @@ pub fn extract_tar<R: Read>(
         }
 
         // Every parent must be a real directory inside dest (created if missing).
-        let mut parent = PathBuf::new();
-        for p in &parts[..parts.len() - 1] {
-            parent.push(p);
-            if safe_dirs.contains(&parent) {
-                continue;
-            }
-            let full = dest.join(&parent);
-            match fs::symlink_metadata(&full) {
-                Ok(md) if md.file_type().is_symlink() => {
-                    return Err(unsafe_entry(
-                        &shown,
-                        format!("it leads through the symlink {}", parent.display()),
-                    ))
-                }
-                Ok(md) if md.is_dir() => {}
-                Ok(_) => {
-                    return Err(unsafe_entry(
-                        &shown,
-                        format!("{} is not a directory", parent.display()),
-                    ))
-                }
-                Err(_) => {
-                    fs::create_dir(&full).map_err(wr(&full))?;
-                    if let Some((u, g)) = opts.owner {
-                        std::os::unix::fs::lchown(&full, Some(u), Some(g)).map_err(wr(&full))?;
-                    }
-                }
-            }
-            safe_dirs.insert(parent.clone());
+        let parent_rel: PathBuf = parts[..parts.len() - 1].iter().collect();
+        if last_parent.as_ref().map(|(p, _)| p) != Some(&parent_rel) {
+            let fd = open_parent(dest, &parts[..parts.len() - 1], &shown, dest_path, opts)?;
+            last_parent = Some((parent_rel.clone(), fd));
         }
+        let parent = &last_parent.as_ref().expect("set above").1;
+        let leaf = *parts.last().expect("not empty");
 
         // Replace whatever a previous entry of the same name left, except directories.
-        let existing = fs::symlink_metadata(&target).ok();
-        let replace = |t: &Path| -> Result<(), ExtractError> {
-            if existing.as_ref().is_some_and(|m| !m.is_dir()) {
-                fs::remove_file(t).map_err(wr(t))?;
+        let existing = safefs::stat_at(parent, leaf).map_err(|e| write_err(&target, e))?;
+        let existing_dir = existing.as_ref().is_some_and(safefs::is_dir);
+        let replace = |created: &mut HashMap<PathBuf, Created>| -> Result<(), ExtractError> {
+            if existing.is_some() && !existing_dir {
+                nix::unistd::unlinkat(parent, leaf, UnlinkatFlags::NoRemoveDir)
+                    .map_err(|e| write_err(&target, e.into()))?;
+                created.remove(&rel);
             }
             Ok(())
         };
 
         match kind {
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-                if existing.as_ref().is_some_and(|m| m.is_dir()) {
+                if existing_dir {
                     return Err(unsafe_entry(&shown, "a directory of that name exists"));
                 }
-                replace(&target)?;
-                let mut f = OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .custom_flags(nix::libc::O_NOFOLLOW)
-                    .mode(0o600)
-                    .open(&target)
-                    .map_err(wr(&target))?;
+                replace(&mut created)?;
+                let fd = nix::fcntl::openat(
+                    parent,
+                    leaf,
+                    OFlag::O_WRONLY
+                        | OFlag::O_CREAT
+                        | OFlag::O_EXCL
+                        | OFlag::O_NOFOLLOW
+                        | OFlag::O_CLOEXEC,
+                    Mode::from_bits_truncate(0o600),
+                )
+                .map_err(|e| write_err(&target, e.into()))?;
+                let mut f = File::from(fd);
                 let mut n = 0u64;
                 loop {
                     let k = entry.read(&mut buf).map_err(ExtractError::Read)?;
                     if k == 0 {
                         break;
                     }
-                    f.write_all(&buf[..k]).map_err(wr(&target))?;
+                    f.write_all(&buf[..k]).map_err(|e| write_err(&target, e))?;
                     n += k as u64;
                 }
                 finish_file(&f, &target, mode, mtime, opts)?;
+                let st = safefs::fstat(&f).map_err(|e| write_err(&target, e))?;
                 stats.files += 1;
                 stats.bytes += n;
-                sizes.insert(rel.clone(), n);
+                created.insert(
+                    rel.clone(),
+                    Created {
+                        dev: st.st_dev,
+                        ino: st.st_ino,
+                        size: n,
+                    },
+                );
             }
             EntryType::Directory => {
-                match &existing {
-                    Some(m) if m.is_dir() => {}
-                    _ => {
-                        replace(&target)?;
-                        fs::create_dir(&target).map_err(wr(&target))?;
-                        if let Some((u, g)) = opts.owner {
-                            std::os::unix::fs::lchown(&target, Some(u), Some(g))
-                                .map_err(wr(&target))?;
-                        }
+                if !existing_dir {
+                    replace(&mut created)?;
+                    nix::sys::stat::mkdirat(parent, leaf, Mode::from_bits_truncate(0o700))
+                        .map_err(|e| write_err(&target, e.into()))?;
+                    if let Some((u, g)) = opts.owner {
+                        chown_at(parent, leaf, u, g).map_err(|e| write_err(&target, e))?;
                     }
                 }
-                safe_dirs.insert(rel.clone());
                 dirs.push(DirMeta {
-                    path: target.clone(),
+                    rel: rel.clone(),
                     mode,
                     mtime,
                 });
@@ -309,13 +400,14 @@ pub fn extract_tar<R: Read>(
                         ));
                     }
                 }
-                if existing.as_ref().is_some_and(|m| m.is_dir()) {
+                if existing_dir {
                     return Err(unsafe_entry(&shown, "a directory of that name exists"));
                 }
-                replace(&target)?;
-                std::os::unix::fs::symlink(&link, &target).map_err(wr(&target))?;
+                replace(&mut created)?;
+                nix::unistd::symlinkat(link.as_os_str(), parent, leaf)
+                    .map_err(|e| write_err(&target, e.into()))?;
                 if let Some((u, g)) = opts.owner {
-                    std::os::unix::fs::lchown(&target, Some(u), Some(g)).map_err(wr(&target))?;
+                    chown_at(parent, leaf, u, g).map_err(|e| write_err(&target, e))?;
                 }
                 links.push(rel.clone());
                 stats.symlinks += 1;
@@ -325,33 +417,49 @@ pub fn extract_tar<R: Read>(
                     .link_name_bytes()
                     .map(|b| PathBuf::from(OsStr::from_bytes(&b)))
                     .unwrap_or_default();
-                let lparts = safe_components(&link, &shown).map_err(|_| {
+                let outside = || {
                     unsafe_entry(
                         &shown,
-                        format!("hardlink to {} outside the archive", link.display()),
+                        format!(
+                            "hardlink to {}, which is not a regular file extracted before it",
+                            link.display()
+                        ),
                     )
-                })?;
+                };
+                let lparts = safe_components(&link, &shown).map_err(|_| outside())?;
                 let lrel: PathBuf = lparts.iter().collect();
-                let src = dest.join(&lrel);
-                match fs::symlink_metadata(&src) {
-                    Ok(m) if m.is_file() => {}
-                    _ => {
-                        return Err(unsafe_entry(
-                            &shown,
-                            format!(
-                                "hardlink to {}, which is not a file extracted before it",
-                                link.display()
-                            ),
-                        ))
+                // Only to a regular file this extraction created, still the same file,
+                // reached without following any link.
+                let Some((src_dev, src_ino, size)) =
+                    created.get(&lrel).map(|c| (c.dev, c.ino, c.size))
+                else {
+                    return Err(outside());
+                };
+                let Some((src_leaf, src_dirs)) = lparts.split_last() else {
+                    return Err(outside());
+                };
+                let src_parent =
+                    open_parent(dest, src_dirs, &shown, dest_path, opts).map_err(|_| outside())?;
+                match safefs::stat_at(&src_parent, src_leaf) {
+                    Ok(Some(st))
+                        if safefs::is_file(&st) && st.st_dev == src_dev && st.st_ino == src_ino => {
                     }
+                    _ => return Err(outside()),
                 }
-                if existing.as_ref().is_some_and(|m| m.is_dir()) {
+                if existing_dir {
                     return Err(unsafe_entry(&shown, "a directory of that name exists"));
                 }
-                replace(&target)?;
-                fs::hard_link(&src, &target).map_err(wr(&target))?;
-                let size = sizes.get(&lrel).copied().unwrap_or(0);
-                sizes.insert(rel.clone(), size);
+                replace(&mut created)?;
+                nix::unistd::linkat(&src_parent, *src_leaf, parent, leaf, AtFlags::empty())
+                    .map_err(|e| write_err(&target, e.into()))?;
+                created.insert(
+                    rel.clone(),
+                    Created {
+                        dev: src_dev,
+                        ino: src_ino,
+                        size,
+                    },
+                );
                 stats.files += 1;
                 stats.hardlinks += 1;
                 stats.bytes += size;
@@ -371,6 +479,7 @@ pub fn extract_tar<R: Read>(
         }
         progress(&stats, &shown);
     }
+    drop(last_parent);
 
     for l in &links {
         let parts: Vec<&OsStr> = l.iter().collect();
@@ -381,12 +490,16 @@ pub fn extract_tar<R: Read>(
     // Directory modes and times last (deepest first), so read-only directories do not block
     // their own contents.
     for d in dirs.iter().rev() {
-        fs::set_permissions(&d.path, fs::Permissions::from_mode(mode_or_dir(d.mode)))
-            .map_err(wr(&d.path))?;
+        let path = dest_path.join(&d.rel);
+        let parts: Vec<&OsStr> = d.rel.iter().collect();
+        let fd = open_parent(dest, &parts, &d.rel.display().to_string(), dest_path, opts)?;
+        nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(mode_or_dir(d.mode)))
+            .map_err(|e| write_err(&path, e.into()))?;
         if let Some(t) = d.mtime {
-            if let Ok(f) = File::open(&d.path) {
-                let _ = f.set_modified(t);
-            }
+            let ts = nix::sys::time::TimeSpec::from_duration(
+                t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default(),
+            );
+            let _ = nix::sys::stat::futimens(&fd, &ts, &ts);
         }
     }
     Ok(stats)
@@ -422,20 +535,10 @@ fn finish_file(
 /// Count regular files and their bytes under `dir` (symlinks not followed): the Verify line
 /// compares these with what the archive held.
 pub fn count_tree(dir: &Path) -> io::Result<(u64, u64)> {
-    let mut files = 0;
-    let mut bytes = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d)? {
-            let e = e?;
-            let ft = e.file_type()?;
-            if ft.is_dir() {
-                stack.push(e.path());
-            } else if ft.is_file() {
-                files += 1;
-                bytes += e.metadata()?.len();
-            }
-        }
-    }
-    Ok((files, bytes))
+    let fd = nix::fcntl::open(
+        dir,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    safefs::count_tree(fd.as_fd())
 }

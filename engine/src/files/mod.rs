@@ -7,15 +7,22 @@
 //! (gzip or zstd; GitLab keeps the `.tar.gz` name whatever the compressor) on a separate
 //! thread, and extracted safely ([`extract`]) into a staging directory on the target's
 //! filesystem. Only when the whole component extracted cleanly are the existing contents
-//! moved aside to `<backup_path>/tmp/<name>.<epoch>` (GitLab deletes that copy at the end;
-//! Rewind keeps it and reports it) and the staging directory renamed into place. A target
-//! that is a mount point cannot be renamed (EBUSY): its contents are moved instead.
+//! moved aside to `<backup_path>/tmp/<name>.<epoch>/<dir>` (GitLab deletes that copy at the
+//! end; Rewind keeps it and reports it) and the staging directory renamed into place. A
+//! target that is a mount point cannot be renamed (EBUSY): its contents are moved instead.
+//!
+//! Rewind runs as root in directories `git` can write ([`crate::safefs`]): the target's
+//! parent is resolved and opened once; the target itself, the staging and moved-aside
+//! directories and everything in them are reached only through handles, never by
+//! following a link. A target that is a link is refused. Staging happens in a directory
+//! root creates `0700` and checks on its handle, so its name can be swapped but its
+//! contents cannot be reached.
 
 pub mod extract;
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
@@ -25,6 +32,7 @@ use crate::detect::InstallKind;
 use crate::journal::{Journal, JournalError};
 use crate::progress::{Cancel, Event, Phase, Sink, SinkExt};
 use crate::root::HostRoot;
+use crate::safefs::{self, SafeError};
 
 pub use extract::{ExtractError, ExtractOptions, ExtractStats};
 
@@ -212,6 +220,8 @@ pub enum FilesError {
     Cancelled { member: String },
     #[error(transparent)]
     Journal(#[from] JournalError),
+    #[error(transparent)]
+    Safe(#[from] SafeError),
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> FilesError + 'a {
@@ -429,7 +439,8 @@ const CHUNK: usize = 1 << 20;
 pub fn extract_component<R: Read + Send>(
     input: R,
     member: &str,
-    dest: &Path,
+    dest: BorrowedFd<'_>,
+    dest_path: &Path,
     opts: &ExtractOptions,
     progress: &mut dyn FnMut(&ExtractStats, &str),
 ) -> Result<(Compression, ExtractStats), FilesError> {
@@ -498,7 +509,7 @@ pub fn extract_component<R: Read + Send>(
             cur: Vec::new(),
             pos: 0,
         };
-        let result = extract::extract_tar(reader, dest, opts, progress);
+        let result = extract::extract_tar_at(reader, dest, dest_path, opts, progress);
         // On an extraction error the receiver is dropped here and the producer stops.
         let _ = producer.join();
         match result {
@@ -509,85 +520,37 @@ pub fn extract_component<R: Read + Send>(
             }),
             Err(source) => Err(FilesError::Extract {
                 member: member.to_string(),
-                target: dest.to_path_buf(),
+                target: dest_path.to_path_buf(),
                 source,
             }),
         }
     })
 }
 
-/// Resolve a target host path to the directory to write (GitLab resolves the real path:
-/// `public/uploads` may be a symlink). Inside a sandbox root an absolute link target is
-/// taken as a host path under the root.
-fn resolve_target(root: &HostRoot, host_path: &Path) -> PathBuf {
-    let mut p = root.join(host_path);
-    for _ in 0..8 {
-        match fs::symlink_metadata(&p) {
-            Ok(m) if m.file_type().is_symlink() => {
-                let Ok(t) = fs::read_link(&p) else { break };
-                p = if t.is_absolute() {
-                    root.join(&t)
-                } else {
-                    p.parent().map(|d| d.join(&t)).unwrap_or(t)
-                };
-            }
-            _ => break,
-        }
-    }
-    p
-}
-
-fn is_empty_dir(p: &Path) -> io::Result<bool> {
-    Ok(fs::read_dir(p)?.next().is_none())
-}
-
-fn is_mount_point(p: &Path) -> bool {
-    let (Ok(m), Some(parent)) = (fs::metadata(p), p.parent()) else {
-        return false;
-    };
-    match fs::metadata(parent) {
-        Ok(pm) => pm.dev() != m.dev(),
-        Err(_) => false,
+/// Owner, group and mode Omnibus gives a component's directory when it creates it:
+/// `registry` belongs to `registry:git` `0770`, `pages` to `git:gitlab-www` `0750`, the
+/// others to `git:git` `0700`. Users or groups missing on the host fall back to `git`.
+fn omnibus_default(name: &str) -> (&'static str, &'static str, u32) {
+    match name {
+        "registry" => ("registry", "git", 0o770),
+        "pages" => ("git", "gitlab-www", 0o750),
+        _ => ("git", "git", 0o700),
     }
 }
 
-/// Move `src` to `dst` by rename; across filesystems (EXDEV) copy then delete.
-fn move_path(src: &Path, dst: &Path) -> io::Result<()> {
-    match fs::rename(src, dst) {
-        Ok(()) => Ok(()),
-        Err(e) if e.raw_os_error() == Some(nix::libc::EXDEV) => {
-            copy_tree(src, dst)?;
-            let md = fs::symlink_metadata(src)?;
-            if md.is_dir() {
-                fs::remove_dir_all(src)
-            } else {
-                fs::remove_file(src)
-            }
-        }
-        Err(e) => Err(e),
-    }
-}
-
-fn copy_tree(src: &Path, dst: &Path) -> io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let md = fs::symlink_metadata(src)?;
-    let ft = md.file_type();
-    if ft.is_symlink() {
-        std::os::unix::fs::symlink(fs::read_link(src)?, dst)?;
-        let _ = std::os::unix::fs::lchown(dst, Some(md.uid()), Some(md.gid()));
-    } else if ft.is_dir() {
-        fs::create_dir(dst)?;
-        for e in fs::read_dir(src)? {
-            let e = e?;
-            copy_tree(&e.path(), &dst.join(e.file_name()))?;
-        }
-        fs::set_permissions(dst, fs::Permissions::from_mode(md.mode() & 0o7777))?;
-        let _ = std::os::unix::fs::lchown(dst, Some(md.uid()), Some(md.gid()));
-    } else if ft.is_file() {
-        fs::copy(src, dst)?;
-        let _ = std::os::unix::fs::lchown(dst, Some(md.uid()), Some(md.gid()));
-    }
-    Ok(())
+fn ids_of(user: &str, group: &str) -> Option<(u32, u32)> {
+    let git = nix::unistd::User::from_name("git").ok().flatten();
+    let uid = nix::unistd::User::from_name(user)
+        .ok()
+        .flatten()
+        .map(|u| u.uid.as_raw())
+        .or_else(|| git.as_ref().map(|g| g.uid.as_raw()))?;
+    let gid = nix::unistd::Group::from_name(group)
+        .ok()
+        .flatten()
+        .map(|g| g.gid.as_raw())
+        .or_else(|| git.as_ref().map(|g| g.gid.as_raw()))?;
+    Some((uid, gid))
 }
 
 /// Restore one component from `input` (the member's bytes, compressed) into its target.
@@ -602,21 +565,53 @@ pub fn restore_component<R: Read + Send>(
     sink: &dyn Sink,
     journal: Option<&Journal>,
 ) -> Result<ComponentReport, FilesError> {
-    let target = resolve_target(root, &component.target);
     let epoch = opts.epoch.unwrap_or_else(|| chrono::Utc::now().timestamp());
     let step = format!("files.{}", component.name);
+    // The target's parent, resolved once: links above the component's directory that exist
+    // now are followed, shown and journaled; nothing below is ever followed.
+    let parent_host = component
+        .target
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/"));
+    let (parent_fd, parent_real, links) =
+        safefs::open_dir_resolved(root, &root.join(&parent_host), 0o755)?;
+    let links_shown: Vec<String> = links
+        .iter()
+        .map(|(l, t)| format!("{} -> {}", l.display(), t.display()))
+        .collect();
+    if !links.is_empty() {
+        sink.info(format!(
+            "{}: {} is reached through {}; restoring into {}",
+            component.name,
+            parent_host.display(),
+            links_shown.join(", "),
+            root.host_path(&parent_real).display()
+        ));
+    }
     if let Some(j) = journal {
         j.begin(
             &step,
-            format!("restore {} into {}", component.member, component.target.display()),
-            serde_json::json!({ "member": component.member, "target": component.target, "epoch": epoch }),
+            format!(
+                "restore {} into {}",
+                component.member,
+                component.target.display()
+            ),
+            serde_json::json!({
+                "member": component.member,
+                "target": component.target,
+                "epoch": epoch,
+                "parent_resolved": root.host_path(&parent_real),
+                "links": links_shown,
+            }),
         )?;
     }
     let result = restore_inner(
         input,
         total,
         component,
-        &target,
+        parent_fd.as_fd(),
+        &parent_real,
         root,
         backup_path,
         epoch,
@@ -636,12 +631,39 @@ pub fn restore_component<R: Read + Send>(
     result
 }
 
+/// The private directory (root, `0700`) the staging directory is made in, and what to
+/// remove when done.
+struct Guard<'a> {
+    parent: BorrowedFd<'a>,
+    name: std::ffi::OsString,
+    fd: OwnedFd,
+    stat: nix::sys::stat::FileStat,
+}
+
+impl Guard<'_> {
+    /// Remove the guard and what is left in it, by its handle; its name in the parent is
+    /// removed only while it is still this directory.
+    fn remove(self) {
+        let _ = safefs::remove_contents(self.fd.as_fd());
+        if let Ok(Some(st)) = safefs::stat_at(self.parent, &self.name) {
+            if safefs::same(&st, &self.stat) {
+                let _ = nix::unistd::unlinkat(
+                    self.parent,
+                    self.name.as_os_str(),
+                    nix::unistd::UnlinkatFlags::RemoveDir,
+                );
+            }
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn restore_inner<R: Read + Send>(
     input: R,
     total: Option<u64>,
     component: &Component,
-    target: &Path,
+    parent: BorrowedFd<'_>,
+    parent_real: &Path,
     root: &HostRoot,
     backup_path: &Path,
     epoch: i64,
@@ -655,28 +677,146 @@ fn restore_inner<R: Read + Send>(
             component.target.display()
         ));
     }
-    let parent = target
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| root.base().to_path_buf());
-    fs::create_dir_all(&parent).map_err(io_err("creating", &parent))?;
-    let mount = target.is_dir() && is_mount_point(target);
-    // Staging on the target's filesystem: inside a mount point, else beside the target.
-    let staging_parent = if mount {
-        target.to_path_buf()
-    } else {
-        parent.clone()
-    };
-    let base_name = target
+    let base: std::ffi::OsString = component
+        .target
         .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| component.name.clone());
-    let staging = tempfile::Builder::new()
-        .prefix(&format!(".{base_name}.rewind-staging."))
-        .tempdir_in(&staging_parent)
-        .map_err(io_err("creating a staging directory in", &staging_parent))?;
+        .map(|n| n.to_os_string())
+        .unwrap_or_else(|| component.name.clone().into());
+    let target_real = parent_real.join(&base);
+    let shown = root.host_path(&target_real);
 
-    let owner = opts.owner.resolve();
+    // The component's directory itself: never followed.
+    let existing = safefs::stat_at(parent, &base).map_err(io_err("reading", &shown))?;
+    let target_fd = match &existing {
+        None => None,
+        Some(st) if safefs::is_symlink(st) => {
+            return Err(SafeError::refused(
+                &shown,
+                "it is a symbolic link; GitLab's data directories must be real directories (move the data there, or link a directory above it)",
+            )
+            .into())
+        }
+        Some(st) if !safefs::is_dir(st) => {
+            return Err(SafeError::refused(&shown, "it is not a directory").into())
+        }
+        Some(_) => Some(safefs::open_dir_checked(parent, &base, &shown)?),
+    };
+    let tstat = match &target_fd {
+        Some(fd) => Some(safefs::fstat(fd).map_err(io_err("reading", &shown))?),
+        None => None,
+    };
+    let pstat = safefs::fstat(parent).map_err(io_err("reading", parent_real))?;
+    let mount = tstat.as_ref().is_some_and(|t| t.st_dev != pstat.st_dev);
+
+    // Owner, group and mode of the directory: those of the one it replaces, recorded now;
+    // else Omnibus's. Its contents get the same owner and group.
+    let is_root = safefs::euid() == 0;
+    let owner = match opts.owner {
+        OwnerPolicy::Current => None,
+        OwnerPolicy::Ids(u, g) => Some((u, g)),
+        OwnerPolicy::Auto if !is_root => None,
+        OwnerPolicy::Auto => match &tstat {
+            Some(t) => Some((t.st_uid, t.st_gid)),
+            None => {
+                let (u, g, _) = omnibus_default(&component.name);
+                ids_of(u, g).or_else(|| opts.owner.resolve())
+            }
+        },
+    };
+    let dir_mode = match &tstat {
+        Some(t) => t.st_mode & 0o7777,
+        None => omnibus_default(&component.name).2,
+    };
+
+    // Staging on the target's filesystem (inside a mount point, else beside the target), in
+    // a private directory root creates and checks on its handle: nobody else can reach into
+    // it, whatever happens to its name.
+    let staging_parent = match (&target_fd, mount) {
+        (Some(fd), true) => fd.as_fd(),
+        _ => parent,
+    };
+    let staging_parent_path = if mount {
+        target_real.clone()
+    } else {
+        parent_real.to_path_buf()
+    };
+    let guard_name = safefs::unique_name(&format!(".{}.rewind-staging.", base.to_string_lossy()));
+    let guard_path = root.host_path(&staging_parent_path.join(&guard_name));
+    nix::sys::stat::mkdirat(
+        staging_parent,
+        guard_name.as_os_str(),
+        nix::sys::stat::Mode::from_bits_truncate(0o700),
+    )
+    .map_err(|e| FilesError::Io {
+        op: "creating a staging directory",
+        path: guard_path.clone(),
+        source: e.into(),
+    })?;
+    let guard_fd = safefs::private_dir(staging_parent, &guard_name, &guard_path, false)?
+        .ok_or_else(|| SafeError::refused(&guard_path, "it disappeared after Rewind created it"))?;
+    let guard = Guard {
+        parent: staging_parent,
+        name: guard_name.clone(),
+        stat: safefs::fstat(&guard_fd).map_err(io_err("reading", &guard_path))?,
+        fd: guard_fd,
+    };
+    let r = restore_staged(
+        input,
+        total,
+        component,
+        &guard,
+        &guard_path,
+        parent,
+        &base,
+        &shown,
+        target_fd.as_ref().map(|f| f.as_fd()),
+        tstat.as_ref(),
+        mount,
+        root,
+        backup_path,
+        epoch,
+        owner,
+        dir_mode,
+        sink,
+    );
+    guard.remove();
+    r
+}
+
+#[allow(clippy::too_many_arguments)]
+fn restore_staged<R: Read + Send>(
+    input: R,
+    total: Option<u64>,
+    component: &Component,
+    guard: &Guard<'_>,
+    guard_path: &Path,
+    parent: BorrowedFd<'_>,
+    base: &std::ffi::OsStr,
+    shown: &Path,
+    target_fd: Option<BorrowedFd<'_>>,
+    tstat: Option<&nix::sys::stat::FileStat>,
+    mount: bool,
+    root: &HostRoot,
+    backup_path: &Path,
+    epoch: i64,
+    owner: Option<(u32, u32)>,
+    dir_mode: u32,
+    sink: &dyn Sink,
+) -> Result<ComponentReport, FilesError> {
+    let staging_name = std::ffi::OsStr::new("staging");
+    let staging_path = guard_path.join(staging_name);
+    nix::sys::stat::mkdirat(
+        &guard.fd,
+        staging_name,
+        nix::sys::stat::Mode::from_bits_truncate(0o700),
+    )
+    .map_err(|e| FilesError::Io {
+        op: "creating",
+        path: staging_path.clone(),
+        source: e.into(),
+    })?;
+    let staging = safefs::open_dir_checked(guard.fd.as_fd(), staging_name, &staging_path)?;
+
     let xopts = ExtractOptions { owner };
     sink.event(Event::PhaseStarted {
         phase: Phase::Files,
@@ -704,7 +844,8 @@ fn restore_inner<R: Read + Send>(
     let extracted = extract_component(
         counting,
         &component.member,
-        staging.path(),
+        staging.as_fd(),
+        &staging_path,
         &xopts,
         &mut progress,
     );
@@ -718,76 +859,162 @@ fn restore_inner<R: Read + Send>(
             return Err(e);
         }
     };
+    // The directory's own owner and mode (set on the handle, still inside the guard).
+    if let Some((u, g)) = owner {
+        nix::unistd::fchown(
+            &staging,
+            Some(nix::unistd::Uid::from_raw(u)),
+            Some(nix::unistd::Gid::from_raw(g)),
+        )
+        .map_err(|e| FilesError::Io {
+            op: "setting the owner of",
+            path: staging_path.clone(),
+            source: e.into(),
+        })?;
+    }
+    nix::sys::stat::fchmod(&staging, nix::sys::stat::Mode::from_bits_truncate(dir_mode)).map_err(
+        |e| FilesError::Io {
+            op: "setting the mode of",
+            path: staging_path.clone(),
+            source: e.into(),
+        },
+    )?;
 
     // Move the existing contents aside, then put the staging directory in place.
-    let aside_dir = root.join(backup_path).join("tmp");
-    let aside = aside_dir.join(format!("{}.{epoch}", component.name));
     let mut moved = None;
-    let exists = fs::symlink_metadata(target).is_ok();
-    let has_contents = if exists {
-        if mount {
-            fs::read_dir(target)
-                .map_err(io_err("reading", target))?
-                .flatten()
-                .any(|e| e.path() != staging.path())
-        } else {
-            !is_empty_dir(target).unwrap_or(false)
-        }
-    } else {
-        false
+    let has_contents = match target_fd {
+        Some(fd) => safefs::list(fd)
+            .map_err(io_err("reading", shown))?
+            .iter()
+            .any(|n| n != &guard.name),
+        None => false,
     };
-    if has_contents {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&aside_dir)
-            .map_err(io_err("creating", &aside_dir))?;
-        let (files, bytes) = extract::count_tree(target).unwrap_or((0, 0));
+    if let (Some(tfd), Some(tst), true) = (target_fd, tstat, has_contents) {
+        let (files, bytes) = safefs::count_tree(tfd).unwrap_or((0, 0));
+        let (aside_fd, aside_host) = aside_dir(root, backup_path, &component.name, epoch)?;
+        let aside = aside_host.join(base);
         let maperr = |source| FilesError::MoveAside {
             path: component.target.clone(),
-            to: root.host_path(&aside),
+            to: aside.clone(),
             source,
         };
-        if mount {
-            move_contents(target, &aside, Some(staging.path())).map_err(maperr)?;
-        } else {
-            match move_path(target, &aside) {
-                Ok(()) => {}
-                Err(e) if e.raw_os_error() == Some(nix::libc::EBUSY) => {
-                    move_contents(target, &aside, Some(staging.path())).map_err(maperr)?
+        let mut by_contents = mount;
+        if !mount {
+            match safefs::move_entry(parent, aside_fd.as_fd(), base) {
+                Ok(()) => {
+                    // What was moved must be the directory opened at the start.
+                    match safefs::stat_at(&aside_fd, base) {
+                        Ok(Some(st)) if safefs::same(&st, tst) => {}
+                        Ok(Some(st)) if !safefs::is_dir(&st) || st.st_dev == tst.st_dev => {
+                            return Err(SafeError::refused(
+                                shown,
+                                "it was replaced while Rewind was restoring it; what was there is now in the moved-aside directory",
+                            )
+                            .into())
+                        }
+                        // Copied across filesystems: a new inode.
+                        _ => {}
+                    }
                 }
+                Err(e) if e.raw_os_error() == Some(nix::libc::EBUSY) => by_contents = true,
                 Err(e) => return Err(maperr(e)),
+            }
+        }
+        if by_contents {
+            nix::sys::stat::mkdirat(
+                &aside_fd,
+                base,
+                nix::sys::stat::Mode::from_bits_truncate(0o700),
+            )
+            .map_err(|e| maperr(e.into()))?;
+            let dst = safefs::open_dir_at(&aside_fd, base).map_err(maperr)?;
+            for n in safefs::list(tfd).map_err(maperr)? {
+                if n == guard.name {
+                    continue;
+                }
+                safefs::move_entry(tfd, dst.as_fd(), &n).map_err(maperr)?;
             }
         }
         sink.info(format!(
             "{}: previous contents ({files} files, {bytes} bytes) moved to {}; Rewind keeps them",
             component.name,
-            root.host_path(&aside).display()
+            aside.display()
         ));
         moved = Some(MovedAside {
-            path: root.host_path(&aside),
+            path: aside,
             files,
             bytes,
         });
     }
-    let staging_path = staging.keep();
-    if mount || fs::symlink_metadata(target).is_ok() {
-        // A mount point (or a target that could not be renamed away): fill it.
-        if !target.exists() {
-            fs::create_dir(target).map_err(io_err("creating", target))?;
+    let (rf, rb) = if mount {
+        // A mount point cannot be renamed: fill it; it keeps its owner and mode.
+        let tfd = target_fd.expect("a mount point exists");
+        for n in safefs::list(&staging).map_err(io_err("reading", &staging_path))? {
+            safefs::move_entry(staging.as_fd(), tfd, &n).map_err(io_err("moving into", shown))?;
         }
-        move_contents(&staging_path, target, None).map_err(io_err("moving into", target))?;
-        let md = fs::metadata(&staging_path).map_err(io_err("reading", &staging_path))?;
-        let _ = fs::set_permissions(target, md.permissions());
-        fs::remove_dir(&staging_path).map_err(io_err("removing", &staging_path))?;
+        let _ = nix::unistd::unlinkat(
+            &guard.fd,
+            staging_name,
+            nix::unistd::UnlinkatFlags::RemoveDir,
+        );
+        let mut rf = 0;
+        let mut rb = 0;
+        for n in safefs::list(tfd).map_err(io_err("counting", shown))? {
+            if n == guard.name {
+                continue;
+            }
+            match safefs::stat_at(tfd, &n).map_err(io_err("counting", shown))? {
+                Some(st) if safefs::is_dir(&st) => {
+                    let d = safefs::open_dir_at(tfd, &n).map_err(io_err("counting", shown))?;
+                    let (f, b) =
+                        safefs::count_tree(d.as_fd()).map_err(io_err("counting", shown))?;
+                    rf += f;
+                    rb += b;
+                }
+                Some(st) if safefs::is_file(&st) => {
+                    rf += 1;
+                    rb += st.st_size as u64;
+                }
+                _ => {}
+            }
+        }
+        (rf, rb)
     } else {
-        fs::rename(&staging_path, target)
-            .map_err(io_err("renaming the staging directory to", target))?;
-    }
-    if let Some((u, g)) = owner {
-        let _ = std::os::unix::fs::lchown(target, Some(u), Some(g));
-    }
-    let (rf, rb) = extract::count_tree(target).map_err(io_err("counting", target))?;
+        if target_fd.is_some() && !has_contents {
+            // An empty directory: removed (never through a link), then replaced.
+            nix::unistd::unlinkat(parent, base, nix::unistd::UnlinkatFlags::RemoveDir).map_err(
+                |e| FilesError::Io {
+                    op: "removing the empty directory",
+                    path: shown.to_path_buf(),
+                    source: e.into(),
+                },
+            )?;
+        }
+        match nix::fcntl::renameat2(
+            &guard.fd,
+            staging_name,
+            parent,
+            base,
+            nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+        ) {
+            Ok(()) => {}
+            Err(nix::errno::Errno::EEXIST) | Err(nix::errno::Errno::ENOTEMPTY) => {
+                return Err(SafeError::refused(
+                    shown,
+                    "something was put at that name while Rewind was restoring it; the restored tree was not put in place",
+                )
+                .into())
+            }
+            Err(e) => {
+                return Err(FilesError::Io {
+                    op: "renaming the staging directory to",
+                    path: shown.to_path_buf(),
+                    source: e.into(),
+                })
+            }
+        }
+        safefs::count_tree(staging.as_fd()).map_err(io_err("counting", shown))?
+    };
     let report = ComponentReport {
         name: component.name.clone(),
         member: component.member.clone(),
@@ -823,23 +1050,66 @@ fn restore_inner<R: Read + Send>(
     Ok(report)
 }
 
-/// Move every child of `from` (except `except`) into `to` (created).
-fn move_contents(from: &Path, to: &Path, except: Option<&Path>) -> io::Result<()> {
-    if !to.exists() {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(to)?;
-    }
-    for e in fs::read_dir(from)? {
-        let e = e?;
-        let p = e.path();
-        if Some(p.as_path()) == except {
-            continue;
+/// The moved-aside directory of a component: `<backup_path>/tmp/<name>.<epoch>`, or
+/// `<name>.<epoch>.<n>` when that exists (two runs in the same second); created by Rewind
+/// `0700` and checked on its handle. Returns the handle and its host path.
+fn aside_dir(
+    root: &HostRoot,
+    backup_path: &Path,
+    name: &str,
+    epoch: i64,
+) -> Result<(OwnedFd, PathBuf), FilesError> {
+    let (bfd, _, _) = safefs::open_dir_resolved(root, &root.join(backup_path), 0o700)?;
+    let tmp_host = backup_path.join("tmp");
+    // `tmp` is GitLab's (git may own it); it must be a real directory.
+    let tmp = std::ffi::OsStr::new("tmp");
+    if safefs::stat_at(&bfd, tmp)
+        .map_err(io_err("reading", &tmp_host))?
+        .is_none()
+    {
+        match nix::sys::stat::mkdirat(&bfd, tmp, nix::sys::stat::Mode::from_bits_truncate(0o700)) {
+            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+            Err(e) => {
+                return Err(FilesError::Io {
+                    op: "creating",
+                    path: tmp_host,
+                    source: e.into(),
+                })
+            }
         }
-        move_path(&p, &to.join(e.file_name()))?;
     }
-    Ok(())
+    let tfd = safefs::open_dir_checked(bfd.as_fd(), tmp, &tmp_host)?;
+    for n in 0..1000 {
+        let dir = if n == 0 {
+            format!("{name}.{epoch}")
+        } else {
+            format!("{name}.{epoch}.{n}")
+        };
+        let host = tmp_host.join(&dir);
+        match nix::sys::stat::mkdirat(
+            &tfd,
+            dir.as_str(),
+            nix::sys::stat::Mode::from_bits_truncate(0o700),
+        ) {
+            Ok(()) => {}
+            Err(nix::errno::Errno::EEXIST) => continue,
+            Err(e) => {
+                return Err(FilesError::Io {
+                    op: "creating",
+                    path: host,
+                    source: e.into(),
+                })
+            }
+        }
+        let fd = safefs::private_dir(tfd.as_fd(), std::ffi::OsStr::new(&dir), &host, false)?
+            .ok_or_else(|| SafeError::refused(&host, "it disappeared after Rewind created it"))?;
+        return Ok((fd, host));
+    }
+    Err(SafeError::refused(
+        tmp_host.join(format!("{name}.{epoch}")),
+        "1000 moved-aside directories of that name exist",
+    )
+    .into())
 }
 
 /// Restore `components` from the backup `archive` (an uncompressed GitLab backup tar) under

@@ -7,6 +7,7 @@
 //! sandbox only (see [`apt_sandbox`]), rpm/yum/dnf/zypper get `--root`/`--installroot`.
 
 pub mod apt_sandbox;
+pub mod guard;
 pub mod parse;
 pub mod rollback;
 pub mod sandbox_repo;
@@ -159,7 +160,7 @@ pub enum PackageError {
     NotInstalled { manager: Manager, root: PathBuf },
     #[error(transparent)]
     NotAvailable(Box<Unavailable>),
-    #[error("the backup is GitLab {target} ({target_edition}) but {installed_package} is installed: changing the edition is refused unless you ask for it explicitly (--allow-edition-change). GitLab restores only into the same edition")]
+    #[error("the backup is GitLab {target} ({target_edition}; a version without -ee is CE, as GitLab's restore reads it) but {installed_package} is installed: the editions differ. GitLab restores a backup only into the edition that made it, so the rollback would install {target_edition}: pass --allow-edition-change to install it, or give the backup's version with its edition (e.g. -ee) if the backup was made on the installed edition")]
     EditionChange {
         target: GitLabVersion,
         target_edition: Edition,

@@ -7,8 +7,10 @@
 
 use std::path::PathBuf;
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::guard::{self, PgCheck, PgTable, PgTooNew, RbKey};
 use super::{
     available, detect_manager, installed, manager_cmd, resolve, Installed, Manager, Offered,
     PackageError,
@@ -18,7 +20,7 @@ use crate::exec::{Cmd, ExecError, Runner};
 use crate::journal::{Journal, JournalError};
 use crate::progress::{Sink, SinkExt};
 use crate::root::HostRoot;
-use crate::services::{GitlabCtl, RESTORE_STOPPED};
+use crate::services::{ConfigBackup, GitlabCtl, RESTORE_STOPPED};
 use crate::version::{Edition, GitLabVersion};
 
 /// Options of a rollback.
@@ -26,6 +28,9 @@ use crate::version::{Edition, GitLabVersion};
 pub struct RollbackOptions {
     /// Allow installing the other edition (EE ↔ CE).
     pub allow_edition_change: bool,
+    /// When the data backup was made: the configuration archive nearest before it is
+    /// offered.
+    pub backup_created: Option<DateTime<Utc>>,
 }
 
 /// One command of a plan.
@@ -50,6 +55,51 @@ pub struct PackagePlan {
     pub install: Offered,
     /// The commands, in order: stop puma, stop sidekiq, install, reconfigure.
     pub steps: Vec<PlanStep>,
+    /// What was checked before the package step.
+    pub guard: Guard,
+    /// Placed after the rollback is confirmed, so the next unattended upgrade does not
+    /// reinstall the failed version.
+    pub hold: PlanStep,
+    /// The command that releases the hold, for the next planned upgrade.
+    pub release: String,
+}
+
+/// The downgrade's own checks (see [`guard`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct Guard {
+    /// The PostgreSQL data directory against the majors the target ships (passed, or why
+    /// it could not tell; a refusal is an error of [`plan`]).
+    pub postgres: PgCheck,
+    /// `gitlab.rb` keys the target's `gitlab.rb.template` does not know; `None` when the
+    /// template has not been read (yet).
+    pub unknown_keys: Option<Vec<RbKey>>,
+    /// Why the template was not read, when it was not.
+    pub template_note: Option<String>,
+    /// The configuration archive nearest before the data backup.
+    pub config_backup: Option<ConfigBackup>,
+}
+
+impl Guard {
+    /// The warnings to show before the package step.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        for k in self.unknown_keys.iter().flatten() {
+            w.push(format!(
+                "gitlab.rb line {}: {} is not known to the version being installed (its gitlab.rb.template does not name it); its reconfigure may fail on it: comment it out or restore gitlab.rb from the configuration archive",
+                k.line, k.key
+            ));
+        }
+        if let Some(c) = &self.config_backup {
+            if self.unknown_keys.as_ref().is_some_and(|u| !u.is_empty()) {
+                w.push(format!(
+                    "the configuration archive nearest before the backup is {}: `tar -xf {} -C /` puts back gitlab.rb and gitlab-secrets.json as they were",
+                    c.path.display(),
+                    c.path.display()
+                ));
+            }
+        }
+        w
+    }
 }
 
 /// One item of the source-install checklist.
@@ -63,6 +113,9 @@ pub struct ChecklistItem {
 /// What rolling back means on this host.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+// Made once per rollback and passed by reference: the size of the package variant is of no
+// consequence.
+#[allow(clippy::large_enum_variant)]
 pub enum RollbackPlan {
     /// Omnibus package: Rewind runs the steps.
     Package(PackagePlan),
@@ -90,6 +143,19 @@ pub struct RollbackOutcome {
     pub detected: GitLabVersion,
     /// Package version installed after the rollback.
     pub package: Option<Installed>,
+    /// The package hold, when placed.
+    pub hold: Option<Hold>,
+    /// Warnings of the guard and of the hold.
+    pub warnings: Vec<String>,
+}
+
+/// A package hold placed after the rollback.
+#[derive(Debug, Clone, Serialize)]
+pub struct Hold {
+    /// The command that placed it.
+    pub command: String,
+    /// The command that releases it (run it before the next upgrade).
+    pub release: String,
 }
 
 /// Errors of a rollback.
@@ -116,6 +182,8 @@ pub enum RollbackError {
         path: String,
     },
     #[error(transparent)]
+    PgTooNew(#[from] Box<PgTooNew>),
+    #[error(transparent)]
     Journal(#[from] JournalError),
 }
 
@@ -139,18 +207,16 @@ fn target_with_edition(
     opts: RollbackOptions,
     installed_package: &str,
 ) -> Result<GitLabVersion, RollbackError> {
-    match (target.edition, installed) {
-        (None, Some(e)) => Ok(target.with_edition(e)),
-        (None, None) => Ok(target.with_edition(Edition::Ce)),
-        (Some(t), Some(i)) if t != i && !opts.allow_edition_change => {
-            Err(PackageError::EditionChange {
-                target: target.clone(),
-                target_edition: t,
-                installed_package: installed_package.to_string(),
-            }
-            .into())
+    // One rule with the restore's version check: a version without a suffix is CE.
+    let t = target.edition_or_ce();
+    match installed {
+        Some(i) if i != t && !opts.allow_edition_change => Err(PackageError::EditionChange {
+            target: target.clone(),
+            target_edition: t,
+            installed_package: installed_package.to_string(),
         }
-        (Some(_), _) => Ok(target.clone()),
+        .into()),
+        _ => Ok(target.with_edition(t)),
     }
 }
 
@@ -217,9 +283,20 @@ pub fn plan(
             version: current.version.gitlab.clone(),
         });
     }
+    let postgres = guard::check_postgres(root, &PgTable::embedded(), &target).map_err(Box::new)?;
     let package = target.edition_or_ce().package();
     let offered = available(manager, root, package)?;
     let install = resolve(&offered, &target, manager, root)?;
+    let mut g = Guard {
+        postgres,
+        unknown_keys: None,
+        template_note: None,
+        config_backup: opts
+            .backup_created
+            .and_then(|t| guard::config_backup_before(root, t)),
+    };
+    read_template(root, manager, package, &install.version.raw, false, &mut g);
+    let (hold, release) = hold_cmds(manager, root, package, &install.version.raw)?;
     let ctl = GitlabCtl::new(root);
     let mut steps = Vec::new();
     for service in RESTORE_STOPPED {
@@ -268,13 +345,112 @@ pub fn plan(
         what: "reconfigure GitLab for the installed version".into(),
         cmd: ctl.reconfigure_cmd(),
     });
+    let hold_what = format!(
+        "hold {package} at {}, so the next unattended upgrade does not reinstall the failed version",
+        install.version
+    );
     Ok(RollbackPlan::Package(PackagePlan {
         manager,
         installed: current,
         target,
         install,
         steps,
+        guard: g,
+        hold: PlanStep {
+            step: "rollback.hold".into(),
+            what: hold_what,
+            cmd: hold,
+        },
+        release,
     }))
+}
+
+/// The hold command of `manager` for `package` at `version`, and the release command (as
+/// text).
+fn hold_cmds(
+    manager: Manager,
+    root: &HostRoot,
+    package: &str,
+    version: &str,
+) -> Result<(Cmd, String), PackageError> {
+    let pinned = format!("{package}-{version}");
+    Ok(match manager {
+        Manager::Apt => (
+            manager_cmd(manager, "apt-mark", root)?.args(["hold", package]),
+            manager_cmd(manager, "apt-mark", root)?
+                .args(["unhold", package])
+                .display(),
+        ),
+        Manager::Yum | Manager::Dnf => (
+            manager_cmd(manager, manager.program(), root)?.args([
+                "versionlock",
+                "add",
+                pinned.as_str(),
+            ]),
+            manager_cmd(manager, manager.program(), root)?
+                .args(["versionlock", "delete", package])
+                .display(),
+        ),
+        Manager::Zypper => (
+            manager_cmd(manager, "zypper", root)?.args(["--non-interactive", "addlock", package]),
+            manager_cmd(manager, "zypper", root)?
+                .args(["--non-interactive", "removelock", package])
+                .display(),
+        ),
+    })
+}
+
+/// Read the target package's `gitlab.rb.template` and compare `gitlab.rb` with it.
+/// Without `download`, only a package file already on this host is read.
+fn read_template(
+    root: &HostRoot,
+    manager: Manager,
+    package: &str,
+    version: &str,
+    download: bool,
+    g: &mut Guard,
+) {
+    let rb = match std::fs::read_to_string(root.join(detect::omnibus::GITLAB_RB)) {
+        Ok(t) => t,
+        Err(e) => {
+            g.template_note = Some(format!("gitlab.rb not read: {e}"));
+            return;
+        }
+    };
+    let file = if manager != Manager::Apt {
+        Ok(None)
+    } else if download {
+        guard::package_file(manager, root, package, version)
+    } else {
+        guard::cached_package_file(manager, root, package, version)
+    };
+    match file {
+        Ok(Some(deb)) => match guard::template_from_deb(&deb) {
+            Ok(Some(template)) => {
+                g.unknown_keys = Some(guard::unknown_keys(&rb, &template));
+                g.template_note = None;
+            }
+            Ok(None) => {
+                g.template_note = Some(format!(
+                    "{} has no {}: gitlab.rb keys not checked",
+                    deb.display(),
+                    guard::GITLAB_RB_TEMPLATE
+                ))
+            }
+            Err(e) => g.template_note = Some(format!("gitlab.rb keys not checked: {e}")),
+        },
+        Ok(None) if manager != Manager::Apt => {
+            g.template_note = Some(format!(
+                "gitlab.rb keys not checked: Rewind reads the template from .deb packages only ({manager})"
+            ))
+        }
+        Ok(None) => {
+            g.template_note = Some(format!(
+                "the package file of {package} {version} is not on this host yet: gitlab.rb keys are checked before the package step"
+            ))
+        }
+        Err(e) => g.template_note = Some(format!("gitlab.rb keys not checked: {e}")),
+    }
 }
 
 fn source_plan(
@@ -385,6 +561,52 @@ pub fn run(
             }),
         )?;
     }
+    // The guard again, right before the package step: the host may have changed since the
+    // plan was made; the template is read now if the plan could not.
+    let mut g = plan.guard.clone();
+    g.postgres = match guard::check_postgres(root, &PgTable::embedded(), &plan.target) {
+        Ok(p) => p,
+        Err(e) => {
+            if let Some(j) = journal {
+                j.end(
+                    "rollback",
+                    "refused",
+                    serde_json::json!({ "step": "rollback.guard", "error": e.to_string() }),
+                )?;
+            }
+            return Err(Box::new(e).into());
+        }
+    };
+    if g.unknown_keys.is_none() {
+        read_template(
+            root,
+            plan.manager,
+            plan.target.edition_or_ce().package(),
+            &plan.install.version.raw,
+            true,
+            &mut g,
+        );
+    }
+    sink.info(format!("rollback.guard: {}", g.postgres.note));
+    let mut warnings = g.warnings();
+    if let Some(n) = &g.template_note {
+        warnings.push(n.clone());
+    }
+    for w in &warnings {
+        sink.warn(w.clone());
+    }
+    if let Some(j) = journal {
+        j.note(
+            "rollback.guard",
+            "checked before the package step",
+            serde_json::json!({
+                "postgres": g.postgres,
+                "unknown_keys": g.unknown_keys,
+                "template_note": g.template_note,
+                "config_backup": g.config_backup.as_ref().map(|c| &c.path),
+            }),
+        )?;
+    }
     let runner = Runner::new(sink, journal);
     for s in &plan.steps {
         sink.info(format!("{}: {}", s.step, s.what));
@@ -402,7 +624,11 @@ pub fn run(
             });
         }
     }
-    let outcome = verify(root, &plan.target, Some(plan.manager));
+    let outcome = verify(root, &plan.target, Some(plan.manager)).map(|mut o| {
+        o.hold = place_hold(plan, &runner, sink, journal, &mut warnings);
+        o.warnings = warnings;
+        o
+    });
     if let Some(j) = journal {
         match &outcome {
             Ok(o) => j.end(
@@ -471,7 +697,50 @@ pub fn verify(
     Ok(RollbackOutcome {
         detected: found,
         package,
+        hold: None,
+        warnings: Vec::new(),
     })
+}
+
+/// Place the package hold. A failure is a warning with the command to run by hand: the
+/// rollback itself has succeeded.
+fn place_hold(
+    plan: &PackagePlan,
+    runner: &Runner,
+    sink: &dyn Sink,
+    journal: Option<&Journal>,
+    warnings: &mut Vec<String>,
+) -> Option<Hold> {
+    sink.info(format!("{}: {}", plan.hold.step, plan.hold.what));
+    match runner.run(&plan.hold.step, &plan.hold.cmd) {
+        Ok(_) => {
+            sink.info(format!(
+                "{} is held. Before the next upgrade, release it: {}",
+                plan.target.edition_or_ce().package(),
+                plan.release
+            ));
+            Some(Hold {
+                command: plan.hold.cmd.display(),
+                release: plan.release.clone(),
+            })
+        }
+        Err(e) => {
+            let w = format!(
+                "the package hold was not placed ({e}): run `{}` yourself, or the next unattended upgrade may reinstall the failed version",
+                plan.hold.cmd.display()
+            );
+            sink.warn(w.clone());
+            if let Some(j) = journal {
+                let _ = j.note(
+                    "rollback.hold",
+                    "not placed",
+                    serde_json::json!({ "error": e.to_string() }),
+                );
+            }
+            warnings.push(w);
+            None
+        }
+    }
 }
 
 #[cfg(test)]
@@ -504,20 +773,30 @@ mod tests {
             Some(Edition::Ee),
             RollbackOptions {
                 allow_edition_change: true,
+                ..Default::default()
             },
             "gitlab-ee",
         )
         .unwrap();
         assert_eq!(ok.edition, Some(Edition::Ce));
+        // No suffix is CE, as GitLab's restore treats it: on an EE host that is a change.
         let bare: GitLabVersion = "16.10.3".parse().unwrap();
-        let t = target_with_edition(
+        let err = target_with_edition(
             &bare,
             Some(Edition::Ee),
             RollbackOptions::default(),
             "gitlab-ee",
         )
+        .unwrap_err();
+        assert!(err.to_string().contains("16.10.3 (ce;"), "{err}");
+        let t = target_with_edition(
+            &bare,
+            Some(Edition::Ce),
+            RollbackOptions::default(),
+            "gitlab-ce",
+        )
         .unwrap();
-        assert_eq!(t.to_string(), "16.10.3-ee");
+        assert_eq!(t.to_string(), "16.10.3-ce");
     }
 
     #[test]
@@ -527,7 +806,7 @@ mod tests {
         let f = root.join(detect::source::VERSION);
         std::fs::create_dir_all(f.parent().unwrap()).unwrap();
         std::fs::write(&f, "16.11.0-ee\n").unwrap();
-        let t: GitLabVersion = "16.10.3".parse().unwrap();
+        let t: GitLabVersion = "16.10.3-ee".parse().unwrap();
         match plan(&root, &t, RollbackOptions::default()).unwrap() {
             RollbackPlan::Source {
                 checkout,

@@ -4,7 +4,8 @@
 //!
 //! A stand-in package is a real `.deb` named `gitlab-ee`/`gitlab-ce` with GitLab's package
 //! version (`16.10.3-ee.0`) that installs `opt/gitlab/embedded/service/gitlab-rails/VERSION`
-//! and `opt/gitlab/version-manifest.txt`, the files Rewind's detection reads. The repository
+//! and `opt/gitlab/version-manifest.txt`, the files Rewind's detection reads, and
+//! `opt/gitlab/etc/gitlab.rb.template`, which the rollback's guard reads. The repository
 //! index is written by Rewind (the control fields from `dpkg-deb -f`, plus `Filename`, `Size`
 //! and `SHA256`), so neither `apt-ftparchive` nor `dpkg-scanpackages` is needed.
 
@@ -97,6 +98,10 @@ pub fn build_standin_deb(v: &GitLabVersion, out_dir: &Path) -> Result<PathBuf, P
             v.base()
         ),
     )?;
+    write_file(
+        &t.join(super::guard::GITLAB_RB_TEMPLATE),
+        &standin_template(v),
+    )?;
     let deb = out_dir.join(format!("{package}_{version}_all.deb"));
     run_quiet(
         &Cmd::new("dpkg-deb")
@@ -105,6 +110,25 @@ pub fn build_standin_deb(v: &GitLabVersion, out_dir: &Path) -> Result<PathBuf, P
             .arg(&deb),
     )?;
     Ok(deb)
+}
+
+/// The stand-in's `gitlab.rb.template`: the settings the sandbox's `gitlab.rb` uses, written
+/// as GitLab's template writes them (commented out, with their defaults).
+fn standin_template(v: &GitLabVersion) -> String {
+    format!(
+        "## GitLab configuration settings (stand-in template of GitLab {v}, Rewind drill)\n\
+         external_url 'GENERATED_EXTERNAL_URL'\n\
+         # roles ['application_role']\n\
+         # gitlab_rails['time_zone'] = 'UTC'\n\
+         # gitlab_rails['manage_backup_path'] = true\n\
+         # gitlab_rails['backup_path'] = \"/var/opt/gitlab/backups\"\n\
+         # gitlab_rails['backup_archive_permissions'] = 0644\n\
+         # gitlab_rails['db_database'] = \"gitlabhq_production\"\n\
+         # gitlab_rails['databases']['ci']['enable'] = true\n\
+         # postgresql['enable'] = true\n\
+         # postgresql['data_dir'] = \"/var/opt/gitlab/postgresql/data\"\n\
+         # postgresql['version'] = nil\n"
+    )
 }
 
 fn sha256_file(path: &Path) -> Result<(String, u64), PackageError> {

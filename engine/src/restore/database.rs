@@ -485,6 +485,9 @@ pub struct RestoreOptions {
     /// Values of `--confirm-drop`: each database's name must be among them.
     pub confirm_drop: Vec<String>,
     pub snapshot: bool,
+    /// With `snapshot` off: the snapshot this recovery already took (a retry or a resumed
+    /// session), reused instead of taking another; it must still be there.
+    pub reuse_snapshot: Option<PathBuf>,
     pub jobs: usize,
     pub continue_on_error: bool,
     pub allow_version_mismatch: bool,
@@ -640,6 +643,12 @@ pub fn catalog_and_leftovers(
     };
     let opened = source.open(member).map_err(cat_err)?;
     let (catalog, cost) = leftovers::read_catalog(opened.reader, member).map_err(cat_err)?;
+    if let Some((other, at)) = catalog.connects.iter().find(|(t, _)| *t != spec.dbname) {
+        return Err(cat_err(format!(
+            "the dump connects to another database (`\\connect {other}` at {at}): Rewind restores into `{}` only and refuses a dump that would go on in another database",
+            spec.dbname
+        )));
+    }
     let newer = match db_version {
         Some(v) => {
             let mut c = spec.connect()?;
@@ -649,6 +658,17 @@ pub fn catalog_and_leftovers(
     };
     let l = leftovers::compute(inv, &catalog, &newer);
     Ok((catalog, cost, l))
+}
+
+/// A database whose first pass and snapshot are done, ready to be replaced.
+struct Staged {
+    prepared: Prepared,
+    catalog: DumpCatalog,
+    cost: CatalogCost,
+    left: Leftovers,
+    privileges: PrivilegeReport,
+    snapshot: Option<Snapshot>,
+    snap_hint: String,
 }
 
 /// Everything a restore run shares.
@@ -731,9 +751,15 @@ impl RestoreRun<'_> {
             )?;
             prepared.push(prepare(job, self.opts)?);
         }
-        let mut done = Vec::new();
+        // Every database's first pass (catalogue, privileges) and snapshot come before any
+        // database is dropped: a refusal of ci leaves main untouched too.
+        let mut staged = Vec::new();
         for p in prepared {
-            done.push(self.restore_one(p)?);
+            staged.push(self.first_pass(p)?);
+        }
+        let mut done = Vec::new();
+        for st in staged {
+            done.push(self.replace(st)?);
         }
         done.extend(outcomes);
         Ok(done)
@@ -754,7 +780,8 @@ impl RestoreRun<'_> {
         Ok(())
     }
 
-    fn restore_one(&self, p: Prepared) -> Result<DatabaseOutcome, RestoreError> {
+    /// Everything before the drop: catalogue and leftovers, privileges, snapshot.
+    fn first_pass(&self, p: Prepared) -> Result<Staged, RestoreError> {
         let job = &p.job;
         let db = job.spec.dbname.clone();
         let j = self.journal;
@@ -844,6 +871,7 @@ impl RestoreRun<'_> {
         self.check_cancel(&db, "before the snapshot: nothing was changed")?;
 
         // 2. Snapshot.
+        let mut reused_hint: Option<String> = None;
         let snapshot = if self.opts.snapshot {
             Some(take_snapshot(
                 self.root,
@@ -857,6 +885,24 @@ impl RestoreRun<'_> {
                 self.sink,
                 self.cancel,
             )?)
+        } else if let Some(path) = &self.opts.reuse_snapshot {
+            let ok = std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file() && m.len() > 0);
+            if !ok {
+                return Err(RestoreError::Inventory {
+                    database: db.clone(),
+                    detail: format!(
+                        "the safety snapshot taken earlier in this recovery ({}) is gone; run the restore again to take a new one",
+                        path.display()
+                    ),
+                });
+            }
+            j.note(
+                "snapshot",
+                "reused: taken earlier in this recovery",
+                serde_json::json!({"database": db, "path": path}),
+            )?;
+            reused_hint = Some(crate::restore::snapshot::restore_command(&db, path));
+            None
         } else {
             j.note(
                 "snapshot",
@@ -870,13 +916,36 @@ impl RestoreRun<'_> {
         };
         let snap_hint = snapshot
             .as_ref()
-            .map(|s| {
-                format!(
-                    "; to go back to the database as it was: {}",
-                    s.restore_command
-                )
-            })
+            .map(|s| s.restore_command.clone())
+            .or(reused_hint)
+            .map(|c| format!("; to go back to the database as it was: {c}"))
             .unwrap_or_default();
+        Ok(Staged {
+            prepared: p,
+            catalog,
+            cost,
+            left,
+            privileges,
+            snapshot,
+            snap_hint,
+        })
+    }
+
+    /// The destructive part: drop, load, verify.
+    fn replace(&self, st: Staged) -> Result<DatabaseOutcome, RestoreError> {
+        let Staged {
+            prepared: p,
+            catalog,
+            cost,
+            left,
+            privileges,
+            snapshot,
+            snap_hint,
+        } = st;
+        let job = &p.job;
+        let db = job.spec.dbname.clone();
+        let j = self.journal;
+        let step = |s: &str| format!("restore.{}.{s}", job.connection);
         self.check_cancel(&db, "before the drop: nothing was dropped")?;
 
         // 3. Drop.
@@ -1326,6 +1395,7 @@ pub(crate) mod tests {
         RestoreOptions {
             confirm_drop: vec![confirm.to_string()],
             snapshot: true,
+            reuse_snapshot: None,
             jobs: 2,
             continue_on_error: false,
             allow_version_mismatch: false,

@@ -350,6 +350,9 @@ pub fn drop_all(
                     serde_json::to_value(&report).unwrap_or_default(),
                 )?;
             }
+            sink.event(Event::Dropped {
+                database: database.clone(),
+            });
             sink.info(format!(
                 "dropped {} tables and {} views in `{database}` (schema_migrations truncated: {})",
                 report.tables,

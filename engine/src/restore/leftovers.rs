@@ -85,6 +85,9 @@ pub struct DumpCatalog {
     pub roles: BTreeMap<String, RoleUse>,
     /// Extensions the dump creates, with the schema it names (`WITH SCHEMA s`).
     pub extensions: BTreeMap<String, Option<String>>,
+    /// Databases its `\connect` lines name, with where (`line N (byte M)`): a dump that
+    /// connects to another database is refused before anything is changed.
+    pub connects: Vec<(String, String)>,
 }
 
 /// How often a dump names a role, by statement kind.
@@ -603,6 +606,15 @@ pub fn read_catalog(
     loop {
         let item = parser.next_item().map_err(|e| format!("{member}: {e}"))?;
         let Some(item) = item else { break };
+        if let Item::Meta {
+            command: crate::dump::MetaCommand::Connect { args },
+            at,
+        } = &item
+        {
+            if let Some(t) = crate::restore::load::connect_target(args) {
+                catalog.connects.push((t, at.to_string()));
+            }
+        }
         if let Item::Statement(st) = item {
             if let Some(h) = st.toc.as_deref().filter(|h| !h.data) {
                 catalog.add_object(&h.kind, h.schema.as_deref(), &h.name);

@@ -153,6 +153,7 @@ fn opts(db: &str, snapshot: bool) -> RestoreOptions {
     RestoreOptions {
         confirm_drop: vec![db.to_string()],
         snapshot,
+        reuse_snapshot: None,
         jobs: 2,
         continue_on_error: false,
         allow_version_mismatch: false,

@@ -297,10 +297,8 @@ mod tests {
     #[test]
     fn roles_and_extensions_as_a_non_superuser_owner() {
         let c = TempCluster::start().unwrap();
-        let mut su = c.connect("postgres").unwrap();
-        su.batch_execute("CREATE ROLE gitlab LOGIN; CREATE ROLE \"gitlab-psql\" SUPERUSER LOGIN")
-            .unwrap();
-        su.batch_execute("CREATE DATABASE gl OWNER gitlab").unwrap();
+        // Omnibus's model: `gitlab` owns the database, `gitlab-psql` is the superuser.
+        c.create_database("gl").unwrap();
         c.connect("gl")
             .unwrap()
             .batch_execute("CREATE EXTENSION btree_gist")
@@ -317,8 +315,7 @@ mod tests {
         ] {
             catalog.add_statement_roles(sql);
         }
-        let mut spec = c.conn_spec("gl");
-        spec.user = "gitlab".into();
+        let spec = c.conn_spec("gl");
         let mut client = spec.connect().unwrap();
         let r = check_privileges(&mut client, &catalog).unwrap();
         assert_eq!(r.role, "gitlab");

@@ -4,12 +4,16 @@
 //! The `pg_dump` used has the server's major version ([`crate::pg::tools`]). It runs with
 //! an argv (no shell), the connection in `PG*` environment variables (the password only in
 //! `PGPASSWORD`, never on the command line), and writes to a file Rewind creates itself
-//! with mode `0600` under `<backup_path>/rewind/snapshots/`. Free space is checked against
+//! with mode `0600` under `<backup_path>/rewind/snapshots/`: the directories and the file are
+//! opened without following links and checked for owner on their handles. Free space is checked against
 //! `pg_database_size` first.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::fd::{AsFd, BorrowedFd};
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -21,6 +25,7 @@ use crate::pg::conn::ConnSpec;
 use crate::pg::tools::{self, PgTool, ToolError};
 use crate::progress::{Cancel, Event, Phase, Sink, SinkExt};
 use crate::root::HostRoot;
+use crate::safefs::{self, SafeError};
 
 /// Errors taking the snapshot. Any of them stops the restore before the drop.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +56,8 @@ pub enum SnapshotError {
     Cancelled { database: String },
     #[error(transparent)]
     Journal(#[from] JournalError),
+    #[error(transparent)]
+    Safe(#[from] SafeError),
 }
 
 /// A finished snapshot.
@@ -176,17 +183,15 @@ pub fn take_snapshot(
     let major = tools::major_from_version_num(target.server_version_num);
     let tool = tools::find_tool(root, "pg_dump", major)?;
     let dir = snapshot_dir(backup_path);
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)
-        .map_err(|source| SnapshotError::Io {
-            step: "create the snapshot directory",
-            path: dir.clone(),
-            source,
-        })?;
+    // `<backup_path>/rewind/snapshots`, both Rewind's own: opened without following links
+    // and checked on their handles (the backup directory belongs to `git`).
+    let jfd =
+        crate::journal::open_private_dir(&Journal::dir_for(backup_path), true)?.expect("created");
+    let dfd = safefs::private_dir(jfd.as_fd(), std::ffi::OsStr::new("snapshots"), &dir, true)?
+        .expect("created");
     check_free_space(&dir, &database, target.database_size)?;
     let path = snapshot_path(backup_path, &database, chrono::Utc::now());
+    let file_name = path.file_name().expect("a file name").to_os_string();
     let argv = format!("{} --format=custom --no-password", tool.path.display());
     if let Some(j) = journal {
         j.begin(
@@ -207,6 +212,8 @@ pub fn take_snapshot(
     let result = run_pg_dump(
         &tool,
         target.spec,
+        dfd.as_fd(),
+        &file_name,
         &path,
         target.database_size,
         sink,
@@ -232,6 +239,11 @@ pub fn take_snapshot(
                     serde_json::json!({"path": snap.path, "bytes": bytes, "restore_command": snap.restore_command}),
                 )?;
             }
+            sink.event(Event::SnapshotWritten {
+                database: database.clone(),
+                path: snap.path.clone(),
+                bytes,
+            });
             sink.info(format!(
                 "safety snapshot written to {} ({} bytes); to go back to it: {}",
                 snap.path.display(),
@@ -241,7 +253,11 @@ pub fn take_snapshot(
             Ok(snap)
         }
         Err(e) => {
-            let _ = fs::remove_file(&path);
+            let _ = nix::unistd::unlinkat(
+                &dfd,
+                file_name.as_os_str(),
+                nix::unistd::UnlinkatFlags::NoRemoveDir,
+            );
             if let Some(j) = journal {
                 let r = if matches!(e, SnapshotError::Cancelled { .. }) {
                     "cancelled"
@@ -259,25 +275,37 @@ pub fn take_snapshot(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_pg_dump(
     tool: &PgTool,
     spec: &ConnSpec,
+    dir: BorrowedFd<'_>,
+    file_name: &std::ffi::OsStr,
     path: &Path,
     expected: u64,
     sink: &dyn Sink,
     cancel: &Cancel,
 ) -> Result<u64, SnapshotError> {
     let database = spec.dbname.clone();
-    let file: File = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|source| SnapshotError::Io {
-            step: "create",
+    let ioerr = |step: &'static str| {
+        move |source: std::io::Error| SnapshotError::Io {
+            step,
             path: path.to_path_buf(),
             source,
-        })?;
+        }
+    };
+    let fd = nix::fcntl::openat(
+        dir,
+        file_name,
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o600),
+    )
+    .map_err(|e| ioerr("create")(e.into()))?;
+    nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(0o600))
+        .map_err(|e| ioerr("set the mode of")(e.into()))?;
+    let file = File::from(fd);
+    // A second handle on the same file: its size, as pg_dump writes it.
+    let watch = file.try_clone().map_err(ioerr("open"))?;
     let mut child = pg_dump_command(&tool.path, spec)
         .stdin(Stdio::null())
         .stdout(Stdio::from(file))
@@ -318,7 +346,7 @@ fn run_pg_dump(
         }
         if last.elapsed() >= Duration::from_millis(500) {
             last = Instant::now();
-            let done = fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+            let done = watch.metadata().map(|m| m.len()).unwrap_or(0);
             sink.event(Event::Progress {
                 phase: Phase::Snapshot,
                 done,
@@ -337,13 +365,7 @@ fn run_pg_dump(
             stderr: stderr.trim().to_string(),
         });
     }
-    let bytes = fs::metadata(path)
-        .map_err(|source| SnapshotError::Io {
-            step: "stat",
-            path: path.to_path_buf(),
-            source,
-        })?
-        .len();
+    let bytes = watch.metadata().map_err(ioerr("stat"))?.len();
     Ok(bytes)
 }
 
@@ -353,6 +375,7 @@ mod tests {
     use crate::pg::cluster::TempCluster;
     use crate::pg::conn::Secret;
     use crate::progress::NullSink;
+    use std::fs;
     use std::os::unix::fs::PermissionsExt;
 
     #[test]

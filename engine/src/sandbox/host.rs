@@ -1,5 +1,6 @@
 //! An Omnibus-like GitLab host tree under a sandbox root: what [`crate::detect::detect`]
 //! reads (`VERSION`, `REVISION`, `version-manifest.txt`, `gitlab.rb`, `database.yml`), the
+//! PostgreSQL data directory's `PG_VERSION` the rollback's guard reads, the
 //! backup directory, file component directories with deterministic sample files, and the
 //! Rails log directory.
 
@@ -24,6 +25,9 @@ pub const COMPONENT_DIRS: &[(&str, &str)] = &[
     ("artifacts", "/var/opt/gitlab/gitlab-rails/shared/artifacts"),
     ("lfs", "/var/opt/gitlab/gitlab-rails/shared/lfs-objects"),
 ];
+
+/// The PostgreSQL major of the sandbox's data directory (`PG_VERSION`).
+pub const SANDBOX_PG_MAJOR: &str = "14";
 
 /// What to build.
 #[derive(Debug, Clone)]
@@ -125,6 +129,15 @@ pub fn build_host(spec: &HostSpec) -> Result<HostLayout> {
         ),
     )?;
 
+    // The bundled PostgreSQL's data directory as GitLab 16.10 leaves it: PostgreSQL 14, a
+    // major the 16.10 package ships (13 and 14), so the rollback's guard lets it pass.
+    write(
+        &root.join(format!(
+            "{}/PG_VERSION",
+            crate::packages::guard::DEFAULT_PG_DATA_DIR
+        )),
+        format!("{SANDBOX_PG_MAJOR}\n"),
+    )?;
     let backup_dir = root.join(omnibus::DEFAULT_BACKUP_PATH);
     fs::create_dir_all(&backup_dir).map_err(io_err("creating", &backup_dir))?;
     fs::set_permissions(&backup_dir, fs::Permissions::from_mode(0o700))

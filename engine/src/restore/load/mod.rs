@@ -319,7 +319,7 @@ pub(crate) fn excerpt(sql: &str) -> String {
 }
 
 /// The database a `\connect` names (`-` or none: the current one).
-fn connect_target(args: &str) -> Option<String> {
+pub(crate) fn connect_target(args: &str) -> Option<String> {
     if let Some(i) = args.find("dbname=") {
         let rest = &args[i + 7..];
         if let Some(quoted) = rest.strip_prefix('\'') {

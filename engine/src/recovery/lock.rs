@@ -1,0 +1,196 @@
+//! One recovery at a time: a lock file for the host in a directory only root may write
+//! (`/run/rewind/`, not the backup directory, which the `git` user can write), and a
+//! PostgreSQL advisory lock per database. Both name the holder when they are taken.
+
+use std::fs;
+use std::io::{Read, Seek, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::PathBuf;
+
+use crate::pg::conn::{describe_pg_error, ConnError, ConnSpec};
+use crate::root::HostRoot;
+
+/// Host path of the lock file.
+pub const HOST_LOCK: &str = "/run/rewind/recovery.lock";
+
+/// The advisory lock key Rewind takes in each database (`pg_try_advisory_lock`): "rewind"
+/// in ASCII.
+pub const ADVISORY_KEY: i64 = 0x7265_7769_6e64_i64;
+
+/// Errors taking a lock.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("another Rewind recovery is running on this host (pid {pid}, started {started}: `{command}`; lock {path}). Wait for it to finish or stop it; nothing was changed")]
+    HostBusy {
+        path: PathBuf,
+        pid: String,
+        started: String,
+        command: String,
+    },
+    #[error("cannot use the lock file {path}: {detail}. Nothing was changed")]
+    HostFile { path: PathBuf, detail: String },
+    #[error("another session holds Rewind's lock on database `{database}` (pid {pid}): another recovery is restoring it. Wait for it to finish; nothing was changed")]
+    DatabaseBusy { database: String, pid: String },
+    #[error("taking Rewind's lock on database `{database}` failed: {detail}. Nothing was changed")]
+    Database { database: String, detail: String },
+    #[error(transparent)]
+    Connect(#[from] ConnError),
+}
+
+/// The host lock, held until dropped.
+#[derive(Debug)]
+pub struct HostLock {
+    _file: nix::fcntl::Flock<fs::File>,
+    pub path: PathBuf,
+}
+
+/// Take the host lock (non-blocking). `command` is recorded for whoever finds it taken.
+pub fn host(root: &HostRoot, command: &str) -> Result<HostLock, LockError> {
+    let path = root.join(HOST_LOCK);
+    let err = |detail: String| LockError::HostFile {
+        path: path.clone(),
+        detail,
+    };
+    let dir = path.parent().expect("lock has a parent");
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| err(format!("creating {}: {e}", dir.display())))?;
+    let meta = fs::symlink_metadata(dir).map_err(|e| err(e.to_string()))?;
+    let me = nix::unistd::geteuid().as_raw();
+    if !meta.is_dir() || meta.uid() != me || meta.permissions().mode() & 0o022 != 0 {
+        return Err(err(format!(
+            "{} must be a directory owned by uid {me} that no one else may write (it is {}, uid {}, mode {:o})",
+            dir.display(),
+            if meta.file_type().is_symlink() { "a link" } else if meta.is_dir() { "a directory" } else { "not a directory" },
+            meta.uid(),
+            meta.permissions().mode() & 0o7777
+        )));
+    }
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(&path)
+        .map_err(|e| err(e.to_string()))?;
+    let mut locked =
+        match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+            Ok(l) => l,
+            Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => {
+                let mut text = String::new();
+                let _ = (&mut file).take(4096).read_to_string(&mut text);
+                let mut lines = text.lines();
+                return Err(LockError::HostBusy {
+                    path: path.clone(),
+                    pid: lines.next().unwrap_or("?").to_string(),
+                    started: lines.next().unwrap_or("?").to_string(),
+                    command: lines.next().unwrap_or("?").to_string(),
+                });
+            }
+            Err((_, e)) => return Err(err(e.to_string())),
+        };
+    let record = format!(
+        "{}\n{}\n{}\n",
+        std::process::id(),
+        chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ"),
+        command.replace('\n', " ")
+    );
+    locked
+        .set_len(0)
+        .and_then(|_| locked.rewind())
+        .and_then(|_| locked.write_all(record.as_bytes()))
+        .map_err(|e| err(e.to_string()))?;
+    Ok(HostLock {
+        _file: locked,
+        path,
+    })
+}
+
+/// A database's advisory lock, held by its own session until dropped.
+pub struct DatabaseLock {
+    pub client: postgres::Client,
+    pub database: String,
+}
+
+impl std::fmt::Debug for DatabaseLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseLock")
+            .field("database", &self.database)
+            .finish()
+    }
+}
+
+/// Take Rewind's advisory lock on the database of `spec` (non-blocking).
+pub fn database(spec: &ConnSpec) -> Result<DatabaseLock, LockError> {
+    let database = spec.dbname.clone();
+    let mut client = spec.connect()?;
+    let dberr = |e: postgres::Error| LockError::Database {
+        database: database.clone(),
+        detail: describe_pg_error(&e),
+    };
+    let got: bool = client
+        .query_one("SELECT pg_try_advisory_lock($1)", &[&ADVISORY_KEY])
+        .map_err(dberr)?
+        .get(0);
+    if !got {
+        let pid: Option<i32> = client
+            .query_opt(
+                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted \
+                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+                 AND classid = ($1::bigint >> 32)::oid AND objid = ($1::bigint & 4294967295)::oid AND objsubid = 1",
+                &[&ADVISORY_KEY],
+            )
+            .map_err(dberr)?
+            .map(|r| r.get(0));
+        return Err(LockError::DatabaseBusy {
+            database,
+            pid: pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into()),
+        });
+    }
+    Ok(DatabaseLock { client, database })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_holder_is_refused_with_the_first_ones_pid() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(dir.path());
+        let first = host(&root, "rewind restore --backup A").unwrap();
+        let err = host(&root, "rewind restore --backup B")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("pid {}", std::process::id())),
+            "{err}"
+        );
+        assert!(err.contains("rewind restore --backup A"), "{err}");
+        let mode = fs::metadata(&first.path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        drop(first);
+        host(&root, "again").unwrap();
+    }
+
+    #[test]
+    fn a_planted_link_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(dir.path());
+        let victim = dir.path().join("victim");
+        fs::write(&victim, "keep").unwrap();
+        let lock = root.join(HOST_LOCK);
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(lock.parent().unwrap())
+            .unwrap();
+        std::os::unix::fs::symlink(&victim, &lock).unwrap();
+        assert!(host(&root, "x").is_err());
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "keep");
+    }
+}

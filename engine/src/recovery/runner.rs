@@ -1,0 +1,431 @@
+//! The runner of a restore: checks first, then the destructive steps, journaled.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::{capacity, lock};
+use crate::backup::catalogue::BackupEntry;
+use crate::detect::{InstallKind, Installation};
+use crate::files::{self, ComponentReport, FilesError};
+use crate::journal::{Journal, JournalError};
+use crate::pg::conn::{ConnError, ConnSpec};
+use crate::progress::{Cancel, Sink, SinkExt};
+use crate::restore::database::{
+    check_version, member_for, ArchiveSource, DatabaseJob, DatabaseOutcome, ParallelLoader,
+    RestoreError, RestoreFacts, RestoreOptions, RestoreRun,
+};
+use crate::restore::drop::{DropConfirmation, DropOptions};
+use crate::restore::plan::{component_plan, ComponentPlan, COMPONENT_ORDER};
+use crate::root::HostRoot;
+
+/// What to restore, and the confirmations given for it.
+#[derive(Debug, Clone)]
+pub struct RestoreRequest<'a> {
+    pub root: &'a HostRoot,
+    pub installation: &'a Installation,
+    pub backup: &'a BackupEntry,
+    /// The databases, main first ([`databases_for`]).
+    pub databases: Vec<DatabaseJob>,
+    /// Names the user typed (`--confirm-drop`): each database's must be among them.
+    pub confirm_drop: Vec<String>,
+    /// The user confirmed replacing the file components (their contents moved aside).
+    pub confirm_files: bool,
+    /// Take the safety snapshot (declined only explicitly: `--no-snapshot`).
+    pub snapshot: bool,
+    pub jobs: usize,
+    /// Components not to restore (GitLab's names).
+    pub skip: Vec<String>,
+    pub continue_on_error: bool,
+    pub allow_version_mismatch: bool,
+    /// How the run was started, recorded in the host lock for whoever finds it taken.
+    pub command: String,
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreReport {
+    pub backup: String,
+    pub databases: Vec<DatabaseOutcome>,
+    pub files: Vec<ComponentReport>,
+    pub components: Vec<ComponentPlan>,
+    /// Loader jobs used (after fitting them to the server's connections).
+    pub jobs: usize,
+    /// Things the user was told along the way (jobs reduced, ...).
+    pub notes: Vec<String>,
+}
+
+impl RestoreReport {
+    /// Every database verified.
+    pub fn ok(&self) -> bool {
+        self.databases
+            .iter()
+            .all(|o| o.verify.as_ref().is_none_or(|v| v.ok()))
+    }
+}
+
+/// Why a restore was refused or failed. Each says whether anything changed.
+#[derive(Debug, thiserror::Error)]
+pub enum RecoveryError {
+    #[error("unknown component `{name}` in --skip: GitLab's components are {known}. Nothing was changed")]
+    BadSkip { name: String, known: String },
+    #[error(transparent)]
+    Lock(#[from] lock::LockError),
+    #[error(transparent)]
+    Restore(#[from] RestoreError),
+    #[error("the backup {archive} cannot be restored: {detail}. Nothing was changed; pick another backup (`rewind backups`)")]
+    Archive { archive: PathBuf, detail: String },
+    #[error("restoring the file components ({names}) replaces their directories (the previous contents are moved aside to {aside}); confirm with --confirm-files, or leave them out with --skip {names}. Nothing was changed")]
+    FilesNotConfirmed { names: String, aside: PathBuf },
+    #[error("not enough free space in {dir} to extract {what}: {needed} bytes needed, {available} available. Free some space or skip components with --skip; nothing was changed")]
+    DiskSpace {
+        dir: PathBuf,
+        what: String,
+        needed: u64,
+        available: u64,
+    },
+    #[error("database `{database}`: {detail}. Nothing was changed")]
+    Capacity { database: String, detail: String },
+    #[error("no database connection found (looked for GitLab's database.yml under {root}); pass --database-url postgresql://USER@HOST:PORT/DBNAME")]
+    NoDatabase { root: PathBuf },
+    #[error(transparent)]
+    Connect(#[from] ConnError),
+    #[error("restoring the file components failed: {0}")]
+    Files(#[from] FilesError),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+}
+
+/// `--skip` names must be GitLab's (a typo must not restore what the user meant to skip).
+pub fn validate_skip(skip: &[String]) -> Result<(), RecoveryError> {
+    for s in skip {
+        if !COMPONENT_ORDER.contains(&s.as_str()) {
+            return Err(RecoveryError::BadSkip {
+                name: s.clone(),
+                known: COMPONENT_ORDER.join(", "),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The databases to restore: database.yml's (main, then ci when it has a database of its
+/// own), `--database-url` replacing main.
+pub fn databases_for(
+    root: &HostRoot,
+    inst: &Installation,
+    database_url: Option<&str>,
+) -> Result<Vec<DatabaseJob>, RecoveryError> {
+    let mut jobs = Vec::new();
+    if let Some(url) = database_url {
+        jobs.push(DatabaseJob {
+            connection: "main".into(),
+            spec: ConnSpec::from_url(url)?,
+            member: member_for("main"),
+        });
+    }
+    for db in inst.databases.iter().filter(|d| d.database_tasks) {
+        if db.name == "main" && !jobs.is_empty() {
+            continue;
+        }
+        jobs.push(DatabaseJob {
+            connection: db.name.clone(),
+            spec: db.spec.clone(),
+            member: member_for(&db.name),
+        });
+    }
+    if jobs.is_empty() {
+        return Err(RecoveryError::NoDatabase {
+            root: root.base().to_path_buf(),
+        });
+    }
+    jobs.sort_by_key(|j| j.connection != "main");
+    Ok(jobs)
+}
+
+/// The facts a restore compares against.
+pub fn facts_of(root: &HostRoot, inst: &Installation, backup: &BackupEntry) -> RestoreFacts {
+    let info = backup.information.clone().unwrap_or_default();
+    RestoreFacts {
+        backup_version: info.gitlab_version.clone().or(backup.version.clone()),
+        backup_version_text: info
+            .gitlab_version_raw
+            .clone()
+            .or(backup.version_text.clone()),
+        installed_version: inst.version.clone(),
+        db_version: info.db_version.clone(),
+        backup_path: root.join(&inst.backup_path),
+    }
+}
+
+/// The components of the backup and what happens to each.
+pub fn components_of(backup: &BackupEntry, skip: &[String]) -> Vec<ComponentPlan> {
+    let mut present: Vec<String> = backup.components.iter().map(|c| c.name.clone()).collect();
+    if !backup.databases.is_empty() {
+        present.insert(0, "db".into());
+    }
+    if backup.repositories {
+        present.push("repositories".into());
+    }
+    component_plan(&present, &backup.skipped, skip)
+}
+
+/// Restore a backup: every check before the first change, then the databases (snapshot,
+/// drop, load, verify) and the file components.
+pub fn restore(
+    req: &RestoreRequest<'_>,
+    journal: &Journal,
+    sink: &dyn Sink,
+    cancel: &Cancel,
+) -> Result<RestoreReport, RecoveryError> {
+    validate_skip(&req.skip)?;
+    let host_lock = lock::host(req.root, &req.command)?;
+    journal.note(
+        "recovery.lock",
+        format!(
+            "host lock taken ({})",
+            req.root.host_path(&host_lock.path).display()
+        ),
+        serde_json::json!({"pid": std::process::id()}),
+    )?;
+    let backup = req.backup;
+    let inst = req.installation;
+    let facts = facts_of(req.root, inst, backup);
+    // The version gate leads, whatever is skipped.
+    check_version(&facts, req.allow_version_mismatch)?;
+    let skip_db = req.skip.iter().any(|s| s == "db");
+    if !skip_db {
+        for job in &req.databases {
+            let given = req
+                .confirm_drop
+                .iter()
+                .find(|c| **c == job.spec.dbname)
+                .or(req.confirm_drop.first());
+            DropConfirmation::new(given.map(String::as_str), &job.spec.dbname)
+                .map_err(RestoreError::Confirm)?;
+        }
+    }
+    let members: Vec<String> = backup.components.iter().map(|c| c.member.clone()).collect();
+    let file_components = files::select_components(
+        &members,
+        &backup.skipped,
+        &req.skip,
+        inst.kind.unwrap_or(InstallKind::Omnibus),
+    );
+    if !file_components.is_empty() && !req.confirm_files {
+        return Err(RecoveryError::FilesNotConfirmed {
+            names: file_components
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+            aside: inst.backup_path.join("tmp"),
+        });
+    }
+
+    // Every member decodes, end to end, before anything changes.
+    journal.begin(
+        "recovery.verify",
+        "decode every member of the backup",
+        serde_json::json!({"archive": backup.path}),
+    )?;
+    let verified = match crate::backup::verify::verify(&backup.path, sink, Some(cancel)) {
+        Ok(v) => v,
+        Err(e) => {
+            journal.end(
+                "recovery.verify",
+                "failed",
+                serde_json::json!({"error": e.to_string()}),
+            )?;
+            return Err(RecoveryError::Archive {
+                archive: backup.path.clone(),
+                detail: e.to_string(),
+            });
+        }
+    };
+    journal.end(
+        "recovery.verify",
+        "ok",
+        serde_json::json!({"members": verified.members.len(), "bytes": verified.bytes_read}),
+    )?;
+    let decoded: HashMap<&str, u64> = verified
+        .members
+        .iter()
+        .map(|m| {
+            (
+                m.name.strip_prefix("./").unwrap_or(&m.name),
+                m.decoded_bytes.unwrap_or(m.size),
+            )
+        })
+        .collect();
+    check_file_space(req.root, &file_components, &decoded, journal)?;
+
+    let mut notes = Vec::new();
+    let mut jobs = req.jobs.max(1);
+    let mut databases = Vec::new();
+    if skip_db {
+        journal.note(
+            "restore",
+            "database skipped (--skip db)",
+            serde_json::Value::Null,
+        )?;
+    } else {
+        // One recovery per database; the loader's connections fit before anything drops.
+        let mut locks = Vec::new();
+        for job in &req.databases {
+            let mut l = lock::database(&job.spec)?;
+            let cap = capacity::read(&mut l.client).map_err(|detail| RecoveryError::Capacity {
+                database: job.spec.dbname.clone(),
+                detail,
+            })?;
+            match capacity::fit(jobs, &cap) {
+                Ok((n, why)) => {
+                    if let Some(why) = why {
+                        journal.note(
+                            "recovery.capacity",
+                            why.clone(),
+                            serde_json::to_value(&cap).unwrap_or_default(),
+                        )?;
+                        sink.warn(format!("`{}`: {why}", job.spec.dbname));
+                        notes.push(format!("`{}`: {why}", job.spec.dbname));
+                    }
+                    jobs = n;
+                }
+                Err(detail) => {
+                    journal.note(
+                        "recovery.capacity",
+                        format!("refused: {detail}"),
+                        serde_json::to_value(&cap).unwrap_or_default(),
+                    )?;
+                    return Err(RecoveryError::Capacity {
+                        database: job.spec.dbname.clone(),
+                        detail,
+                    });
+                }
+            }
+            locks.push(l);
+        }
+        let opts = RestoreOptions {
+            confirm_drop: req.confirm_drop.clone(),
+            snapshot: req.snapshot,
+            reuse_snapshot: None,
+            jobs,
+            continue_on_error: req.continue_on_error,
+            allow_version_mismatch: req.allow_version_mismatch,
+            drop: DropOptions::default(),
+        };
+        let source = ArchiveSource::new(backup);
+        let run = RestoreRun {
+            root: req.root,
+            source: &source,
+            loader: &ParallelLoader,
+            facts: &facts,
+            opts: &opts,
+            journal,
+            sink,
+            cancel,
+        };
+        databases = run.run(&req.databases)?;
+        drop(locks);
+    }
+
+    let files = if file_components.is_empty() {
+        Vec::new()
+    } else {
+        files::restore_components(
+            &backup.path,
+            &file_components,
+            req.root,
+            &inst.backup_path,
+            &files::RestoreOptions {
+                cancel: Some(cancel.clone()),
+                ..Default::default()
+            },
+            sink,
+            Some(journal),
+        )?
+    };
+    let mut components = components_of(backup, &req.skip);
+    for c in components.iter_mut() {
+        if let Some(r) = files.iter().find(|r| r.name == c.name) {
+            c.status = format!(
+                "restored: {} files, {} bytes{}",
+                r.restored_files,
+                r.restored_bytes,
+                r.moved_aside
+                    .as_ref()
+                    .map(|m| format!("; previous contents kept in {}", m.path.display()))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    drop(host_lock);
+    Ok(RestoreReport {
+        backup: backup.id.clone(),
+        databases,
+        files,
+        components,
+        jobs,
+        notes,
+    })
+}
+
+/// Free space for the extraction of each component, per file system of its target.
+fn check_file_space(
+    root: &HostRoot,
+    components: &[files::Component],
+    decoded: &HashMap<&str, u64>,
+    journal: &Journal,
+) -> Result<(), RecoveryError> {
+    // (fsid) -> (dir, needed, available, names)
+    let mut per_fs: HashMap<u64, (PathBuf, u64, u64, Vec<String>)> = HashMap::new();
+    for c in components {
+        let member = c.member.strip_prefix("./").unwrap_or(&c.member);
+        let need = decoded.get(member).copied().unwrap_or(0);
+        let target = root.join(&c.target);
+        let Some(dir) = existing_ancestor(&target) else {
+            continue;
+        };
+        let Ok(st) = nix::sys::statvfs::statvfs(&dir) else {
+            continue;
+        };
+        let avail = st.blocks_available() * st.fragment_size();
+        let e = per_fs
+            .entry(st.filesystem_id())
+            .or_insert((dir.clone(), 0, avail, Vec::new()));
+        e.1 += need;
+        e.3.push(c.name.clone());
+    }
+    for (dir, needed, available, names) in per_fs.into_values() {
+        journal.note(
+            "recovery.space",
+            format!(
+                "{}: {needed} bytes to extract, {available} free",
+                dir.display()
+            ),
+            serde_json::json!({"components": names, "needed": needed, "available": available}),
+        )?;
+        // Headroom for file system overhead (blocks, inodes): 5 % and 64 MiB.
+        if needed + needed / 20 + (64 << 20) > available {
+            return Err(RecoveryError::DiskSpace {
+                dir,
+                what: names.join(", "),
+                needed,
+                available,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn existing_ancestor(p: &Path) -> Option<PathBuf> {
+    let mut cur = Some(p);
+    while let Some(d) = cur {
+        if d.is_dir() {
+            return Some(d.to_path_buf());
+        }
+        cur = d.parent();
+    }
+    None
+}
