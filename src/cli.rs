@@ -32,7 +32,8 @@ pub struct GlobalOpts {
     #[arg(long, global = true, value_name = "DIR")]
     pub backup_dir: Option<PathBuf>,
     /// Connect to this database instead of the one in GitLab's database.yml
-    /// (postgresql://user@host:port/db or key=value form).
+    /// (postgresql://user@host:port/db?sslmode=verify-full&sslrootcert=FILE or key=value
+    /// form; libpq's parameters and PGSSL* variables apply).
     #[arg(
         long,
         global = true,

@@ -5,7 +5,6 @@
 //! records where Rewind looked, so the user can point Rewind at it.
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -105,6 +104,13 @@ pub enum DetectError {
     BadYaml { path: PathBuf, detail: String },
     #[error("{path}: {detail}")]
     BadVersion { path: PathBuf, detail: String },
+    #[error("{path}: cannot read: {detail}")]
+    Unreadable { path: PathBuf, detail: String },
+}
+
+/// A bounded read of a configuration file under the root (see [`crate::limited`]).
+fn read_config(path: &Path) -> std::io::Result<String> {
+    crate::limited::read_text(path, crate::limited::MAX_CONFIG)
 }
 
 /// An environment lookup (`std::env::var` in production, a map in tests).
@@ -128,7 +134,7 @@ impl std::fmt::Debug for DetectOptions {
 }
 
 fn read_trimmed(path: &Path) -> Option<String> {
-    fs::read_to_string(path).ok().map(|s| s.trim().to_string())
+    read_config(path).ok().map(|s| s.trim().to_string())
 }
 
 /// Detect the installation under `root`.
@@ -185,7 +191,7 @@ pub fn detect(root: &HostRoot, opts: &DetectOptions) -> Result<Installation, Det
     let mut package = None;
     if kind == Some(InstallKind::Omnibus) {
         let p = root.join(omnibus::MANIFEST);
-        match fs::read_to_string(&p) {
+        match read_config(&p) {
             Ok(text) => {
                 let first = text.lines().next().unwrap_or("").trim().to_string();
                 let mut parts = first.split_whitespace();
@@ -261,7 +267,14 @@ pub fn detect(root: &HostRoot, opts: &DetectOptions) -> Result<Installation, Det
         ),
     };
     let mut databases = Vec::new();
-    match fs::read_to_string(root.join(db_yml)) {
+    match read_config(&root.join(db_yml)) {
+        Err(e) if crate::limited::is_limit_error(&e) => {
+            // A FIFO or a huge file is not "no database.yml": never guess the defaults then.
+            return Err(DetectError::Unreadable {
+                path: db_yml.into(),
+                detail: e.to_string(),
+            });
+        }
         Ok(text) => {
             let parsed = parse_database_yml(&text).map_err(|detail| DetectError::BadYaml {
                 path: db_yml.into(),
@@ -274,10 +287,18 @@ pub fn detect(root: &HostRoot, opts: &DetectOptions) -> Result<Installation, Det
                     path: db_yml.into(),
                     found: true,
                     note: format!(
-                        "{} on {} as {}",
+                        "{} on {} as {}{}",
                         db.spec.dbname,
                         db.spec.target(),
-                        db.spec.user
+                        db.spec.user,
+                        if db.spec.is_socket() {
+                            String::new()
+                        } else {
+                            format!(
+                                ", sslmode={}",
+                                db.spec.sslmode.as_deref().unwrap_or("prefer")
+                            )
+                        }
                     ),
                 });
                 databases.push(db);
@@ -316,7 +337,19 @@ pub fn detect(root: &HostRoot, opts: &DetectOptions) -> Result<Installation, Det
 
 fn omnibus_backup_path(root: &HostRoot, findings: &mut Vec<Finding>) -> PathBuf {
     let rb = root.join(omnibus::GITLAB_RB);
-    if let Ok(text) = fs::read_to_string(&rb) {
+    let read = read_config(&rb);
+    if let Err(e) = &read {
+        if crate::limited::is_limit_error(e) {
+            findings.push(Finding {
+                what: "backup directory".into(),
+                path: omnibus::GITLAB_RB.into(),
+                found: false,
+                note: format!("{e}; default {}", omnibus::DEFAULT_BACKUP_PATH),
+            });
+            return PathBuf::from(omnibus::DEFAULT_BACKUP_PATH);
+        }
+    }
+    if let Ok(text) = read {
         if let Some(p) = gitlab_rb_setting(&text, "gitlab_rails", "backup_path") {
             findings.push(Finding {
                 what: "backup directory".into(),
@@ -347,7 +380,7 @@ fn omnibus_backup_path(root: &HostRoot, findings: &mut Vec<Finding>) -> PathBuf 
 }
 
 fn source_backup_path(root: &HostRoot, findings: &mut Vec<Finding>) -> PathBuf {
-    if let Ok(text) = fs::read_to_string(root.join(source::GITLAB_YML)) {
+    if let Ok(text) = read_config(&root.join(source::GITLAB_YML)) {
         if let Ok(v) = serde_saphyr::from_str::<serde_json::Value>(&text) {
             if let Some(p) = v
                 .pointer("/production/backup/path")
@@ -460,6 +493,12 @@ pub fn parse_database_yml(text: &str) -> Result<Vec<DatabaseConn>, String> {
         }
         spec.password = Secret::new(s("password"));
         spec.sslmode = s("sslmode");
+        spec.sslrootcert = s("sslrootcert");
+        spec.sslcert = s("sslcert");
+        spec.sslkey = s("sslkey");
+        spec.sslcrl = s("sslcrl");
+        spec.connect_timeout = s("connect_timeout").and_then(|t| t.trim().parse().ok());
+        // `application_name` names Rails' connections; Rewind names its own.
         let tasks_flag = cfg
             .get("database_tasks")
             .and_then(|v| v.as_bool())
@@ -484,6 +523,7 @@ pub fn parse_database_yml(text: &str) -> Result<Vec<DatabaseConn>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     const OMNIBUS_DB_YML: &str = r#"# This file is managed by gitlab-ctl. Manual changes will be
 # erased! To change the contents below, edit /etc/gitlab/gitlab.rb
@@ -524,6 +564,18 @@ production:
         assert_eq!(dbs[1].name, "ci");
         assert_eq!(dbs[1].spec.password.expose(), Some("s3cret"));
         assert!(dbs[1].database_tasks);
+    }
+
+    #[test]
+    fn reads_tls_settings_from_database_yml() {
+        let y = "production:\n  main:\n    database: gl\n    host: db.example\n    sslmode: verify-full\n    sslrootcert: /etc/gitlab/ssl/rds-ca.pem\n    sslcert: /etc/gitlab/ssl/client.crt\n    sslkey: /etc/gitlab/ssl/client.key\n    connect_timeout: 5\n";
+        let dbs = parse_database_yml(y).unwrap();
+        let s = &dbs[0].spec;
+        assert_eq!(s.sslmode.as_deref(), Some("verify-full"));
+        assert_eq!(s.sslrootcert.as_deref(), Some("/etc/gitlab/ssl/rds-ca.pem"));
+        assert_eq!(s.sslcert.as_deref(), Some("/etc/gitlab/ssl/client.crt"));
+        assert_eq!(s.sslkey.as_deref(), Some("/etc/gitlab/ssl/client.key"));
+        assert_eq!(s.connect_timeout, Some(5));
     }
 
     #[test]
@@ -576,6 +628,63 @@ production:
         assert_eq!(inst.package.as_deref(), Some("gitlab-ee"));
         assert_eq!(inst.backup_path, PathBuf::from("/var/opt/gitlab/backups"));
         assert_eq!(inst.databases.len(), 2);
+    }
+
+    #[test]
+    fn tcp_database_finding_names_the_sslmode() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(dir.path());
+        let yml = root.join(omnibus::DATABASE_YML);
+        fs::create_dir_all(yml.parent().unwrap()).unwrap();
+        fs::write(
+            &yml,
+            "production:\n  main:\n    database: gl\n    host: db.example\n    sslmode: verify-full\n",
+        )
+        .unwrap();
+        let inst = detect(
+            &root,
+            &DetectOptions {
+                backup_dir: None,
+                env: Some(std::sync::Arc::new(|_| None)),
+            },
+        )
+        .unwrap();
+        let f = inst
+            .findings
+            .iter()
+            .find(|f| f.what == "database `main`")
+            .unwrap();
+        assert!(
+            f.note.contains("host db.example:5432") && f.note.ends_with("sslmode=verify-full"),
+            "{}",
+            f.note
+        );
+    }
+
+    #[test]
+    fn fifo_or_huge_config_is_an_error_not_a_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(dir.path());
+        let yml = root.join(omnibus::DATABASE_YML);
+        fs::create_dir_all(yml.parent().unwrap()).unwrap();
+        nix::unistd::mkfifo(&yml, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let rb = root.join(omnibus::GITLAB_RB);
+        fs::create_dir_all(rb.parent().unwrap()).unwrap();
+        nix::unistd::mkfifo(&rb, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let opts = DetectOptions {
+            backup_dir: None,
+            env: Some(std::sync::Arc::new(|_| None)),
+        };
+        let e = detect(&root, &opts).unwrap_err().to_string();
+        assert!(
+            e.contains("database.yml") && e.contains("not a regular file"),
+            "{e}"
+        );
+        fs::remove_file(&yml).unwrap();
+        let f = fs::File::create(&yml).unwrap();
+        f.set_len(crate::limited::MAX_CONFIG + 1).unwrap();
+        let e = detect(&root, &opts).unwrap_err().to_string();
+        assert!(e.contains("database.yml") && e.contains("16 MiB"), "{e}");
     }
 
     #[test]

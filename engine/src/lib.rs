@@ -14,6 +14,7 @@ pub mod dump;
 pub mod exec;
 pub mod files;
 pub mod journal;
+pub mod limited;
 pub mod migrate;
 pub mod packages;
 pub mod pg;

@@ -79,14 +79,7 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
         opts.jobs = j.max(1);
     }
     // Ctrl-C / SIGTERM / SIGHUP: stop at the next step, then clean up.
-    for sig in [
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-    ] {
-        signal_hook::flag::register(sig, opts.cancel.flag())
-            .wrap_err("installing the signal handler")?;
-    }
+    super::cancel_on_signals(&opts.cancel, None).wrap_err("installing the signal handler")?;
 
     let quiet = ctx.json();
     let style = ctx.style;

@@ -17,6 +17,7 @@ pub mod wizard;
 
 use std::process::ExitCode;
 
+use rewind_engine::progress::Cancel;
 use rewind_engine::root::HostRoot;
 
 use crate::cli::{Cli, Command, GlobalOpts};
@@ -52,6 +53,26 @@ impl Ctx {
     }
 }
 
+/// Ctrl-C, SIGTERM and SIGHUP (the SSH session that ran Rewind went away) set `cancel`,
+/// so a long command stops at its next safe point instead of dying mid-step. `message` is
+/// printed once on stderr, if stderr is still there.
+pub fn cancel_on_signals(cancel: &Cancel, message: Option<&'static str>) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+    let cancel = cancel.clone();
+    std::thread::spawn(move || {
+        if signals.forever().next().is_some() {
+            // First the flag: after a hang-up, writing to the terminal may fail.
+            cancel.cancel();
+            if let Some(m) = message {
+                use std::io::Write;
+                let _ = writeln!(std::io::stderr(), "{m}");
+            }
+        }
+    });
+    Ok(())
+}
+
 /// Run the command the user asked for.
 pub fn dispatch(cli: Cli) -> color_eyre::Result<ExitCode> {
     let ctx = Ctx::new(cli.global);
@@ -70,5 +91,23 @@ pub fn dispatch(cli: Cli) -> color_eyre::Result<ExitCode> {
         Some(Command::Drill(args)) => drill::run(&ctx, args),
         Some(Command::DrillMigrate) => drill::run_standin_migrate(&ctx),
         None => wizard::run(&ctx),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sighup_cancels_like_sigterm() {
+        let cancel = Cancel::new();
+        cancel_on_signals(&cancel, None).unwrap();
+        // Without the handler, SIGHUP would end this test process.
+        signal_hook::low_level::raise(signal_hook::consts::SIGHUP).unwrap();
+        let start = std::time::Instant::now();
+        while !cancel.is_cancelled() {
+            assert!(start.elapsed().as_secs() < 10, "SIGHUP did not cancel");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 }

@@ -206,31 +206,6 @@ impl Sink for CliSink {
     }
 }
 
-/// Ctrl-C and SIGTERM set the cancel flag; the restore stops at its next safe point.
-fn cancel_on_signals(cancel: Cancel) {
-    std::thread::spawn(move || {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        else {
-            return;
-        };
-        rt.block_on(async {
-            let Ok(mut term) =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            else {
-                return;
-            };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            eprintln!("\nrewind: stopping at the next safe point (the journal records where)...");
-            cancel.cancel();
-        });
-    });
-}
-
 pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
     // A typo in --skip must not restore what was meant to be skipped.
     recovery::validate_skip(&args.skip)?;
@@ -291,7 +266,11 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
     let journal = Journal::open_in(&Journal::dir_for(&backup_path))?;
     let sink = CliSink::new(ctx.json());
     let cancel = Cancel::new();
-    cancel_on_signals(cancel.clone());
+    super::cancel_on_signals(
+        &cancel,
+        Some("\nrewind: stopping at the next safe point (the journal records where)..."),
+    )
+    .wrap_err("installing the signal handler")?;
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     journal.begin(
         "restore",

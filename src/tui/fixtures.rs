@@ -32,7 +32,7 @@ pub fn installation() -> Installation {
                 user: "gitlab".into(),
                 password: Secret::new(None),
                 dbname: DB.into(),
-                sslmode: None,
+                ..ConnSpec::omnibus_default()
             },
             database_tasks: true,
         }],

@@ -22,8 +22,7 @@ use super::{tar_error, BackupError, FILE_NAME_SUFFIX};
 use crate::root::HostRoot;
 use crate::version::{Edition, GitLabVersion};
 
-/// Largest manifest Rewind reads (real ones are under 1 KiB).
-const MAX_MANIFEST: u64 = 1 << 20;
+use crate::limited::MAX_MANIFEST;
 
 /// How a backup is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -140,7 +139,8 @@ pub fn id_from_file_name(name: &str) -> Option<&str> {
         .filter(|s| !s.is_empty())
 }
 
-fn database_name(member: &str) -> Option<String> {
+/// The connection a `db/...` member is the dump of (`main`, `ci`), if it is one.
+pub(crate) fn database_name(member: &str) -> Option<String> {
     let file = member.strip_prefix("db/")?;
     if file.contains('/') {
         return None;
@@ -169,7 +169,7 @@ fn wants_magic(name: &str) -> bool {
 
 fn read_manifest(
     archive: &Path,
-    mut r: impl Read,
+    r: impl Read,
     size: u64,
 ) -> Result<BackupInformation, BackupError> {
     if size > MAX_MANIFEST {
@@ -179,7 +179,8 @@ fn read_manifest(
         });
     }
     let mut bytes = Vec::with_capacity(size as usize);
-    r.read_to_end(&mut bytes)
+    r.take(MAX_MANIFEST)
+        .read_to_end(&mut bytes)
         .map_err(|e| super::compression::classify(e, archive, MANIFEST_NAME, Compression::Plain))?;
     let text = String::from_utf8(bytes).map_err(|_| BackupError::MalformedInformation {
         archive: archive.to_path_buf(),
@@ -243,10 +244,14 @@ impl BackupEntry {
         mtime: Option<DateTime<Utc>>,
     ) {
         let from_id = parse_id(&self.id);
-        self.version = info
-            .gitlab_version
-            .clone()
-            .or_else(|| from_id.as_ref().and_then(|p| p.version.clone()));
+        // The id's version only stands in when the manifest names none: a `:gitlab_version:`
+        // that does not parse leaves the version unknown (a restore then needs
+        // --allow-version-mismatch), never replaced by what the file name says.
+        self.version = match (&info.gitlab_version, &info.gitlab_version_raw) {
+            (Some(v), _) => Some(v.clone()),
+            (None, Some(_)) => None,
+            (None, None) => from_id.as_ref().and_then(|p| p.version.clone()),
+        };
         self.version_text = info
             .version_text()
             .or_else(|| self.version.as_ref().map(|v| v.to_string()));
@@ -291,7 +296,11 @@ pub fn read_backup(
     if meta.is_dir() {
         return read_directory(path, installed, all_compression);
     }
-    let file = File::open(path).map_err(|e| BackupError::unreadable(path, e))?;
+    // Not File::open: a FIFO would block it until a writer appears.
+    let file = crate::limited::open_regular(path).map_err(|e| BackupError::unreadable(path, e))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| BackupError::unreadable(path, e))?;
     let len = meta.len();
     let file_name = path
         .file_name()
@@ -306,11 +315,13 @@ pub fn read_backup(
     );
     let mut tar = TarReader::new(StreamBuf::new(file, 16 * 1024)).with_len(len);
     let mut info = None;
+    let mut seen = SeenMembers::default();
     while let Some(e) = tar.next_entry_seek().map_err(|e| tar_error(path, e))? {
         let name = e.clean_name().to_string();
         if name.is_empty() {
             continue;
         }
+        seen.add(path, &name, e.kind)?;
         if name == MANIFEST_NAME && e.kind == EntryKind::File {
             if e.data_offset + e.size > len {
                 return Err(BackupError::Truncated {
@@ -352,13 +363,37 @@ pub fn read_backup(
     Ok(entry)
 }
 
+/// Member names seen so far in an archive: a name stored twice (but for a directory
+/// repeated as a directory, which changes nothing) is refused, since a reader takes the
+/// first copy and GNU tar extracts the last.
+#[derive(Default)]
+pub(crate) struct SeenMembers(std::collections::HashMap<String, EntryKind>);
+
+impl SeenMembers {
+    pub(crate) fn add(
+        &mut self,
+        archive: &Path,
+        name: &str,
+        kind: EntryKind,
+    ) -> Result<(), BackupError> {
+        match self.0.insert(name.to_string(), kind) {
+            Some(EntryKind::Dir) if kind == EntryKind::Dir => Ok(()),
+            Some(_) => Err(BackupError::DuplicateMember {
+                archive: archive.to_path_buf(),
+                member: name.to_string(),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
 fn read_directory(
     dir: &Path,
     installed: Option<&GitLabVersion>,
     all_compression: bool,
 ) -> Result<BackupEntry, BackupError> {
     let manifest = dir.join(MANIFEST_NAME);
-    let mfile = match File::open(&manifest) {
+    let mfile = match crate::limited::open_regular(&manifest) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return Err(BackupError::MissingInformation {
@@ -461,7 +496,7 @@ fn candidates(dir: &Path) -> Result<Vec<Candidate>, BackupError> {
     let mut out = Vec::new();
     if dir.join(MANIFEST_NAME).exists() {
         // GitLab's "non tarred" backup: the backup directory itself.
-        let id = fs::read_to_string(dir.join(MANIFEST_NAME))
+        let id = crate::limited::read_text(&dir.join(MANIFEST_NAME), MAX_MANIFEST)
             .ok()
             .and_then(|t| BackupInformation::parse(&t).ok())
             .and_then(|i| i.backup_id)
@@ -480,12 +515,17 @@ fn candidates(dir: &Path) -> Result<Vec<Candidate>, BackupError> {
         let name = item.file_name().to_string_lossy().into_owned();
         let path = item.path();
         if let Some(id) = id_from_file_name(&name) {
+            // Only regular files (through a link, too): a FIFO or a device named like a
+            // backup would hang or never end the listing.
+            if !fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+                continue;
+            }
             out.push(Candidate {
                 id: id.to_string(),
                 path,
             });
         } else if path.is_dir() && path.join(MANIFEST_NAME).exists() {
-            let id = fs::read_to_string(path.join(MANIFEST_NAME))
+            let id = crate::limited::read_text(&path.join(MANIFEST_NAME), MAX_MANIFEST)
                 .ok()
                 .and_then(|t| BackupInformation::parse(&t).ok())
                 .and_then(|i| i.backup_id)

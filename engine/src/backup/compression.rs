@@ -269,7 +269,8 @@ pub fn locate_member(archive: &Path, member: &str) -> Result<MemberLocation, Bac
             size: meta.len(),
         });
     }
-    let file = File::open(archive).map_err(|e| BackupError::unreadable(archive, e))?;
+    let file =
+        crate::limited::open_regular(archive).map_err(|e| BackupError::unreadable(archive, e))?;
     let len = file
         .metadata()
         .map_err(|e| BackupError::unreadable(archive, e))?

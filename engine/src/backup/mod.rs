@@ -134,6 +134,18 @@ pub enum BackupError {
     #[error("Found more than one backup matching `{id}`:\n  {matches}\nGive the full id (one of the above) or the path of the file")]
     Ambiguous { id: String, matches: String },
 
+    /// A database dump that is not one (neither gzip, zstd nor plain SQL inside).
+    #[error("{archive}: member `{member}` is unreadable: {detail}; {PICK_ANOTHER}")]
+    NotADump {
+        archive: PathBuf,
+        member: String,
+        detail: String,
+    },
+
+    /// A member stored twice: readers would take the first, GNU tar extracts the last.
+    #[error("{archive}: member `{member}` is in the archive twice; Rewind would read the first copy where GNU tar (and so GitLab) extracts the last, so it refuses to guess; {PICK_ANOTHER}")]
+    DuplicateMember { archive: PathBuf, member: String },
+
     /// A member name that would leave its directory.
     #[error("`{member}` is not a safe member name (absolute or containing `..`)")]
     UnsafeMemberName { member: String },
@@ -163,6 +175,8 @@ impl BackupError {
             | BackupError::CorruptGzip { member, .. }
             | BackupError::CorruptZstd { member, .. }
             | BackupError::CorruptNested { member, .. }
+            | BackupError::NotADump { member, .. }
+            | BackupError::DuplicateMember { member, .. }
             | BackupError::MemberNotFound { member, .. } => Some(member),
             BackupError::MissingEnd { last_member, .. } => Some(last_member),
             BackupError::MissingInformation { .. } | BackupError::MalformedInformation { .. } => {

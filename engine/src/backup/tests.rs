@@ -447,3 +447,122 @@ fn long_names_in_gnu_and_pax_archives_and_repositories() {
         assert_eq!(s, "bundle bytes");
     }
 }
+
+#[test]
+fn fifo_named_like_a_backup_is_skipped() {
+    let tmp = tempfile::tempdir().unwrap();
+    gitlab_archive(tmp.path(), ID, "16.10.3-ee", DumpCompression::Gzip);
+    let fifo = tmp
+        .path()
+        .join("1713867399_2024_04_23_16.10.3-ee_gitlab_backup.tar");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    // Without a writer, opening it for reading would block for ever.
+    let list = list_backups(tmp.path(), Some(&installed())).unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].id, ID);
+    let err = read_backup(&fifo, None, false).unwrap_err();
+    assert!(err.to_string().contains("not a regular file"), "{err}");
+    let err = verify(&fifo, &NullSink, None).unwrap_err();
+    assert!(err.to_string().contains("not a regular file"), "{err}");
+}
+
+#[test]
+fn duplicated_member_is_refused_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let staging = Staging::new(Some(&information("16.10.3-ee", &[])), DumpCompression::Gzip);
+    let path = tmp.path().join(format!("{ID}_gitlab_backup.tar"));
+    staging.tar(&path);
+    // A second copy appended: GNU tar would extract this one, a reader finds the first.
+    let status = Command::new("tar")
+        .arg("-C")
+        .arg(&staging.dir)
+        .arg("-rf")
+        .arg(&path)
+        .arg("db/database.sql.gz")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for err in [
+        read_backup(&path, None, false).unwrap_err(),
+        verify(&path, &NullSink, None).unwrap_err(),
+    ] {
+        assert!(
+            matches!(&err, BackupError::DuplicateMember { member, .. } if member == "db/database.sql.gz"),
+            "{err}"
+        );
+        assert_eq!(err.member(), Some("db/database.sql.gz"));
+    }
+}
+
+#[test]
+fn dump_that_is_not_sql_is_unreadable() {
+    let staging = Staging::new(Some(&information("16.10.3-ee", &[])), DumpCompression::Gzip);
+    let dump = staging.dir.join("db/database.sql.gz");
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join(format!("{ID}_gitlab_backup.tar"));
+    // Neither gzip nor zstd nor SQL (a zip file's magic).
+    let mut junk = b"PK\x03\x04".to_vec();
+    junk.extend((0..4096u32).map(|i| (i * 7 % 251) as u8));
+    fs::write(&dump, &junk).unwrap();
+    staging.tar(&path);
+    let err = verify(&path, &NullSink, None).unwrap_err();
+    assert!(matches!(err, BackupError::NotADump { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("db/database.sql.gz")
+            && msg.contains("neither gzip nor zstd")
+            && msg.contains("50 4b 03 04"),
+        "{msg}"
+    );
+    // gzip that holds no SQL.
+    let raw = tmp.path().join("junk");
+    fs::write(&raw, &junk).unwrap();
+    super::testkit::pipe_file(Command::new("gzip").arg("-c"), &raw, &dump);
+    staging.tar(&path);
+    let msg = verify(&path, &NullSink, None).unwrap_err().to_string();
+    assert!(msg.contains("after gzip decompression"), "{msg}");
+    // A pg_dump custom-format archive is not what GitLab restores.
+    fs::write(&dump, b"PGDMP\x01\x0e\x00").unwrap();
+    staging.tar(&path);
+    let msg = verify(&path, &NullSink, None).unwrap_err().to_string();
+    assert!(msg.contains("custom-format"), "{msg}");
+    // A plain SQL dump (no compression) is sound.
+    fs::copy(sql_dump(), &dump).unwrap();
+    staging.tar(&path);
+    let report = verify(&path, &NullSink, None).unwrap();
+    assert!(report
+        .members
+        .iter()
+        .any(|m| m.name == "db/database.sql.gz" && m.compression == Some(Compression::Plain)));
+}
+
+#[test]
+fn unparsable_manifest_version_is_not_taken_from_the_file_name() {
+    use crate::restore::database::{check_version, RestoreFacts};
+    let staging = Staging::new(None, DumpCompression::Gzip);
+    let yml = information("16.10.3-ee", &[])
+        .to_yaml()
+        .replace(":gitlab_version: 16.10.3-ee", ":gitlab_version: 6f1b3c2a");
+    assert!(yml.contains("6f1b3c2a"), "{yml}");
+    fs::write(staging.dir.join("backup_information.yml"), yml).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join(format!("{ID}_gitlab_backup.tar"));
+    staging.tar(&path);
+    let b = read_backup(&path, Some(&installed()), false).unwrap();
+    assert_eq!(b.version, None, "the id's 16.10.3-ee must not stand in");
+    assert_eq!(b.version_text.as_deref(), Some("6f1b3c2a"));
+    assert_eq!(b.version_matches, None);
+    let facts = RestoreFacts {
+        backup_version: b.version.clone(),
+        backup_version_text: b.version_text.clone(),
+        installed_version: Some(installed()),
+        db_version: None,
+        backup_path: tmp.path().to_path_buf(),
+    };
+    let err = check_version(&facts, false).unwrap_err().to_string();
+    assert!(
+        err.contains("6f1b3c2a") && err.contains("not a GitLab version"),
+        "{err}"
+    );
+    assert!(check_version(&facts, true).is_ok());
+}

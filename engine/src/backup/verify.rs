@@ -122,7 +122,7 @@ fn verify_tar(
     sink: &dyn Sink,
     cancel: Option<&Cancel>,
 ) -> Result<VerifyReport, BackupError> {
-    let file = File::open(path).map_err(|e| BackupError::unreadable(path, e))?;
+    let file = crate::limited::open_regular(path).map_err(|e| BackupError::unreadable(path, e))?;
     let counting = CountingReader::new(file);
     let mut ctx = Ctx {
         archive: path,
@@ -141,8 +141,12 @@ fn verify_tar(
     let mut members = Vec::new();
     let mut information = None;
     let mut scratch = vec![0u8; SCRATCH];
+    let mut seen = super::catalogue::SeenMembers::default();
     while let Some(entry) = tar.next_entry().map_err(|e| tar_error(path, e))? {
         let name = entry.clean_name().to_string();
+        if !name.is_empty() {
+            seen.add(path, &name, entry.kind)?;
+        }
         if name.is_empty() || entry.kind != EntryKind::File {
             if !name.is_empty() {
                 members.push(VerifiedMember {
@@ -277,10 +281,12 @@ fn check_member<R: BufRead>(
     })
 }
 
-/// A failure inside decoding: an I/O (decoder) error, or a damaged nested tar.
+/// A failure inside decoding: an I/O (decoder) error, a damaged nested tar, or a database
+/// dump whose content is no SQL.
 enum DecodeError {
     Io(io::Error),
     Nested(String),
+    NotADump(String),
 }
 
 fn nested_or(e: DecodeError, archive: &Path, name: &str, compression: Compression) -> BackupError {
@@ -301,6 +307,17 @@ fn nested_or(e: DecodeError, archive: &Path, name: &str, compression: Compressio
             archive: archive.to_path_buf(),
             member: name.to_string(),
             detail,
+        },
+        DecodeError::NotADump(detail) => BackupError::NotADump {
+            archive: archive.to_path_buf(),
+            member: name.to_string(),
+            detail: match compression {
+                Compression::Plain if detail.starts_with("its content") => {
+                    format!("it is neither gzip nor zstd, and {detail}")
+                }
+                Compression::Plain => detail,
+                c => format!("after {c} decompression, {detail}"),
+            },
         },
     }
 }
@@ -350,6 +367,8 @@ fn decode<D: Read>(
         }
         return Ok((out.get(), Some(entries)));
     }
+    let is_dump = super::catalogue::database_name(name).is_some();
+    let mut head: Vec<u8> = Vec::new();
     let mut total = 0u64;
     loop {
         let n = match d.read(scratch) {
@@ -358,10 +377,63 @@ fn decode<D: Read>(
             Err(e) if e.kind() == io::ErrorKind::Interrupted && e.get_ref().is_none() => continue,
             Err(e) => return Err(DecodeError::Io(e)),
         };
+        if is_dump && head.len() < SQL_HEAD {
+            let more = n.min(SQL_HEAD - head.len());
+            head.extend_from_slice(&scratch[..more]);
+            if head.len() == SQL_HEAD {
+                sql_dump_start(&head).map_err(DecodeError::NotADump)?;
+            }
+        }
         total += n as u64;
         ctx.tick(name).map_err(DecodeError::Io)?;
     }
+    if is_dump && head.len() < SQL_HEAD {
+        sql_dump_start(&head).map_err(DecodeError::NotADump)?;
+    }
     Ok((total, None))
+}
+
+/// Bytes of a dump's start looked at.
+const SQL_HEAD: usize = 256;
+
+/// Whether `head` (a dump's first decoded bytes) starts like `pg_dump`'s plain SQL, as
+/// GitLab's restore feeds it to `psql`: a comment (`--`, `/*`), a psql meta-command
+/// (`\restrict`, `\connect`) or an SQL statement.
+pub(crate) fn sql_dump_start(head: &[u8]) -> Result<(), String> {
+    let text = head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(head);
+    let start = text
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .map(|i| &text[i..]);
+    let Some(start) = start else {
+        return Err("the dump is empty".into());
+    };
+    if start.starts_with(b"PGDMP") {
+        return Err(
+            "it is a pg_dump custom-format archive, not the plain SQL GitLab's restore feeds to psql"
+                .into(),
+        );
+    }
+    if start.starts_with(b"--") || start.starts_with(b"/*") || start.starts_with(b"\\") {
+        return Ok(());
+    }
+    let word: String = start
+        .iter()
+        .take_while(|b| b.is_ascii_alphabetic())
+        .map(|b| b.to_ascii_uppercase() as char)
+        .collect();
+    const STATEMENTS: &[&str] = &[
+        "SET", "SELECT", "CREATE", "ALTER", "DROP", "BEGIN", "START", "COMMENT", "INSERT", "COPY",
+        "GRANT", "REVOKE", "DO", "COMMIT",
+    ];
+    if STATEMENTS.contains(&word.as_str()) {
+        return Ok(());
+    }
+    let bytes: Vec<String> = start.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    Err(format!(
+        "its content is not plain SQL (it starts with bytes {})",
+        bytes.join(" ")
+    ))
 }
 
 /// An entry of a component archive that a restore must refuse.

@@ -952,16 +952,59 @@ impl Parser {
     }
 }
 
-/// Parse a whole log from a reader, line by line (invalid UTF-8 is replaced).
-pub fn parse_reader<R: BufRead>(mut r: R) -> std::io::Result<LogReport> {
+/// Largest migrate log Rewind reads (a failed `db:migrate`'s output is far smaller).
+pub const MAX_LOG: u64 = 256 << 20;
+/// Longest line kept; the rest of a longer line is skipped.
+const MAX_LINE: usize = 1 << 20;
+
+/// A migrate log larger than [`MAX_LOG`] (e.g. `--log /dev/zero`).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "it is larger than {}, the most Rewind reads from a migrate log",
+    crate::limited::human(MAX_LOG)
+)]
+pub struct LogTooLarge;
+
+/// Parse a whole log from a reader, line by line (invalid UTF-8 is replaced), reading at
+/// most [`MAX_LOG`] bytes ([`LogTooLarge`] past that) and keeping at most 1 MiB of a line.
+pub fn parse_reader<R: BufRead>(r: R) -> std::io::Result<LogReport> {
+    parse_reader_limited(r, MAX_LOG)
+}
+
+fn parse_reader_limited<R: BufRead>(mut r: R, limit: u64) -> std::io::Result<LogReport> {
     let mut p = Parser::new();
-    let mut buf = Vec::new();
+    let mut line = Vec::new();
+    let mut total = 0u64;
     loop {
-        buf.clear();
-        if r.read_until(b'\n', &mut buf)? == 0 {
+        let chunk = match r.fill_buf() {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if chunk.is_empty() {
             break;
         }
-        p.feed(&String::from_utf8_lossy(&buf));
+        let (take, end_of_line) = match chunk.iter().position(|b| *b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (chunk.len(), false),
+        };
+        total += take as u64;
+        if total > limit {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                LogTooLarge,
+            ));
+        }
+        let room = MAX_LINE.saturating_sub(line.len());
+        line.extend_from_slice(&chunk[..take.min(room)]);
+        r.consume(take);
+        if end_of_line {
+            p.feed(&String::from_utf8_lossy(&line));
+            line.clear();
+        }
+    }
+    if !line.is_empty() {
+        p.feed(&String::from_utf8_lossy(&line));
     }
     Ok(p.finish())
 }
@@ -1145,5 +1188,23 @@ PG::DuplicateTable: ERROR:  relation \"lfs_objects\" already exists
             e.to_string().contains("/var/log/gitlab/gitlab-rails"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn reads_are_bounded() {
+        // `--log /dev/zero`: a clear error naming the file and the limit, not a hang.
+        let e = parse_file(Path::new("/dev/zero")).unwrap_err().to_string();
+        assert!(e.contains("/dev/zero") && e.contains("256 MiB"), "{e}");
+        // A huge line is cut, the lines after it still parse.
+        let mut text = vec![b'x'; 3 << 20];
+        text.extend_from_slice(b"\n== 20240101000000 AddFoo: migrating ====\n");
+        let r = parse_reader_limited(&text[..], 8 << 20).unwrap();
+        assert_eq!(r.lines, 2);
+        assert_eq!(
+            r.unfinished.as_ref().map(|m| m.version.as_str()),
+            Some("20240101000000"),
+            "{r:?}"
+        );
+        assert!(parse_reader_limited(&text[..], 1 << 20).is_err());
     }
 }

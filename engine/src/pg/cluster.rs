@@ -1,5 +1,6 @@
 //! Throwaway PostgreSQL clusters: `initdb` + `pg_ctl` in a temporary directory, listening
-//! only on a unix socket in that directory. Used by the test suite and by `rewind drill`.
+//! only on a unix socket in that directory (unless [`ClusterOptions::listen_tcp`] adds
+//! 127.0.0.1, e.g. with TLS for the TLS tests). Used by the test suite and by `rewind drill`.
 //!
 //! By default a cluster models Omnibus's database ([`ClusterAuth::OmnibusPeer`]): local
 //! connections authenticate by `peer map=gitlab`; the map admits one unprivileged OS user
@@ -235,6 +236,22 @@ pub struct ClusterOptions {
     pub settings: Vec<(String, String)>,
     /// Authentication model (default: Omnibus's peer map, with [`PeerUsers::for_tests`]).
     pub auth: Option<ClusterAuth>,
+    /// Also listen on TCP at 127.0.0.1, on a free port ([`TempCluster::port`]); default:
+    /// the unix socket only.
+    pub listen_tcp: bool,
+    /// Turn TLS on with this certificate and key.
+    pub tls: Option<ServerTls>,
+    /// Lines appended to `pg_hba.conf` (e.g. `hostssl all all 127.0.0.1/32 trust`).
+    pub hba_lines: Vec<String>,
+}
+
+/// A throwaway cluster's TLS material (PEM), written into its data directory.
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    pub cert_pem: String,
+    pub key_pem: String,
+    /// CA for client certificates (`ssl_ca_file`), for `cert` authentication.
+    pub client_ca_pem: Option<String>,
 }
 
 impl Default for ClusterOptions {
@@ -250,6 +267,9 @@ impl Default for ClusterOptions {
                 ("max_wal_size".into(), "2GB".into()),
             ],
             auth: None,
+            listen_tcp: false,
+            tls: None,
+            hba_lines: Vec::new(),
         }
     }
 }
@@ -313,10 +333,18 @@ impl TempCluster {
             ClusterAuth::OmnibusPeer(_) => OMNIBUS_APP_ROLE.to_string(),
             ClusterAuth::Trust => superuser.clone(),
         };
+        let port = if opts.listen_tcp {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map_err(io("finding a free TCP port"))?
+                .port()
+        } else {
+            5432
+        };
         let mut cluster = TempCluster {
             dir: Some(dir),
             bin,
-            port: 5432,
+            port,
             server_user,
             superuser: superuser.clone(),
             app_role,
@@ -337,16 +365,32 @@ impl TempCluster {
             ],
         )?;
         let mut conf = format!(
-            "listen_addresses = ''\nunix_socket_directories = '{}'\nport = {}\n",
+            "listen_addresses = '{}'\nunix_socket_directories = '{}'\nport = {}\n",
+            if opts.listen_tcp { "127.0.0.1" } else { "" },
             sock.display(),
             cluster.port
         );
+        if let Some(tls) = &opts.tls {
+            let mut files = vec![("server.crt", &tls.cert_pem), ("server.key", &tls.key_pem)];
+            conf.push_str("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+            if let Some(ca) = &tls.client_ca_pem {
+                files.push(("client_ca.crt", ca));
+                conf.push_str("ssl_ca_file = 'client_ca.crt'\n");
+            }
+            for (name, pem) in files {
+                cluster.write_server_file(&data.join(name), pem.as_bytes())?;
+            }
+        }
         for (k, v) in &opts.settings {
             conf.push_str(&format!("{k} = '{v}'\n"));
         }
         cluster.append_conf(&data.join("postgresql.conf"), &conf)?;
         if let ClusterAuth::OmnibusPeer(users) = &auth {
             cluster.write_peer_auth(&data, users)?;
+        }
+        if !opts.hba_lines.is_empty() {
+            let lines: String = opts.hba_lines.iter().map(|l| format!("{l}\n")).collect();
+            cluster.append_conf(&data.join("pg_hba.conf"), &lines)?;
         }
         let log = root.join("server.log");
         if let Some(name) = &cluster.server_user {
@@ -390,6 +434,31 @@ impl TempCluster {
             })?;
         }
         Ok(cluster)
+    }
+
+    /// A file the server reads (key, certificates): mode 0600, owned by the server's user.
+    fn write_server_file(&self, path: &Path, bytes: &[u8]) -> Result<(), ClusterError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(io("writing the server's TLS files"))?;
+        std::io::Write::write_all(&mut f, bytes).map_err(io("writing the server's TLS files"))?;
+        if let Some(name) = &self.server_user {
+            let user = nix::unistd::User::from_name(name)
+                .ok()
+                .flatten()
+                .ok_or_else(|| ClusterError::NoOsUser(name.clone()))?;
+            nix::unistd::chown(path, Some(user.uid), Some(user.gid)).map_err(|e| {
+                ClusterError::Step {
+                    step: format!("chown of {} to {name}", path.display()),
+                    detail: e.to_string(),
+                }
+            })?;
+        }
+        Ok(())
     }
 
     fn append_conf(&self, path: &Path, text: &str) -> Result<(), ClusterError> {
@@ -573,7 +642,7 @@ impl TempCluster {
             user: self.superuser.clone(),
             password: super::conn::Secret::default(),
             dbname: dbname.to_string(),
-            sslmode: None,
+            ..super::conn::ConnSpec::omnibus_default()
         }
     }
 

@@ -5,4 +5,9 @@ pub mod cluster;
 pub mod conn;
 pub mod ident;
 pub mod peer;
+pub mod tls;
 pub mod tools;
+mod url;
+
+#[cfg(test)]
+mod tls_tests;

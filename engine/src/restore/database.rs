@@ -595,8 +595,14 @@ pub fn check_version(facts: &RestoreFacts, allow_mismatch: bool) -> Result<(), R
         .as_ref()
         .map(|v| v.to_string())
         .unwrap_or_else(|| "unknown".into());
+    let unparsed = match (&facts.backup_version, &facts.backup_version_text) {
+        (None, Some(text)) => format!(
+            " The backup's manifest gives `:gitlab_version: {text}`, which is not a GitLab version, so the backup's version is unknown (the one in its file name is not taken instead)."
+        ),
+        _ => String::new(),
+    };
     Err(RestoreError::VersionMismatch(format!(
-        "{}\n\nRewind could not confirm that the installed version equals the backup's; install that version first, or pass --allow-version-mismatch if you are sure.",
+        "{}\n\nRewind could not confirm that the installed version equals the backup's.{unparsed} Install that version first, or pass --allow-version-mismatch if you are sure.",
         version_mismatch_message(&installed, backup.as_deref().unwrap_or("unknown"))
     )))
 }
