@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::exec::{Cmd, ExecError, Finished, Runner};
+use crate::exec::{Cmd, ExecError};
 use crate::root::HostRoot;
 
 /// gitaly-backup of an Omnibus install (host path).
@@ -235,19 +235,6 @@ pub fn repositories_from_db(client: &mut postgres::Client) -> Result<Vec<RepoRef
         }
     }
     Ok(out)
-}
-
-/// Run the planned restore, feeding `repos` as JSON lines on stdin; output is streamed and
-/// journaled by `runner`; a non-zero exit is an error.
-pub fn run(plan: &RepoPlan, repos: &[RepoRef], runner: &Runner) -> Result<Finished, RepoError> {
-    let mut input = Vec::new();
-    for r in repos {
-        if plan.storages.contains(&r.storage_name) {
-            input.extend(serde_json::to_vec(r).unwrap_or_default());
-            input.push(b'\n');
-        }
-    }
-    Ok(runner.run_with_input("repositories", &plan.cmd, &input)?)
 }
 
 #[cfg(test)]

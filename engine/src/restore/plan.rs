@@ -34,7 +34,7 @@ pub const COMPONENT_ORDER: [&str; 12] = [
 ];
 
 /// What `rewind restore` does with a file component: extracts it, previous contents moved
-/// aside to `<backup_path>/tmp/<name>.<epoch>` (see `files::restore_components`).
+/// aside to `<backup_path>/tmp/<name>.<epoch>/<dir>` (see `files::restore_components`).
 pub const FILES_RESTORED: &str = "restore (previous contents moved aside to <backup_path>/tmp)";
 
 /// What `rewind restore` does with `repositories/`: nothing yet; reported, never silently
