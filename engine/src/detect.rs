@@ -59,11 +59,80 @@ pub struct Finding {
     pub note: String,
 }
 
+/// A database connection's name in database.yml: GitLab's `main` and `ci`, or another
+/// (`sec`, `embedding`, `geo`, ...). Serialised as the name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Connection {
+    Main,
+    Ci,
+    Other(String),
+}
+
+impl Connection {
+    /// The connection of a database.yml key.
+    pub fn parse(name: &str) -> Connection {
+        match name {
+            "main" => Connection::Main,
+            "ci" => Connection::Ci,
+            other => Connection::Other(other.to_string()),
+        }
+    }
+
+    /// The name as database.yml has it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Connection::Main => "main",
+            Connection::Ci => "ci",
+            Connection::Other(s) => s,
+        }
+    }
+
+    pub fn is_main(&self) -> bool {
+        *self == Connection::Main
+    }
+}
+
+impl std::fmt::Display for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<str> for Connection {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Connection {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl AsRef<str> for Connection {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl From<&str> for Connection {
+    fn from(s: &str) -> Self {
+        Connection::parse(s)
+    }
+}
+
+impl Serialize for Connection {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// A database connection of the installation (`main`, `ci`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DatabaseConn {
     /// Connection name in database.yml (`main`, `ci`).
-    pub name: String,
+    pub name: Connection,
     pub spec: ConnSpec,
     /// `false` when this connection shares main's database (GitLab's
     /// `database_tasks: false`): it has no dump of its own.
@@ -281,7 +350,7 @@ pub fn detect(root: &HostRoot, opts: &DetectOptions) -> Result<Installation, Det
                 detail,
             })?;
             for mut db in parsed {
-                db.spec.apply_env(&db.name, &*env);
+                db.spec.apply_env(db.name.as_str(), &*env);
                 findings.push(Finding {
                     what: format!("database `{}`", db.name),
                     path: db_yml.into(),
@@ -508,7 +577,7 @@ pub fn parse_database_yml(text: &str) -> Result<Vec<DatabaseConn>, String> {
         conns.insert(
             order,
             DatabaseConn {
-                name,
+                name: Connection::parse(&name),
                 spec,
                 database_tasks: tasks_flag && !shares_main,
             },

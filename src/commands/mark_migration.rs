@@ -34,7 +34,7 @@ pub fn connections(ctx: &Ctx, choice: &str) -> color_eyre::Result<Vec<DatabaseCo
         let spec = ConnSpec::from_url(url).wrap_err("reading --database-url")?;
         let name = if choice == "all" { "main" } else { choice };
         return Ok(vec![DatabaseConn {
-            name: name.to_string(),
+            name: name.into(),
             spec,
             database_tasks: true,
         }]);
@@ -102,13 +102,18 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
             .spec
             .connect()
             .wrap_err_with(|| format!("connecting to database {}", conn.name))?;
-        let r = mark_complete(&mut client, &conn.name, &args.version, Some(&journal))
-            .wrap_err_with(|| {
-                format!(
-                    "marking {} complete on database {}",
-                    args.version, conn.name
-                )
-            })?;
+        let r = mark_complete(
+            &mut client,
+            conn.name.as_str(),
+            &args.version,
+            Some(&journal),
+        )
+        .wrap_err_with(|| {
+            format!(
+                "marking {} complete on database {}",
+                args.version, conn.name
+            )
+        })?;
         if !ctx.json() {
             let line = r.message();
             match r.outcome {

@@ -222,7 +222,7 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
                 let target = inst
                     .databases
                     .iter()
-                    .find(|c| c.name == d.name)
+                    .find(|c| c.name == d.name.as_str())
                     .map(|c| c.spec.dbname.clone())
                     .unwrap_or_else(|| format!("the `{}` database", d.name));
                 format!("{} ({}) → {target}", d.member, human_bytes(d.size))

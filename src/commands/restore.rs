@@ -486,7 +486,12 @@ fn print_summary(
     println!("{}", s.bold(&format!("Restore of backup {id}")));
     for o in outcomes {
         println!();
-        println!("  {} {} ({})", s.bold(&o.connection), o.database, o.member);
+        println!(
+            "  {} {} ({})",
+            s.bold(o.connection.as_str()),
+            o.database,
+            o.member
+        );
         if o.status != "restored" {
             println!("    {}", o.status);
             continue;

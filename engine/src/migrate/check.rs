@@ -277,7 +277,7 @@ pub fn check_database(
     db_version: Option<&str>,
 ) -> Result<DatabaseCheck, CheckError> {
     let dberr = |step: &str, detail: String| CheckError::Database {
-        database: conn.name.clone(),
+        database: conn.name.to_string(),
         step: step.to_string(),
         detail,
     };
@@ -287,7 +287,7 @@ pub fn check_database(
         detail,
     })?;
     let mut client = conn.spec.connect().map_err(|source| CheckError::Connect {
-        name: conn.name.clone(),
+        name: conn.name.to_string(),
         source,
     })?;
     let inv = inventory(&mut client).map_err(|e| dberr("reading the inventory", e.to_string()))?;
@@ -302,7 +302,7 @@ pub fn check_database(
         index_leftovers(&mut client, &catalog, &inv).map_err(|d| dberr("reading indexes", d))?;
     let items = shown(&leftovers, &indexes);
     Ok(DatabaseCheck {
-        database: conn.name.clone(),
+        database: conn.name.to_string(),
         dbname: inv.database.clone(),
         member: member.to_string(),
         dump_objects: catalog.len(),
@@ -325,11 +325,11 @@ pub fn check_backup(
     let mut databases = Vec::new();
     let mut skipped = Vec::new();
     for conn in conns.iter().filter(|c| c.database_tasks) {
-        let Some(dump) = backup.database(&conn.name) else {
+        let Some(dump) = backup.database(conn.name.as_str()) else {
             if conn.name == "main" {
                 return Err(CheckError::NoDump {
                     backup: backup.id.clone(),
-                    database: conn.name.clone(),
+                    database: conn.name.to_string(),
                     members: backup
                         .members
                         .iter()

@@ -88,18 +88,16 @@ impl Databases {
         wanted: Option<&str>,
     ) -> Result<(String, &mut postgres::Client), RepairError> {
         let conn = self.pick(wanted).ok_or(RepairError::NoDatabase)?.clone();
-        if !self.clients.contains_key(&conn.name) {
+        let name = conn.name.to_string();
+        if !self.clients.contains_key(&name) {
             let c = conn.spec.connect().map_err(|source| RepairError::Connect {
-                name: conn.name.clone(),
+                name: name.clone(),
                 source,
             })?;
-            self.clients.insert(conn.name.clone(), c);
+            self.clients.insert(name.clone(), c);
         }
-        let client = self
-            .clients
-            .get_mut(&conn.name)
-            .ok_or(RepairError::NoDatabase)?;
-        Ok((conn.name, client))
+        let client = self.clients.get_mut(&name).ok_or(RepairError::NoDatabase)?;
+        Ok((name, client))
     }
 }
 

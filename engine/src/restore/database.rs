@@ -41,7 +41,8 @@ use crate::version::GitLabVersion;
 
 /// GitLab's member name for a database's dump: `db/database.sql.gz` for main,
 /// `db/<name>_database.sql.gz` otherwise.
-pub fn member_for(connection: &str) -> String {
+pub fn member_for(connection: impl AsRef<str>) -> String {
+    let connection = connection.as_ref();
     if connection == "main" {
         "db/database.sql.gz".to_string()
     } else {
@@ -50,7 +51,8 @@ pub fn member_for(connection: &str) -> String {
 }
 
 /// GitLab's message for a missing non-main dump.
-pub fn skipping_message(connection: &str) -> String {
+pub fn skipping_message(connection: impl AsRef<str>) -> String {
+    let connection = connection.as_ref();
     format!("Source backup for the database {connection} doesn't exist. Skipping the task")
 }
 
@@ -473,7 +475,7 @@ impl<R: Read> Read for Tee<R> {
 #[derive(Debug, Clone, Serialize)]
 pub struct DatabaseJob {
     /// Connection name (`main`, `ci`).
-    pub connection: String,
+    pub connection: crate::detect::Connection,
     pub spec: ConnSpec,
     /// Member in the backup (`db/database.sql.gz`).
     pub member: String,
@@ -553,7 +555,7 @@ pub enum RestoreError {
 /// What happened to one database.
 #[derive(Debug, Clone, Serialize)]
 pub struct DatabaseOutcome {
-    pub connection: String,
+    pub connection: crate::detect::Connection,
     pub database: String,
     pub member: String,
     /// `restored`, or GitLab's skip message for a missing non-main dump.

@@ -70,7 +70,7 @@ pub struct PlannedDrop {
 /// The plan for one database.
 #[derive(Debug, Clone, Serialize)]
 pub struct DatabasePlan {
-    pub connection: String,
+    pub connection: crate::detect::Connection,
     pub database: String,
     /// Where the database is (socket or host), never the password.
     pub target: String,
