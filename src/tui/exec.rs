@@ -17,9 +17,7 @@ use rewind_engine::packages::rollback::{self, RollbackOptions, RollbackPlan};
 use rewind_engine::pg::conn::ConnSpec;
 use rewind_engine::preflight::{self, Inputs};
 use rewind_engine::progress::{self, Cancel, Level, SinkExt};
-use rewind_engine::restore::database::{
-    member_for, DatabaseJob, ParallelLoader, RestoreFacts, RestoreOptions, RestoreRun,
-};
+use rewind_engine::restore::database::{member_for, DatabaseJob, RestoreFacts, RestoreOptions};
 use rewind_engine::restore::drop::DropOptions;
 use rewind_engine::restore::plan::{build_plan, BackupFacts};
 use rewind_engine::restore::verify::Status as VerifyStatus;
@@ -650,7 +648,11 @@ fn inventory(
     })
 }
 
-/// Snapshot (when asked), drop, load, verify: the engine's restore run.
+/// The engine's recovery runner, with the confirmations the wizard collected: the
+/// database name typed on the drop screen (which also lists the file components that are
+/// replaced), the snapshot taken, declined or already taken. The runner checks first (host
+/// and database locks, version, every archive member, free space, connections), then
+/// snapshots, drops, loads, verifies and restores the file components.
 #[allow(clippy::too_many_arguments)]
 fn restore(
     root: &HostRoot,
@@ -665,7 +667,6 @@ fn restore(
 ) -> Result<(String, Vec<VerifyLine>), String> {
     let jdir = journal_dir.ok_or("no journal directory (backup path unknown)")?;
     let journal = Journal::open_in(jdir).map_err(|e| e.to_string())?;
-    let facts = facts_of(root, inst, backup);
     let txs = tx.clone();
     let sink = move |e: progress::Event| {
         // The path the engine reports, once the snapshot is complete and journaled.
@@ -674,24 +675,37 @@ fn restore(
         }
         let _ = txs.send(Event::Engine(Msg::Progress(e)));
     };
-    let source = source_for(&backup.path)?;
-    let mut opts = restore_options(confirm, snapshot);
-    opts.reuse_snapshot = reuse;
-    let run = RestoreRun {
+    let entry = rewind_engine::backup::catalogue::resolve(
         root,
-        source: &source,
-        loader: &ParallelLoader,
-        facts: &facts,
-        opts: &opts,
-        journal: &journal,
-        sink: &sink,
-        cancel,
+        &inst.backup_path,
+        &backup.id,
+        inst.version.as_ref(),
+        false,
+    )
+    .map_err(|e| e.to_string())?;
+    let databases =
+        rewind_engine::recovery::databases_for(root, inst, None).map_err(|e| e.to_string())?;
+    let req = rewind_engine::recovery::RestoreRequest {
+        root,
+        installation: inst,
+        backup: &entry,
+        databases,
+        confirm_drop: vec![confirm.to_string()],
+        confirm_files: true,
+        snapshot,
+        reuse_snapshot: reuse,
+        jobs: restore_options(confirm, snapshot).jobs,
+        skip: Vec::new(),
+        continue_on_error: false,
+        allow_version_mismatch: false,
+        command: "rewind (wizard)".into(),
     };
     let started = std::time::Instant::now();
-    let outcomes = run.run(&jobs_of(inst)).map_err(|e| e.to_string())?;
+    let report = rewind_engine::recovery::restore(&req, &journal, &sink, cancel)
+        .map_err(|e| e.to_string())?;
     let mut lines = Vec::new();
     let mut rows = 0u64;
-    for o in &outcomes {
+    for o in &report.databases {
         if let Some(l) = &o.load {
             rows += l.tables.iter().map(|t| t.rows).sum::<u64>();
         }
@@ -716,40 +730,17 @@ fn restore(
             }),
         }
     }
-    // Then the file components, as GitLab restores them after the database: existing
-    // directories are moved aside, not deleted.
-    let members: Vec<String> = backup
-        .components
-        .iter()
-        .filter(|c| *c != "db" && *c != "repositories")
-        .map(|c| format!("{c}.tar.gz"))
-        .collect();
-    let comps = rewind_engine::files::select_components(
-        &members,
-        &backup.skipped,
-        &[],
-        inst.kind.unwrap_or(InstallKind::Omnibus),
-    );
-    if !comps.is_empty() {
-        let reports = rewind_engine::files::restore_components(
-            &backup.path,
-            &comps,
-            root,
-            &inst.backup_path,
-            &rewind_engine::files::RestoreOptions {
-                cancel: Some(cancel.clone()),
-                ..Default::default()
-            },
-            &sink,
-            Some(&journal),
-        )
-        .map_err(|e| e.to_string())?;
-        for r in &reports {
-            lines.push(VerifyLine {
-                ok: true,
-                text: r.verify_line(),
-            });
-        }
+    for n in &report.notes {
+        lines.push(VerifyLine {
+            ok: true,
+            text: n.clone(),
+        });
+    }
+    for r in &report.files {
+        lines.push(VerifyLine {
+            ok: true,
+            text: r.verify_line(),
+        });
     }
     if backup.components.iter().any(|c| c == "repositories") {
         lines.push(VerifyLine {
@@ -762,7 +753,7 @@ fn restore(
     Ok((
         format!(
             "{} database(s), {rows} rows in {}:{:02}",
-            outcomes.len(),
+            report.databases.len(),
             secs / 60,
             secs % 60
         ),

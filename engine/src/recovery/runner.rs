@@ -34,6 +34,8 @@ pub struct RestoreRequest<'a> {
     pub confirm_files: bool,
     /// Take the safety snapshot (declined only explicitly: `--no-snapshot`).
     pub snapshot: bool,
+    /// With `snapshot` off: the snapshot this recovery already took (a retry), reused.
+    pub reuse_snapshot: Option<PathBuf>,
     pub jobs: usize,
     /// Components not to restore (GitLab's names).
     pub skip: Vec<String>,
@@ -309,7 +311,7 @@ pub fn restore(
         let opts = RestoreOptions {
             confirm_drop: req.confirm_drop.clone(),
             snapshot: req.snapshot,
-            reuse_snapshot: None,
+            reuse_snapshot: req.reuse_snapshot.clone(),
             jobs,
             continue_on_error: req.continue_on_error,
             allow_version_mismatch: req.allow_version_mismatch,

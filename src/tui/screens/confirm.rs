@@ -13,8 +13,30 @@ use crate::tui::view::Theme;
 
 pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
     let db = s.database.clone().unwrap_or_else(|| "?".into());
+    // The file components the same confirmation replaces (previous contents kept).
+    let files: Vec<&str> = s
+        .chosen
+        .as_ref()
+        .map(|b| {
+            b.components
+                .iter()
+                .map(String::as_str)
+                .filter(|c| *c != "db" && *c != "repositories")
+                .collect()
+        })
+        .unwrap_or_default();
+    let files_line = (!files.is_empty()).then(|| {
+        format!(
+            " Files replaced (old contents kept aside): {}.",
+            files.join(", ")
+        )
+    });
+    let inner = area.width.saturating_sub(2).max(1) as usize;
+    let files_rows = files_line
+        .as_ref()
+        .map_or(0, |l| l.chars().count().div_ceil(inner) as u16);
     let [warn_area, list_area, input_area] = Layout::vertical([
-        Constraint::Length(4),
+        Constraint::Length(4 + files_rows),
         Constraint::Min(4),
         Constraint::Length(5),
     ])
@@ -35,7 +57,10 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
                     t.bad(),
                 ),
                 Line::from(format!(" {snap}")),
-            ],
+            ]
+            .into_iter()
+            .chain(files_line.map(Line::from))
+            .collect(),
         ),
         warn_area,
     );
