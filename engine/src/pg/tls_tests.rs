@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 
-use super::cluster::{ClusterOptions, ServerTls, TempCluster, OMNIBUS_APP_ROLE, OMNIBUS_SUPERUSER};
+use super::cluster::{ClusterOptions, ServerTls, TempCluster, OMNIBUS_APP_ROLE};
 use super::conn::{ConnError, ConnSpec};
 
 struct Pki {
@@ -65,11 +65,17 @@ fn pki() -> Pki {
     }
 }
 
+/// A non-superuser that logs in over TCP with a password (scram-sha-256), as an external
+/// database (RDS, Cloud SQL) has it.
+const TLS_ROLE: &str = "rewind_tls";
+const TLS_PASSWORD: &str = "tls-test-pw";
+
 fn tcp_spec(c: &TempCluster, host: &str, mode: &str, root: Option<&Path>) -> ConnSpec {
     ConnSpec {
         host: host.into(),
         port: c.port(),
-        user: OMNIBUS_SUPERUSER.into(),
+        user: TLS_ROLE.into(),
+        password: super::conn::Secret::new(Some(TLS_PASSWORD.into())),
         dbname: "postgres".into(),
         sslmode: Some(mode.into()),
         sslrootcert: root.map(|p| p.display().to_string()),
@@ -96,11 +102,17 @@ fn tls_modes_against_a_hostssl_only_server() {
         tls: Some(pki.server.clone()),
         hba_lines: vec![
             format!("hostssl all {OMNIBUS_APP_ROLE} 127.0.0.1/32 cert"),
-            "hostssl all all 127.0.0.1/32 trust".into(),
+            "hostssl all all 127.0.0.1/32 scram-sha-256".into(),
         ],
         ..ClusterOptions::default()
     })
     .expect("cluster");
+    c.connect("postgres")
+        .unwrap()
+        .batch_execute(&format!(
+            "CREATE ROLE {TLS_ROLE} LOGIN PASSWORD '{TLS_PASSWORD}'"
+        ))
+        .unwrap();
 
     // require: encrypted, no certificate check.
     assert_eq!(
@@ -169,7 +181,7 @@ fn tls_modes_against_a_hostssl_only_server() {
 
     // --database-url: sslmode, sslrootcert, application_name and connect_timeout honoured.
     let url = format!(
-        "postgresql://{OMNIBUS_SUPERUSER}@localhost:{}/postgres?sslmode=verify-full&sslrootcert={}&application_name=tls-test&connect_timeout=5",
+        "postgresql://{TLS_ROLE}:{TLS_PASSWORD}@localhost:{}/postgres?sslmode=verify-full&sslrootcert={}&application_name=tls-test&connect_timeout=5",
         c.port(),
         pki.ca.display()
     );
