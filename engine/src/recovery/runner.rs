@@ -431,3 +431,36 @@ fn existing_ancestor(p: &Path) -> Option<PathBuf> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extraction_that_does_not_fit_is_refused_with_the_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(dir.path());
+        let journal = Journal::open_in(&dir.path().join("journal")).unwrap();
+        let comps = files::select_components(
+            &["uploads.tar.gz".to_string()],
+            &[],
+            &[],
+            InstallKind::Omnibus,
+        );
+        assert_eq!(comps.len(), 1);
+        let mut decoded = HashMap::new();
+        decoded.insert("uploads.tar.gz", 1u64 << 20);
+        check_file_space(&root, &comps, &decoded, &journal).unwrap();
+        decoded.insert("uploads.tar.gz", u64::MAX / 4);
+        let e = check_file_space(&root, &comps, &decoded, &journal).unwrap_err();
+        assert!(
+            matches!(&e, RecoveryError::DiskSpace { what, needed, .. }
+                if what == "uploads" && *needed == u64::MAX / 4),
+            "{e}"
+        );
+        assert!(
+            e.to_string().contains("Nothing was changed")
+                || e.to_string().contains("nothing was changed")
+        );
+    }
+}

@@ -888,12 +888,17 @@ impl RestoreRun<'_> {
                 self.cancel,
             )?)
         } else if let Some(path) = &self.opts.reuse_snapshot {
-            let ok = std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file() && m.len() > 0);
+            // The snapshot directory is under the backup directory, which `git` may write:
+            // only a regular, non-empty file of ours (not a link) counts as the snapshot.
+            use std::os::unix::fs::MetadataExt;
+            let me = nix::unistd::geteuid().as_raw();
+            let ok = std::fs::symlink_metadata(path)
+                .is_ok_and(|m| m.is_file() && m.len() > 0 && m.uid() == me && m.nlink() == 1);
             if !ok {
                 return Err(RestoreError::Inventory {
                     database: db.clone(),
                     detail: format!(
-                        "the safety snapshot taken earlier in this recovery ({}) is gone; run the restore again to take a new one",
+                        "the safety snapshot taken earlier in this recovery ({}) is gone or is not a regular file of this user; run the restore again to take a new one",
                         path.display()
                     ),
                 });
