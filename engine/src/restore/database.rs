@@ -1289,17 +1289,14 @@ pub(crate) mod tests {
         UPDATE projects SET name = 'changed' WHERE id < 10;
     "#;
 
+    /// GitLab's backup of `db`: `pg_dump --clean --if-exists` as the application role
+    /// (`gitlab`, through the peer map), gzip'd into `out`.
     pub fn dump_gz(c: &TempCluster, db: &str, out: &Path) {
         std::fs::create_dir_all(out.parent().unwrap()).unwrap();
         let dump = c
-            .command(
-                "pg_dump",
-                &[
-                    OsStr::new("--clean"),
-                    OsStr::new("--if-exists"),
-                    OsStr::new(db),
-                ],
-            )
+            .conn_spec(db)
+            .client_command(&c.tool_path("pg_dump"), "backup")
+            .args(["--clean", "--if-exists"])
             .output()
             .unwrap();
         assert!(

@@ -93,27 +93,6 @@ fn omnibus_database(c: &TempCluster, db: &str, superuser_setup: &str, tables: &s
     }
 }
 
-/// GitLab's backup: `pg_dump --clean --if-exists` as `gitlab`, gzip'd.
-fn gitlab_dump(c: &TempCluster, db: &str, out: &Path) {
-    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
-    let dump = as_user(c, db, "gitlab")
-        .client_command(&c.tool_path("pg_dump"), "backup")
-        .args(["--clean", "--if-exists"])
-        .output()
-        .unwrap();
-    assert!(
-        dump.status.success(),
-        "{}",
-        String::from_utf8_lossy(&dump.stderr)
-    );
-    let mut gz = flate2::write::GzEncoder::new(
-        std::fs::File::create(out).unwrap(),
-        flate2::Compression::fast(),
-    );
-    gz.write_all(&dump.stdout).unwrap();
-    gz.finish().unwrap();
-}
-
 /// GitLab's pipeline: `gzip -dc | psql <db>` as `gitlab`, errors printed, exit 0.
 fn gitlab_psql_restore(c: &TempCluster, gz: &Path, db: &str) -> String {
     let mut sql = Vec::new();
@@ -211,7 +190,7 @@ fn restore_as_non_superuser_owner_equals_gitlabs_psql_pipeline() {
     omnibus_database(&c, db, &setup, GITLAB_TABLES);
     let backup = tempfile::tempdir().unwrap();
     let gz = backup.path().join("db/database.sql.gz");
-    gitlab_dump(&c, db, &gz);
+    super::database::tests::dump_gz(&c, db, &gz);
 
     // GitLab's restore over the populated database: its drop leaves the function and the
     // extensions (gitlab-psql's), psql prints the errors and goes on.
@@ -313,7 +292,7 @@ fn restore_as_non_superuser_owner_into_an_empty_database_equals_psql() {
     omnibus_database(&c, "source", SUPERUSER_SETUP, GITLAB_TABLES);
     let backup = tempfile::tempdir().unwrap();
     let gz = backup.path().join("db/database.sql.gz");
-    gitlab_dump(&c, "source", &gz);
+    super::database::tests::dump_gz(&c, "source", &gz);
 
     // New databases owned by gitlab, nothing in them: gitlab creates the (trusted)
     // extensions and the function itself; only OWNER TO "gitlab-psql" fails.
@@ -362,7 +341,7 @@ fn extension_the_role_may_not_create_is_refused_before_the_drop() {
     let setup = format!("{SUPERUSER_SETUP}\nCREATE EXTENSION postgres_fdw;");
     omnibus_database(&c, db, &setup, GITLAB_TABLES);
     let backup = tempfile::tempdir().unwrap();
-    gitlab_dump(&c, db, &backup.path().join("db/database.sql.gz"));
+    super::database::tests::dump_gz(&c, db, &backup.path().join("db/database.sql.gz"));
     // The server the backup is restored on does not have it installed.
     c.connect(db)
         .unwrap()
