@@ -140,7 +140,7 @@ pub struct DatabaseConn {
 }
 
 /// What detection found.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Installation {
     pub kind: Option<InstallKind>,
     pub version: Option<GitLabVersion>,

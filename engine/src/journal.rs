@@ -223,6 +223,49 @@ impl Journal {
         ))
     }
 
+    /// Read the entries of `journal.jsonl` in a journal directory, opened as it is written:
+    /// the directory and the file without following links, owned by this user. `Ok(None)`
+    /// when there is no journal yet.
+    pub fn read_in(dir: &Path) -> Result<Option<Vec<Entry>>, JournalError> {
+        let path = dir.join("journal.jsonl");
+        let Some(dfd) = open_private_dir(dir, false)? else {
+            return Ok(None);
+        };
+        let fd = match nix::fcntl::openat(
+            &dfd,
+            "journal.jsonl",
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(nix::errno::Errno::ENOENT) => return Ok(None),
+            Err(nix::errno::Errno::ELOOP) => {
+                return Err(JournalError::Safe(SafeError::refused(
+                    &path,
+                    "it is a symbolic link",
+                )))
+            }
+            Err(e) => {
+                return Err(JournalError::Read {
+                    path,
+                    source: e.into(),
+                })
+            }
+        };
+        let st = safefs::fstat(&fd).map_err(|source| JournalError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        safefs::check_owned_file(&st, &path)?;
+        Ok(Some(
+            BufReader::new(File::from(fd))
+                .lines()
+                .map_while(Result::ok)
+                .filter_map(|l| serde_json::from_str(&l).ok())
+                .collect(),
+        ))
+    }
+
     /// Read all entries of a journal file. Lines that do not parse (a torn last line after
     /// a crash) are skipped.
     pub fn read(path: &Path) -> Result<Vec<Entry>, JournalError> {

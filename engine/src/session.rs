@@ -8,6 +8,7 @@
 //!   snapshot already taken is not taken again;
 //! - otherwise continue at the first step not finished.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
@@ -126,8 +127,9 @@ pub struct Session {
     pub done: Vec<DoneStep>,
     /// Steps begun and not finished (a kill leaves its step here).
     pub in_progress: Option<SessionStep>,
-    /// The safety snapshot taken, if any (a path on this machine).
-    pub snapshot: Option<PathBuf>,
+    /// The safety snapshots taken, by database (paths on this machine).
+    #[serde(default)]
+    pub snapshots: BTreeMap<String, PathBuf>,
     /// The user declined the safety snapshot (after the second warning).
     pub snapshot_declined: bool,
 }
@@ -139,8 +141,8 @@ pub struct ResumePoint {
     pub step: SessionStep,
     /// Why here, in words.
     pub reason: String,
-    /// The snapshot already taken (not taken again).
-    pub snapshot: Option<PathBuf>,
+    /// The snapshots already taken, by database (not taken again).
+    pub snapshots: BTreeMap<String, PathBuf>,
 }
 
 /// Why a session cannot be resumed.
@@ -199,7 +201,7 @@ impl Session {
             database,
             done: Vec::new(),
             in_progress: None,
-            snapshot: None,
+            snapshots: BTreeMap::new(),
             snapshot_declined: false,
         }
     }
@@ -384,7 +386,7 @@ impl Session {
         if !problems.is_empty() {
             return Err(problems);
         }
-        let snapshot = self.snapshot.clone();
+        let snapshots = self.snapshots.clone();
         let interrupted_restore = matches!(
             self.in_progress,
             Some(SessionStep::Drop | SessionStep::Restore)
@@ -396,7 +398,7 @@ impl Session {
                 reason:
                     "the restore was interrupted after the drop began: it restarts from the drop"
                         .into(),
-                snapshot,
+                snapshots,
             });
         }
         let order = [
@@ -425,7 +427,7 @@ impl Session {
                 _ => format!("continues with: {}", step_words(step)),
             },
             step,
-            snapshot,
+            snapshots,
         })
     }
 }
@@ -513,14 +515,18 @@ mod tests {
             s.finish(st, "ok");
         }
         s.installed_version = Some(v("16.10.3-ee"));
-        s.snapshot = Some(dir.path().join("snap.dump"));
+        s.snapshots
+            .insert("gitlabhq_production".into(), dir.path().join("snap.dump"));
         s.finish(SessionStep::SafetySnapshot, "snap.dump");
         s.finish(SessionStep::Drop, "dropped");
         s.begin(SessionStep::Restore);
         let id = BackupIdentity::of(&archive).unwrap();
         let p = s.resume_point(Some(&id), Some(&v("16.10.3-ee"))).unwrap();
         assert_eq!(p.step, SessionStep::Drop);
-        assert_eq!(p.snapshot, Some(dir.path().join("snap.dump")));
+        assert_eq!(
+            p.snapshots.get("gitlabhq_production"),
+            Some(&dir.path().join("snap.dump"))
+        );
     }
 
     #[test]

@@ -10,11 +10,13 @@ use std::process::ExitCode;
 
 use color_eyre::eyre::WrapErr;
 use rewind_engine::detect::detect;
-use rewind_engine::migrate::assess::{assess, Assessment, ColumnStatus, Verdict};
+use rewind_engine::detect::Installation;
+use rewind_engine::migrate::assess::{assess, Assessment};
+use rewind_engine::migrate::describe::{facts, gitlab_mark_command_for, Tone};
 use rewind_engine::migrate::log::{self, Failure, LogReport};
 use rewind_engine::migrate::repair::{
-    default_migrate_cmd, migrate_cmd_from_args, repair, AssumeYes, Confirm, Databases, Decision,
-    RepairOptions,
+    default_migrate_cmd, migrate_cmd_for, migrate_cmd_from_args, repair, AssumeYes, Confirm,
+    Databases, Decision, RepairOptions,
 };
 use rewind_engine::progress::Event;
 
@@ -63,99 +65,28 @@ fn read_log(ctx: &Ctx, args: &Args) -> color_eyre::Result<(String, LogReport)> {
     }
 }
 
-/// Print an assessment for people.
-pub fn print_assessment(s: Style, f: &Failure, a: &Assessment) {
+/// Print an assessment for people: the engine's facts, the same the wizard draws.
+pub fn print_assessment(s: Style, f: &Failure, a: &Assessment, inst: Option<&Installation>) {
     println!("{}", s.bold("Failed migration"));
-    match &f.migration {
-        Some(m) => println!("  migration:   {} {}", s.bold(&m.version), m.name),
-        None => println!("  migration:   {}", s.bad("not named in the log")),
-    }
-    println!(
-        "  database:    {}{}",
-        a.database,
-        if f.database.is_none() {
-            " (the log does not say; assumed)"
+    let gitlab = a
+        .version
+        .as_deref()
+        .map(|v| gitlab_mark_command_for(inst, &a.database, v));
+    for fact in facts(Some(f), a, gitlab.as_deref()) {
+        let text = match fact.tone {
+            Tone::Plain => fact.text,
+            Tone::Strong => s.bold(&fact.text),
+            Tone::Good => s.ok(&fact.text),
+            Tone::Bad => s.bad(&fact.text),
+            Tone::Warn => s.warn(&fact.text),
+            Tone::Dim => s.dim(&fact.text),
+        };
+        let label = if fact.label.is_empty() {
+            String::new()
         } else {
-            ""
-        }
-    );
-    match (&f.error, &f.error_text) {
-        (Some(e), _) => {
-            println!("  error:       PG::{}: {}", e.class, e.message);
-            if let Some(d) = &e.detail {
-                println!("               DETAIL: {d}");
-            }
-        }
-        (None, Some(t)) => println!("  error:       {t}"),
-        _ => {}
-    }
-    if let Some(o) = &a.object {
-        let state = match a.object_exists {
-            Some(true) => s.ok("exists"),
-            Some(false) => s.warn("does not exist"),
-            None => "not checked".into(),
+            format!("{}:", fact.label)
         };
-        println!("  object:      {o}: {state}");
-    }
-    if let Some(d) = &a.object_detail {
-        println!("               {d}");
-    }
-    if let Some(n) = a.rows {
-        println!(
-            "  rows:        {}{}",
-            n,
-            if a.rows_capped {
-                "+ (counted up to the cap)"
-            } else {
-                ""
-            }
-        );
-    }
-    for c in &a.shape {
-        let mark = match c.status {
-            ColumnStatus::Matches => s.ok("ok      "),
-            ColumnStatus::Missing => s.bad("missing "),
-            ColumnStatus::TypeDiffers => s.bad("differs "),
-        };
-        println!(
-            "  column:      {mark} {}.{} expected {} found {}",
-            c.table,
-            c.column,
-            c.expected.as_deref().unwrap_or("?"),
-            c.found.as_deref().unwrap_or("-")
-        );
-    }
-    if !a.extra_columns.is_empty() {
-        println!("  extra:       {}", a.extra_columns.join(", "));
-    }
-    for st in &a.steps {
-        let e = match st.exists {
-            Some(true) => s.ok("present"),
-            Some(false) => s.bad("missing"),
-            None => s.dim("-"),
-        };
-        println!("  step:        {e} {}", st.step);
-    }
-    match a.already_marked {
-        Some(true) => println!("  schema_migrations: version already present"),
-        Some(false) => println!("  schema_migrations: version not present"),
-        None => {}
-    }
-    let verdict = match a.verdict {
-        Verdict::MarkComplete => s.ok("mark complete"),
-        Verdict::DoNotMark => s.bad("do not mark"),
-        Verdict::NothingToDo => "nothing to do".into(),
-    };
-    println!("  verdict:     {verdict}");
-    println!("  why:         {}", a.reason);
-    println!("  advice:      {}", a.advice);
-    for n in &a.notes {
-        println!("  note:        {n}");
-    }
-    if a.verdict == Verdict::MarkComplete {
-        if let Some(sql) = a.mark_sql() {
-            println!("  SQL:         {sql}");
-        }
+        println!("  {label:<12} {text}");
     }
 }
 
@@ -227,13 +158,21 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
     let wanted = failure.database.clone().or_else(|| args.database.clone());
     let choice = wanted.clone().unwrap_or_else(|| "main".into());
     // Every connection: later rounds may fail on another database than the first.
+    let inst = if ctx.global.database_url.is_some() {
+        detect(&ctx.root, &detect_options(ctx)).ok()
+    } else {
+        Some(
+            detect(&ctx.root, &detect_options(ctx))
+                .wrap_err("detecting the GitLab installation")?,
+        )
+    };
     let conns = if ctx.global.database_url.is_some() {
         let name = if choice == "ci" { "ci" } else { "main" };
         connections(ctx, name)?
     } else {
-        detect(&ctx.root, &detect_options(ctx))
-            .wrap_err("detecting the GitLab installation")?
-            .databases
+        inst.as_ref()
+            .map(|i| i.databases.clone())
+            .unwrap_or_default()
     };
     let mut dbs = Databases::new(conns);
 
@@ -252,7 +191,7 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
                 "written": false,
             }))?;
         } else {
-            print_assessment(s, &failure, &a);
+            print_assessment(s, &failure, &a, inst.as_ref());
             println!();
             println!(
                 "Nothing was written: stdin is not a terminal and --yes was not given. Run on a terminal to confirm each version, or add --yes."
@@ -262,7 +201,10 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
     }
 
     let argv = if args.migrate_cmd.is_empty() {
-        default_migrate_cmd(&ctx.root)
+        match &inst {
+            Some(i) => migrate_cmd_for(&ctx.root, i),
+            None => default_migrate_cmd(&ctx.root),
+        }
     } else {
         migrate_cmd_from_args(&args.migrate_cmd)
     };
@@ -276,7 +218,7 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
         // Show the first assessment in full before anything is written.
         let (name, client) = dbs.client(wanted.as_deref())?;
         let a = assess(&failure, &name, client)?;
-        print_assessment(s, &failure, &a);
+        print_assessment(s, &failure, &a, inst.as_ref());
     }
     let json = ctx.json();
     let sink = move |e: Event| match e {
@@ -327,7 +269,7 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
         println!();
         if let Some(last) = result.rounds.last() {
             if last.marked.is_none() && result.rounds.len() > 1 {
-                print_assessment(s, &last.failure, &last.assessment);
+                print_assessment(s, &last.failure, &last.assessment, inst.as_ref());
                 println!();
             }
         }

@@ -238,7 +238,7 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
         let opts = RestoreOptions {
             confirm_drop: args.confirm_drop.clone(),
             snapshot: !args.no_snapshot,
-            reuse_snapshot: None,
+            reuse_snapshots: Default::default(),
             jobs: jobs_n,
             continue_on_error: args.continue_on_error,
             allow_version_mismatch: args.allow_version_mismatch,
@@ -292,7 +292,7 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
         confirm_drop: args.confirm_drop.clone(),
         confirm_files: args.confirm_files,
         snapshot: !args.no_snapshot,
-        reuse_snapshot: None,
+        reuse_snapshots: Default::default(),
         jobs: jobs_n,
         skip: args.skip.clone(),
         continue_on_error: args.continue_on_error,

@@ -1,5 +1,6 @@
 //! What goes into [`super::update::update`] (events) and what comes out (commands).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -52,10 +53,20 @@ pub enum Msg {
         result: Result<String, String>,
         installation: Option<Box<Installation>>,
     },
-    Inventory(Result<Inventory, String>),
-    /// The safety snapshot was written here.
-    SnapshotTaken(PathBuf),
-    RestoreDone(Result<String, String>),
+    /// What the drop destroys, one inventory per database (main first).
+    Inventory(Result<Vec<Inventory>, String>),
+    /// The safety snapshot of `database` was written to `path`.
+    SnapshotTaken {
+        database: String,
+        path: PathBuf,
+    },
+    RestoreDone(Result<RestoreSummary, String>),
+    /// The failed db:migrate logs found in GitLab's log directory, newest first, and the
+    /// migration command GitLab's docs give for this installation.
+    MigrateLogs {
+        logs: Vec<PathBuf>,
+        migrate_cmd: Vec<String>,
+    },
     Verified(Result<Vec<VerifyLine>, String>),
     RepairAssessed(Result<Vec<RepairItem>, String>),
     RepairRound(Result<String, String>),
@@ -67,6 +78,22 @@ pub enum Msg {
         step: Step,
         reason: String,
     },
+}
+
+/// What a finished restore reports: a one-line summary and the verification lines.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestoreSummary {
+    pub text: String,
+    pub verify: Vec<VerifyLine>,
+}
+
+/// The host as the wizard knows it, which every engine command works on: commands carry
+/// it, so the executor reads no wizard state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Host {
+    pub installation: Box<Installation>,
+    /// The journal directory on this machine (`<backup_path>/rewind`).
+    pub journal_dir: PathBuf,
 }
 
 /// What a command step would do.
@@ -82,42 +109,69 @@ pub struct ActionPlan {
 pub enum Command {
     Detect,
     /// Look for a saved session next to the journal.
-    LoadSession,
-    LoadBackups,
+    LoadSession {
+        host: Host,
+    },
+    LoadBackups {
+        host: Host,
+    },
     Preflight {
+        host: Host,
         backup: BackupRow,
     },
     /// Work out what a command step would run.
     PlanAction {
+        host: Host,
         step: Step,
         backup: BackupRow,
     },
     RunAction {
+        host: Host,
         step: Step,
         backup: BackupRow,
     },
     LoadInventory {
+        host: Host,
         backup: BackupRow,
     },
-    /// Snapshot (unless `snapshot` is None), drop, load. `reuse`: the snapshot this
-    /// recovery already took (a retry), which the engine reuses and journals as such.
+    /// The engine's recovery with the confirmations collected: each database name typed
+    /// (`confirm`), a snapshot of each database unless declined (`snapshot`), and the
+    /// snapshots this recovery already took (`reuse`, by database), which the engine
+    /// reuses and journals as such.
     Restore {
+        host: Host,
         backup: BackupRow,
-        snapshot: Option<PathBuf>,
-        reuse: Option<PathBuf>,
+        confirm: Vec<String>,
+        snapshot: bool,
+        reuse: BTreeMap<String, PathBuf>,
     },
+    /// Read the last restore's verification back from the journal (after a restart).
     Verify {
-        backup: BackupRow,
+        host: Host,
     },
     /// Cancel the running work at the next safe point.
     Cancel,
-    SaveSession(Box<Session>),
-    RemoveSession,
+    SaveSession {
+        dir: PathBuf,
+        session: Box<Session>,
+    },
+    RemoveSession {
+        dir: PathBuf,
+    },
+    /// List the failed db:migrate logs in GitLab's log directory.
+    FindMigrateLogs {
+        host: Host,
+    },
     AssessRepair {
+        host: Host,
         log: PathBuf,
     },
+    /// The repair loop on `log`: mark `version` (typed), run `migrate_cmd`, ask again.
     RunRepair {
-        versions: Vec<String>,
+        host: Host,
+        log: PathBuf,
+        version: String,
+        migrate_cmd: Vec<String>,
     },
     /// The answer to the running repair loop's question.
     RepairAnswer {

@@ -2,6 +2,7 @@
 //! progress come back to the event loop as [`Event::Engine`] messages. Nothing here blocks
 //! the UI for longer than a small file write.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -9,28 +10,28 @@ use rewind_engine::detect::{detect, DatabaseConn, DetectOptions, InstallKind, In
 use rewind_engine::exec::Runner;
 use rewind_engine::journal::Journal;
 use rewind_engine::migrate::assess::{assess, Assessment, Verdict};
-use rewind_engine::migrate::log::{parse_file, LogReport};
+use rewind_engine::migrate::describe::{facts, gitlab_mark_command_for};
+use rewind_engine::migrate::log::{failed_migrate_logs, parse_file, Failure};
 use rewind_engine::migrate::repair::{
-    default_migrate_cmd, repair, Confirm, Databases, Decision, RepairOptions,
+    migrate_cmd_for, repair, Confirm, Databases, Decision, RepairOptions,
 };
 use rewind_engine::packages::rollback::{self, RollbackOptions, RollbackPlan};
 use rewind_engine::pg::conn::ConnSpec;
 use rewind_engine::preflight::{self, Inputs};
 use rewind_engine::progress::{self, Cancel, Level, SinkExt};
+use rewind_engine::recovery::last_verification;
 use rewind_engine::restore::database::{member_for, DatabaseJob, RestoreFacts, RestoreOptions};
 use rewind_engine::restore::drop::DropOptions;
 use rewind_engine::restore::plan::{build_plan, BackupFacts};
-use rewind_engine::restore::verify::Status as VerifyStatus;
+use rewind_engine::restore::verify::{Status as VerifyStatus, VerifyReport};
 use rewind_engine::root::HostRoot;
 use rewind_engine::services::{post_restore_steps, GitlabCtl};
 use rewind_engine::session::{BackupIdentity, Session};
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::event::{ActionPlan, Command, Event, Msg};
+use super::event::{ActionPlan, Command, Event, Host, Msg, RestoreSummary};
 use super::source::source_for;
-use super::state::{
-    BackupRow, DropItem, Inventory, RepairItem, ResumeOffer, State, Step, VerifyLine,
-};
+use super::state::{BackupRow, DropItem, Inventory, RepairItem, ResumeOffer, Step, VerifyLine};
 
 /// What the executor needs to reach the host.
 #[derive(Debug, Clone)]
@@ -43,12 +44,8 @@ pub struct ExecOptions {
 /// Runs commands; owns the cancellation flags of running work.
 pub struct Executor {
     opts: Arc<ExecOptions>,
-    /// The parsed failed migrate log being repaired.
-    repair_log: Arc<Mutex<Option<LogReport>>>,
     /// Answers to the running repair loop's questions.
     repair_answer: Option<std::sync::mpsc::Sender<bool>>,
-    /// Verify lines of the last restore this process ran.
-    verified: Arc<Mutex<Option<Vec<VerifyLine>>>>,
     tx: UnboundedSender<Event>,
     cancels: Arc<Mutex<Vec<Cancel>>>,
     workers: Vec<tokio::task::JoinHandle<()>>,
@@ -65,9 +62,7 @@ impl Executor {
     pub fn new(opts: ExecOptions, tx: UnboundedSender<Event>) -> Self {
         Executor {
             opts: Arc::new(opts),
-            repair_log: Arc::new(Mutex::new(None)),
             repair_answer: None,
-            verified: Arc::new(Mutex::new(None)),
             tx,
             cancels: Arc::new(Mutex::new(Vec::new())),
             workers: Vec::new(),
@@ -106,8 +101,9 @@ impl Executor {
         self.workers.push(tokio::task::spawn_blocking(f));
     }
 
-    /// Execute one command.
-    pub fn execute(&mut self, cmd: Command, s: &State) -> Flow {
+    /// Execute one command. Commands carry everything they need: the executor reads no
+    /// wizard state.
+    pub fn execute(&mut self, cmd: Command) -> Flow {
         match cmd {
             Command::Quit => return Flow::Quit,
             Command::Cancel => {
@@ -128,17 +124,13 @@ impl Executor {
                     let _ = tx.send(Event::Engine(Msg::Detected(r.map(Box::new))));
                 });
             }
-            Command::LoadSession => {
-                let Some(dir) = s.journal_dir.clone() else {
-                    return Flow::Continue;
-                };
-                let installed = s.installation.ready().and_then(|i| i.version.clone());
+            Command::LoadSession { host } => {
                 let tx = self.tx.clone();
-                self.spawn(move || match Session::load(&dir) {
+                self.spawn(move || match Session::load(&host.journal_dir) {
                     Ok(Some(session)) => {
                         let id = BackupIdentity::of(&session.backup.path).ok();
                         let decision = session
-                            .resume_point(id.as_ref(), installed.as_ref())
+                            .resume_point(id.as_ref(), host.installation.version.as_ref())
                             .map_err(|v| v.iter().map(|m| m.to_string()).collect());
                         let _ = tx.send(Event::Engine(Msg::SessionFound(Box::new(ResumeOffer {
                             session,
@@ -154,29 +146,21 @@ impl Executor {
                     }
                 });
             }
-            Command::LoadBackups => {
-                let Some(inst) = s.installation.ready().cloned() else {
-                    return Flow::Continue;
-                };
-                let dir = self.opts.root.join(&inst.backup_path);
+            Command::LoadBackups { host } => {
+                let dir = self.opts.root.join(&host.installation.backup_path);
                 let tx = self.tx.clone();
                 self.spawn(move || {
-                    let r = super::catalogue::list(&dir, inst.version.as_ref());
+                    let r = super::catalogue::list(&dir, host.installation.version.as_ref());
                     let _ = tx.send(Event::Engine(Msg::Backups(r)));
                 });
             }
-            Command::Preflight { backup } => {
-                let Some(inst) = s.installation.ready().cloned() else {
-                    return Flow::Continue;
-                };
+            Command::Preflight { host, backup } => {
+                let inst = *host.installation;
                 let inputs = Inputs {
                     archive: backup.path.clone(),
                     target: backup.version.clone(),
                     conn: inst.main_db().map(|d| d.spec.clone()),
-                    snapshot_dir: s
-                        .journal_dir
-                        .clone()
-                        .unwrap_or_else(|| self.opts.root.join(&inst.backup_path)),
+                    snapshot_dir: host.journal_dir,
                     installation: inst,
                 };
                 let cancel = self.new_cancel();
@@ -189,14 +173,11 @@ impl Executor {
                     let _ = tx.send(Event::Engine(Msg::PreflightDone));
                 });
             }
-            Command::PlanAction { step, backup } => {
-                let Some(inst) = s.installation.ready().cloned() else {
-                    return Flow::Continue;
-                };
+            Command::PlanAction { host, step, backup } => {
                 let root = self.opts.root.clone();
                 let tx = self.tx.clone();
                 self.spawn(move || {
-                    let result = plan_action(&root, &inst, step, &backup);
+                    let result = plan_action(&root, &host.installation, step, &backup);
                     let m = match result {
                         Ok(Planned::Plan(p)) => Msg::ActionPlanned {
                             step,
@@ -211,18 +192,21 @@ impl Executor {
                     let _ = tx.send(Event::Engine(m));
                 });
             }
-            Command::RunAction { step, backup } => {
-                let Some(inst) = s.installation.ready().cloned() else {
-                    return Flow::Continue;
-                };
+            Command::RunAction { host, step, backup } => {
                 let root = self.opts.root.clone();
-                let jdir = s.journal_dir.clone();
                 let sink = self.sink();
                 let tx = self.tx.clone();
                 let opts = self.opts.clone();
                 self.spawn(move || {
-                    let journal = jdir.as_deref().and_then(|d| Journal::open_in(d).ok());
-                    let result = run_action(&root, &inst, step, &backup, &sink, journal.as_ref());
+                    let journal = Journal::open_in(&host.journal_dir).ok();
+                    let result = run_action(
+                        &root,
+                        &host.installation,
+                        step,
+                        &backup,
+                        &sink,
+                        journal.as_ref(),
+                    );
                     let again = detect_with(&opts).ok().map(Box::new);
                     let _ = tx.send(Event::Engine(Msg::ActionDone {
                         step,
@@ -231,141 +215,89 @@ impl Executor {
                     }));
                 });
             }
-            Command::LoadInventory { backup } => {
-                let Some(inst) = s.installation.ready().cloned() else {
-                    return Flow::Continue;
-                };
+            Command::LoadInventory { host, backup } => {
                 let root = self.opts.root.clone();
                 let tx = self.tx.clone();
                 self.spawn(move || {
-                    let r = inventory(&root, &inst, &backup);
+                    let r = inventory(&root, &host.installation, &backup);
                     let _ = tx.send(Event::Engine(Msg::Inventory(r)));
                 });
             }
             Command::Restore {
+                host,
                 backup,
+                confirm,
                 snapshot,
                 reuse,
             } => {
-                let Some(inst) = s.installation.ready().cloned() else {
-                    return Flow::Continue;
-                };
                 let root = self.opts.root.clone();
-                let jdir = s.journal_dir.clone();
-                let confirm = s.confirm_input.clone();
                 let cancel = self.new_cancel();
                 let tx = self.tx.clone();
-                let verified = self.verified.clone();
                 self.spawn(move || {
                     let r = restore(
                         &root,
-                        &inst,
+                        &host,
                         &backup,
-                        snapshot.is_some(),
-                        reuse,
-                        &confirm,
-                        jdir.as_deref(),
+                        Confirmed {
+                            names: confirm,
+                            snapshot,
+                            reuse,
+                        },
                         &tx,
                         &cancel,
                     );
-                    let r = r.map(|(summary, lines)| {
-                        *verified.lock().unwrap_or_else(|e| e.into_inner()) = Some(lines);
-                        summary
-                    });
                     let _ = tx.send(Event::Engine(Msg::RestoreDone(r)));
                 });
             }
-            Command::Verify { .. } => {
-                let lines = self
-                    .verified
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .clone();
-                match lines {
-                    Some(l) => self.send(Msg::Verified(Ok(l))),
-                    None => self.send(Msg::Verified(Err(
-                        "the restore ran before the wizard was restarted; its verification is in the journal (restore.*.verify)".into(),
-                    ))),
-                }
-            }
-            Command::AssessRepair { log } => {
-                let Some(inst) = s.installation.ready().cloned() else {
-                    return Flow::Continue;
-                };
-                let root = self.opts.root.clone();
-                let store = self.repair_log.clone();
+            Command::Verify { host } => {
                 let tx = self.tx.clone();
                 self.spawn(move || {
-                    let r = assess_log(&root, &inst, &log, &store);
+                    let r = last_verification(&host.journal_dir)
+                        .map_err(|e| e.to_string())
+                        .and_then(|reports| {
+                            if reports.is_empty() {
+                                Err("the journal holds no verification of the last restore: it stopped before verifying; run the restore again".into())
+                            } else {
+                                Ok(reports.iter().flat_map(verify_lines).collect())
+                            }
+                        });
+                    let _ = tx.send(Event::Engine(Msg::Verified(r)));
+                });
+            }
+            Command::FindMigrateLogs { host } => {
+                let root = self.opts.root.clone();
+                let tx = self.tx.clone();
+                self.spawn(move || {
+                    let logs = failed_migrate_logs(&root, host.installation.log_dir.as_deref());
+                    let migrate_cmd = migrate_cmd_for(&root, &host.installation)
+                        .into_iter()
+                        .map(|w| w.to_string_lossy().into_owned())
+                        .collect();
+                    let _ = tx.send(Event::Engine(Msg::MigrateLogs { logs, migrate_cmd }));
+                });
+            }
+            Command::AssessRepair { host, log } => {
+                let root = self.opts.root.clone();
+                let tx = self.tx.clone();
+                self.spawn(move || {
+                    let r = assess_log(&root, &host.installation, &log);
                     let _ = tx.send(Event::Engine(Msg::RepairAssessed(r)));
                 });
             }
-            Command::RunRepair { versions } => {
-                let Some(inst) = s.installation.ready().cloned() else {
-                    return Flow::Continue;
-                };
-                let Some(report) = self
-                    .repair_log
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .take()
-                else {
-                    self.send(Msg::RepairDone(Err("no log assessed".into())));
-                    return Flow::Continue;
-                };
+            Command::RunRepair {
+                host,
+                log,
+                version,
+                migrate_cmd,
+            } => {
                 let (atx, arx) = std::sync::mpsc::channel();
                 self.repair_answer = Some(atx);
                 let root = self.opts.root.clone();
-                let jdir = s.journal_dir.clone();
                 let sink = self.sink();
                 let tx = self.tx.clone();
                 self.spawn(move || {
-                    let journal = jdir.as_deref().and_then(|d| Journal::open_in(d).ok());
-                    let mut dbs = Databases::new(inst.databases.clone());
-                    let mut confirm = TuiConfirm {
-                        confirmed: versions.first().cloned(),
-                        answers: arx,
-                        tx: tx.clone(),
-                    };
-                    let opts = RepairOptions {
-                        migrate_cmd: default_migrate_cmd(&root),
-                        max_rounds: 20,
-                    };
-                    let r = repair(
-                        report,
-                        &mut dbs,
-                        &opts,
-                        &mut confirm,
-                        journal.as_ref(),
-                        &sink,
-                    );
-                    match r {
-                        Ok(rep) => {
-                            for round in &rep.rounds {
-                                let line = format!(
-                                    "round {}: {} {}{}{}",
-                                    round.number,
-                                    round.assessment.version.as_deref().unwrap_or("?"),
-                                    round.assessment.migration_name.as_deref().unwrap_or(""),
-                                    round
-                                        .marked
-                                        .as_ref()
-                                        .map(|m| format!(", marked ({})", m.message()))
-                                        .unwrap_or_default(),
-                                    round
-                                        .migrate
-                                        .as_ref()
-                                        .map(|m| format!(", db:migrate: {}", m.summary))
-                                        .unwrap_or_default(),
-                                );
-                                let _ = tx.send(Event::Engine(Msg::RepairRound(Ok(line))));
-                            }
-                            let _ = tx.send(Event::Engine(Msg::RepairDone(Ok(rep.message))));
-                        }
-                        Err(e) => {
-                            let _ = tx.send(Event::Engine(Msg::RepairDone(Err(e.to_string()))));
-                        }
-                    }
+                    let r = run_repair(&root, &host, &log, version, migrate_cmd, arx, &tx, &sink);
+                    let _ = tx.send(Event::Engine(Msg::RepairDone(r)));
                 });
             }
             Command::RepairAnswer { mark } => {
@@ -373,20 +305,16 @@ impl Executor {
                     let _ = a.send(mark);
                 }
             }
-            Command::SaveSession(sess) => {
-                if let Some(dir) = &s.journal_dir {
-                    if let Err(e) = sess.save(dir) {
-                        self.send(Msg::Progress(progress::Event::Log {
-                            level: Level::Error,
-                            message: e.to_string(),
-                        }));
-                    }
+            Command::SaveSession { dir, session } => {
+                if let Err(e) = session.save(&dir) {
+                    self.send(Msg::Progress(progress::Event::Log {
+                        level: Level::Error,
+                        message: e.to_string(),
+                    }));
                 }
             }
-            Command::RemoveSession => {
-                if let Some(dir) = &s.journal_dir {
-                    let _ = Session::remove(dir);
-                }
+            Command::RemoveSession { dir } => {
+                let _ = Session::remove(&dir);
             }
         }
         Flow::Continue
@@ -587,11 +515,11 @@ fn facts_of(root: &HostRoot, inst: &Installation, backup: &BackupRow) -> Restore
     }
 }
 
-fn restore_options(confirm: &str, snapshot: bool) -> RestoreOptions {
+fn restore_options(snapshot: bool) -> RestoreOptions {
     RestoreOptions {
-        confirm_drop: vec![confirm.to_string()],
+        confirm_drop: Vec::new(),
         snapshot,
-        reuse_snapshot: None,
+        reuse_snapshots: BTreeMap::new(),
         jobs: std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2)
@@ -602,20 +530,22 @@ fn restore_options(confirm: &str, snapshot: bool) -> RestoreOptions {
     }
 }
 
-/// What the drop destroys, with the failed upgrade's leftovers marked (read-only).
+/// What the drop destroys in each database (main first), with the failed upgrade's
+/// leftovers marked (read-only).
 fn inventory(
     root: &HostRoot,
     inst: &Installation,
     backup: &BackupRow,
-) -> Result<Inventory, String> {
+) -> Result<Vec<Inventory>, String> {
     let jobs = jobs_of(inst);
-    let main = jobs
-        .first()
-        .ok_or("no database connection found in database.yml")?;
+    if jobs.is_empty() {
+        return Err("no database connection found in database.yml".into());
+    }
     let source = source_for(&backup.path)?;
     let facts = facts_of(root, inst, backup);
-    // The plan needs a confirmation to say "runnable"; the inventory does not.
-    let opts = restore_options(&main.spec.dbname, true);
+    // The plan needs confirmations to say "runnable"; the inventory does not.
+    let mut opts = restore_options(true);
+    opts.confirm_drop = jobs.iter().map(|j| j.spec.dbname.clone()).collect();
     let plan = build_plan(
         &source,
         &jobs,
@@ -628,50 +558,66 @@ fn inventory(
         &opts,
         &[],
     );
-    let db = plan.databases.first().ok_or("the plan lists no database")?;
-    if db.drop.is_empty() && db.status != "restore" {
-        return Err(db.status.clone());
+    if plan.databases.is_empty() {
+        return Err("the plan lists no database".into());
     }
-    Ok(Inventory {
-        database: db.database.clone(),
-        items: db
-            .drop
-            .iter()
-            .map(|d| DropItem {
-                kind: d.class.to_lowercase(),
-                name: d.object.clone(),
-                rows: d.rows.map(|r| r as i64),
-                bytes: d.bytes,
-                leftover: d.leftover,
+    plan.databases
+        .iter()
+        .map(|db| {
+            if db.drop.is_empty() && db.status != "restore" {
+                return Err(format!("{}: {}", db.database, db.status));
+            }
+            Ok(Inventory {
+                database: db.database.clone(),
+                items: db
+                    .drop
+                    .iter()
+                    .map(|d| DropItem {
+                        kind: d.class.to_lowercase(),
+                        name: d.object.clone(),
+                        rows: d.rows.map(|r| r as i64),
+                        bytes: d.bytes,
+                        leftover: d.leftover,
+                    })
+                    .collect(),
             })
-            .collect(),
-    })
+        })
+        .collect()
 }
 
-/// The engine's recovery runner, with the confirmations the wizard collected: the
-/// database name typed on the drop screen (which also lists the file components that are
-/// replaced), the snapshot taken, declined or already taken. The runner checks first (host
-/// and database locks, version, every archive member, free space, connections), then
-/// snapshots, drops, loads, verifies and restores the file components.
-#[allow(clippy::too_many_arguments)]
+/// The confirmations the wizard collected for the restore.
+struct Confirmed {
+    /// Each database's name, typed.
+    names: Vec<String>,
+    /// Snapshot each database that has none yet.
+    snapshot: bool,
+    /// Snapshots already taken in this recovery, by database.
+    reuse: BTreeMap<String, PathBuf>,
+}
+
+/// The engine's recovery runner, with the confirmations the wizard collected: each
+/// database name typed on the drop screens (which also list the file components that are
+/// replaced), the snapshots taken, declined or already taken. The runner checks first
+/// (host and database locks, version, every archive member, free space, connections),
+/// then snapshots, drops, loads, verifies and restores the file components.
 fn restore(
     root: &HostRoot,
-    inst: &Installation,
+    host: &Host,
     backup: &BackupRow,
-    snapshot: bool,
-    reuse: Option<PathBuf>,
-    confirm: &str,
-    journal_dir: Option<&std::path::Path>,
+    confirmed: Confirmed,
     tx: &UnboundedSender<Event>,
     cancel: &Cancel,
-) -> Result<(String, Vec<VerifyLine>), String> {
-    let jdir = journal_dir.ok_or("no journal directory (backup path unknown)")?;
-    let journal = Journal::open_in(jdir).map_err(|e| e.to_string())?;
+) -> Result<RestoreSummary, String> {
+    let inst = &*host.installation;
+    let journal = Journal::open_in(&host.journal_dir).map_err(|e| e.to_string())?;
     let txs = tx.clone();
     let sink = move |e: progress::Event| {
         // The path the engine reports, once the snapshot is complete and journaled.
-        if let progress::Event::SnapshotWritten { path, .. } = &e {
-            let _ = txs.send(Event::Engine(Msg::SnapshotTaken(path.clone())));
+        if let progress::Event::SnapshotWritten { database, path, .. } = &e {
+            let _ = txs.send(Event::Engine(Msg::SnapshotTaken {
+                database: database.clone(),
+                path: path.clone(),
+            }));
         }
         let _ = txs.send(Event::Engine(Msg::Progress(e)));
     };
@@ -690,11 +636,11 @@ fn restore(
         installation: inst,
         backup: &entry,
         databases,
-        confirm_drop: vec![confirm.to_string()],
+        confirm_drop: confirmed.names,
         confirm_files: true,
-        snapshot,
-        reuse_snapshot: reuse,
-        jobs: restore_options(confirm, snapshot).jobs,
+        snapshot: confirmed.snapshot,
+        reuse_snapshots: confirmed.reuse,
+        jobs: restore_options(confirmed.snapshot).jobs,
         skip: Vec::new(),
         continue_on_error: false,
         allow_version_mismatch: false,
@@ -710,20 +656,7 @@ fn restore(
             rows += l.tables.iter().map(|t| t.rows).sum::<u64>();
         }
         match &o.verify {
-            Some(v) => lines.extend(v.lines.iter().map(|l| VerifyLine {
-                ok: l.status != VerifyStatus::Fail,
-                text: format!(
-                    "{}: {}{}: {}",
-                    o.database,
-                    l.check,
-                    if l.status == VerifyStatus::Skipped {
-                        " (not checked)"
-                    } else {
-                        ""
-                    },
-                    l.detail
-                ),
-            })),
+            Some(v) => lines.extend(verify_lines(v)),
             None => lines.push(VerifyLine {
                 ok: true,
                 text: format!("{}: {}", o.database, o.status),
@@ -750,15 +683,92 @@ fn restore(
     }
     sink.info(format!("restore finished: {rows} rows"));
     let secs = started.elapsed().as_secs();
-    Ok((
-        format!(
+    Ok(RestoreSummary {
+        text: format!(
             "{} database(s), {rows} rows in {}:{:02}",
             report.databases.len(),
             secs / 60,
             secs % 60
         ),
-        lines,
-    ))
+        verify: lines,
+    })
+}
+
+/// The verify screen's lines of one database's verification.
+fn verify_lines(v: &VerifyReport) -> Vec<VerifyLine> {
+    v.lines
+        .iter()
+        .map(|l| VerifyLine {
+            ok: l.status != VerifyStatus::Fail,
+            text: format!(
+                "{}: {}{}: {}",
+                v.database,
+                l.check,
+                if l.status == VerifyStatus::Skipped {
+                    " (not checked)"
+                } else {
+                    ""
+                },
+                l.detail
+            ),
+        })
+        .collect()
+}
+
+/// The repair loop on `log`: `version` (typed on the screen) is marked without asking
+/// again; every later round asks the screen and waits for `answers`.
+#[allow(clippy::too_many_arguments)]
+fn run_repair(
+    root: &HostRoot,
+    host: &Host,
+    log: &std::path::Path,
+    version: String,
+    migrate_cmd: Vec<String>,
+    answers: std::sync::mpsc::Receiver<bool>,
+    tx: &UnboundedSender<Event>,
+    sink: &dyn progress::Sink,
+) -> Result<String, String> {
+    let inst = &*host.installation;
+    let report = parse_file(&log_path(root, log)).map_err(|e| e.to_string())?;
+    let journal = Journal::open_in(&host.journal_dir).map_err(|e| e.to_string())?;
+    let mut dbs = Databases::new(inst.databases.clone());
+    let mut confirm = TuiConfirm {
+        confirmed: Some(version),
+        answers,
+        tx: tx.clone(),
+        inst: inst.clone(),
+    };
+    let argv = if migrate_cmd.is_empty() {
+        migrate_cmd_for(root, inst)
+    } else {
+        migrate_cmd.into_iter().map(Into::into).collect()
+    };
+    let opts = RepairOptions {
+        migrate_cmd: argv,
+        max_rounds: 20,
+    };
+    let rep = repair(report, &mut dbs, &opts, &mut confirm, Some(&journal), sink)
+        .map_err(|e| e.to_string())?;
+    for round in &rep.rounds {
+        let line = format!(
+            "round {}: {} {}{}{}",
+            round.number,
+            round.assessment.version.as_deref().unwrap_or("?"),
+            round.assessment.migration_name.as_deref().unwrap_or(""),
+            round
+                .marked
+                .as_ref()
+                .map(|m| format!(", marked ({})", m.message()))
+                .unwrap_or_default(),
+            round
+                .migrate
+                .as_ref()
+                .map(|m| format!(", db:migrate: {}", m.summary))
+                .unwrap_or_default(),
+        );
+        let _ = tx.send(Event::Engine(Msg::RepairRound(Ok(line))));
+    }
+    Ok(rep.message)
 }
 
 /// The wizard's answers to the repair loop: the version typed before the loop started is
@@ -767,6 +777,7 @@ struct TuiConfirm {
     confirmed: Option<String>,
     answers: std::sync::mpsc::Receiver<bool>,
     tx: UnboundedSender<Event>,
+    inst: Installation,
 }
 
 impl Confirm for TuiConfirm {
@@ -776,9 +787,12 @@ impl Confirm for TuiConfirm {
             return Decision::Mark;
         }
         self.confirmed = None;
-        let _ = self
-            .tx
-            .send(Event::Engine(Msg::RepairAsk(repair_item(assessment, sql))));
+        let _ = self.tx.send(Event::Engine(Msg::RepairAsk(repair_item(
+            None,
+            assessment,
+            sql,
+            Some(&self.inst),
+        ))));
         match self.answers.recv() {
             Ok(true) => Decision::Mark,
             _ => Decision::Stop,
@@ -786,7 +800,16 @@ impl Confirm for TuiConfirm {
     }
 }
 
-fn repair_item(a: &Assessment, sql: &str) -> RepairItem {
+fn repair_item(
+    f: Option<&Failure>,
+    a: &Assessment,
+    sql: &str,
+    inst: Option<&Installation>,
+) -> RepairItem {
+    let gitlab = a
+        .version
+        .as_deref()
+        .map(|v| gitlab_mark_command_for(inst, &a.database, v));
     RepairItem {
         version: a.version.clone().unwrap_or_else(|| "?".into()),
         name: a.migration_name.clone().unwrap_or_default(),
@@ -796,27 +819,38 @@ fn repair_item(a: &Assessment, sql: &str) -> RepairItem {
             .or_else(|| a.error_class.clone())
             .unwrap_or_default(),
         verdict: format!("{} {}", a.reason, a.advice).trim().to_string(),
-        markable: a.verdict == Verdict::MarkComplete,
+        markable: a.verdict == Verdict::MarkComplete && a.already_marked != Some(true),
+        already_marked: a.already_marked == Some(true),
         sql: sql.to_string(),
+        facts: facts(f, a, gitlab.as_deref()),
+        gitlab_command: gitlab.unwrap_or_default(),
     }
 }
 
-/// Parse a failed migrate log (a path as typed: on this machine, else under the root) and
-/// assess its first failure against the database.
+/// A log path as typed: on this machine, else under the host root.
+fn log_path(root: &HostRoot, log: &std::path::Path) -> PathBuf {
+    if log.is_file() {
+        log.to_path_buf()
+    } else {
+        root.join(log)
+    }
+}
+
+/// Parse a failed migrate log and assess its first failure against the database.
 fn assess_log(
     root: &HostRoot,
     inst: &Installation,
     log: &std::path::Path,
-    store: &Mutex<Option<LogReport>>,
 ) -> Result<Vec<RepairItem>, String> {
-    let path = if log.is_file() {
-        log.to_path_buf()
-    } else {
-        root.join(log)
-    };
+    let path = log_path(root, log);
+    if path.is_dir() {
+        return Err(format!(
+            "{} is a directory: give the failed db:migrate log file in it (Tab picks the newest failed one)",
+            path.display()
+        ));
+    }
     let report = parse_file(&path).map_err(|e| e.to_string())?;
     let Some(failure) = report.first_failure().cloned() else {
-        *store.lock().unwrap_or_else(|e| e.into_inner()) = None;
         return Ok(Vec::new());
     };
     let mut dbs = Databases::new(inst.databases.clone());
@@ -825,6 +859,5 @@ fn assess_log(
         .map_err(|e| e.to_string())?;
     let a = assess(&failure, &name, client).map_err(|e| e.to_string())?;
     let sql = a.mark_sql().unwrap_or_default();
-    *store.lock().unwrap_or_else(|e| e.into_inner()) = Some(report);
-    Ok(vec![repair_item(&a, &sql)])
+    Ok(vec![repair_item(Some(&failure), &a, &sql, Some(inst))])
 }

@@ -274,7 +274,7 @@ pub fn at_confirm() -> State {
         );
         update(&mut s, key(KeyCode::Enter));
     }
-    update(&mut s, Event::Engine(Msg::Inventory(Ok(inventory()))));
+    update(&mut s, Event::Engine(Msg::Inventory(Ok(vec![inventory()]))));
     s.journal_dir = Some(PathBuf::from("/var/opt/gitlab/backups/rewind"));
     s
 }
@@ -356,10 +356,12 @@ pub fn mid_restore() -> State {
     );
     update(
         &mut s,
-        Event::Engine(Msg::SnapshotTaken(
-            "/var/opt/gitlab/backups/rewind/snapshots/gitlabhq_production-20251116T134000Z.dump"
-                .into(),
-        )),
+        Event::Engine(Msg::SnapshotTaken {
+            database: DB.into(),
+            path:
+                "/var/opt/gitlab/backups/rewind/snapshots/gitlabhq_production-20251116T134000Z.dump"
+                    .into(),
+        }),
     );
     at(
         &mut s,

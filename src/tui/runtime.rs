@@ -99,7 +99,7 @@ pub async fn run(opts: WizardOptions, started: Instant) -> color_eyre::Result<Ru
         tx.clone(),
     );
     for cmd in start(&mut state) {
-        exec.execute(cmd, &state);
+        exec.execute(cmd);
     }
     terminal.draw(|f| view(&state, f))?;
     let first_draw = started.elapsed();
@@ -143,7 +143,7 @@ pub async fn run(opts: WizardOptions, started: Instant) -> color_eyre::Result<Ru
         }
         for ev in batch {
             for cmd in update(&mut state, ev) {
-                if exec.execute(cmd, &state) == Flow::Quit {
+                if exec.execute(cmd) == Flow::Quit {
                     break 'outer;
                 }
             }

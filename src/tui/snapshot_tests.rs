@@ -10,7 +10,9 @@ use rewind_engine::preflight::Status;
 use rewind_engine::progress::Phase;
 use rewind_engine::session::{BackupIdentity, Session, SessionStep};
 
-use super::event::{ActionPlan, Event, Msg};
+use rewind_engine::migrate::describe::{Fact, Tone};
+
+use super::event::{ActionPlan, Event, Msg, RestoreSummary};
 use super::fixtures::*;
 use super::state::{Loadable, RepairItem, ResumeOffer, State, Step, VerifyLine};
 use super::update::update;
@@ -28,11 +30,8 @@ fn settle(s: &mut State) {
             d.at = STARTED.into();
         }
     }
-    if s.snapshot_path.is_some() {
-        s.snapshot_path = Some(SNAP.into());
-    }
-    if s.snapshot_taken.is_some() {
-        s.snapshot_taken = Some(SNAP.into());
+    for p in s.snapshots_taken.values_mut() {
+        *p = SNAP.into();
     }
 }
 
@@ -222,9 +221,10 @@ fn verify() {
     let mut s = mid_restore();
     update(
         &mut s,
-        Event::Engine(Msg::RestoreDone(Ok(
-            "1412 objects, 1 873 220 rows in 1:42".into()
-        ))),
+        Event::Engine(Msg::RestoreDone(Ok(RestoreSummary {
+            text: "1412 objects, 1 873 220 rows in 1:42".into(),
+            verify: Vec::new(),
+        }))),
     );
     update(&mut s, key(KeyCode::Enter));
     update(
@@ -244,9 +244,10 @@ fn done() {
     let mut s = mid_restore();
     update(
         &mut s,
-        Event::Engine(Msg::RestoreDone(Ok(
-            "1412 objects, 1873220 rows in 1:42".into()
-        ))),
+        Event::Engine(Msg::RestoreDone(Ok(RestoreSummary {
+            text: "1412 objects, 1873220 rows in 1:42".into(),
+            verify: Vec::new(),
+        }))),
     );
     s.step = Step::Done;
     s.installation = Loadable::Ready({
@@ -262,6 +263,13 @@ fn repair_assessed() {
     let mut s = at_backups();
     s.step = Step::Detect;
     update(&mut s, ch('m'));
+    update(
+        &mut s,
+        Event::Engine(Msg::MigrateLogs {
+            logs: Vec::new(),
+            migrate_cmd: vec!["/opt/gitlab/bin/gitlab-rake".into(), "db:migrate".into()],
+        }),
+    );
     typed(
         &mut s,
         "/var/log/gitlab/gitlab-rails/gitlab-rails-db-migrate-2026-11-25.log",
@@ -277,7 +285,30 @@ fn repair_assessed() {
                 "lfs_objects exists with the columns the migration creates: safe to mark complete"
                     .into(),
             markable: true,
+            already_marked: false,
             sql: "INSERT INTO schema_migrations (version) VALUES ($1)".into(),
+            facts: vec![
+                fact("migration", "20151103134857 CreateLfsObjects", Tone::Strong),
+                fact("database", "gitlabhq_production", Tone::Plain),
+                fact(
+                    "error",
+                    "PG::DuplicateTable: relation \"lfs_objects\" already exists",
+                    Tone::Plain,
+                ),
+                fact("object", "table public.lfs_objects: exists", Tone::Good),
+                fact(
+                    "marked",
+                    "no: the version is not in schema_migrations",
+                    Tone::Plain,
+                ),
+                fact("verdict", "mark complete", Tone::Good),
+                fact(
+                    "GitLab",
+                    "gitlab-rake gitlab:db:mark_migration_complete[20151103134857]",
+                    Tone::Plain,
+                ),
+            ],
+            gitlab_command: "gitlab-rake gitlab:db:mark_migration_complete[20151103134857]".into(),
         }]))),
     );
     typed(&mut s, "2015");
@@ -308,7 +339,7 @@ fn resume_offer() {
     ] {
         sess.finish(st, "ok");
     }
-    sess.snapshot = Some(SNAP.into());
+    sess.snapshots.insert(DB.into(), SNAP.into());
     sess.begin(SessionStep::Restore);
     sess.started = STARTED.into();
     for d in &mut sess.done {
@@ -430,4 +461,12 @@ fn regex_escape(s: &str) -> String {
             }
         })
         .collect()
+}
+
+fn fact(label: &'static str, text: &str, tone: Tone) -> Fact {
+    Fact {
+        label,
+        text: text.into(),
+        tone,
+    }
 }

@@ -1,6 +1,7 @@
 //! The wizard's state: plain data, no I/O, no terminal. [`super::update::update`] changes
 //! it; [`super::view::view`] draws it.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -299,10 +300,24 @@ pub struct RepairItem {
     pub name: String,
     pub error: String,
     pub verdict: String,
-    /// Rewind's assessment says marking is right.
+    /// Rewind's assessment says marking is right (and the version is not marked yet).
     pub markable: bool,
+    /// The version is already in schema_migrations.
+    pub already_marked: bool,
     /// The statement that would run.
     pub sql: String,
+    /// The assessment, fact by fact, as `rewind repair` prints it.
+    pub facts: Vec<rewind_engine::migrate::describe::Fact>,
+    /// GitLab's own command for the same marking.
+    pub gitlab_command: String,
+}
+
+/// The field of the repair screen that takes typed text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RepairField {
+    #[default]
+    Log,
+    MigrateCommand,
 }
 
 /// Repair screen state.
@@ -310,8 +325,16 @@ pub struct RepairItem {
 pub struct RepairState {
     /// The log path typed or picked.
     pub input: String,
+    /// Failed db:migrate logs found in GitLab's log directory, newest first.
     pub candidates: Vec<PathBuf>,
-    pub cursor: usize,
+    /// The candidate Tab showed last (`None`: not cycled yet).
+    pub cursor: Option<usize>,
+    /// The migration command run after marking (words, no shell), editable.
+    pub migrate_cmd: String,
+    /// Which field typing goes to.
+    pub field: RepairField,
+    /// The log the shown assessment is of.
+    pub log: Option<PathBuf>,
     pub assessment: Option<Loadable<Vec<RepairItem>>>,
     /// The confirmation typed for the current item.
     pub confirm: String,
@@ -385,12 +408,15 @@ pub struct State {
     pub stop: ActionStep,
     pub rollback: ActionStep,
     pub start: ActionStep,
-    pub inventory: Loadable<Inventory>,
+    /// What the drop destroys, one per database (main first).
+    pub inventory: Loadable<Vec<Inventory>>,
     pub inventory_scroll: usize,
-    pub confirm_input: String,
-    pub snapshot_path: Option<PathBuf>,
-    /// A snapshot taken earlier in this session (after resume): not taken again.
-    pub snapshot_taken: Option<PathBuf>,
+    /// The database the drop screen asks for (index into the inventories).
+    pub confirm_index: usize,
+    /// What was typed for each database.
+    pub confirm_inputs: Vec<String>,
+    /// Snapshots taken in this recovery, by database: not taken again.
+    pub snapshots_taken: BTreeMap<String, PathBuf>,
     pub snapshot_declined: bool,
     pub restore: RestoreState,
     pub verify: Loadable<Vec<VerifyLine>>,
@@ -410,7 +436,7 @@ pub struct State {
     /// A short message for the user (refusals, hints), cleared on the next key.
     pub notice: Option<String>,
     pub quit: bool,
-    /// Database name to type at ConfirmDrop.
+    /// The main database's name (from detection, then from the inventory).
     pub database: Option<String>,
 }
 
@@ -434,9 +460,9 @@ impl State {
             start: ActionStep::default(),
             inventory: Loadable::NotStarted,
             inventory_scroll: 0,
-            confirm_input: String::new(),
-            snapshot_path: None,
-            snapshot_taken: None,
+            confirm_index: 0,
+            confirm_inputs: Vec::new(),
+            snapshots_taken: BTreeMap::new(),
             snapshot_declined: false,
             restore: RestoreState::default(),
             verify: Loadable::NotStarted,
@@ -454,6 +480,53 @@ impl State {
             quit: false,
             database: None,
         }
+    }
+
+    /// The host the engine commands work on, once detected.
+    pub fn host(&self) -> Option<super::event::Host> {
+        Some(super::event::Host {
+            installation: Box::new(self.installation.ready()?.clone()),
+            journal_dir: self.journal_dir.clone()?,
+        })
+    }
+
+    /// The databases the drop replaces, main first (empty until listed).
+    pub fn drop_databases(&self) -> Vec<String> {
+        self.inventory
+            .ready()
+            .map(|v| v.iter().map(|i| i.database.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// The inventory the drop screen shows now.
+    pub fn confirm_inventory(&self) -> Option<&Inventory> {
+        self.inventory.ready()?.get(self.confirm_index)
+    }
+
+    /// What is typed for the database the drop screen asks for.
+    pub fn confirm_input(&self) -> &str {
+        self.confirm_inputs
+            .get(self.confirm_index)
+            .map(String::as_str)
+            .unwrap_or("")
+    }
+
+    /// Every database's name typed exactly.
+    pub fn all_confirmed(&self) -> bool {
+        let dbs = self.drop_databases();
+        !dbs.is_empty()
+            && dbs
+                .iter()
+                .enumerate()
+                .all(|(i, d)| self.confirm_inputs.get(i) == Some(d))
+    }
+
+    /// Databases still without a snapshot in this recovery.
+    pub fn without_snapshot(&self) -> Vec<String> {
+        self.drop_databases()
+            .into_iter()
+            .filter(|d| !self.snapshots_taken.contains_key(d))
+            .collect()
     }
 
     /// Whether a job of this kind runs.

@@ -12,7 +12,8 @@ use rewind_engine::session::{BackupIdentity, Session, SessionStep};
 
 use super::event::{ActionPlan, Command, Event, Msg};
 use super::state::{
-    ActionStatus, BackupRow, Change, Job, Loadable, Modal, PhaseState, RestoreState, State, Step,
+    ActionStatus, BackupRow, Change, Job, Loadable, Modal, PhaseState, RepairField, RestoreState,
+    State, Step,
 };
 
 /// The commands to run when the wizard starts.
@@ -57,10 +58,16 @@ pub fn update(s: &mut State, ev: Event) -> Vec<Command> {
 
 fn input_buffer(s: &mut State) -> Option<&mut String> {
     match s.step {
-        Step::ConfirmDrop => Some(&mut s.confirm_input),
+        Step::ConfirmDrop => {
+            let i = s.confirm_index;
+            if s.confirm_inputs.len() <= i {
+                s.confirm_inputs.resize(i + 1, String::new());
+            }
+            Some(&mut s.confirm_inputs[i])
+        }
         Step::RepairMigrations if s.text_input() => {
             if s.repair.assessment.is_none() {
-                Some(&mut s.repair.input)
+                Some(repair_field(&mut s.repair))
             } else {
                 Some(&mut s.repair.confirm)
             }
@@ -172,7 +179,7 @@ fn on_modal_key(s: &mut State, m: Modal, k: KeyEvent) -> Vec<Command> {
                 sess.snapshot_declined = true;
             }
             s.log(Level::Warn, "safety snapshot declined");
-            start_restore(s, None)
+            start_restore(s)
         }
     }
 }
@@ -221,7 +228,7 @@ fn quit_now(s: &mut State) -> Vec<Command> {
     }
     if s.changes.is_empty() && s.resume.is_none() {
         // Nothing changed: nothing to resume.
-        out.push(Command::RemoveSession);
+        out.extend(remove_session(s));
     }
     out.push(Command::Quit);
     out
@@ -261,6 +268,12 @@ fn on_back(s: &mut State) -> Vec<Command> {
                 return Vec::new();
             }
             s.step = s.repair.from.unwrap_or(Step::Detect);
+            return Vec::new();
+        }
+        Step::ConfirmDrop if s.confirm_index > 0 => {
+            // Back to the previous database's confirmation.
+            s.confirm_index -= 1;
+            s.inventory_scroll = 0;
             return Vec::new();
         }
         Step::Restore if s.running(Job::Restore) => {
@@ -350,7 +363,7 @@ fn resume_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
             } else {
                 Step::Detect
             };
-            vec![Command::RemoveSession]
+            remove_session(s).into_iter().collect()
         }
         _ => Vec::new(),
     }
@@ -387,7 +400,7 @@ fn apply_resume(
             details: Vec::new(),
         });
     s.chosen = Some(row.clone());
-    s.snapshot_taken = point.snapshot.clone();
+    s.snapshots_taken = point.snapshots.clone();
     s.snapshot_declined = session.snapshot_declined;
     if let Some(db) = &session.database {
         s.database = Some(db.clone());
@@ -455,6 +468,21 @@ fn apply_resume(
     out
 }
 
+/// Save the session next to the journal (once the journal directory is known).
+fn save(dir: &Option<PathBuf>, sess: &Session) -> Option<Command> {
+    Some(Command::SaveSession {
+        dir: dir.clone()?,
+        session: Box::new(sess.clone()),
+    })
+}
+
+/// Remove the saved session (once the journal directory is known).
+fn remove_session(s: &State) -> Option<Command> {
+    Some(Command::RemoveSession {
+        dir: s.journal_dir.clone()?,
+    })
+}
+
 // ---------------------------------------------------------------- Detect
 
 fn detect_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
@@ -486,15 +514,13 @@ fn enter_repair(s: &mut State, from: Step) -> Vec<Command> {
     s.repair.from = Some(from);
     s.repair.assessment = None;
     s.repair.confirm.clear();
-    if let Some(inst) = s.installation.ready() {
-        if s.repair.candidates.is_empty() {
-            if let Some(dir) = &inst.log_dir {
-                s.repair.candidates = vec![PathBuf::from(dir)];
-            }
-        }
-    }
+    s.repair.cursor = None;
     s.step = Step::RepairMigrations;
-    Vec::new()
+    // The failed logs and the migration command GitLab's docs give for this install.
+    s.host()
+        .map(|host| Command::FindMigrateLogs { host })
+        .into_iter()
+        .collect()
 }
 
 // ---------------------------------------------------------------- SelectBackup
@@ -523,9 +549,12 @@ fn backup_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
             pick_backup(s, row)
         }
         KeyCode::Char('r') if !s.running(Job::Backups) => {
+            let Some(host) = s.host() else {
+                return Vec::new();
+            };
             s.backups = Loadable::Loading;
             s.jobs.push(Job::Backups);
-            vec![Command::LoadBackups]
+            vec![Command::LoadBackups { host }]
         }
         _ => Vec::new(),
     }
@@ -560,12 +589,16 @@ fn pick_backup(s: &mut State, row: BackupRow) -> Vec<Command> {
     s.rollback = Default::default();
     s.start = Default::default();
     s.inventory = Loadable::NotStarted;
-    s.confirm_input.clear();
+    s.confirm_inputs.clear();
+    s.confirm_index = 0;
     s.step = Step::Preflight;
     begin_preflight(s, &row)
 }
 
 fn begin_preflight(s: &mut State, row: &BackupRow) -> Vec<Command> {
+    let Some(host) = s.host() else {
+        return Vec::new();
+    };
     s.preflight.checks.clear();
     s.preflight.verify = None;
     s.preflight.running = true;
@@ -574,6 +607,7 @@ fn begin_preflight(s: &mut State, row: &BackupRow) -> Vec<Command> {
         s.jobs.push(Job::Preflight);
     }
     vec![Command::Preflight {
+        host,
         backup: row.clone(),
     }]
 }
@@ -629,7 +663,7 @@ fn preflight_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
 /// Go to `step` and ask for what it needs.
 fn enter_step(s: &mut State, step: Step) -> Vec<Command> {
     s.step = step;
-    let Some(backup) = s.chosen.clone() else {
+    let (Some(backup), Some(host)) = (s.chosen.clone(), s.host()) else {
         return Vec::new();
     };
     match step {
@@ -647,30 +681,18 @@ fn enter_step(s: &mut State, step: Step) -> Vec<Command> {
             }
             a.status = ActionStatus::Planning;
             a.commands.clear();
-            vec![Command::PlanAction { step, backup }]
+            vec![Command::PlanAction { host, step, backup }]
         }
         Step::ConfirmDrop => {
-            s.confirm_input.clear();
+            s.confirm_index = 0;
+            s.confirm_inputs.clear();
+            s.inventory_scroll = 0;
             if s.running(Job::Inventory) {
                 return Vec::new();
             }
             s.inventory = Loadable::Loading;
             s.jobs.push(Job::Inventory);
-            vec![Command::LoadInventory { backup }]
-        }
-        Step::SafetySnapshot => {
-            if s.snapshot_path.is_none() {
-                if let Some(dir) = &s.journal_dir {
-                    // Where the engine writes it (`snapshot::snapshot_path`); the time is the
-                    // snapshot's own, and the path the engine reports replaces this one.
-                    let db = s.database.clone().unwrap_or_else(|| "gitlab".into());
-                    s.snapshot_path = Some(
-                        dir.join("snapshots")
-                            .join(format!("{db}-<UTC time of the snapshot>.dump")),
-                    );
-                }
-            }
-            Vec::new()
+            vec![Command::LoadInventory { host, backup }]
         }
         Step::Verify => {
             if matches!(s.verify, Loadable::Ready(_)) || s.running(Job::Verify) {
@@ -678,14 +700,14 @@ fn enter_step(s: &mut State, step: Step) -> Vec<Command> {
             }
             s.verify = Loadable::Loading;
             s.jobs.push(Job::Verify);
-            vec![Command::Verify { backup }]
+            vec![Command::Verify { host }]
         }
         Step::Done => {
             if let Some(sess) = s.session.as_mut() {
                 sess.finish(SessionStep::Done, "recovery finished");
             }
             s.log(Level::Info, "recovery finished");
-            vec![Command::RemoveSession]
+            remove_session(s).into_iter().collect()
         }
         _ => Vec::new(),
     }
@@ -741,7 +763,7 @@ fn next_after_action(s: &mut State, step: Step) -> Vec<Command> {
 }
 
 fn run_action(s: &mut State, step: Step) -> Vec<Command> {
-    let Some(backup) = s.chosen.clone() else {
+    let (Some(backup), Some(host)) = (s.chosen.clone(), s.host()) else {
         return Vec::new();
     };
     if step == Step::RollbackPackage && !s.preflight.failures().is_empty() {
@@ -767,9 +789,9 @@ fn run_action(s: &mut State, step: Step) -> Vec<Command> {
     let mut out = Vec::new();
     if let Some(sess) = s.session.as_mut() {
         sess.begin(session_step(step));
-        out.push(Command::SaveSession(Box::new(sess.clone())));
+        out.extend(save(&s.journal_dir, sess));
     }
-    out.push(Command::RunAction { step, backup });
+    out.push(Command::RunAction { host, step, backup });
     out
 }
 
@@ -783,14 +805,20 @@ fn session_step(step: Step) -> SessionStep {
 
 // ---------------------------------------------------------------- ConfirmDrop
 
+/// One screen per database, main first (as GitLab restores them): each name is typed;
+/// Enter on the last goes on to the snapshot.
 fn confirm_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
+    let i = s.confirm_index;
+    if s.confirm_inputs.len() <= i {
+        s.confirm_inputs.resize(i + 1, String::new());
+    }
     match k.code {
         KeyCode::Char(c) if !k.modifiers.contains(KeyModifiers::CONTROL) => {
-            s.confirm_input.push(c);
+            s.confirm_inputs[i].push(c);
             Vec::new()
         }
         KeyCode::Backspace => {
-            s.confirm_input.pop();
+            s.confirm_inputs[i].pop();
             Vec::new()
         }
         KeyCode::Up => {
@@ -806,8 +834,10 @@ fn confirm_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
                 s.notice = Some(why);
                 return Vec::new();
             }
-            let db = s.database.clone().unwrap_or_default();
-            if s.confirm_input != db {
+            let Some(db) = s.confirm_inventory().map(|inv| inv.database.clone()) else {
+                return Vec::new();
+            };
+            if s.confirm_input() != db {
                 s.notice = Some(format!(
                     "Type the database name exactly ({db}) to enable the drop."
                 ));
@@ -817,6 +847,12 @@ fn confirm_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
                 Level::Warn,
                 format!("drop of {db} confirmed by typing its name"),
             );
+            let count = s.drop_databases().len();
+            if i + 1 < count {
+                s.confirm_index = i + 1;
+                s.inventory_scroll = 0;
+                return Vec::new();
+            }
             enter_step(s, Step::SafetySnapshot)
         }
         _ => Vec::new(),
@@ -827,8 +863,9 @@ fn confirm_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
 pub fn drop_blocked(s: &State) -> Option<String> {
     if s.preflight.running {
         return Some(format!(
-            "The preflight checks are still running ({} of 5 done): the drop waits for them.",
-            s.preflight.checks.len()
+            "The preflight checks are still running ({} of {} done): the drop waits for them.",
+            s.preflight.checks.len(),
+            rewind_engine::preflight::CheckKind::ALL.len()
         ));
     }
     if let Some(f) = s.preflight.failures().first() {
@@ -843,20 +880,19 @@ pub fn drop_blocked(s: &State) -> Option<String> {
         return Some("The preflight checks have not run.".into());
     }
     match &s.inventory {
-        Loadable::Ready(_) => {}
-        Loadable::Failed(e) => return Some(format!("Cannot list what would be dropped: {e}")),
-        Loadable::Unavailable(e) => return Some(e.clone()),
-        _ => return Some("Still listing what would be dropped…".into()),
+        Loadable::Ready(v) if v.is_empty() => Some("No database found to restore into.".into()),
+        Loadable::Ready(_) => None,
+        Loadable::Failed(e) => Some(format!("Cannot list what would be dropped: {e}")),
+        Loadable::Unavailable(e) => Some(e.clone()),
+        _ => Some("Still listing what would be dropped…".into()),
     }
-    if s.database.is_none() {
-        return Some("No database found to restore into.".into());
-    }
-    None
 }
 
-/// Whether the confirm button is enabled.
+/// Whether the confirm button of the database shown is enabled.
 pub fn drop_enabled(s: &State) -> bool {
-    drop_blocked(s).is_none() && Some(&s.confirm_input) == s.database.as_ref()
+    drop_blocked(s).is_none()
+        && s.confirm_inventory()
+            .is_some_and(|inv| s.confirm_input() == inv.database)
 }
 
 // ---------------------------------------------------------------- SafetySnapshot
@@ -868,14 +904,13 @@ fn snapshot_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
                 s.notice = Some(why);
                 return Vec::new();
             }
-            if s.snapshot_taken.is_some() || s.snapshot_declined {
-                start_restore(s, None)
-            } else {
-                let path = s.snapshot_path.clone();
-                start_restore(s, path)
+            if !s.all_confirmed() {
+                s.notice = Some("Confirm the drop of every database first (Esc).".into());
+                return Vec::new();
             }
+            start_restore(s)
         }
-        KeyCode::Char('d') if s.snapshot_taken.is_none() => {
+        KeyCode::Char('d') if !s.snapshot_declined && !s.without_snapshot().is_empty() => {
             s.modal = Some(Modal::DeclineSnapshot);
             Vec::new()
         }
@@ -883,16 +918,20 @@ fn snapshot_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
     }
 }
 
-fn start_restore(s: &mut State, snapshot: Option<PathBuf>) -> Vec<Command> {
-    let Some(backup) = s.chosen.clone() else {
+/// Run the engine's recovery with what was confirmed: every database typed, a snapshot of
+/// each database that has none yet (unless declined), and the snapshots already taken.
+fn start_restore(s: &mut State) -> Vec<Command> {
+    let (Some(backup), Some(host)) = (s.chosen.clone(), s.host()) else {
         return Vec::new();
     };
+    let take = !s.snapshot_declined && !s.without_snapshot().is_empty();
     s.step = Step::Restore;
+    s.verify = Loadable::NotStarted;
     s.restore = RestoreState {
         started: Some(s.now),
         ..RestoreState::default()
     };
-    if snapshot.is_none() {
+    if !take {
         if let Some(g) = s
             .restore
             .phases
@@ -905,23 +944,19 @@ fn start_restore(s: &mut State, snapshot: Option<PathBuf>) -> Vec<Command> {
     s.jobs.push(Job::Restore);
     let mut out = Vec::new();
     if let Some(sess) = s.session.as_mut() {
-        sess.begin(if snapshot.is_some() {
+        sess.begin(if take {
             SessionStep::SafetySnapshot
         } else {
             SessionStep::Drop
         });
-        out.push(Command::SaveSession(Box::new(sess.clone())));
+        out.extend(save(&s.journal_dir, sess));
     }
-    // Not taking one now: reuse the one this recovery took, if any.
-    let reuse = if snapshot.is_none() {
-        s.snapshot_taken.clone()
-    } else {
-        None
-    };
     out.push(Command::Restore {
+        host,
         backup,
-        snapshot,
-        reuse,
+        confirm: s.confirm_inputs.clone(),
+        snapshot: !s.snapshot_declined,
+        reuse: s.snapshots_taken.clone(),
     });
     out
 }
@@ -932,26 +967,26 @@ fn restore_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
     match (k.code, &s.restore.result) {
         (KeyCode::Enter, Some(Ok(_))) => enter_step(s, Step::Verify),
         (KeyCode::Enter, Some(Err(e))) => {
-            s.notice = Some(if s.snapshot_taken.is_some() {
-                format!("The restore did not finish: {e}. Press r to run it again from the drop (the snapshot already taken is kept and reused).")
-            } else {
+            s.notice = Some(if s.snapshots_taken.is_empty() {
                 format!("The restore did not finish: {e}. Press r to run it again.")
+            } else {
+                format!("The restore did not finish: {e}. Press r to run it again from the drop (the snapshots already taken are kept and reused).")
             });
             Vec::new()
         }
-        // Retry: the snapshot taken is reused; one never taken (cancelled, refused) is
-        // offered again, unless the user declined it.
+        // Retry: snapshots taken are reused; a database without one (cancelled, refused)
+        // is offered the snapshot again, unless the user declined it.
         (KeyCode::Char('r'), Some(Err(_)))
-            if s.snapshot_taken.is_none() && !s.snapshot_declined =>
+            if !s.snapshot_declined && !s.without_snapshot().is_empty() =>
         {
             s.step = Step::SafetySnapshot;
-            s.notice = Some(
-                "No safety snapshot was taken yet: Enter takes it before the drop, d declines it."
-                    .into(),
-            );
+            s.notice = Some(format!(
+                "No safety snapshot of {} was taken yet: Enter takes it before the drop, d declines it.",
+                s.without_snapshot().join(", ")
+            ));
             Vec::new()
         }
-        (KeyCode::Char('r'), Some(Err(_))) => start_restore(s, None),
+        (KeyCode::Char('r'), Some(Err(_))) => start_restore(s),
         (KeyCode::Enter, None) => {
             s.notice =
                 Some("The restore is running. Ctrl-C cancels at the next safe point.".into());
@@ -990,22 +1025,44 @@ fn done_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
 
 // ---------------------------------------------------------------- RepairMigrations
 
+/// The text field typing goes to on the repair screen, before an assessment.
+fn repair_field(r: &mut super::state::RepairState) -> &mut String {
+    match r.field {
+        RepairField::Log => &mut r.input,
+        RepairField::MigrateCommand => &mut r.migrate_cmd,
+    }
+}
+
 fn repair_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
     let r = &mut s.repair;
     match &r.assessment {
         None => match k.code {
             KeyCode::Char(c) if !k.modifiers.contains(KeyModifiers::CONTROL) => {
-                r.input.push(c);
+                repair_field(r).push(c);
                 Vec::new()
             }
             KeyCode::Backspace => {
-                r.input.pop();
+                repair_field(r).pop();
+                Vec::new()
+            }
+            KeyCode::Up | KeyCode::Down | KeyCode::BackTab => {
+                r.field = match r.field {
+                    RepairField::Log => RepairField::MigrateCommand,
+                    RepairField::MigrateCommand => RepairField::Log,
+                };
                 Vec::new()
             }
             KeyCode::Tab => {
-                if !r.candidates.is_empty() {
-                    r.cursor = (r.cursor + 1) % r.candidates.len();
-                    r.input = r.candidates[r.cursor].display().to_string();
+                r.field = RepairField::Log;
+                if r.candidates.is_empty() {
+                    s.notice = Some(
+                        "No failed db:migrate log found in GitLab's log directory: type or paste the path of the log."
+                            .into(),
+                    );
+                } else {
+                    let next = r.cursor.map_or(0, |c| (c + 1) % r.candidates.len());
+                    r.cursor = Some(next);
+                    r.input = r.candidates[next].display().to_string();
                 }
                 Vec::new()
             }
@@ -1013,14 +1070,27 @@ fn repair_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
                 let input = r.input.trim().to_string();
                 if input.is_empty() {
                     s.notice = Some(
-                        "Type or paste the path of the failed db:migrate log (Tab picks a found one)."
+                        "Type or paste the path of the failed db:migrate log (Tab completes to the newest failed one)."
                             .into(),
                     );
                     return Vec::new();
                 }
+                if r.migrate_cmd.split_whitespace().next().is_none() {
+                    r.field = RepairField::MigrateCommand;
+                    s.notice =
+                        Some("Give the migration command run after marking (↓ to edit).".into());
+                    return Vec::new();
+                }
+                let Some(host) = s.host() else {
+                    s.notice = Some("The installation is not detected yet.".into());
+                    return Vec::new();
+                };
+                let r = &mut s.repair;
+                r.log = Some(PathBuf::from(&input));
                 r.assessment = Some(Loadable::Loading);
                 s.jobs.push(Job::Repair);
                 vec![Command::AssessRepair {
+                    host,
                     log: PathBuf::from(input),
                 }]
             }
@@ -1050,6 +1120,13 @@ fn repair_confirm(s: &mut State, item: super::state::RepairItem) -> Vec<Command>
         s.notice = Some("The repair is running: wait for its round to end.".into());
         return Vec::new();
     }
+    if item.already_marked {
+        s.notice = Some(format!(
+            "{} is already marked complete in schema_migrations: there is nothing to mark. The log is older than the database; run the migrations again.",
+            item.version
+        ));
+        return Vec::new();
+    }
     if !item.markable {
         s.notice = Some(format!(
             "Rewind advises against marking {}: {}",
@@ -1073,10 +1150,21 @@ fn repair_confirm(s: &mut State, item: super::state::RepairItem) -> Vec<Command>
         s.repair.awaiting = false;
         return vec![Command::RepairAnswer { mark: true }];
     }
+    let (Some(host), Some(log)) = (s.host(), s.repair.log.clone()) else {
+        return Vec::new();
+    };
     s.repair.running = true;
     s.jobs.push(Job::Repair);
     vec![Command::RunRepair {
-        versions: vec![item.version],
+        host,
+        log,
+        version: item.version,
+        migrate_cmd: s
+            .repair
+            .migrate_cmd
+            .split_whitespace()
+            .map(String::from)
+            .collect(),
     }]
 }
 
@@ -1106,7 +1194,11 @@ fn on_msg(s: &mut State, m: Msg) -> Vec<Command> {
                     s.installation = Loadable::Ready(*inst);
                     s.backups = Loadable::Loading;
                     s.jobs.push(Job::Backups);
-                    vec![Command::LoadSession, Command::LoadBackups]
+                    let host = s.host().expect("detected, with a journal directory");
+                    vec![
+                        Command::LoadSession { host: host.clone() },
+                        Command::LoadBackups { host },
+                    ]
                 }
                 Err(e) => {
                     s.log(Level::Error, format!("detection failed: {e}"));
@@ -1201,7 +1293,7 @@ fn on_msg(s: &mut State, m: Msg) -> Vec<Command> {
                     s.log(Level::Info, format!("{}: {found}", step.title()));
                     if let Some(sess) = s.session.as_mut() {
                         sess.finish(session_step(step), found);
-                        out.push(Command::SaveSession(Box::new(sess.clone())));
+                        out.extend(save(&s.journal_dir, sess));
                     }
                 }
                 Err(e) => {
@@ -1214,26 +1306,36 @@ fn on_msg(s: &mut State, m: Msg) -> Vec<Command> {
         Msg::Inventory(r) => {
             s.jobs.retain(|j| *j != Job::Inventory);
             s.inventory = match r {
-                Ok(inv) => {
-                    s.database = Some(inv.database.clone());
-                    Loadable::Ready(inv)
+                Ok(invs) => {
+                    if let Some(main) = invs.first() {
+                        s.database = Some(main.database.clone());
+                    }
+                    s.confirm_inputs = vec![String::new(); invs.len()];
+                    s.confirm_index = 0;
+                    Loadable::Ready(invs)
                 }
                 Err(e) => Loadable::Failed(e),
             };
             Vec::new()
         }
-        Msg::SnapshotTaken(path) => {
+        Msg::SnapshotTaken { database, path } => {
             s.log(
                 Level::Info,
-                format!("safety snapshot written to {}", path.display()),
+                format!(
+                    "safety snapshot of {database} written to {}",
+                    path.display()
+                ),
             );
-            s.snapshot_taken = Some(path.clone());
+            s.snapshots_taken.insert(database.clone(), path.clone());
+            let all = s.without_snapshot().is_empty();
             let mut out = Vec::new();
             if let Some(sess) = s.session.as_mut() {
-                sess.snapshot = Some(path.clone());
-                sess.finish(SessionStep::SafetySnapshot, path.display().to_string());
-                sess.begin(SessionStep::Drop);
-                out.push(Command::SaveSession(Box::new(sess.clone())));
+                sess.snapshots.insert(database, path.clone());
+                if all {
+                    sess.finish(SessionStep::SafetySnapshot, path.display().to_string());
+                    sess.begin(SessionStep::Drop);
+                }
+                out.extend(save(&s.journal_dir, sess));
             }
             out
         }
@@ -1248,10 +1350,10 @@ fn on_msg(s: &mut State, m: Msg) -> Vec<Command> {
                             g.state = PhaseState::Skipped;
                         }
                     }
-                    s.log(Level::Info, format!("restore finished: {summary}"));
+                    s.log(Level::Info, format!("restore finished: {}", summary.text));
                     if let Some(sess) = s.session.as_mut() {
-                        sess.finish(SessionStep::Restore, summary.clone());
-                        out.push(Command::SaveSession(Box::new(sess.clone())));
+                        sess.finish(SessionStep::Restore, summary.text.clone());
+                        out.extend(save(&s.journal_dir, sess));
                     }
                 }
                 Err(e) => {
@@ -1263,7 +1365,14 @@ fn on_msg(s: &mut State, m: Msg) -> Vec<Command> {
                     s.log(Level::Error, format!("restore stopped: {e}"));
                 }
             }
-            s.restore.result = Some(r);
+            match r {
+                Ok(summary) => {
+                    s.restore.result = Some(Ok(summary.text));
+                    // The runner verified each database: the Verify step shows it.
+                    out.extend(on_msg(s, Msg::Verified(Ok(summary.verify))));
+                }
+                Err(e) => s.restore.result = Some(Err(e)),
+            }
             out
         }
         Msg::Verified(r) => {
@@ -1277,7 +1386,7 @@ fn on_msg(s: &mut State, m: Msg) -> Vec<Command> {
                             SessionStep::Verify,
                             format!("{} checks, {bad} problems", lines.len()),
                         );
-                        out.push(Command::SaveSession(Box::new(sess.clone())));
+                        out.extend(save(&s.journal_dir, sess));
                     }
                     Loadable::Ready(lines)
                 }
@@ -1291,6 +1400,22 @@ fn on_msg(s: &mut State, m: Msg) -> Vec<Command> {
                 Ok(items) => Loadable::Ready(items),
                 Err(e) => Loadable::Failed(e),
             });
+            Vec::new()
+        }
+        Msg::MigrateLogs { logs, migrate_cmd } => {
+            let r = &mut s.repair;
+            if r.migrate_cmd.is_empty() {
+                r.migrate_cmd = migrate_cmd.join(" ");
+            }
+            if r.input.is_empty() {
+                if let Some(newest) = logs.first() {
+                    s.log(
+                        Level::Info,
+                        format!("newest failed db:migrate log: {}", newest.display()),
+                    );
+                }
+            }
+            s.repair.candidates = logs;
             Vec::new()
         }
         Msg::RepairRound(r) => {
@@ -1469,7 +1594,7 @@ fn on_progress(s: &mut State, p: Progress) -> Vec<Command> {
             if let Some(sess) = s.session.as_mut() {
                 sess.finish(SessionStep::Drop, "all tables dropped");
                 sess.begin(SessionStep::Restore);
-                out.push(Command::SaveSession(Box::new(sess.clone())));
+                out.extend(save(&s.journal_dir, sess));
             }
             out
         }

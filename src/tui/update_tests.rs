@@ -9,9 +9,12 @@ use rewind_engine::root::HostRoot;
 use rewind_engine::session::{BackupIdentity, Session, SessionStep};
 
 use super::{start, update};
-use crate::tui::event::{ActionPlan, Command, Event, Msg};
+use crate::tui::event::{ActionPlan, Command, Event, Msg, RestoreSummary};
 use crate::tui::fixtures::*;
-use crate::tui::state::{ActionStatus, Job, Loadable, Modal, PhaseState, ResumeOffer, State, Step};
+use crate::tui::state::{
+    ActionStatus, Job, Loadable, Modal, PhaseState, RepairItem, ResumeOffer, State, Step,
+    VerifyLine,
+};
 
 #[test]
 fn start_detects_then_loads_backups_and_the_session() {
@@ -22,7 +25,14 @@ fn start_detects_then_loads_backups_and_the_session() {
         &mut s,
         Event::Engine(Msg::Detected(Ok(Box::new(installation())))),
     );
-    assert_eq!(cmds, vec![Command::LoadSession, Command::LoadBackups]);
+    let host = s.host().expect("host");
+    assert_eq!(
+        cmds,
+        vec![
+            Command::LoadSession { host: host.clone() },
+            Command::LoadBackups { host }
+        ]
+    );
     assert_eq!(
         s.journal_dir.as_deref(),
         Some(std::path::Path::new(
@@ -74,6 +84,7 @@ fn picking_a_backup_fixes_the_target_and_runs_the_preflight() {
     assert_eq!(
         cmds,
         vec![Command::Preflight {
+            host: s.host().unwrap(),
             backup: row.clone()
         }]
     );
@@ -137,7 +148,7 @@ fn passing_checks_go_on_to_stop_services_which_runs_only_after_confirmation() {
     update(&mut s, key(KeyCode::Enter));
     update(&mut s, key(KeyCode::Enter));
     let cmds = update(&mut s, ch('y'));
-    assert!(matches!(cmds[0], Command::SaveSession(_)));
+    assert!(matches!(cmds[0], Command::SaveSession { .. }));
     assert!(matches!(
         cmds[1],
         Command::RunAction {
@@ -165,7 +176,7 @@ fn passing_checks_go_on_to_stop_services_which_runs_only_after_confirmation() {
             installation: Some(Box::new(installation())),
         }),
     );
-    assert!(matches!(cmds[..], [Command::SaveSession(_)]));
+    assert!(matches!(cmds[..], [Command::SaveSession { .. }]));
     assert_eq!(s.stop.status, ActionStatus::Succeeded);
     // The way back is closed now, and the notice says why.
     update(&mut s, key(KeyCode::Esc));
@@ -255,7 +266,7 @@ fn the_drop_needs_the_exact_database_name() {
         .contains("Type the database name"));
     typed(&mut s, "nX");
     update(&mut s, key(KeyCode::Backspace));
-    assert_eq!(s.confirm_input, "gitlabhq_production");
+    assert_eq!(s.confirm_input(), "gitlabhq_production");
     assert!(crate::tui::update::drop_enabled(&s));
     update(&mut s, key(KeyCode::Enter));
     assert_eq!(s.step, Step::SafetySnapshot);
@@ -282,17 +293,17 @@ fn the_restore_starts_with_the_snapshot_and_closes_the_way_back() {
     let mut s = at_confirm();
     typed(&mut s, DB);
     update(&mut s, key(KeyCode::Enter));
-    let snap = s.snapshot_path.clone().expect("snapshot path");
-    assert!(snap.starts_with("/var/opt/gitlab/backups/rewind"));
     let cmds = update(&mut s, key(KeyCode::Enter));
     assert_eq!(s.step, Step::Restore);
-    assert!(matches!(cmds[0], Command::SaveSession(_)));
+    assert!(matches!(cmds[0], Command::SaveSession { .. }));
     assert_eq!(
         cmds[1],
         Command::Restore {
+            host: s.host().unwrap(),
             backup: s.chosen.clone().unwrap(),
-            snapshot: Some(snap),
-            reuse: None
+            confirm: vec![DB.to_string()],
+            snapshot: true,
+            reuse: Default::default(),
         }
     );
     assert_eq!(
@@ -329,7 +340,7 @@ fn progress_fills_the_gauges_and_saves_the_session_at_the_drop() {
     assert!(sess.is_done(SessionStep::SafetySnapshot));
     assert!(sess.is_done(SessionStep::Drop));
     assert_eq!(sess.in_progress, Some(SessionStep::Restore));
-    assert!(sess.snapshot.is_some());
+    assert!(sess.snapshots.contains_key(DB));
 }
 
 #[test]
@@ -353,7 +364,7 @@ fn ctrl_c_during_the_restore_asks_then_cancels() {
     let cmds = update(&mut s, ch('r'));
     assert!(matches!(
         cmds.last(),
-        Some(Command::Restore { snapshot: None, .. })
+        Some(Command::Restore { reuse, .. }) if reuse.contains_key(DB)
     ));
 }
 
@@ -362,17 +373,29 @@ fn after_the_drop_esc_is_refused_with_the_reason() {
     let mut s = mid_restore();
     let cmds = update(
         &mut s,
-        Event::Engine(Msg::RestoreDone(Ok("2.1 GiB in 1:42".into()))),
+        Event::Engine(Msg::RestoreDone(Ok(RestoreSummary {
+            text: "2.1 GiB in 1:42".into(),
+            verify: vec![VerifyLine {
+                ok: true,
+                text: "gitlabhq_production: row counts: 42 tables".into(),
+            }],
+        }))),
     );
-    assert!(matches!(cmds[..], [Command::SaveSession(_)]));
+    // Saved twice: the restore finished, and its verification.
+    assert!(matches!(
+        cmds[..],
+        [Command::SaveSession { .. }, Command::SaveSession { .. }]
+    ));
     assert!(s
         .restore
         .phases
         .iter()
         .any(|g| g.phase == Phase::Repositories && g.state == PhaseState::Skipped));
+    // The runner verified: the Verify step shows its lines without asking again.
     let cmds = update(&mut s, key(KeyCode::Enter));
     assert_eq!(s.step, Step::Verify);
-    assert!(matches!(cmds[..], [Command::Verify { .. }]));
+    assert!(cmds.is_empty());
+    assert!(matches!(&s.verify, Loadable::Ready(l) if l.len() == 1));
     update(&mut s, key(KeyCode::Esc));
     assert_eq!(s.step, Step::Verify);
     let n = s.notice.clone().unwrap();
@@ -392,7 +415,10 @@ fn declining_the_snapshot_needs_a_second_yes() {
     let cmds = update(&mut s, ch('y'));
     assert!(matches!(
         cmds.last(),
-        Some(Command::Restore { snapshot: None, .. })
+        Some(Command::Restore {
+            snapshot: false,
+            ..
+        })
     ));
     assert!(s.session.as_ref().unwrap().snapshot_declined);
 }
@@ -402,10 +428,16 @@ fn quit_asks_only_once_something_changed() {
     let mut s = at_backups();
     assert_eq!(
         update(&mut s, ch('q')),
-        vec![Command::Cancel, Command::RemoveSession, Command::Quit]
-            .into_iter()
-            .filter(|c| *c != Command::Cancel || !s.jobs.is_empty())
-            .collect::<Vec<_>>()
+        vec![
+            Command::Cancel,
+            Command::RemoveSession {
+                dir: s.journal_dir.clone().unwrap()
+            },
+            Command::Quit
+        ]
+        .into_iter()
+        .filter(|c| *c != Command::Cancel || !s.jobs.is_empty())
+        .collect::<Vec<_>>()
     );
     assert!(s.quit);
 
@@ -419,7 +451,9 @@ fn quit_asks_only_once_something_changed() {
     let cmds = update(&mut s, ch('y'));
     assert_eq!(cmds.last(), Some(&Command::Quit));
     // The session is kept for a resume.
-    assert!(!cmds.contains(&Command::RemoveSession));
+    assert!(!cmds
+        .iter()
+        .any(|c| matches!(c, Command::RemoveSession { .. })));
 }
 
 #[test]
@@ -469,8 +503,10 @@ fn interrupted_session() -> Session {
     ] {
         sess.finish(st, "ok");
     }
-    sess.snapshot =
-        Some("/var/opt/gitlab/backups/rewind/snapshot-1-gitlabhq_production.dump".into());
+    sess.snapshots.insert(
+        DB.into(),
+        "/var/opt/gitlab/backups/rewind/snapshot-1-gitlabhq_production.dump".into(),
+    );
     sess.begin(SessionStep::Restore);
     sess
 }
@@ -503,7 +539,7 @@ fn resume_restarts_an_interrupted_load_from_the_drop_without_a_second_snapshot()
     assert_eq!(s.step, Step::ConfirmDrop);
     assert!(matches!(cmds[0], Command::Preflight { .. }));
     assert!(matches!(cmds[1], Command::LoadInventory { .. }));
-    assert_eq!(s.snapshot_taken, sess.snapshot);
+    assert_eq!(s.snapshots_taken, sess.snapshots);
     assert_eq!(s.stop.status, ActionStatus::Succeeded);
     // The way back is closed: the database was dropped.
     update(&mut s, key(KeyCode::Esc));
@@ -513,7 +549,7 @@ fn resume_restarts_an_interrupted_load_from_the_drop_without_a_second_snapshot()
         update(&mut s, Event::Engine(Msg::PreflightCheck(c)));
     }
     update(&mut s, Event::Engine(Msg::PreflightDone));
-    update(&mut s, Event::Engine(Msg::Inventory(Ok(inventory()))));
+    update(&mut s, Event::Engine(Msg::Inventory(Ok(vec![inventory()]))));
     typed(&mut s, DB);
     update(&mut s, key(KeyCode::Enter));
     assert_eq!(s.step, Step::SafetySnapshot);
@@ -522,7 +558,7 @@ fn resume_restarts_an_interrupted_load_from_the_drop_without_a_second_snapshot()
     let cmds = update(&mut s, key(KeyCode::Enter));
     assert!(matches!(
         cmds.last(),
-        Some(Command::Restore { snapshot: None, .. })
+        Some(Command::Restore { reuse, .. }) if reuse.contains_key(DB)
     ));
     assert_eq!(
         s.session.as_ref().unwrap().in_progress,
@@ -544,7 +580,10 @@ fn a_refused_resume_says_why_and_n_starts_over() {
     assert_eq!(s.step, Step::Resume);
     assert!(update(&mut s, key(KeyCode::Enter)).is_empty());
     assert!(s.notice.as_deref().unwrap().contains("size 1 -> 2"));
-    assert_eq!(update(&mut s, ch('n')), vec![Command::RemoveSession]);
+    assert!(matches!(
+        update(&mut s, ch('n'))[..],
+        [Command::RemoveSession { .. }]
+    ));
     assert_eq!(s.step, Step::SelectBackup);
     assert!(s.resume.is_none());
 }
@@ -552,7 +591,13 @@ fn a_refused_resume_says_why_and_n_starts_over() {
 #[test]
 fn verify_then_start_services_then_done_removes_the_session() {
     let mut s = mid_restore();
-    update(&mut s, Event::Engine(Msg::RestoreDone(Ok("done".into()))));
+    update(
+        &mut s,
+        Event::Engine(Msg::RestoreDone(Ok(RestoreSummary {
+            text: "done".into(),
+            verify: Vec::new(),
+        }))),
+    );
     update(&mut s, key(KeyCode::Enter));
     update(
         &mut s,
@@ -587,7 +632,7 @@ fn verify_then_start_services_then_done_removes_the_session() {
     );
     let cmds = update(&mut s, key(KeyCode::Enter));
     assert_eq!(s.step, Step::Done);
-    assert_eq!(cmds, vec![Command::RemoveSession]);
+    assert!(matches!(cmds[..], [Command::RemoveSession { .. }]));
     // Done quits without asking; m opens the repair.
     update(&mut s, ch('m'));
     assert_eq!(s.step, Step::RepairMigrations);
@@ -602,24 +647,56 @@ fn verify_then_start_services_then_done_removes_the_session() {
 fn repair_needs_the_version_typed_for_each_migration() {
     let mut s = at_backups();
     s.step = Step::Detect;
-    update(&mut s, ch('m'));
+    let cmds = update(&mut s, ch('m'));
     assert_eq!(s.step, Step::RepairMigrations);
+    assert!(matches!(cmds[..], [Command::FindMigrateLogs { .. }]));
+    // Tab with no failed log found says so; the found logs and the command arrive.
+    update(&mut s, key(KeyCode::Tab));
+    assert!(s
+        .notice
+        .as_deref()
+        .unwrap()
+        .contains("No failed db:migrate log"));
+    update(
+        &mut s,
+        Event::Engine(Msg::MigrateLogs {
+            logs: vec![
+                "/var/log/gitlab/gitlab-rails/gitlab-rails-db-migrate-2026-11-25-10-00-00.log"
+                    .into(),
+                "/var/log/gitlab/gitlab-rails/gitlab-rails-db-migrate-2026-11-24-10-00-00.log"
+                    .into(),
+            ],
+            migrate_cmd: vec!["gitlab-rake".into(), "db:migrate".into()],
+        }),
+    );
+    assert_eq!(s.repair.migrate_cmd, "gitlab-rake db:migrate");
     assert!(update(&mut s, key(KeyCode::Enter)).is_empty());
+    // Tab completes to the newest failed log, then the next one, then around.
+    update(&mut s, key(KeyCode::Tab));
+    assert!(s.repair.input.ends_with("2026-11-25-10-00-00.log"));
+    update(&mut s, key(KeyCode::Tab));
+    assert!(s.repair.input.ends_with("2026-11-24-10-00-00.log"));
+    update(&mut s, key(KeyCode::Tab));
+    assert!(s.repair.input.ends_with("2026-11-25-10-00-00.log"));
+    // The migrate command is edited on the screen (↓ moves to it).
+    update(&mut s, key(KeyCode::Down));
+    for _ in 0.."db:migrate".len() {
+        update(&mut s, key(KeyCode::Backspace));
+    }
+    typed(&mut s, "db:migrate:main");
+    assert_eq!(s.repair.migrate_cmd, "gitlab-rake db:migrate:main");
+    update(&mut s, key(KeyCode::Up));
+    s.repair.input.clear();
     typed(&mut s, "/var/log/gitlab/gitlab-rails/migrate.log");
     let cmds = update(&mut s, key(KeyCode::Enter));
     assert!(matches!(cmds[..], [Command::AssessRepair { .. }]));
     update(
         &mut s,
-        Event::Engine(Msg::RepairAssessed(Ok(vec![
-            crate::tui::state::RepairItem {
-                version: "20151103134857".into(),
-                name: "CreateLfsObjects".into(),
-                error: "PG::DuplicateTable: relation \"lfs_objects\" already exists".into(),
-                verdict: "the table exists with the migration's columns: safe to mark".into(),
-                markable: true,
-                sql: "INSERT INTO schema_migrations (version) VALUES ($1)".into(),
-            },
-        ]))),
+        Event::Engine(Msg::RepairAssessed(Ok(vec![item(
+            "20151103134857",
+            true,
+            false,
+        )]))),
     );
     typed(&mut s, "2015110313485");
     assert!(update(&mut s, key(KeyCode::Enter)).is_empty());
@@ -628,21 +705,17 @@ fn repair_needs_the_version_typed_for_each_migration() {
     assert_eq!(
         cmds,
         vec![Command::RunRepair {
-            versions: vec!["20151103134857".into()]
+            host: s.host().unwrap(),
+            log: "/var/log/gitlab/gitlab-rails/migrate.log".into(),
+            version: "20151103134857".into(),
+            migrate_cmd: vec!["gitlab-rake".into(), "db:migrate:main".into()],
         }]
     );
     assert!(s.repair.running);
     // The loop's next round asks again; Esc answers no.
     update(
         &mut s,
-        Event::Engine(Msg::RepairAsk(crate::tui::state::RepairItem {
-            version: "20240412091512".into(),
-            name: "AddZoektTasks".into(),
-            error: "PG::DuplicateTable".into(),
-            verdict: "mark complete".into(),
-            markable: true,
-            sql: String::new(),
-        })),
+        Event::Engine(Msg::RepairAsk(item("20240412091512", true, false))),
     );
     assert!(s.repair.awaiting);
     typed(&mut s, "20240412091512");
@@ -652,18 +725,23 @@ fn repair_needs_the_version_typed_for_each_migration() {
     );
     update(
         &mut s,
-        Event::Engine(Msg::RepairAsk(crate::tui::state::RepairItem {
-            version: "20240412091513".into(),
-            name: "X".into(),
-            error: "PG::DuplicateColumn".into(),
-            verdict: "do not mark".into(),
-            markable: false,
-            sql: String::new(),
-        })),
+        Event::Engine(Msg::RepairAsk(item("20240412091513", false, false))),
     );
     typed(&mut s, "20240412091513");
     assert!(update(&mut s, key(KeyCode::Enter)).is_empty());
     assert!(s.notice.as_deref().unwrap().contains("advises against"));
+    // A version already in schema_migrations is reported, not offered.
+    update(
+        &mut s,
+        Event::Engine(Msg::RepairAsk(item("20240412091514", false, true))),
+    );
+    typed(&mut s, "20240412091514");
+    assert!(update(&mut s, key(KeyCode::Enter)).is_empty());
+    assert!(s
+        .notice
+        .as_deref()
+        .unwrap()
+        .contains("already marked complete"));
     assert_eq!(
         update(&mut s, key(KeyCode::Esc)),
         vec![Command::RepairAnswer { mark: false }]
@@ -745,10 +823,10 @@ fn a_retry_offers_a_snapshot_never_taken_and_reuses_one_taken() {
         matches!(
             cmds.last(),
             Some(Command::Restore {
-                snapshot: Some(_),
-                reuse: None,
+                snapshot: true,
+                reuse,
                 ..
-            })
+            }) if reuse.is_empty()
         ),
         "{cmds:?}"
     );
@@ -758,14 +836,108 @@ fn a_retry_offers_a_snapshot_never_taken_and_reuses_one_taken() {
     update(&mut s, key(KeyCode::Enter));
     update(&mut s, key(KeyCode::Enter));
     let snap = std::path::PathBuf::from("/var/opt/gitlab/backups/rewind/snapshots/x.dump");
-    update(&mut s, Event::Engine(Msg::SnapshotTaken(snap.clone())));
+    update(
+        &mut s,
+        Event::Engine(Msg::SnapshotTaken {
+            database: DB.into(),
+            path: snap.clone(),
+        }),
+    );
     update(
         &mut s,
         Event::Engine(Msg::RestoreDone(Err("load failed".into()))),
     );
     let cmds = update(&mut s, ch('r'));
     assert!(
-        matches!(cmds.last(), Some(Command::Restore { snapshot: None, reuse: Some(p), .. }) if *p == snap),
+        matches!(cmds.last(), Some(Command::Restore { reuse, .. }) if reuse.get(DB) == Some(&snap)),
+        "{cmds:?}"
+    );
+}
+
+fn item(version: &str, markable: bool, already_marked: bool) -> RepairItem {
+    RepairItem {
+        version: version.into(),
+        name: "CreateLfsObjects".into(),
+        error: "PG::DuplicateTable: relation \"lfs_objects\" already exists".into(),
+        verdict: "the table exists with the migration's columns: safe to mark".into(),
+        markable,
+        already_marked,
+        sql: "INSERT INTO schema_migrations (version) VALUES ($1)".into(),
+        facts: Vec::new(),
+        gitlab_command: format!("gitlab-rake gitlab:db:mark_migration_complete[{version}]"),
+    }
+}
+
+#[test]
+fn a_decomposed_install_confirms_each_database_by_its_own_name_main_first() {
+    let mut s = at_confirm();
+    let mut ci = inventory();
+    ci.database = "gitlabhq_production_ci".into();
+    update(
+        &mut s,
+        Event::Engine(Msg::Inventory(Ok(vec![inventory(), ci]))),
+    );
+    assert_eq!(
+        s.drop_databases(),
+        vec![DB.to_string(), "gitlabhq_production_ci".to_string()]
+    );
+    // main first; its name does not confirm ci.
+    typed(&mut s, DB);
+    assert!(update(&mut s, key(KeyCode::Enter)).is_empty());
+    assert_eq!((s.step, s.confirm_index), (Step::ConfirmDrop, 1));
+    assert!(!crate::tui::update::drop_enabled(&s));
+    typed(&mut s, DB);
+    update(&mut s, key(KeyCode::Enter));
+    assert_eq!(s.step, Step::ConfirmDrop);
+    assert!(s
+        .notice
+        .as_deref()
+        .unwrap()
+        .contains("gitlabhq_production_ci"));
+    // Esc goes back to main's confirmation, which is kept.
+    update(&mut s, key(KeyCode::Esc));
+    assert_eq!((s.step, s.confirm_index), (Step::ConfirmDrop, 0));
+    assert_eq!(s.confirm_input(), DB);
+    update(&mut s, key(KeyCode::Enter));
+    for _ in 0..DB.len() {
+        update(&mut s, key(KeyCode::Backspace));
+    }
+    typed(&mut s, "gitlabhq_production_ci");
+    update(&mut s, key(KeyCode::Enter));
+    assert_eq!(s.step, Step::SafetySnapshot);
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert!(
+        matches!(cmds.last(), Some(Command::Restore { confirm, snapshot: true, .. })
+            if *confirm == vec![DB.to_string(), "gitlabhq_production_ci".to_string()]),
+        "{cmds:?}"
+    );
+    // Only main's snapshot was written before a failure: the retry offers ci's and
+    // reuses main's.
+    let snap = std::path::PathBuf::from("/var/opt/gitlab/backups/rewind/snapshots/main.dump");
+    update(
+        &mut s,
+        Event::Engine(Msg::SnapshotTaken {
+            database: DB.into(),
+            path: snap.clone(),
+        }),
+    );
+    update(
+        &mut s,
+        Event::Engine(Msg::RestoreDone(Err(
+            "cancelled during the snapshot of ci".into()
+        ))),
+    );
+    update(&mut s, ch('r'));
+    assert_eq!(s.step, Step::SafetySnapshot);
+    assert!(s
+        .notice
+        .as_deref()
+        .unwrap()
+        .contains("gitlabhq_production_ci"));
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert!(
+        matches!(cmds.last(), Some(Command::Restore { snapshot: true, reuse, .. })
+            if reuse.get(DB) == Some(&snap) && reuse.len() == 1),
         "{cmds:?}"
     );
 }

@@ -259,7 +259,7 @@ pub fn keys(s: &State) -> Vec<(&'static str, &'static str)> {
         }
         Step::SafetySnapshot => {
             k.push(("Enter", "start"));
-            if s.snapshot_taken.is_none() && !s.snapshot_declined {
+            if !s.without_snapshot().is_empty() && !s.snapshot_declined {
                 k.push(("d", "decline snapshot"));
             }
         }
@@ -280,8 +280,8 @@ pub fn keys(s: &State) -> Vec<(&'static str, &'static str)> {
         }
         Step::RepairMigrations => {
             if s.repair.assessment.is_none() {
-                k.push(("type", "log path"));
-                k.push(("Tab", "pick found log"));
+                k.push(("Tab", "newest failed log"));
+                k.push(("↑↓", "field"));
             }
             k.push(("Enter", "go on"));
         }

@@ -1028,21 +1028,23 @@ pub fn parse_file(path: &Path) -> Result<LogReport, LogError> {
     parse_reader(BufReader::new(f)).map_err(err)
 }
 
-/// The newest `gitlab-rails-db-migrate-YYYY-MM-DD-HH-MM-SS.log` in GitLab's Rails log dir
-/// (`log_dir` host path, default `/var/log/gitlab/gitlab-rails`), under `root`. The
-/// timestamp in the name sorts by time; ties fall back to the modification time.
-pub fn latest_omnibus_log(root: &HostRoot, log_dir: Option<&Path>) -> Result<PathBuf, LogError> {
+/// GitLab's Rails log dir under `root` (`log_dir` host path, default
+/// `/var/log/gitlab/gitlab-rails`), and its `gitlab-rails-db-migrate-YYYY-MM-DD-HH-MM-SS.log`
+/// files, newest first: regular files only (links are not followed). The timestamp in the
+/// name sorts by time; ties fall back to the modification time.
+fn migrate_logs(root: &HostRoot, log_dir: Option<&Path>) -> (PathBuf, PathBuf, Vec<PathBuf>) {
     let host_dir = log_dir
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from(omnibus::RAILS_LOG_DIR));
     let dir = root.join(&host_dir);
-    let mut best: Option<(String, std::time::SystemTime, PathBuf)> = None;
+    let mut found: Vec<(String, std::time::SystemTime, PathBuf)> = Vec::new();
     if let Ok(rd) = fs::read_dir(&dir) {
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().to_string();
             if !(name.starts_with("gitlab-rails-db-migrate-") && name.ends_with(".log")) {
                 continue;
             }
+            // `file_type` of a directory entry does not follow links.
             if !e.file_type().is_ok_and(|t| t.is_file()) {
                 continue;
             }
@@ -1050,17 +1052,47 @@ pub fn latest_omnibus_log(root: &HostRoot, log_dir: Option<&Path>) -> Result<Pat
                 .metadata()
                 .and_then(|m| m.modified())
                 .unwrap_or(std::time::UNIX_EPOCH);
-            let key = (name.clone(), mtime);
-            if best
-                .as_ref()
-                .is_none_or(|(n, t, _)| (key.0.as_str(), key.1) > (n.as_str(), *t))
-            {
-                best = Some((name, mtime, e.path()));
-            }
+            found.push((name, mtime, e.path()));
         }
     }
-    best.map(|(_, _, p)| p)
+    found.sort_by(|a, b| (b.0.as_str(), b.1).cmp(&(a.0.as_str(), a.1)));
+    (
+        dir,
+        host_dir,
+        found.into_iter().map(|(_, _, p)| p).collect(),
+    )
+}
+
+/// The newest `gitlab-rails-db-migrate-YYYY-MM-DD-HH-MM-SS.log` in GitLab's Rails log dir
+/// (`log_dir` host path, default `/var/log/gitlab/gitlab-rails`), under `root`.
+pub fn latest_omnibus_log(root: &HostRoot, log_dir: Option<&Path>) -> Result<PathBuf, LogError> {
+    let (dir, host_dir, logs) = migrate_logs(root, log_dir);
+    logs.into_iter()
+        .next()
         .ok_or(LogError::NoOmnibusLog { dir, host_dir })
+}
+
+/// How many of the newest migrate logs are read to find the failed ones.
+pub const FAILED_LOGS_READ: usize = 20;
+
+/// The migrate logs in GitLab's Rails log dir whose run failed, newest first (paths on
+/// this machine). Only the newest [`FAILED_LOGS_READ`] are read; each is opened without
+/// following links.
+pub fn failed_migrate_logs(root: &HostRoot, log_dir: Option<&Path>) -> Vec<PathBuf> {
+    let (_, _, logs) = migrate_logs(root, log_dir);
+    logs.into_iter()
+        .take(FAILED_LOGS_READ)
+        .filter(|p| {
+            use std::os::unix::fs::OpenOptionsExt;
+            fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(nix::libc::O_NOFOLLOW)
+                .open(p)
+                .ok()
+                .and_then(|f| parse_reader(BufReader::new(f)).ok())
+                .is_some_and(|r| r.first_failure().is_some())
+        })
+        .collect()
 }
 
 #[cfg(test)]

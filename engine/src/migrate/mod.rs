@@ -7,6 +7,7 @@
 
 pub mod assess;
 pub mod check;
+pub mod describe;
 pub mod log;
 pub mod mark;
 pub mod repair;

@@ -144,6 +144,40 @@ pub fn default_migrate_cmd(root: &HostRoot) -> Vec<OsString> {
     vec![prog, OsString::from("db:migrate")]
 }
 
+/// The migration command GitLab's documentation gives for this installation: Omnibus's
+/// `gitlab-rake db:migrate` ([`default_migrate_cmd`]); from source, `bundle exec rake
+/// db:migrate RAILS_ENV=production` as `git` in the Rails root (`env --chdir`, no shell).
+pub fn migrate_cmd_for(root: &HostRoot, inst: &crate::detect::Installation) -> Vec<OsString> {
+    match inst.kind {
+        Some(crate::detect::InstallKind::Source) => {
+            let rails = inst
+                .rails_root
+                .clone()
+                .unwrap_or_else(|| std::path::PathBuf::from("/home/git/gitlab"));
+            let mut chdir = OsString::from("--chdir=");
+            chdir.push(root.join(&rails));
+            let mut argv: Vec<OsString> = ["sudo", "-u", "git", "-H", "env"]
+                .into_iter()
+                .map(OsString::from)
+                .collect();
+            argv.push(chdir);
+            argv.extend(
+                [
+                    "bundle",
+                    "exec",
+                    "rake",
+                    "db:migrate",
+                    "RAILS_ENV=production",
+                ]
+                .into_iter()
+                .map(OsString::from),
+            );
+            argv
+        }
+        _ => default_migrate_cmd(root),
+    }
+}
+
 /// Split a `--migrate-cmd` given as one argument into words at whitespace (no shell: no
 /// quoting, no expansion). Several arguments are taken as argv as they are.
 pub fn migrate_cmd_from_args(args: &[String]) -> Vec<OsString> {

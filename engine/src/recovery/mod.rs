@@ -24,10 +24,12 @@
 //! [`steps::STEPS`].
 
 pub mod capacity;
+mod journal_read;
 pub mod lock;
 mod runner;
 pub mod steps;
 
+pub use journal_read::last_verification;
 pub use runner::{
     components_of, databases_for, facts_of, restore, validate_skip, RecoveryError, RestoreReport,
     RestoreRequest,

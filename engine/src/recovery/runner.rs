@@ -1,6 +1,6 @@
 //! The runner of a restore: checks first, then the destructive steps, journaled.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -34,8 +34,9 @@ pub struct RestoreRequest<'a> {
     pub confirm_files: bool,
     /// Take the safety snapshot (declined only explicitly: `--no-snapshot`).
     pub snapshot: bool,
-    /// With `snapshot` off: the snapshot this recovery already took (a retry), reused.
-    pub reuse_snapshot: Option<PathBuf>,
+    /// Snapshots this recovery already took (a retry), by database name: reused instead
+    /// of taking another.
+    pub reuse_snapshots: BTreeMap<String, PathBuf>,
     pub jobs: usize,
     /// Components not to restore (GitLab's names).
     pub skip: Vec<String>,
@@ -311,7 +312,7 @@ pub fn restore(
         let opts = RestoreOptions {
             confirm_drop: req.confirm_drop.clone(),
             snapshot: req.snapshot,
-            reuse_snapshot: req.reuse_snapshot.clone(),
+            reuse_snapshots: req.reuse_snapshots.clone(),
             jobs,
             continue_on_error: req.continue_on_error,
             allow_version_mismatch: req.allow_version_mismatch,

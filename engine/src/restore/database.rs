@@ -13,6 +13,7 @@
 //! it names and the extensions it needs, checked against what the restoring role may do
 //! before anything changes), then the load. The load goes through the [`Loader`] trait.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -487,9 +488,10 @@ pub struct RestoreOptions {
     /// Values of `--confirm-drop`: each database's name must be among them.
     pub confirm_drop: Vec<String>,
     pub snapshot: bool,
-    /// With `snapshot` off: the snapshot this recovery already took (a retry or a resumed
-    /// session), reused instead of taking another; it must still be there.
-    pub reuse_snapshot: Option<PathBuf>,
+    /// Snapshots this recovery already took (a retry or a resumed session), by database
+    /// name: reused instead of taking another (whatever `snapshot` says); each must still
+    /// be there. A database without one gets a new snapshot when `snapshot` is on.
+    pub reuse_snapshots: BTreeMap<String, PathBuf>,
     pub jobs: usize,
     pub continue_on_error: bool,
     pub allow_version_mismatch: bool,
@@ -874,20 +876,7 @@ impl RestoreRun<'_> {
 
         // 2. Snapshot.
         let mut reused_hint: Option<String> = None;
-        let snapshot = if self.opts.snapshot {
-            Some(take_snapshot(
-                self.root,
-                &self.facts.backup_path,
-                &SnapshotTarget {
-                    spec: &job.spec,
-                    server_version_num: p.inventory.server_version_num,
-                    database_size: p.inventory.database_size,
-                },
-                Some(j),
-                self.sink,
-                self.cancel,
-            )?)
-        } else if let Some(path) = &self.opts.reuse_snapshot {
+        let snapshot = if let Some(path) = self.opts.reuse_snapshots.get(&db) {
             // The snapshot directory is under the backup directory, which `git` may write:
             // only a regular, non-empty file of ours (not a link) counts as the snapshot.
             use std::os::unix::fs::MetadataExt;
@@ -910,6 +899,19 @@ impl RestoreRun<'_> {
             )?;
             reused_hint = Some(crate::restore::snapshot::restore_command(&db, path));
             None
+        } else if self.opts.snapshot {
+            Some(take_snapshot(
+                self.root,
+                &self.facts.backup_path,
+                &SnapshotTarget {
+                    spec: &job.spec,
+                    server_version_num: p.inventory.server_version_num,
+                    database_size: p.inventory.database_size,
+                },
+                Some(j),
+                self.sink,
+                self.cancel,
+            )?)
         } else {
             j.note(
                 "snapshot",
@@ -1399,7 +1401,7 @@ pub(crate) mod tests {
         RestoreOptions {
             confirm_drop: vec![confirm.to_string()],
             snapshot: true,
-            reuse_snapshot: None,
+            reuse_snapshots: BTreeMap::new(),
             jobs: 2,
             continue_on_error: false,
             allow_version_mismatch: false,

@@ -132,7 +132,7 @@ fn opts(db: &str, snapshot: bool) -> RestoreOptions {
     RestoreOptions {
         confirm_drop: vec![db.to_string()],
         snapshot,
-        reuse_snapshot: None,
+        reuse_snapshots: Default::default(),
         jobs: 2,
         continue_on_error: false,
         allow_version_mismatch: false,

@@ -411,7 +411,7 @@ mod tests {
         let opts = RestoreOptions {
             confirm_drop: vec![],
             snapshot: true,
-            reuse_snapshot: None,
+            reuse_snapshots: Default::default(),
             jobs: 3,
             continue_on_error: false,
             allow_version_mismatch: false,

@@ -4,7 +4,7 @@
 //! line; the report serialises for `--json`.
 
 use postgres::GenericClient;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::inventory::inventory;
 use super::leftovers::{self, DumpCatalog, LeftoverKind, Leftovers};
@@ -13,7 +13,7 @@ use crate::pg::ident::qualified;
 use crate::version::GitLabVersion;
 
 /// Outcome of one check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Pass,
@@ -26,7 +26,7 @@ pub enum Status {
 }
 
 /// One line of the verification.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Line {
     /// `schema_migrations`, `row counts`, `leftovers`, `gitlab version`.
     pub check: String,
@@ -35,7 +35,7 @@ pub struct Line {
 }
 
 /// All checks of one database.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VerifyReport {
     pub database: String,
     pub lines: Vec<Line>,

@@ -12,7 +12,12 @@ use crate::tui::update::{drop_blocked, drop_enabled};
 use crate::tui::view::Theme;
 
 pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
-    let db = s.database.clone().unwrap_or_else(|| "?".into());
+    let inv = s.confirm_inventory();
+    let db = inv
+        .map(|i| i.database.clone())
+        .or_else(|| s.database.clone())
+        .unwrap_or_else(|| "?".into());
+    let count = s.drop_databases().len();
     // The file components the same confirmation replaces (previous contents kept).
     let files: Vec<&str> = s
         .chosen
@@ -35,33 +40,39 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
     let files_rows = files_line
         .as_ref()
         .map_or(0, |l| l.chars().count().div_ceil(inner) as u16);
+    let multi_rows = u16::from(count > 1);
     let [warn_area, list_area, input_area] = Layout::vertical([
-        Constraint::Length(4 + files_rows),
+        Constraint::Length(4 + files_rows + multi_rows),
         Constraint::Min(4),
         Constraint::Length(5),
     ])
     .areas(area);
-    let snap = match (&s.snapshot_taken, s.snapshot_declined) {
+    let snap = match (s.snapshots_taken.get(&db), s.snapshot_declined) {
         (Some(p), _) => format!("A safety snapshot was already taken: {}", p.display()),
         (None, true) => "The safety snapshot was declined.".to_string(),
         (None, false) => {
             "A safety snapshot (pg_dump -Fc, 0600) is taken first, on the next screen.".into()
         }
     };
+    let mut warn = Vec::new();
+    if count > 1 {
+        warn.push(Line::styled(
+            format!(
+                " Database {} of {count}: each database is confirmed by its own name ({}).",
+                s.confirm_index + 1,
+                s.drop_databases().join(", ")
+            ),
+            t.bold(),
+        ));
+    }
+    warn.push(Line::styled(
+        format!(" Everything in {db} is dropped, then the backup is loaded."),
+        t.bad(),
+    ));
+    warn.push(Line::from(format!(" {snap}")));
+    warn.extend(files_line.map(Line::from));
     f.render_widget(
-        super::boxed_wrap(
-            "Danger: this drops every table",
-            vec![
-                Line::styled(
-                    format!(" Everything in {db} is dropped, then the backup is loaded."),
-                    t.bad(),
-                ),
-                Line::from(format!(" {snap}")),
-            ]
-            .into_iter()
-            .chain(files_line.map(Line::from))
-            .collect(),
-        ),
+        super::boxed_wrap("Danger: this drops every table", warn),
         warn_area,
     );
 
@@ -69,31 +80,39 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
     let lines = if let Some(p) = pending(t, &s.inventory, "Listing what would be dropped") {
         p
     } else {
-        let inv = s.inventory.ready().cloned().unwrap_or_default();
-        let leftovers = inv.items.iter().filter(|i| i.leftover).count();
-        let name_w = w.saturating_sub(2 + 10 + 12 + 11 + 5).max(10);
+        let items = inv.map(|i| i.items.as_slice()).unwrap_or_default();
+        let leftovers = items.iter().filter(|i| i.leftover).count();
+        let kind_w = items
+            .iter()
+            .map(|i| i.kind.chars().count() + 1)
+            .max()
+            .unwrap_or(5)
+            .clamp(5, 24);
+        let name_w = w.saturating_sub(2 + kind_w + 12 + 11 + 5).max(10);
         let mut v = vec![Line::styled(
             format!(
-                "  {:<10}{:<nw$}{:>12}{:>11}  {}",
+                "  {:<kw$}{:<nw$}{:>12}{:>11}  {}",
                 "kind",
                 "name",
                 "rows (est)",
                 "size",
                 "",
+                kw = kind_w,
                 nw = name_w
             ),
             t.dim(),
         )];
         let visible = list_area.height.saturating_sub(4) as usize;
-        let max_scroll = inv.items.len().saturating_sub(visible);
+        let max_scroll = items.len().saturating_sub(visible);
         let first = s.inventory_scroll.min(max_scroll);
-        for it in inv.items.iter().skip(first).take(visible) {
+        for it in items.iter().skip(first).take(visible) {
             let text = format!(
-                "  {:<10}{:<nw$}{:>12}{:>11}  ",
-                it.kind,
+                "  {:<kw$}{:<nw$}{:>12}{:>11}  ",
+                fit(&it.kind, kind_w.saturating_sub(1)),
                 fit(&it.name, name_w.saturating_sub(1)),
                 it.rows.map(|r| r.to_string()).unwrap_or_default(),
                 it.bytes.map(human_bytes).unwrap_or_default(),
+                kw = kind_w,
                 nw = name_w
             );
             let mut spans = vec![Span::raw(text)];
@@ -104,10 +123,10 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
         }
         v.push(Line::styled(
             format!(
-                "  {} objects; {} marked new: not in the backup, added by the failed upgrade{}",
-                inv.items.len(),
+                "  {} objects in {db}; {} marked new: not in the backup, added by the failed upgrade{}",
+                items.len(),
                 leftovers,
-                if inv.items.len() > visible {
+                if items.len() > visible {
                     "; ↑↓ scroll"
                 } else {
                     ""
@@ -117,13 +136,21 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
         ));
         v
     };
-    f.render_widget(boxed("What will be dropped", lines), list_area);
+    f.render_widget(
+        boxed(&format!("What will be dropped in {db}"), lines),
+        list_area,
+    );
 
     let enabled = drop_enabled(s);
-    let button = if enabled {
-        Span::styled(" Drop and restore (Enter) ", t.danger_button())
+    let label = if s.confirm_index + 1 < count {
+        "Confirm, next database"
     } else {
-        Span::styled(" Drop and restore (disabled) ", t.dim())
+        "Drop and restore"
+    };
+    let button = if enabled {
+        Span::styled(format!(" {label} (Enter) "), t.danger_button())
+    } else {
+        Span::styled(format!(" {label} (disabled) "), t.dim())
     };
     let mut input = vec![
         Line::from(vec![
@@ -133,7 +160,7 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
         ]),
         Line::from(vec![
             Span::raw(" > "),
-            Span::styled(s.confirm_input.clone(), t.bold()),
+            Span::styled(s.confirm_input().to_string(), t.bold()),
             Span::styled("▏", t.accent()),
             Span::raw("   "),
             button,
@@ -146,59 +173,78 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
 }
 
 pub fn draw_snapshot(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
-    let db = s.database.clone().unwrap_or_else(|| "?".into());
+    let dbs = s.drop_databases();
+    let names = if dbs.is_empty() {
+        s.database.clone().unwrap_or_else(|| "?".into())
+    } else {
+        dbs.join(" and ")
+    };
     let mut lines = vec![
         Line::from(format!(
-            " Before the drop, Rewind saves {db} as it is now with pg_dump -Fc."
+            " Before the drop, Rewind saves {names} as it is now with pg_dump -Fc."
         )),
         Line::from(" If the restore goes wrong, pg_restore of this file brings it back."),
         Line::from(""),
     ];
-    match (&s.snapshot_taken, s.snapshot_declined) {
-        (Some(p), _) => {
-            lines.push(Line::styled(
-                " Already taken earlier in this session (not taken twice):",
-                t.ok(),
-            ));
-            lines.push(Line::from(format!("   {}", p.display())));
-        }
-        (None, true) => lines.push(Line::styled(" Declined: no snapshot is taken.", t.bad())),
-        (None, false) => {
-            lines.push(Line::from(" It will be written (mode 0600) to:"));
+    let missing = s.without_snapshot();
+    for (db, p) in &s.snapshots_taken {
+        lines.push(Line::styled(
+            format!(" {db}: already taken in this recovery (not taken twice):"),
+            t.ok(),
+        ));
+        lines.push(Line::from(format!("   {}", p.display())));
+    }
+    if s.snapshot_declined && !missing.is_empty() {
+        lines.push(Line::styled(
+            format!(" Declined: no snapshot of {} is taken.", missing.join(", ")),
+            t.bad(),
+        ));
+    } else if !missing.is_empty() {
+        lines.push(Line::from(" Written (mode 0600) to:"));
+        for db in &missing {
             lines.push(Line::styled(
                 format!(
                     "   {}",
-                    s.snapshot_path
+                    s.journal_dir
                         .as_ref()
-                        .map(|p| p.display().to_string())
+                        .map(|d| d
+                            .join("snapshots")
+                            .join(format!("{db}-<UTC time>.dump"))
+                            .display()
+                            .to_string())
                         .unwrap_or_else(|| "(the journal directory)".into())
                 ),
                 t.bold(),
             ));
-            if let Some(c) = s
-                .preflight
-                .checks
-                .iter()
-                .find(|c| c.kind == rewind_engine::preflight::CheckKind::FreeDisk)
-            {
-                lines.push(Line::from(format!("   free space: {}", c.reason)));
-            }
+        }
+        lines.push(Line::styled(
+            "   (the exact path is shown once it is written)",
+            t.dim(),
+        ));
+        if let Some(c) = s
+            .preflight
+            .checks
+            .iter()
+            .find(|c| c.kind == rewind_engine::preflight::CheckKind::FreeDisk)
+        {
+            lines.push(Line::from(format!("   free space: {}", c.reason)));
         }
     }
+    let take = !s.snapshot_declined && !missing.is_empty();
     lines.push(Line::from(""));
     lines.push(Line::from(vec![
         Span::raw(" Enter starts: "),
         Span::styled(
-            if s.snapshot_taken.is_some() || s.snapshot_declined {
-                "drop, then restore"
-            } else {
+            if take {
                 "snapshot, drop, then restore"
+            } else {
+                "drop, then restore"
             },
             t.bold(),
         ),
         Span::raw("."),
     ]));
-    if s.snapshot_taken.is_none() && !s.snapshot_declined {
+    if take {
         lines.push(Line::styled(
             " d goes on without the snapshot (a second warning follows).",
             t.dim(),

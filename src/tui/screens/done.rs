@@ -71,13 +71,12 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
             dir.join("journal.jsonl").display()
         )));
     }
-    lines.push(Line::from(format!(
-        " snapshot  {}",
-        s.snapshot_taken
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "none taken".into())
-    )));
+    if s.snapshots_taken.is_empty() {
+        lines.push(Line::from(" snapshot  none taken"));
+    }
+    for (db, p) in &s.snapshots_taken {
+        lines.push(Line::from(format!(" snapshot  {db}: {}", p.display())));
+    }
     f.render_widget(boxed_wrap("Done", lines), summary);
     let prefix = if is_rake_rails_root(s) {
         "sudo -u git -H bundle exec rake"

@@ -6,12 +6,14 @@ use ratatui::text::{Line, Span};
 use ratatui::Frame;
 
 use super::{boxed, fit, pending};
-use crate::tui::state::{Loadable, State};
+use rewind_engine::migrate::describe::Tone;
+
+use crate::tui::state::{Loadable, RepairField, State};
 use crate::tui::view::Theme;
 
 pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
     let r = &s.repair;
-    let [top, rounds] = Layout::vertical([Constraint::Min(8), Constraint::Length(6)]).areas(area);
+    let [top, rounds] = Layout::vertical([Constraint::Min(8), Constraint::Length(5)]).areas(area);
     let w = top.width.saturating_sub(4) as usize;
     let mut lines = vec![
         Line::from(" When an upgrade fails on objects that already exist (PG::DuplicateTable, …),"),
@@ -24,26 +26,44 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
     ];
     match &r.assessment {
         None => {
+            let field = |label: &str, text: &str, on: bool| {
+                let mut spans = vec![
+                    Span::styled(format!(" {label:<16}"), if on { t.bold() } else { t.dim() }),
+                    Span::styled(fit(text, w.saturating_sub(20)), t.bold()),
+                ];
+                if on {
+                    spans.push(Span::styled("▏", t.accent()));
+                }
+                Line::from(spans)
+            };
             lines.push(Line::from(
-                " Path of the failed db:migrate log (or paste it):",
+                " The failed db:migrate log (Tab: the newest failed one), and the command",
             ));
-            lines.push(Line::from(vec![
-                Span::raw(" > "),
-                Span::styled(fit(&r.input, w.saturating_sub(4)), t.bold()),
-                Span::styled("▏", t.accent()),
-            ]));
-            if !r.candidates.is_empty() {
-                lines.push(Line::styled(
+            lines.push(Line::from(
+                " that runs the migrations again after marking (↑↓ switch field):",
+            ));
+            lines.push(field("log", &r.input, r.field == RepairField::Log));
+            lines.push(field(
+                "migrate command",
+                &r.migrate_cmd,
+                r.field == RepairField::MigrateCommand,
+            ));
+            match r.candidates.len() {
+                0 => lines.push(Line::styled(
+                    " No failed db:migrate log found in GitLab's log directory.",
+                    t.dim(),
+                )),
+                n => lines.push(Line::styled(
                     format!(
-                        " Tab picks: {}",
-                        r.candidates
-                            .iter()
-                            .map(|p| p.display().to_string())
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        " {n} failed log{} found; newest: {}",
+                        if n == 1 { "" } else { "s" },
+                        r.candidates[0]
+                            .file_name()
+                            .map(|f| f.to_string_lossy().into_owned())
+                            .unwrap_or_default()
                     ),
                     t.dim(),
-                ));
+                )),
             }
         }
         Some(l) => {
@@ -56,28 +76,57 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
                         t.ok(),
                     ));
                 }
-                for (i, it) in items.iter().enumerate() {
-                    lines.push(Line::from(vec![
-                        Span::styled(format!(" {} ", it.version), t.bold()),
-                        Span::raw(fit(&it.name, w.saturating_sub(16))),
-                    ]));
-                    lines.push(Line::from(format!(
-                        "   {}",
-                        fit(&it.error, w.saturating_sub(3))
-                    )));
-                    lines.push(Line::styled(
-                        format!("   {}", fit(&it.verdict, w.saturating_sub(3))),
-                        if i == 0 { t.warn() } else { t.dim() },
-                    ));
-                }
-                if let Some(first) = items.first() {
-                    lines.push(Line::from(vec![
-                        Span::raw(" Type "),
-                        Span::styled(first.version.clone(), t.bold()),
-                        Span::raw(" to mark it complete: "),
-                        Span::styled(r.confirm.clone(), t.bold()),
-                        Span::styled("▏", t.accent()),
-                    ]));
+                if let Some(it) = items.first() {
+                    for fact in &it.facts {
+                        let style = match fact.tone {
+                            Tone::Plain => ratatui::style::Style::default(),
+                            Tone::Strong => t.bold(),
+                            Tone::Good => t.ok(),
+                            Tone::Bad => t.bad(),
+                            Tone::Warn => t.warn(),
+                            Tone::Dim => t.dim(),
+                        };
+                        let label = if fact.label.is_empty() {
+                            String::new()
+                        } else {
+                            format!("{}:", fact.label)
+                        };
+                        let label = fit(&label, 12);
+                        lines.push(Line::from(vec![
+                            Span::styled(format!(" {label:<12} "), t.dim()),
+                            Span::styled(fit(&fact.text, w.saturating_sub(15)), style),
+                        ]));
+                    }
+                    lines.push(Line::from(""));
+                    if it.already_marked {
+                        lines.push(Line::styled(
+                            format!(
+                                " {} is already marked complete: nothing to mark. Esc goes back.",
+                                it.version
+                            ),
+                            t.warn(),
+                        ));
+                    } else if it.markable {
+                        lines.push(Line::from(vec![
+                            Span::raw(" then runs: "),
+                            Span::styled(fit(&r.migrate_cmd, w.saturating_sub(12)), t.bold()),
+                        ]));
+                        lines.push(Line::from(vec![
+                            Span::raw(" Type "),
+                            Span::styled(it.version.clone(), t.bold()),
+                            Span::raw(" to mark it complete:"),
+                        ]));
+                        lines.push(Line::from(vec![
+                            Span::raw(" > "),
+                            Span::styled(r.confirm.clone(), t.bold()),
+                            Span::styled("▏", t.accent()),
+                        ]));
+                    } else {
+                        lines.push(Line::styled(
+                            " Rewind advises against marking this version. Esc goes back.",
+                            t.bad(),
+                        ));
+                    }
                 }
             }
         }

@@ -50,9 +50,9 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
     match &offer.decision {
         Ok(p) => {
             lines.push(Line::styled(format!(" Resume: {}.", p.reason), t.ok()));
-            if let Some(snap) = &p.snapshot {
+            for (db, snap) in &p.snapshots {
                 lines.push(Line::from(format!(
-                    " The safety snapshot {} is kept and not taken again.",
+                    " The safety snapshot of {db}, {}, is kept and not taken again.",
                     snap.display()
                 )));
             }
