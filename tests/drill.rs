@@ -68,6 +68,7 @@ fn version_mismatch_is_refused_and_nothing_changes() {
     run_scenario(
         "version-mismatch",
         &[
+            "preflight fails the version check before any service is touched",
             "rollback to a version the repository lacks is refused",
             "database unchanged",
         ],

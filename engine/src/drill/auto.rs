@@ -159,6 +159,67 @@ pub fn run(
         }
     };
 
+    // The version check leads: a version the host cannot get is refused before any
+    // service is touched (the wizard's preflight runs the same check).
+    let version = step(
+        report,
+        sink,
+        opts,
+        &format!("preflight: GitLab version {target}"),
+        || {
+            let c = crate::preflight::check_target_version(&sb.root, &inst, Some(&target));
+            let text = format!("{}: {}", c.status.as_str(), first_line(&c.reason));
+            if c.status == crate::preflight::Status::Fail {
+                let reason = c.reason.split_whitespace().collect::<Vec<_>>().join(" ");
+                // The fix's first clause says why; the whole fix is on the wizard's screen.
+                let why = c.fix.split("; ").next().unwrap_or_default();
+                Err(format!("{reason} ({why})"))
+            } else {
+                Ok(((), text))
+            }
+        },
+    )?;
+    if sb.scenario == Scenario::VersionMismatch {
+        let refused = version.is_none();
+        let detail = report
+            .steps
+            .last()
+            .map(|s| s.detail.clone())
+            .unwrap_or_default();
+        if let Some(last) = report.steps.last_mut() {
+            last.ok = refused;
+            last.detail = format!("refused as expected: {}", last.detail);
+        }
+        let calls = std::fs::read_to_string(
+            sb.root
+                .join(crate::packages::sandbox_repo::GITLAB_CTL_CALLS),
+        )
+        .unwrap_or_default();
+        let untouched = !calls.lines().any(|l| l.starts_with("stop"));
+        report.check(
+            "preflight fails the version check before any service is touched",
+            refused
+                && untouched
+                && detail.contains("GitLab version mismatch:")
+                && detail.contains("version: 16.9.2-ee"),
+            format!(
+                "FAIL with GitLab's version-mismatch message{}; gitlab-ctl stop {}",
+                if detail.contains("version: 16.9.2-ee") {
+                    " (version: 16.9.2-ee)"
+                } else {
+                    ", without `version: 16.9.2-ee`!"
+                },
+                if untouched {
+                    "never called"
+                } else {
+                    "was called!"
+                }
+            ),
+        );
+    } else if version.is_none() {
+        return Ok(());
+    }
+
     // Roll the package back (stops puma and sidekiq first, reconfigures after).
     let plan = step(
         report,
