@@ -2,7 +2,6 @@
 //! would, through the same engine calls as the wizard and the CLI. Every step is timed in
 //! the report; refusals the scenario expects are checks, not failures.
 
-use std::ffi::OsString;
 use std::time::Instant;
 
 use super::report::{DrillReport, StepReport};
@@ -471,16 +470,17 @@ fn repair_migrations(
         return Ok(());
     };
     step(report, sink, opts, "repair migration state", || {
-        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        // The default command, as the wizard runs it: the sandbox's gitlab-rake stand-in.
         let ropts = repair::RepairOptions {
-            migrate_cmd: vec![
-                exe.into_os_string(),
-                OsString::from("--root"),
-                sb.root.base().as_os_str().to_owned(),
-                OsString::from("drill-migrate"),
-            ],
+            migrate_cmd: repair::default_migrate_cmd(&sb.root),
             max_rounds: 10,
         };
+        let command = ropts
+            .migrate_cmd
+            .iter()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ");
         let mut dbs = repair::Databases::new(inst.databases.clone());
         let rep = repair::repair(
             log,
@@ -496,9 +496,10 @@ fn repair_migrations(
             Ok((
                 (),
                 format!(
-                    "{} rounds; marked {}; db:migrate succeeded",
+                    "{} rounds; marked {}; `{}` succeeded",
                     rep.rounds.len(),
-                    marked.join(", ")
+                    marked.join(", "),
+                    command
                 ),
             ))
         } else {
