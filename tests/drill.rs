@@ -68,6 +68,7 @@ fn version_mismatch_is_refused_and_nothing_changes() {
     run_scenario(
         "version-mismatch",
         &[
+            "preflight fails the version check before any service is touched",
             "rollback to a version the repository lacks is refused",
             "database unchanged",
         ],
@@ -78,13 +79,62 @@ fn version_mismatch_is_refused_and_nothing_changes() {
 fn leftover_tables_are_repaired_by_marking_migrations() {
     run_scenario(
         "leftover-tables",
-        &["leftover migrations marked complete, in order, journaled"],
+        &[
+            "leftover migrations marked complete, in order, journaled",
+            // The wizard's default command: the sandbox's gitlab-rake stand-in.
+            "/opt/gitlab/bin/gitlab-rake db:migrate` succeeded",
+        ],
     );
 }
 
 #[test]
 fn decomposed_main_and_ci_are_both_restored() {
     run_scenario("decomposed", &["ci database equals the backup"]);
+}
+
+/// The sandbox's `gitlab-rake` stand-in is what the wizard's default migrate command finds:
+/// `db:migrate` execs `rewind drill-migrate` on that root (its output and exit code pass
+/// through), any other task is refused. The root's name has a quote and a space: the
+/// script quotes the paths it was written with.
+#[test]
+fn the_gitlab_rake_stand_in_is_the_default_migrate_command() {
+    use rewind_engine::migrate::repair::default_migrate_cmd;
+    use rewind_engine::packages::sandbox_repo::write_gitlab_rake_standin;
+    use rewind_engine::root::HostRoot;
+
+    let dir = tempfile::Builder::new()
+        .prefix("rewind it's a root ")
+        .tempdir()
+        .unwrap();
+    let root = HostRoot::new(dir.path());
+    let rake = write_gitlab_rake_standin(&root, std::path::Path::new(env!("CARGO_BIN_EXE_rewind")))
+        .unwrap();
+    let argv = default_migrate_cmd(&root);
+    assert_eq!(argv[0], rake.as_os_str());
+    assert_eq!(argv[1..], ["db:migrate"]);
+
+    // No database.yml under this root: the stand-in migrate fails the way rake does, and
+    // the failure comes back through the script.
+    let out = Command::new(&argv[0]).args(&argv[1..]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.starts_with("rake aborted!"), "{stdout}");
+    // What runs is `rewind --root <this root> drill-migrate`.
+    let direct = Command::new(env!("CARGO_BIN_EXE_rewind"))
+        .arg("--root")
+        .arg(dir.path())
+        .arg("drill-migrate")
+        .output()
+        .unwrap();
+    assert_eq!(direct.stdout, out.stdout);
+
+    let other = Command::new(&rake)
+        .args(["gitlab:check", "SANITIZE=true"])
+        .output()
+        .unwrap();
+    assert_eq!(other.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&other.stderr)
+        .contains("gitlab-rake gitlab:check SANITIZE=true: not supported by the drill's stand-in"));
 }
 
 #[test]

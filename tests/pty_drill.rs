@@ -66,8 +66,8 @@ impl Term {
     }
 }
 
-#[test]
-fn the_interactive_drill_is_recovered_by_keystrokes() {
+/// `rewind drill [args]` in a pseudo-terminal: the terminal and the child.
+fn spawn_drill(args: &[&str]) -> (Term, Box<dyn portable_pty::Child + Send + Sync>) {
     let pair = native_pty_system()
         .openpty(PtySize {
             rows: ROWS,
@@ -78,9 +78,10 @@ fn the_interactive_drill_is_recovered_by_keystrokes() {
         .expect("openpty");
     let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_rewind"));
     cmd.arg("drill");
+    cmd.args(args);
     cmd.env("NO_COLOR", "1");
     cmd.env("TERM", "xterm-256color");
-    let mut child = pair.slave.spawn_command(cmd).expect("spawn rewind drill");
+    let child = pair.slave.spawn_command(cmd).expect("spawn rewind drill");
     let mut reader = pair.master.try_clone_reader().unwrap();
     let screen = Arc::new(Mutex::new(vt100::Parser::new(
         std::num::NonZeroU16::new(ROWS).unwrap(),
@@ -99,12 +100,59 @@ fn the_interactive_drill_is_recovered_by_keystrokes() {
             r2.lock().unwrap().extend_from_slice(&buf[..n]);
         }
     });
-    let mut t = Term {
+    let t = Term {
         screen,
         raw,
         writer: pair.master.take_writer().unwrap(),
     };
+    (t, child)
+}
 
+fn wait_exit(t: &Term, child: &mut Box<dyn portable_pty::Child + Send + Sync>) -> String {
+    let end = Instant::now() + STEP;
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            panic!("the drill did not exit:\n{}", t.raw_text());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let out = t.raw_text();
+    assert!(status.success(), "drill failed:\n{out}");
+    out
+}
+
+/// The backup's version is not offered: the wizard's preflight fails the version check
+/// with GitLab's message, Enter is refused with the fix, and the user leaves with nothing
+/// changed.
+#[test]
+fn the_interactive_drill_refuses_a_version_the_host_cannot_get_at_preflight() {
+    let (mut t, mut child) = spawn_drill(&["--scenario", "version-mismatch"]);
+    t.wait_for("DRILL (version-mismatch)");
+    t.wait_for("16.11.0-ee");
+    t.send(b"\r"); // Detect -> backups
+    t.wait_for("16.9.2");
+    t.send(b"\r"); // pick the backup -> preflight
+    t.wait_for("[FAIL] ›target GitLab version available");
+    t.wait_for("GitLab version mismatch: Your current GitLab version (16.11.0-ee)");
+    t.wait_for("gitlab-ee 16.9.2-ee is not offered");
+    t.send(b"\r");
+    t.wait_for("Blocked: target GitLab version available failed");
+    let screen = t.screen.lock().unwrap().screen().contents();
+    assert!(!screen.contains("Stop services"), "{screen}");
+    t.send(b"q");
+    let out = wait_exit(&t, &mut child);
+    assert!(out.contains("DRILL PASSED"), "{out}");
+    assert!(out.contains("database unchanged"), "{out}");
+}
+
+#[test]
+fn the_interactive_drill_is_recovered_by_keystrokes() {
+    let (mut t, mut child) = spawn_drill(&[]);
     t.wait_for("DRILL (failed-upgrade)");
     t.wait_for("16.11.0-ee");
     t.send(b"\r"); // Detect -> backups
@@ -142,20 +190,7 @@ fn the_interactive_drill_is_recovered_by_keystrokes() {
     t.wait_for("is back on the backup's data");
     t.send(b"\r");
 
-    let end = Instant::now() + STEP;
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if Instant::now() > end {
-            let _ = child.kill();
-            panic!("the drill did not exit:\n{}", t.raw_text());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    std::thread::sleep(Duration::from_millis(300));
-    let out = t.raw_text();
-    assert!(status.success(), "drill failed:\n{out}");
+    let out = wait_exit(&t, &mut child);
     assert!(out.contains("DRILL PASSED"), "{out}");
     assert!(out.contains("main database equals the backup"), "{out}");
     assert!(out.contains("\x1b[?1049l"), "alternate screen not left");

@@ -8,9 +8,13 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::detect::Installation;
+use crate::detect::{Connection, Installation};
+use crate::packages::rollback::{self, RollbackError, RollbackOptions, RollbackPlan};
+use crate::packages::{self, PackageError};
 use crate::pg::conn::{describe_pg_error, ConnSpec};
 use crate::progress::{Cancel, Sink};
+use crate::restore::database::version_mismatch_message;
+use crate::root::HostRoot;
 use crate::version::GitLabVersion;
 
 /// Verdict of one check.
@@ -41,11 +45,12 @@ pub enum CheckKind {
     Archive,
     /// Free disk for the safety snapshot next to the journal.
     FreeDisk,
-    /// The database is reachable, with the privileges to drop and create its objects.
+    /// The database is reachable, with the privileges to drop and create its objects (one
+    /// check per database of the installation).
     Database,
     /// The GitLab version the backup needs is installed or installable.
     TargetPackage,
-    /// No other sessions write to the database.
+    /// No other sessions write to the database (one check per database).
     Writers,
 }
 
@@ -80,6 +85,9 @@ pub struct Check {
     pub reason: String,
     /// What to do about it (empty on pass).
     pub fix: String,
+    /// The database connection (`main`, `ci`) a per-database check is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
 }
 
 impl Check {
@@ -89,6 +97,25 @@ impl Check {
             status,
             reason: reason.into(),
             fix: fix.to_string(),
+            database: None,
+        }
+    }
+
+    fn with_fix(mut self, fix: String) -> Check {
+        self.fix = fix;
+        self
+    }
+
+    fn of_database(mut self, connection: &Connection) -> Check {
+        self.database = Some(connection.as_str().to_string());
+        self
+    }
+
+    /// The check's label, naming its database connection when it has one and `named`.
+    pub fn label(&self, named: bool) -> String {
+        match (&self.database, named) {
+            (Some(db), true) => format!("{} ({db})", self.kind.label()),
+            _ => self.kind.label().to_string(),
         }
     }
 }
@@ -107,13 +134,30 @@ pub struct Inputs {
     pub target: Option<GitLabVersion>,
     /// The installation as detected.
     pub installation: Installation,
-    /// The database to restore into.
-    pub conn: Option<ConnSpec>,
+    /// The host root the installation is under: the version check plans the rollback
+    /// there (read-only).
+    pub root: HostRoot,
+    /// Every database the restore loads (main first, then ci, ...: the connections with
+    /// `database_tasks`), each with its connection name.
+    pub databases: Vec<(Connection, ConnSpec)>,
     /// Directory where the safety snapshot will be written (the journal directory, mapped).
     pub snapshot_dir: PathBuf,
 }
 
-/// Run every check in order, calling `each` as each one finishes.
+impl Inputs {
+    /// The databases of `inst` the restore loads: every connection with `database_tasks`.
+    pub fn databases_of(inst: &Installation) -> Vec<(Connection, ConnSpec)> {
+        inst.databases
+            .iter()
+            .filter(|d| d.database_tasks)
+            .map(|d| (d.name.clone(), d.spec.clone()))
+            .collect()
+    }
+}
+
+/// Run every check in order, calling `each` as each one finishes. The database and
+/// writers checks run once per database; the checks of one kind all run (cancellation is
+/// looked at between kinds).
 pub fn run_all(
     inputs: &Inputs,
     sink: &dyn Sink,
@@ -121,43 +165,56 @@ pub fn run_all(
     each: &mut dyn FnMut(&Check),
 ) -> Vec<Check> {
     let mut out = Vec::new();
-    let mut db_size = None;
     for kind in CheckKind::ALL {
         if cancel.is_cancelled() {
             break;
         }
-        let check = match kind {
-            CheckKind::Archive => check_archive(&inputs.archive, sink, cancel),
+        let checks = match kind {
+            CheckKind::Archive => vec![check_archive(&inputs.archive, sink, cancel)],
             CheckKind::FreeDisk => {
-                if let Some(spec) = &inputs.conn {
-                    db_size = database_size(spec);
-                }
-                check_free_disk(&inputs.snapshot_dir, db_size)
+                // The safety snapshot holds every database: their sizes add up.
+                let sizes: Option<Vec<u64>> = inputs
+                    .databases
+                    .iter()
+                    .map(|(_, spec)| database_size(spec))
+                    .collect();
+                let needed = sizes
+                    .filter(|s| !s.is_empty())
+                    .map(|s| s.iter().sum::<u64>());
+                vec![check_free_disk(&inputs.snapshot_dir, needed)]
             }
-            CheckKind::Database => match &inputs.conn {
-                Some(spec) => check_database(spec),
-                None => Check::new(
-                    kind,
-                    Status::Fail,
-                    "no database connection found (database.yml not read)",
-                    "point Rewind at the database with --database-url, or at the host tree with --root",
-                ),
-            },
-            CheckKind::TargetPackage => {
-                check_target_version(&inputs.installation, inputs.target.as_ref())
-            }
-            CheckKind::Writers => match &inputs.conn {
-                Some(spec) => check_writers(spec),
-                None => Check::new(
-                    kind,
-                    Status::Warn,
-                    "no database connection: cannot see who is connected",
-                    "stop puma and sidekiq before the restore (the wizard's next step)",
-                ),
-            },
+            CheckKind::Database if inputs.databases.is_empty() => vec![Check::new(
+                kind,
+                Status::Fail,
+                "no database connection found (database.yml not read)",
+                "point Rewind at the database with --database-url, or at the host tree with --root",
+            )],
+            CheckKind::Database => inputs
+                .databases
+                .iter()
+                .map(|(name, spec)| check_database(spec).of_database(name))
+                .collect(),
+            CheckKind::TargetPackage => vec![check_target_version(
+                &inputs.root,
+                &inputs.installation,
+                inputs.target.as_ref(),
+            )],
+            CheckKind::Writers if inputs.databases.is_empty() => vec![Check::new(
+                kind,
+                Status::Warn,
+                "no database connection: cannot see who is connected",
+                "stop puma and sidekiq before the restore (the wizard's next step)",
+            )],
+            CheckKind::Writers => inputs
+                .databases
+                .iter()
+                .map(|(name, spec)| check_writers(spec).of_database(name))
+                .collect(),
         };
-        each(&check);
-        out.push(check);
+        for check in checks {
+            each(&check);
+            out.push(check);
+        }
     }
     out
 }
@@ -310,7 +367,8 @@ pub fn check_database(spec: &ConnSpec) -> Check {
                 kind,
                 Status::Fail,
                 format!(
-                    "connected to {} but cannot read its privileges: {}",
+                    "connected to {} on {} but cannot read its privileges: {}",
+                    spec.dbname,
                     spec.target(),
                     describe_pg_error(&e)
                 ),
@@ -355,9 +413,24 @@ pub fn check_database(spec: &ConnSpec) -> Check {
     }
 }
 
-/// Whether the version the backup needs is installed. When it is not, the rollback step
-/// installs it; this check then warns so the operator knows a downgrade comes.
-pub fn check_target_version(inst: &Installation, target: Option<&GitLabVersion>) -> Check {
+/// Whether the version the backup needs is installed, or else installable by the rollback
+/// step. GitLab refuses to restore a backup made on another version, so this check leads:
+///
+/// - installed == the backup's release: pass;
+/// - another version is installed, and the rollback the wizard would run can be planned
+///   (the package manager offers exactly that version; for a source install, the git tag is
+///   in the checkout): warn, naming what will be installed;
+/// - it cannot be planned (the version is not offered, the edition differs, the PostgreSQL
+///   data is too new for it, no package manager, ...): fail, with GitLab's own
+///   version-mismatch message, before any service is stopped.
+///
+/// Read-only: the same planning as `rewind rollback --dry-run` (the package manager is
+/// asked which versions its current lists offer; nothing is refreshed or installed).
+pub fn check_target_version(
+    root: &HostRoot,
+    inst: &Installation,
+    target: Option<&GitLabVersion>,
+) -> Check {
     let kind = CheckKind::TargetPackage;
     let Some(target) = target else {
         return Check::new(
@@ -367,26 +440,120 @@ pub fn check_target_version(inst: &Installation, target: Option<&GitLabVersion>)
             "pick a backup whose backup_information.yml has gitlab_version",
         );
     };
-    match &inst.version {
-        Some(installed) if installed.same_release(target) => Check::new(
-            kind,
-            Status::Pass,
-            format!("{target} is installed"),
-            "",
-        ),
-        Some(installed) => Check::new(
-            kind,
-            Status::Warn,
-            format!("{installed} is installed, the backup needs {target}"),
-            "the rollback step installs it; GitLab refuses to restore a backup from another version",
-        ),
-        None => Check::new(
+    let installed = match &inst.version {
+        Some(installed) if installed.same_release(target) => {
+            return Check::new(kind, Status::Pass, format!("{target} is installed"), "")
+        }
+        Some(installed) => installed,
+        None => {
+            return Check::new(
+                kind,
+                Status::Fail,
+                "the installed GitLab version is unknown",
+                "point Rewind at the host tree with --root",
+            )
+        }
+    };
+    let mismatch = || {
+        Check::new(
             kind,
             Status::Fail,
-            "the installed GitLab version is unknown",
-            "point Rewind at the host tree with --root",
+            version_mismatch_message(&installed.to_string(), &target.to_string()),
+            "",
+        )
+    };
+    match rollback::plan(root, target, RollbackOptions::default()) {
+        Ok(RollbackPlan::Package(p)) => Check::new(
+            kind,
+            Status::Warn,
+            format!(
+                "{installed} is installed, the backup needs {target}: the rollback step installs {} {} ({})",
+                p.target.edition_or_ce().package(),
+                p.install.version.raw,
+                p.manager
+            ),
+            "",
+        )
+        .with_fix(format!(
+            "the rollback step runs `{}`; GitLab refuses to restore a backup from another version",
+            p.steps
+                .iter()
+                .find(|s| s.step == "rollback.install")
+                .map(|s| s.cmd.display())
+                .unwrap_or_default()
+        )),
+        Ok(RollbackPlan::AlreadyInstalled { version }) => Check::new(
+            kind,
+            Status::Pass,
+            format!("{version} is installed (package database)"),
+            "",
         ),
+        Ok(RollbackPlan::Source {
+            rails_root,
+            target: t,
+            ..
+        }) => {
+            let tag = rollback::git_tag(&t);
+            let dir = root.join(&rails_root);
+            match git_tag_present(&dir, &tag) {
+                Ok(()) => Check::new(
+                    kind,
+                    Status::Warn,
+                    format!(
+                        "{installed} is installed, the backup needs {target}: the tag {tag} is in {}",
+                        rails_root.display()
+                    ),
+                    "",
+                )
+                .with_fix(format!(
+                    "the rollback step gives the checkout (git checkout {tag}) and the rebuild checklist; GitLab refuses to restore a backup from another version"
+                )),
+                Err(why) => mismatch().with_fix(format!(
+                    "{why}. Fetch the tags (sudo -u git -H git -C {} fetch --all --tags --prune), then `git checkout {tag}`, and run the checks again",
+                    rails_root.display()
+                )),
+            }
+        }
+        Ok(RollbackPlan::Docker { image, .. }) => Check::new(
+            kind,
+            Status::Warn,
+            format!(
+                "{installed} is installed, the backup needs {target}: GitLab runs in a container, the rollback step is to run the image {image}"
+            ),
+            "make sure the image can be pulled (docker pull) before the services are stopped",
+        ),
+        Err(RollbackError::Package(PackageError::NotAvailable(u))) => {
+            let list = packages::list_cmd(u.manager, root, &u.package)
+                .map(|c| c.display())
+                .unwrap_or_else(|_| format!("{} {}", u.manager.program(), u.package));
+            mismatch().with_fix(format!(
+                "{} {} is not offered by the configured {} repositories (offered: {}); `{list}` lists what they offer. Add the repository that has {} (then `{}`), or download {} and install it with `{}`; then run the checks again. Or pick a backup made on an offered version",
+                u.package, u.version, u.manager, u.available, u.version, u.refresh, u.url, u.install_file
+            ))
+        }
+        Err(e) => mismatch().with_fix(format!("the rollback step cannot install it: {e}")),
     }
+}
+
+/// Whether the git checkout `dir` has the tag `tag`: a loose ref or a line of
+/// `packed-refs`, read from the files (no git process, no ownership checks).
+fn git_tag_present(dir: &Path, tag: &str) -> Result<(), String> {
+    let git = dir.join(".git");
+    if !git.is_dir() {
+        return Err(format!("{} is not a git checkout", dir.display()));
+    }
+    if git.join("refs/tags").join(tag).is_file() {
+        return Ok(());
+    }
+    let want = format!("refs/tags/{tag}");
+    let packed = std::fs::read_to_string(git.join("packed-refs")).unwrap_or_default();
+    if packed
+        .lines()
+        .any(|l| l.split_whitespace().nth(1) == Some(want.as_str()))
+    {
+        return Ok(());
+    }
+    Err(format!("the tag {tag} is not in {}", dir.display()))
 }
 
 /// Other sessions connected to the database (puma, sidekiq, ...).
@@ -398,7 +565,10 @@ pub fn check_writers(spec: &ConnSpec) -> Check {
             return Check::new(
                 kind,
                 Status::Warn,
-                format!("cannot connect to see who is connected: {e}"),
+                format!(
+                    "cannot connect to {} to see who is connected: {e}",
+                    spec.dbname
+                ),
                 "stop puma and sidekiq before the restore",
             )
         }
@@ -415,13 +585,22 @@ pub fn check_writers(spec: &ConnSpec) -> Check {
             return Check::new(
                 kind,
                 Status::Warn,
-                format!("cannot list sessions: {}", describe_pg_error(&e)),
+                format!(
+                    "cannot list the sessions of {}: {}",
+                    spec.dbname,
+                    describe_pg_error(&e)
+                ),
                 "stop puma and sidekiq before the restore",
             )
         }
     };
     if rows.is_empty() {
-        return Check::new(kind, Status::Pass, "no other session is connected", "");
+        return Check::new(
+            kind,
+            Status::Pass,
+            format!("no other session is connected to {}", spec.dbname),
+            "",
+        );
     }
     let list: Vec<String> = rows
         .iter()
@@ -430,7 +609,11 @@ pub fn check_writers(spec: &ConnSpec) -> Check {
     Check::new(
         kind,
         Status::Warn,
-        format!("other sessions connected: {}", list.join(", ")),
+        format!(
+            "other sessions connected to {}: {}",
+            spec.dbname,
+            list.join(", ")
+        ),
         "the next step stops puma and sidekiq (gitlab-ctl stop puma; gitlab-ctl stop sidekiq)",
     )
 }
@@ -525,6 +708,176 @@ mod tests {
             Status::Fail
         );
         assert_eq!(check_free_disk(&missing, None).status, Status::Warn);
+    }
+
+    fn v(s: &str) -> GitLabVersion {
+        s.parse().unwrap()
+    }
+
+    /// A sandbox root with real dpkg and apt: stand-in packages of 16.10.3 and 16.11.0 in
+    /// a local repository, 16.11.0 installed (the rollback tests' host).
+    fn apt_host() -> (tempfile::TempDir, HostRoot) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(dir.path().join("root"));
+        std::fs::create_dir_all(root.base()).unwrap();
+        let repo = crate::packages::sandbox_repo::build_repo(
+            &dir.path().join("repo"),
+            &[v("16.10.3-ee"), v("16.11.0-ee")],
+        )
+        .unwrap();
+        crate::packages::sandbox_repo::prepare_apt_root(&root, &repo).unwrap();
+        crate::packages::sandbox_repo::dpkg_install(&root, repo.deb(&v("16.11.0-ee")).unwrap())
+            .unwrap();
+        (dir, root)
+    }
+
+    fn detected(root: &HostRoot) -> Installation {
+        crate::detect::detect(root, &crate::detect::DetectOptions::default()).unwrap()
+    }
+
+    #[test]
+    fn the_version_check_passes_warns_or_fails_as_the_package_manager_can_install() {
+        let (_dir, root) = apt_host();
+        let inst = detected(&root);
+        let status_file = root.join("/var/lib/dpkg/status");
+        let before = std::fs::read(&status_file).unwrap();
+
+        // Installed: pass.
+        let c = check_target_version(&root, &inst, Some(&v("16.11.0-ee")));
+        assert_eq!(c.status, Status::Pass, "{c:?}");
+
+        // Offered by the repository: warn, naming the package version to be installed.
+        let c = check_target_version(&root, &inst, Some(&v("16.10.3-ee")));
+        assert_eq!(c.status, Status::Warn, "{c:?}");
+        assert!(c.reason.contains("gitlab-ee 16.10.3-ee.0"), "{c:?}");
+        assert!(c.fix.contains("gitlab-ee=16.10.3-ee.0"), "{c:?}");
+
+        // Neither installed nor offered: fail with GitLab's own message, and the package
+        // command that lists what is offered.
+        let c = check_target_version(&root, &inst, Some(&v("16.9.2-ee")));
+        assert_eq!(c.status, Status::Fail, "{c:?}");
+        assert_eq!(
+            c.reason,
+            crate::restore::database::version_mismatch_message("16.11.0-ee", "16.9.2-ee")
+        );
+        assert!(
+            c.reason.contains(
+                "Please switch to the following version and try again:\n  version: 16.9.2-ee"
+            ),
+            "{c:?}"
+        );
+        assert!(c.fix.contains("madison gitlab-ee"), "{c:?}");
+        assert!(c.fix.contains("16.10.3-ee.0"), "{c:?}");
+
+        // The other edition is not what the rollback installs without being told: fail.
+        let c = check_target_version(&root, &inst, Some(&v("16.10.3-ce")));
+        assert_eq!(c.status, Status::Fail, "{c:?}");
+        assert!(c.fix.contains("--allow-edition-change"), "{c:?}");
+
+        // Read-only: the package database is as it was.
+        assert_eq!(std::fs::read(&status_file).unwrap(), before);
+        assert_eq!(
+            detected(&root).version,
+            Some(v("16.11.0")).map(|_| v("16.11.0-ee"))
+        );
+    }
+
+    #[test]
+    fn a_source_install_needs_the_tag_in_its_checkout() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(dir.path());
+        let f = root.join(crate::detect::source::VERSION);
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(&f, "16.11.0-ee\n").unwrap();
+        let inst = detected(&root);
+
+        // Not a checkout: fail, with the checkout hint.
+        let c = check_target_version(&root, &inst, Some(&v("16.10.3-ee")));
+        assert_eq!(c.status, Status::Fail, "{c:?}");
+        assert!(c.reason.starts_with("GitLab version mismatch:"), "{c:?}");
+        assert!(c.fix.contains("git checkout v16.10.3-ee"), "{c:?}");
+
+        let git = root.join("/home/git/gitlab/.git");
+        std::fs::create_dir_all(git.join("refs/tags")).unwrap();
+        std::fs::write(
+            git.join("packed-refs"),
+            "# pack-refs with: peeled fully-peeled sorted\n\
+             1111111111111111111111111111111111111111 refs/tags/v16.10.3-ee\n\
+             ^2222222222222222222222222222222222222222\n",
+        )
+        .unwrap();
+        std::fs::write(
+            git.join("refs/tags/v16.9.2-ee"),
+            "3333333333333333333333333333333333333333\n",
+        )
+        .unwrap();
+        for (t, tag) in [("16.10.3-ee", "v16.10.3-ee"), ("16.9.2-ee", "v16.9.2-ee")] {
+            let c = check_target_version(&root, &inst, Some(&v(t)));
+            assert_eq!(c.status, Status::Warn, "{c:?}");
+            assert!(c.reason.contains(tag), "{c:?}");
+        }
+        let c = check_target_version(&root, &inst, Some(&v("16.8.0-ee")));
+        assert_eq!(c.status, Status::Fail, "{c:?}");
+        assert!(c.fix.contains("the tag v16.8.0-ee is not in"), "{c:?}");
+        assert_eq!(
+            check_target_version(&root, &inst, Some(&v("16.11.0-ee"))).status,
+            Status::Pass
+        );
+    }
+
+    #[test]
+    fn every_database_is_checked_and_named() {
+        let cluster = TempCluster::start().unwrap();
+        cluster.create_database("gitlabhq_production").unwrap();
+        cluster.create_database("gitlabhq_production_ci").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let archive = tar_with(&[("x.txt", b"x".to_vec())]);
+        let inputs = Inputs {
+            archive: archive.path().to_path_buf(),
+            target: None,
+            installation: detected(&HostRoot::new(dir.path())),
+            root: HostRoot::new(dir.path()),
+            databases: vec![
+                (Connection::Main, cluster.conn_spec("gitlabhq_production")),
+                (Connection::Ci, cluster.conn_spec("gitlabhq_production_ci")),
+            ],
+            snapshot_dir: dir.path().to_path_buf(),
+        };
+        let mut seen = Vec::new();
+        let checks = run_all(&inputs, &NullSink, &Cancel::new(), &mut |c| {
+            seen.push(c.clone())
+        });
+        assert_eq!(checks, seen);
+        let of = |k: CheckKind| -> Vec<&Check> { checks.iter().filter(|c| c.kind == k).collect() };
+        for kind in [CheckKind::Database, CheckKind::Writers] {
+            let list = of(kind);
+            assert_eq!(list.len(), 2, "{checks:?}");
+            assert_eq!(list[0].database.as_deref(), Some("main"));
+            assert_eq!(list[1].database.as_deref(), Some("ci"));
+            assert_eq!(list[0].status, Status::Pass, "{:?}", list[0]);
+            assert!(
+                list[0].reason.contains("gitlabhq_production")
+                    && !list[0].reason.contains("gitlabhq_production_ci"),
+                "{:?}",
+                list[0]
+            );
+            assert!(
+                list[1].reason.contains("gitlabhq_production_ci"),
+                "{:?}",
+                list[1]
+            );
+            assert_eq!(list[1].label(true), format!("{} (ci)", kind.label()));
+        }
+        // One check each of the others; the free disk check sums both databases.
+        for kind in [
+            CheckKind::Archive,
+            CheckKind::FreeDisk,
+            CheckKind::TargetPackage,
+        ] {
+            assert_eq!(of(kind).len(), 1, "{checks:?}");
+        }
+        assert_ne!(of(CheckKind::FreeDisk)[0].status, Status::Warn);
+        assert!(any_failed(&checks));
     }
 
     #[test]

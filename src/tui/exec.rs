@@ -159,7 +159,8 @@ impl Executor {
                 let inputs = Inputs {
                     archive: backup.path.clone(),
                     target: backup.version.clone(),
-                    conn: inst.main_db().map(|d| d.spec.clone()),
+                    databases: Inputs::databases_of(&inst),
+                    root: self.opts.root.clone(),
                     snapshot_dir: host.journal_dir,
                     installation: inst,
                 };

@@ -125,6 +125,7 @@ pub fn checks(archive: Status) -> Vec<Check> {
         status,
         reason: reason.into(),
         fix: fix.into(),
+        database: matches!(kind, CheckKind::Database | CheckKind::Writers).then(|| "main".into()),
     };
     vec![
         match archive {

@@ -114,6 +114,45 @@ fn preflight_failed() {
     check("preflight_failed", s);
 }
 
+/// A decomposed installation (main and ci checked one by one) whose backup's version is
+/// neither installed nor offered: the version check fails with GitLab's message, the
+/// cursor is on it, and Enter is refused with its fix.
+#[test]
+fn preflight_version_unavailable_decomposed() {
+    use rewind_engine::preflight::{Check, CheckKind};
+    let mut s = at_backups();
+    update(&mut s, key(KeyCode::Enter));
+    let c = |kind, status, reason: &str, fix: &str, db: Option<&str>| Check {
+        kind,
+        status,
+        reason: reason.into(),
+        fix: fix.into(),
+        database: db.map(str::to_string),
+    };
+    let checks = vec![
+        c(CheckKind::Archive, Status::Pass, "9 members read end to end", "", None),
+        c(CheckKind::FreeDisk, Status::Pass, "41.2 GiB free in /var/opt/gitlab/backups, database 2.3 GiB", "", None),
+        c(CheckKind::Database, Status::Pass, "gitlabhq_production on socket /var/opt/gitlab/postgresql/.s.PGSQL.5432 as gitlab (owner)", "", Some("main")),
+        c(CheckKind::Database, Status::Pass, "gitlabhq_production_ci on socket /var/opt/gitlab/postgresql/.s.PGSQL.5432 as gitlab (owner)", "", Some("ci")),
+        c(
+            CheckKind::TargetPackage,
+            Status::Fail,
+            &rewind_engine::restore::database::version_mismatch_message("16.11.1-ee", "16.9.2-ee"),
+            "gitlab-ee 16.9.2-ee is not offered by the configured apt/dpkg repositories (offered: 16.11.1-ee.0, 16.10.3-ee.0); `apt-cache madison gitlab-ee` lists what they offer. Add the repository that has 16.9.2-ee (then `apt-get update`), or download the package file and install it; then run the checks again. Or pick a backup made on an offered version",
+            None,
+        ),
+        c(CheckKind::Writers, Status::Pass, "no other session is connected to gitlabhq_production", "", Some("main")),
+        c(CheckKind::Writers, Status::Pass, "no other session is connected to gitlabhq_production_ci", "", Some("ci")),
+    ];
+    for ch in checks {
+        update(&mut s, Event::Engine(Msg::PreflightCheck(ch)));
+    }
+    update(&mut s, Event::Engine(Msg::PreflightDone));
+    assert!(update(&mut s, key(KeyCode::Enter)).is_empty());
+    assert_eq!(s.step, Step::Preflight);
+    check("preflight_version_unavailable_decomposed", s);
+}
+
 #[test]
 fn stop_services_running() {
     let mut s = at_preflight(Status::Pass);

@@ -287,9 +287,43 @@ impl PreflightState {
             .collect()
     }
 
-    /// All checks ran and none failed.
+    /// All checks ran and none failed. A kind may have several checks (one per
+    /// database); every kind must have reported.
     pub fn passed(&self) -> bool {
-        !self.running && self.checks.len() == CheckKind::ALL.len() && self.failures().is_empty()
+        !self.running
+            && CheckKind::ALL
+                .iter()
+                .all(|k| self.checks.iter().any(|c| c.kind == *k))
+            && self.failures().is_empty()
+    }
+
+    /// The screen's rows: every kind in order, with one row per check of that kind (the
+    /// database checks once per database), or one empty row while it has not reported.
+    pub fn rows(&self) -> Vec<(CheckKind, Option<&Check>)> {
+        let mut rows = Vec::new();
+        for kind in CheckKind::ALL {
+            let before = rows.len();
+            rows.extend(
+                self.checks
+                    .iter()
+                    .filter(|c| c.kind == kind)
+                    .map(|c| (kind, Some(c))),
+            );
+            if rows.len() == before {
+                rows.push((kind, None));
+            }
+        }
+        rows
+    }
+
+    /// Whether `kind` has several checks (so their labels name the database).
+    pub fn several(&self, kind: CheckKind) -> bool {
+        self.checks.iter().filter(|c| c.kind == kind).count() > 1
+    }
+
+    /// The check under the cursor.
+    pub fn selected(&self) -> Option<&Check> {
+        self.rows().get(self.cursor).and_then(|(_, c)| *c)
     }
 }
 

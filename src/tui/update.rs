@@ -623,7 +623,7 @@ fn preflight_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
         KeyCode::Enter => {
             if s.preflight.running {
                 s.notice = Some(format!(
-                    "The checks are still running ({} of 5 done).",
+                    "The checks are still running ({} done so far).",
                     s.preflight.checks.len()
                 ));
                 return Vec::new();
@@ -632,8 +632,8 @@ fn preflight_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
             if let Some(f) = fails.first() {
                 s.notice = Some(format!(
                     "Blocked: {} failed: {}. Fix: {}. Then press r to check again.",
-                    f.kind.label(),
-                    f.reason,
+                    f.label(true),
+                    one_line(&f.reason),
                     f.fix
                 ));
                 return Vec::new();
@@ -863,16 +863,15 @@ fn confirm_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
 pub fn drop_blocked(s: &State) -> Option<String> {
     if s.preflight.running {
         return Some(format!(
-            "The preflight checks are still running ({} of {} done): the drop waits for them.",
-            s.preflight.checks.len(),
-            rewind_engine::preflight::CheckKind::ALL.len()
+            "The preflight checks are still running ({} done so far): the drop waits for them.",
+            s.preflight.checks.len()
         ));
     }
     if let Some(f) = s.preflight.failures().first() {
         return Some(format!(
             "Blocked by preflight: {} failed ({}). Fix: {}.",
-            f.kind.label(),
-            f.reason,
+            f.label(true),
+            one_line(&f.reason),
             f.fix
         ));
     }
@@ -1240,17 +1239,28 @@ fn on_msg(s: &mut State, m: Msg) -> Vec<Command> {
                 format!(
                     "preflight {}: {}: {}",
                     c.status.as_str(),
-                    c.kind.label(),
-                    c.reason
+                    c.label(true),
+                    one_line(&c.reason)
                 ),
             );
-            s.preflight.checks.retain(|x| x.kind != c.kind);
+            s.preflight
+                .checks
+                .retain(|x| (x.kind, &x.database) != (c.kind, &c.database));
             s.preflight.checks.push(c);
             Vec::new()
         }
         Msg::PreflightDone => {
             s.jobs.retain(|j| *j != Job::Preflight);
             s.preflight.running = false;
+            // Show the first failure's fix: the cursor goes to it.
+            if let Some(i) = s
+                .preflight
+                .rows()
+                .iter()
+                .position(|(_, c)| c.is_some_and(|c| c.status == Status::Fail))
+            {
+                s.preflight.cursor = i;
+            }
             Vec::new()
         }
         Msg::Progress(p) => on_progress(s, p),
@@ -1600,6 +1610,12 @@ fn on_progress(s: &mut State, p: Progress) -> Vec<Command> {
         }
         Progress::SnapshotWritten { .. } => Vec::new(),
     }
+}
+
+/// A multi-line text (GitLab's version-mismatch message) on one line, for notices and the
+/// log.
+pub fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]

@@ -113,6 +113,54 @@ fn a_failed_check_blocks_going_on_and_says_why() {
 }
 
 #[test]
+fn every_database_reports_its_own_checks_and_all_kinds_must_report() {
+    use rewind_engine::preflight::{Check, CheckKind};
+    let mut s = at_backups();
+    update(&mut s, key(KeyCode::Enter));
+    let mut ci = checks(Status::Pass);
+    ci.retain(|c| matches!(c.kind, CheckKind::Database | CheckKind::Writers));
+    for c in &mut ci {
+        c.database = Some("ci".into());
+        c.status = Status::Pass;
+    }
+    let all: Vec<Check> = checks(Status::Pass).into_iter().chain(ci).collect();
+    // The engine reports all checks of a kind together (cancellation is looked at between
+    // kinds): once every kind has reported and none failed, the checks passed.
+    for c in &all[..all.len() - 1] {
+        update(&mut s, Event::Engine(Msg::PreflightCheck(c.clone())));
+    }
+    update(&mut s, Event::Engine(Msg::PreflightDone));
+    assert!(s.preflight.passed(), "every kind reported");
+    assert_eq!(s.preflight.checks.len(), 6);
+    // A check of one database replaces only that database's check.
+    let mut failed = all[all.len() - 1].clone();
+    failed.status = Status::Fail;
+    failed.reason = "cannot connect to gitlabhq_production_ci".into();
+    failed.kind = CheckKind::Database;
+    update(&mut s, Event::Engine(Msg::PreflightCheck(failed)));
+    assert_eq!(s.preflight.checks.len(), 6);
+    assert!(!s.preflight.passed());
+    assert!(update(&mut s, key(KeyCode::Enter)).is_empty());
+    assert_eq!(s.step, Step::Preflight);
+    let n = s.notice.clone().unwrap();
+    assert!(
+        n.contains("database reachable with privileges (ci) failed: cannot connect to gitlabhq_production_ci"),
+        "{n}"
+    );
+
+    let mut s = at_backups();
+    update(&mut s, key(KeyCode::Enter));
+    for c in checks(Status::Pass)
+        .into_iter()
+        .filter(|c| c.kind != CheckKind::Writers)
+    {
+        update(&mut s, Event::Engine(Msg::PreflightCheck(c)));
+    }
+    update(&mut s, Event::Engine(Msg::PreflightDone));
+    assert!(!s.preflight.passed(), "the writers check never reported");
+}
+
+#[test]
 fn passing_checks_go_on_to_stop_services_which_runs_only_after_confirmation() {
     let mut s = at_preflight(Status::Pass);
     let cmds = update(&mut s, key(KeyCode::Enter));

@@ -2,7 +2,6 @@
 //! would, through the same engine calls as the wizard and the CLI. Every step is timed in
 //! the report; refusals the scenario expects are checks, not failures.
 
-use std::ffi::OsString;
 use std::time::Instant;
 
 use super::report::{DrillReport, StepReport};
@@ -158,6 +157,67 @@ pub fn run(
             return Ok(());
         }
     };
+
+    // The version check leads: a version the host cannot get is refused before any
+    // service is touched (the wizard's preflight runs the same check).
+    let version = step(
+        report,
+        sink,
+        opts,
+        &format!("preflight: GitLab version {target}"),
+        || {
+            let c = crate::preflight::check_target_version(&sb.root, &inst, Some(&target));
+            let text = format!("{}: {}", c.status.as_str(), first_line(&c.reason));
+            if c.status == crate::preflight::Status::Fail {
+                let reason = c.reason.split_whitespace().collect::<Vec<_>>().join(" ");
+                // The fix's first clause says why; the whole fix is on the wizard's screen.
+                let why = c.fix.split("; ").next().unwrap_or_default();
+                Err(format!("{reason} ({why})"))
+            } else {
+                Ok(((), text))
+            }
+        },
+    )?;
+    if sb.scenario == Scenario::VersionMismatch {
+        let refused = version.is_none();
+        let detail = report
+            .steps
+            .last()
+            .map(|s| s.detail.clone())
+            .unwrap_or_default();
+        if let Some(last) = report.steps.last_mut() {
+            last.ok = refused;
+            last.detail = format!("refused as expected: {}", last.detail);
+        }
+        let calls = std::fs::read_to_string(
+            sb.root
+                .join(crate::packages::sandbox_repo::GITLAB_CTL_CALLS),
+        )
+        .unwrap_or_default();
+        let untouched = !calls.lines().any(|l| l.starts_with("stop"));
+        report.check(
+            "preflight fails the version check before any service is touched",
+            refused
+                && untouched
+                && detail.contains("GitLab version mismatch:")
+                && detail.contains("version: 16.9.2-ee"),
+            format!(
+                "FAIL with GitLab's version-mismatch message{}; gitlab-ctl stop {}",
+                if detail.contains("version: 16.9.2-ee") {
+                    " (version: 16.9.2-ee)"
+                } else {
+                    ", without `version: 16.9.2-ee`!"
+                },
+                if untouched {
+                    "never called"
+                } else {
+                    "was called!"
+                }
+            ),
+        );
+    } else if version.is_none() {
+        return Ok(());
+    }
 
     // Roll the package back (stops puma and sidekiq first, reconfigures after).
     let plan = step(
@@ -410,16 +470,17 @@ fn repair_migrations(
         return Ok(());
     };
     step(report, sink, opts, "repair migration state", || {
-        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        // The default command, as the wizard runs it: the sandbox's gitlab-rake stand-in.
         let ropts = repair::RepairOptions {
-            migrate_cmd: vec![
-                exe.into_os_string(),
-                OsString::from("--root"),
-                sb.root.base().as_os_str().to_owned(),
-                OsString::from("drill-migrate"),
-            ],
+            migrate_cmd: repair::default_migrate_cmd(&sb.root),
             max_rounds: 10,
         };
+        let command = ropts
+            .migrate_cmd
+            .iter()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ");
         let mut dbs = repair::Databases::new(inst.databases.clone());
         let rep = repair::repair(
             log,
@@ -435,9 +496,10 @@ fn repair_migrations(
             Ok((
                 (),
                 format!(
-                    "{} rounds; marked {}; db:migrate succeeded",
+                    "{} rounds; marked {}; `{}` succeeded",
                     rep.rounds.len(),
-                    marked.join(", ")
+                    marked.join(", "),
+                    command
                 ),
             ))
         } else {

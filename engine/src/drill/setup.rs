@@ -225,7 +225,14 @@ impl Sandbox {
                 .map_err(setup_err(
                     "building the stand-in packages and the sandbox's dpkg",
                 ))?;
-                Ok((repo, "stand-in .debs of 16.10.3 and 16.11.0 in a local apt repository; 16.10.3 installed with dpkg; gitlab-ctl stand-in".to_string()))
+                // gitlab-rake db:migrate runs this binary's `drill-migrate` on the sandbox,
+                // so the wizard's repair and --auto run the same default command.
+                let rewind = std::env::current_exe().map_err(setup_err(
+                    "finding the Rewind binary for the gitlab-rake stand-in",
+                ))?;
+                sandbox_repo::write_gitlab_rake_standin(&root, &rewind)
+                    .map_err(setup_err("writing the gitlab-rake stand-in"))?;
+                Ok((repo, "stand-in .debs of 16.10.3 and 16.11.0 in a local apt repository; 16.10.3 installed with dpkg; gitlab-ctl and gitlab-rake stand-ins".to_string()))
             },
         )?;
 

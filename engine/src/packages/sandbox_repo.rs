@@ -290,6 +290,34 @@ exit 0
     Ok(calls)
 }
 
+/// Write a stand-in `gitlab-rake` at `/opt/gitlab/bin/gitlab-rake` under `root`, where
+/// [`crate::migrate::repair::default_migrate_cmd`] finds it: `gitlab-rake db:migrate` execs
+/// `<rewind> --root <root> drill-migrate` (the drill's migration stand-in against this
+/// sandbox; its output and exit code are the stand-in's), any other task is refused with a
+/// message and exit code 1. `rewind` is the Rewind binary (the drill passes
+/// `std::env::current_exe()`). The only values written into the script are these two
+/// paths, single-quoted; the arguments it is given are compared, never evaluated. Returns
+/// the script's path.
+pub fn write_gitlab_rake_standin(root: &HostRoot, rewind: &Path) -> Result<PathBuf, PackageError> {
+    let script = format!(
+        r#"#!/bin/sh
+# Stand-in for gitlab-rake written by Rewind's drill: db:migrate runs the drill's
+# migration stand-in against this sandbox; nothing else is supported.
+if [ "$#" -eq 1 ] && [ "$1" = "db:migrate" ]; then
+  exec {rewind} --root {root} drill-migrate
+fi
+echo "gitlab-rake $*: not supported by the drill's stand-in (it runs db:migrate only)" >&2
+exit 1
+"#,
+        rewind = sh_quote(&rewind.display().to_string()),
+        root = sh_quote(&root.base().display().to_string()),
+    );
+    let path = root.join(omnibus::GITLAB_RAKE);
+    write_file(&path, &script)?;
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).map_err(io_err(&path))?;
+    Ok(path)
+}
+
 /// Everything at once: build stand-in packages of `offered` in `repo_dir`, make `root` an
 /// apt sandbox with that repository, install `installed` into it with dpkg, and write the
 /// stand-in `gitlab-ctl`. Returns the repository.

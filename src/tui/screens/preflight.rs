@@ -8,6 +8,7 @@ use rewind_engine::preflight::{CheckKind, Status};
 use super::{bar, boxed, boxed_wrap, fit};
 use crate::output::human_bytes;
 use crate::tui::state::State;
+use crate::tui::update::one_line;
 use crate::tui::view::Theme;
 
 pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
@@ -22,8 +23,27 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
         ]));
     }
     let label_w = 36.min(w / 2);
-    for (i, kind) in CheckKind::ALL.iter().enumerate() {
-        let check = s.preflight.checks.iter().find(|c| c.kind == *kind);
+    let rows = s.preflight.rows();
+    // Each row is its verdict line and a reason line. When they do not all fit (a
+    // decomposed installation has two database and two writers rows), passing checks lose
+    // their reason line first, then every row but the selected one.
+    let room = (checks_area.height as usize).saturating_sub(2 + lines.len());
+    let reasons = |all: bool| {
+        rows.iter()
+            .enumerate()
+            .filter(|(i, (_, c))| {
+                *i == s.preflight.cursor || all || c.is_none_or(|c| c.status != Status::Pass)
+            })
+            .count()
+    };
+    let level = if rows.len() + reasons(true) <= room {
+        2
+    } else if rows.len() + reasons(false) <= room {
+        1
+    } else {
+        0
+    };
+    for (i, (kind, check)) in rows.iter().copied().enumerate() {
         let (tag, style) = match check.map(|c| c.status) {
             Some(Status::Pass) => ("PASS", t.ok()),
             Some(Status::Warn) => ("WARN", t.warn()),
@@ -32,22 +52,28 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
             None => ("    ", t.dim()),
         };
         let sel = i == s.preflight.cursor;
-        let label = format!(
-            "{}{:<lw$}",
-            if sel { "›" } else { " " },
-            kind.label(),
-            lw = label_w
-        );
+        let text = check
+            .map(|c| c.label(s.preflight.several(kind)))
+            .unwrap_or_else(|| kind.label().to_string());
+        let label = format!("{}{:<lw$}", if sel { "›" } else { " " }, text, lw = label_w);
         lines.push(Line::from(vec![
             Span::styled(format!(" [{tag}] "), style),
             Span::styled(label, if sel { t.selected() } else { t.bold() }),
         ]));
+        let reason_line = match level {
+            2 => true,
+            1 => sel || check.is_none_or(|c| c.status != Status::Pass),
+            _ => sel,
+        };
+        if !reason_line {
+            continue;
+        }
         if let Some(c) = check {
             lines.push(Line::from(Span::raw(format!(
                 "        {}",
-                fit(&c.reason, w.saturating_sub(8))
+                fit(&one_line(&c.reason), w.saturating_sub(8))
             ))));
-        } else if *kind == CheckKind::Archive {
+        } else if kind == CheckKind::Archive {
             if let Some((done, total)) = s.preflight.verify {
                 let ratio = total
                     .filter(|t| *t > 0)
@@ -80,12 +106,12 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
 
     let fails = s.preflight.failures();
     let mut fix = Vec::new();
-    let selected = CheckKind::ALL
-        .get(s.preflight.cursor)
-        .and_then(|k| s.preflight.checks.iter().find(|c| c.kind == *k));
-    if let Some(c) = selected.filter(|c| !c.fix.is_empty()) {
+    if let Some(c) = s.preflight.selected().filter(|c| !c.fix.is_empty()) {
         fix.push(Line::from(vec![
-            Span::styled(format!(" {}: ", c.kind.label()), t.bold()),
+            Span::styled(
+                format!(" {}: ", c.label(s.preflight.several(c.kind))),
+                t.bold(),
+            ),
             Span::raw(c.fix.clone()),
         ]));
     }
