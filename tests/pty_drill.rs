@@ -195,3 +195,109 @@ fn the_interactive_drill_is_recovered_by_keystrokes() {
     assert!(out.contains("main database equals the backup"), "{out}");
     assert!(out.contains("\x1b[?1049l"), "alternate screen not left");
 }
+
+/// The 14-digit version the repair screen asks to type, if it asks.
+fn asked_version(screen: &str) -> Option<String> {
+    let i = screen.find("Type ")?;
+    let rest = &screen[i + 5..];
+    let v: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+    (v.len() == 14 && rest[14..].starts_with(" to mark it complete")).then_some(v)
+}
+
+/// A restore that left the failed upgrade's tables behind: the next db:migrate failed on
+/// `PG::DuplicateTable`. From Detect, m opens the repair; Tab completes to the newest failed
+/// log; the migrate command is the host's (the drill's gitlab-rake); each version is typed
+/// as the loop asks for it until the migrations succeed; the drill's checks then pass.
+#[test]
+fn the_interactive_drill_repairs_migration_state_by_keystrokes() {
+    let (mut t, mut child) = spawn_drill(&["--scenario", "leftover-tables"]);
+    t.wait_for("DRILL (leftover-tables)");
+    t.wait_for("16.10.3-ee");
+    t.send(b"m");
+    t.wait_for("1 failed log found");
+    t.wait_for("opt/gitlab/bin/gitlab-rake db:migrate");
+    t.send(b"\t");
+    t.wait_for("gitlab-rails-db-migrate-");
+    t.send(b"\r");
+    t.wait_for("verdict:     mark complete");
+    t.wait_for("gitlab-rake gitlab:db:mark_migration_complete[");
+    let mut typed = Vec::new();
+    let end = Instant::now() + STEP * 2;
+    loop {
+        let screen = t.screen.lock().unwrap().screen().contents();
+        if screen.contains("Migrations succeeded after marking") {
+            break;
+        }
+        if let Some(v) = asked_version(&screen) {
+            if !typed.contains(&v) {
+                t.send(v.as_bytes());
+                t.send(b"\r");
+                typed.push(v);
+            }
+        }
+        assert!(
+            Instant::now() < end,
+            "the repair did not finish; typed {typed:?}; the screen shows:\n{screen}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(typed.len(), 2, "one version per leftover table: {typed:?}");
+    t.send(b"\x1b"); // back to Detect
+    t.wait_for("Installation");
+    t.send(b"q");
+    t.wait_for("Something changed on this host: migration");
+    t.send(b"y");
+    let out = wait_exit(&t, &mut child);
+    assert!(out.contains("DRILL PASSED"), "{out}");
+    assert!(out.contains("every 16.11.0 migration recorded"), "{out}");
+}
+
+/// A decomposed install (main and ci): the drop is confirmed on one screen per database,
+/// main first, each by its own name; both are restored and the drill's checks pass.
+#[test]
+fn the_interactive_drill_restores_a_decomposed_install_by_keystrokes() {
+    let (mut t, mut child) = spawn_drill(&["--scenario", "decomposed"]);
+    t.wait_for("DRILL (decomposed)");
+    t.wait_for("db ci");
+    t.send(b"\r"); // Detect -> backups
+    t.wait_for("16.10.3");
+    t.send(b"\r"); // pick the backup -> preflight
+    t.wait_for("goes on to stopping the services");
+    t.send(b"\r");
+    t.wait_for("gitlab-ctl stop sidekiq");
+    t.enter_until("Run these commands now?");
+    t.send(b"y");
+    t.wait_for("puma and sidekiq are stopped");
+    t.send(b"\r");
+    t.wait_for("Roll back package");
+    t.enter_until("Run these commands now?");
+    t.send(b"y");
+    t.wait_for("GitLab 16.10.3-ee is installed");
+    t.send(b"\r");
+    t.wait_for("Database 1 of 2");
+    t.wait_for("Type the database name gitlabhq_production to confirm");
+    t.send(b"gitlabhq_production");
+    t.wait_for("Confirm, next database (Enter)");
+    t.send(b"\r");
+    t.wait_for("Database 2 of 2");
+    t.wait_for("Type the database name gitlabhq_production_ci to confirm");
+    t.send(b"gitlabhq_production_ci");
+    t.wait_for("Drop and restore (Enter)");
+    t.send(b"\r");
+    t.wait_for("snapshot, drop, then restore");
+    t.send(b"\r");
+    t.wait_for("restore finished");
+    t.send(b"\r");
+    t.wait_for("gitlabhq_production_ci: row counts");
+    t.send(b"\r");
+    t.wait_for("Enter runs these commands");
+    t.enter_until("Run these commands now?");
+    t.send(b"y");
+    t.wait_for("ok: run: sidekiq");
+    t.send(b"\r");
+    t.wait_for("is back on the backup's data");
+    t.send(b"\r");
+    let out = wait_exit(&t, &mut child);
+    assert!(out.contains("DRILL PASSED"), "{out}");
+    assert!(out.contains("ci database equals the backup"), "{out}");
+}

@@ -15,21 +15,29 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
     let r = &s.repair;
     let [top, rounds] = Layout::vertical([Constraint::Min(8), Constraint::Length(5)]).areas(area);
     let w = top.width.saturating_sub(4) as usize;
-    let mut lines = vec![
-        Line::from(" When an upgrade fails on objects that already exist (PG::DuplicateTable, …),"),
-        Line::from(" the failed migration can be marked complete, then db:migrate runs again."),
-        Line::styled(
-            " Dangerous: only when the object really matches what the migration creates.",
-            t.warn(),
-        ),
-        Line::from(""),
-    ];
+    let mut prompt: Vec<Line> = Vec::new();
+    // The explanation while a log is picked; the assessment needs the room after.
+    let mut lines = if r.assessment.is_none() {
+        vec![
+            Line::from(
+                " When an upgrade fails on objects that already exist (PG::DuplicateTable, …),",
+            ),
+            Line::from(" the failed migration can be marked complete, then db:migrate runs again."),
+            Line::styled(
+                " Dangerous: only when the object really matches what the migration creates.",
+                t.warn(),
+            ),
+            Line::from(""),
+        ]
+    } else {
+        Vec::new()
+    };
     match &r.assessment {
         None => {
             let field = |label: &str, text: &str, on: bool| {
                 let mut spans = vec![
                     Span::styled(format!(" {label:<16}"), if on { t.bold() } else { t.dim() }),
-                    Span::styled(fit(text, w.saturating_sub(20)), t.bold()),
+                    Span::styled(fit_tail(text, w.saturating_sub(20)), t.bold()),
                 ];
                 if on {
                     spans.push(Span::styled("▏", t.accent()));
@@ -77,7 +85,8 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
                     ));
                 }
                 if let Some(it) = items.first() {
-                    for fact in &it.facts {
+                    // GitLab's command goes with the question below.
+                    for fact in it.facts.iter().filter(|f| f.label != "GitLab") {
                         let style = match fact.tone {
                             Tone::Plain => ratatui::style::Style::default(),
                             Tone::Strong => t.bold(),
@@ -94,12 +103,11 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
                         let label = fit(&label, 12);
                         lines.push(Line::from(vec![
                             Span::styled(format!(" {label:<12} "), t.dim()),
-                            Span::styled(fit(&fact.text, w.saturating_sub(15)), style),
+                            Span::styled(fact.text.clone(), style),
                         ]));
                     }
-                    lines.push(Line::from(""));
                     if it.already_marked {
-                        lines.push(Line::styled(
+                        prompt.push(Line::styled(
                             format!(
                                 " {} is already marked complete: nothing to mark. Esc goes back.",
                                 it.version
@@ -107,22 +115,31 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
                             t.warn(),
                         ));
                     } else if it.markable {
-                        lines.push(Line::from(vec![
+                        if !it.gitlab_command.is_empty() {
+                            prompt.push(Line::from(vec![
+                                Span::raw(" as GitLab's "),
+                                Span::styled(
+                                    fit(&it.gitlab_command, w.saturating_sub(14)),
+                                    t.bold(),
+                                ),
+                            ]));
+                        }
+                        prompt.push(Line::from(vec![
                             Span::raw(" then runs: "),
                             Span::styled(fit(&r.migrate_cmd, w.saturating_sub(12)), t.bold()),
                         ]));
-                        lines.push(Line::from(vec![
+                        prompt.push(Line::from(vec![
                             Span::raw(" Type "),
                             Span::styled(it.version.clone(), t.bold()),
                             Span::raw(" to mark it complete:"),
                         ]));
-                        lines.push(Line::from(vec![
+                        prompt.push(Line::from(vec![
                             Span::raw(" > "),
                             Span::styled(r.confirm.clone(), t.bold()),
                             Span::styled("▏", t.accent()),
                         ]));
                     } else {
-                        lines.push(Line::styled(
+                        prompt.push(Line::styled(
                             " Rewind advises against marking this version. Esc goes back.",
                             t.bad(),
                         ));
@@ -131,7 +148,18 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
             }
         }
     }
-    f.render_widget(super::boxed_wrap("Repair migrations", lines), top);
+    // The question stays on screen below the facts, however many there are.
+    if prompt.is_empty() {
+        f.render_widget(super::boxed_wrap("Repair migrations", lines), top);
+    } else {
+        let [facts_area, prompt_area] = Layout::vertical([
+            Constraint::Min(3),
+            Constraint::Length(prompt.len() as u16 + 2),
+        ])
+        .areas(top);
+        f.render_widget(super::boxed_wrap("Repair migrations", lines), facts_area);
+        f.render_widget(super::boxed_wrap("Mark complete", prompt), prompt_area);
+    }
     let h = rounds.height.saturating_sub(2) as usize;
     let start = r.rounds.len().saturating_sub(h);
     let rl: Vec<Line> = if r.rounds.is_empty() {
@@ -143,4 +171,14 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
             .collect()
     };
     f.render_widget(boxed("Rounds", rl), rounds);
+}
+
+/// The end of `text` in `width` columns (a path's file name matters most).
+fn fit_tail(text: &str, width: usize) -> String {
+    let n = text.chars().count();
+    if n <= width || width < 2 {
+        return text.to_string();
+    }
+    let tail: String = text.chars().skip(n - (width - 1)).collect();
+    format!("…{tail}")
 }
