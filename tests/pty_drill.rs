@@ -301,3 +301,58 @@ fn the_interactive_drill_restores_a_decomposed_install_by_keystrokes() {
     assert!(out.contains("DRILL PASSED"), "{out}");
     assert!(out.contains("ci database equals the backup"), "{out}");
 }
+
+/// The newest backup is truncated: preflight fails its archive check before anything is
+/// touched, Esc goes back to the list, the older good backup is picked, and the recovery
+/// is finished with it.
+#[test]
+fn the_interactive_drill_refuses_a_corrupt_backup_and_recovers_from_the_older_one() {
+    let (mut t, mut child) = spawn_drill(&["--scenario", "corrupt-backup"]);
+    t.wait_for("DRILL (corrupt-backup)");
+    t.wait_for("16.11.0-ee");
+    t.send(b"\r"); // Detect -> backups
+    t.wait_for("16.10.3");
+    t.send(b"\r"); // the newest: truncated
+    t.wait_for("[FAIL]");
+    t.wait_for("the archive is damaged or incomplete");
+    t.send(b"\r"); // refused: nothing goes on
+    std::thread::sleep(Duration::from_millis(500));
+    let screen = t.screen.lock().unwrap().screen().contents();
+    assert!(screen.contains("step 3/11 · Preflight"), "{screen}");
+    t.send(b"\x1b"); // back to the list
+    t.wait_for("Select backup");
+    t.send(b"\x1b[B"); // the older one
+    t.send(b"\r");
+    t.wait_for("goes on to stopping the services");
+    t.send(b"\r");
+    t.wait_for("gitlab-ctl stop sidekiq");
+    t.enter_until("Run these commands now?");
+    t.send(b"y");
+    t.wait_for("puma and sidekiq are stopped");
+    t.send(b"\r");
+    t.wait_for("Roll back package");
+    t.enter_until("Run these commands now?");
+    t.send(b"y");
+    t.wait_for("GitLab 16.10.3-ee is installed");
+    t.send(b"\r");
+    t.wait_for("Type the database name gitlabhq_production to confirm");
+    t.send(b"gitlabhq_production");
+    t.wait_for("Drop and restore (Enter)");
+    t.send(b"\r");
+    t.wait_for("snapshot, drop, then restore");
+    t.send(b"\r");
+    t.wait_for("restore finished");
+    t.send(b"\r");
+    t.wait_for("row counts");
+    t.send(b"\r");
+    t.wait_for("Enter runs these commands");
+    t.enter_until("Run these commands now?");
+    t.send(b"y");
+    t.wait_for("ok: run: sidekiq");
+    t.send(b"\r");
+    t.wait_for("is back on the backup's data");
+    t.send(b"\r");
+    let out = wait_exit(&t, &mut child);
+    assert!(out.contains("DRILL PASSED"), "{out}");
+    assert!(out.contains("main database equals the backup"), "{out}");
+}

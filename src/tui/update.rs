@@ -1320,8 +1320,9 @@ fn on_msg(s: &mut State, m: Msg) -> Vec<Command> {
                     if let Some(main) = invs.first() {
                         s.database = Some(main.database.clone());
                     }
-                    s.confirm_inputs = vec![String::new(); invs.len()];
-                    s.confirm_index = 0;
+                    // What was typed while the list loaded is kept.
+                    s.confirm_inputs.resize(invs.len().max(1), String::new());
+                    s.confirm_index = s.confirm_index.min(invs.len().saturating_sub(1));
                     Loadable::Ready(invs)
                 }
                 Err(e) => Loadable::Failed(e),

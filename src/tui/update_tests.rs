@@ -989,3 +989,15 @@ fn a_decomposed_install_confirms_each_database_by_its_own_name_main_first() {
         "{cmds:?}"
     );
 }
+
+#[test]
+fn a_name_typed_while_the_drop_list_loads_is_kept() {
+    let mut s = at_confirm();
+    update(&mut s, key(KeyCode::Esc)); // refused; stays
+    s.inventory = Loadable::Loading;
+    s.confirm_inputs.clear();
+    typed(&mut s, DB);
+    update(&mut s, Event::Engine(Msg::Inventory(Ok(vec![inventory()]))));
+    assert_eq!(s.confirm_input(), DB);
+    assert!(crate::tui::update::drop_enabled(&s));
+}
