@@ -61,6 +61,34 @@ impl Term {
         self.writer.flush().unwrap();
     }
 
+    /// From a passed preflight: stop the services, roll the package back to 16.10.3-ee,
+    /// and go on to the drop confirmation.
+    fn stop_services_and_roll_back(&mut self) {
+        self.wait_for("goes on to stopping the services");
+        self.send(b"\r");
+        self.wait_for("gitlab-ctl stop sidekiq");
+        self.enter_until("Run these commands now?");
+        self.send(b"y");
+        self.wait_for("puma and sidekiq are stopped");
+        self.send(b"\r");
+        self.wait_for("Roll back package");
+        self.enter_until("Run these commands now?");
+        self.send(b"y");
+        self.wait_for("GitLab 16.10.3-ee is installed");
+        self.send(b"\r");
+    }
+
+    /// From Verify: start the services and leave the wizard at Done.
+    fn start_services_and_finish(&mut self) {
+        self.wait_for("Enter runs these commands");
+        self.enter_until("Run these commands now?");
+        self.send(b"y");
+        self.wait_for("ok: run: sidekiq");
+        self.send(b"\r");
+        self.wait_for("is back on the backup's data");
+        self.send(b"\r");
+    }
+
     fn raw_text(&self) -> String {
         String::from_utf8_lossy(&self.raw.lock().unwrap()).into_owned()
     }
@@ -158,18 +186,7 @@ fn the_interactive_drill_is_recovered_by_keystrokes() {
     t.send(b"\r"); // Detect -> backups
     t.wait_for("16.10.3");
     t.send(b"\r"); // pick the backup -> preflight
-    t.wait_for("goes on to stopping the services");
-    t.send(b"\r");
-    t.wait_for("gitlab-ctl stop sidekiq");
-    t.enter_until("Run these commands now?");
-    t.send(b"y");
-    t.wait_for("puma and sidekiq are stopped");
-    t.send(b"\r");
-    t.wait_for("Roll back package");
-    t.enter_until("Run these commands now?");
-    t.send(b"y");
-    t.wait_for("GitLab 16.10.3-ee is installed");
-    t.send(b"\r");
+    t.stop_services_and_roll_back();
     t.wait_for("Danger: this drops every table");
     t.wait_for("Type the database name");
     t.wait_for("marked new");
@@ -182,13 +199,7 @@ fn the_interactive_drill_is_recovered_by_keystrokes() {
     t.send(b"\r");
     t.wait_for("gitlab version: installed 16.10.3-ee");
     t.send(b"\r");
-    t.wait_for("Enter runs these commands");
-    t.enter_until("Run these commands now?");
-    t.send(b"y");
-    t.wait_for("ok: run: sidekiq");
-    t.send(b"\r");
-    t.wait_for("is back on the backup's data");
-    t.send(b"\r");
+    t.start_services_and_finish();
 
     let out = wait_exit(&t, &mut child);
     assert!(out.contains("DRILL PASSED"), "{out}");
@@ -262,18 +273,7 @@ fn the_interactive_drill_restores_a_decomposed_install_by_keystrokes() {
     t.send(b"\r"); // Detect -> backups
     t.wait_for("16.10.3");
     t.send(b"\r"); // pick the backup -> preflight
-    t.wait_for("goes on to stopping the services");
-    t.send(b"\r");
-    t.wait_for("gitlab-ctl stop sidekiq");
-    t.enter_until("Run these commands now?");
-    t.send(b"y");
-    t.wait_for("puma and sidekiq are stopped");
-    t.send(b"\r");
-    t.wait_for("Roll back package");
-    t.enter_until("Run these commands now?");
-    t.send(b"y");
-    t.wait_for("GitLab 16.10.3-ee is installed");
-    t.send(b"\r");
+    t.stop_services_and_roll_back();
     t.wait_for("Database 1 of 2");
     t.wait_for("Type the database name gitlabhq_production to confirm");
     t.send(b"gitlabhq_production");
@@ -290,13 +290,7 @@ fn the_interactive_drill_restores_a_decomposed_install_by_keystrokes() {
     t.send(b"\r");
     t.wait_for("gitlabhq_production_ci: row counts");
     t.send(b"\r");
-    t.wait_for("Enter runs these commands");
-    t.enter_until("Run these commands now?");
-    t.send(b"y");
-    t.wait_for("ok: run: sidekiq");
-    t.send(b"\r");
-    t.wait_for("is back on the backup's data");
-    t.send(b"\r");
+    t.start_services_and_finish();
     let out = wait_exit(&t, &mut child);
     assert!(out.contains("DRILL PASSED"), "{out}");
     assert!(out.contains("ci database equals the backup"), "{out}");
@@ -323,18 +317,7 @@ fn the_interactive_drill_refuses_a_corrupt_backup_and_recovers_from_the_older_on
     t.wait_for("Select backup");
     t.send(b"\x1b[B"); // the older one
     t.send(b"\r");
-    t.wait_for("goes on to stopping the services");
-    t.send(b"\r");
-    t.wait_for("gitlab-ctl stop sidekiq");
-    t.enter_until("Run these commands now?");
-    t.send(b"y");
-    t.wait_for("puma and sidekiq are stopped");
-    t.send(b"\r");
-    t.wait_for("Roll back package");
-    t.enter_until("Run these commands now?");
-    t.send(b"y");
-    t.wait_for("GitLab 16.10.3-ee is installed");
-    t.send(b"\r");
+    t.stop_services_and_roll_back();
     t.wait_for("Type the database name gitlabhq_production to confirm");
     t.send(b"gitlabhq_production");
     t.wait_for("Drop and restore (Enter)");
@@ -345,13 +328,7 @@ fn the_interactive_drill_refuses_a_corrupt_backup_and_recovers_from_the_older_on
     t.send(b"\r");
     t.wait_for("row counts");
     t.send(b"\r");
-    t.wait_for("Enter runs these commands");
-    t.enter_until("Run these commands now?");
-    t.send(b"y");
-    t.wait_for("ok: run: sidekiq");
-    t.send(b"\r");
-    t.wait_for("is back on the backup's data");
-    t.send(b"\r");
+    t.start_services_and_finish();
     let out = wait_exit(&t, &mut child);
     assert!(out.contains("DRILL PASSED"), "{out}");
     assert!(out.contains("main database equals the backup"), "{out}");

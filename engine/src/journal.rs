@@ -62,6 +62,33 @@ pub fn open_private_dir(dir: &Path, create: bool) -> Result<Option<OwnedFd>, Saf
     safefs::private_dir(pfd.as_fd(), name, dir, create)
 }
 
+/// Open the file `name` in Rewind's own directory `dir` for reading, as Rewind's private
+/// files are read: the directory through [`open_private_dir`], the file without following
+/// a link and refused, naming the path, when it is a link or not owned by the user running
+/// Rewind. `Ok(None)` when the directory or the file does not exist.
+pub fn open_private_file(dir: &Path, name: &str) -> Result<Option<File>, SafeError> {
+    let path = dir.join(name);
+    let Some(dfd) = open_private_dir(dir, false)? else {
+        return Ok(None);
+    };
+    let fd = match nix::fcntl::openat(
+        &dfd,
+        name,
+        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(nix::errno::Errno::ENOENT) => return Ok(None),
+        Err(nix::errno::Errno::ELOOP) => {
+            return Err(SafeError::refused(&path, "it is a symbolic link"))
+        }
+        Err(e) => return Err(SafeError::io("opening", &path, e)),
+    };
+    let st = safefs::fstat(&fd).map_err(|e| SafeError::io("reading", &path, e))?;
+    safefs::check_owned_file(&st, &path)?;
+    Ok(Some(File::from(fd)))
+}
+
 /// Whether an entry announces an action or reports its end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -227,38 +254,11 @@ impl Journal {
     /// the directory and the file without following links, owned by this user. `Ok(None)`
     /// when there is no journal yet.
     pub fn read_in(dir: &Path) -> Result<Option<Vec<Entry>>, JournalError> {
-        let path = dir.join("journal.jsonl");
-        let Some(dfd) = open_private_dir(dir, false)? else {
+        let Some(file) = open_private_file(dir, "journal.jsonl")? else {
             return Ok(None);
         };
-        let fd = match nix::fcntl::openat(
-            &dfd,
-            "journal.jsonl",
-            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(fd) => fd,
-            Err(nix::errno::Errno::ENOENT) => return Ok(None),
-            Err(nix::errno::Errno::ELOOP) => {
-                return Err(JournalError::Safe(SafeError::refused(
-                    &path,
-                    "it is a symbolic link",
-                )))
-            }
-            Err(e) => {
-                return Err(JournalError::Read {
-                    path,
-                    source: e.into(),
-                })
-            }
-        };
-        let st = safefs::fstat(&fd).map_err(|source| JournalError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        safefs::check_owned_file(&st, &path)?;
         Ok(Some(
-            BufReader::new(File::from(fd))
+            BufReader::new(file)
                 .lines()
                 .map_while(Result::ok)
                 .filter_map(|l| serde_json::from_str(&l).ok())

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
-use crate::safefs::{self, SafeError};
+use crate::safefs::SafeError;
 
 use serde::{Deserialize, Serialize};
 
@@ -216,35 +216,11 @@ impl Session {
     /// or not owned by the user running Rewind: a planted session could claim a snapshot.
     pub fn load(journal_dir: &Path) -> Result<Option<Session>, SessionError> {
         let path = Self::path_in(journal_dir);
-        let Some(dfd) = crate::journal::open_private_dir(journal_dir, false)? else {
+        let Some(mut file) = crate::journal::open_private_file(journal_dir, FILE_NAME)? else {
             return Ok(None);
         };
-        let fd = match nix::fcntl::openat(
-            &dfd,
-            FILE_NAME,
-            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(fd) => fd,
-            Err(nix::errno::Errno::ENOENT) => return Ok(None),
-            Err(nix::errno::Errno::ELOOP) => {
-                return Err(SafeError::refused(&path, "it is a symbolic link").into())
-            }
-            Err(e) => {
-                return Err(SessionError::Read {
-                    path,
-                    source: e.into(),
-                })
-            }
-        };
-        let st = safefs::fstat(&fd).map_err(|source| SessionError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        safefs::check_owned_file(&st, &path)?;
         let mut text = String::new();
-        fs::File::from(fd)
-            .read_to_string(&mut text)
+        file.read_to_string(&mut text)
             .map_err(|source| SessionError::Read {
                 path: path.clone(),
                 source,
@@ -565,7 +541,7 @@ mod tests {
             "{err}"
         );
         fs::remove_file(Session::path_in(&jdir)).unwrap();
-        if safefs::euid() == 0 {
+        if crate::safefs::euid() == 0 {
             // Written by someone else (git): not trusted.
             fs::write(Session::path_in(&jdir), b"{}").unwrap();
             std::os::unix::fs::chown(Session::path_in(&jdir), Some(4242), None).unwrap();
