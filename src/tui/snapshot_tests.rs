@@ -509,3 +509,72 @@ fn fact(label: &'static str, text: &str, tone: Tone) -> Fact {
         tone,
     }
 }
+
+#[test]
+fn confirm_drop_second_database() {
+    let mut s = at_confirm();
+    let mut ci = inventory();
+    ci.database = "gitlabhq_production_ci".into();
+    update(
+        &mut s,
+        Event::Engine(Msg::Inventory(Ok(vec![inventory(), ci]))),
+    );
+    typed(&mut s, DB);
+    update(&mut s, key(KeyCode::Enter));
+    typed(&mut s, "gitlabhq_production_ci");
+    check("confirm_drop_second_database", s);
+}
+
+#[test]
+fn repair_pick_log() {
+    let mut s = at_backups();
+    s.step = Step::Detect;
+    update(&mut s, ch('m'));
+    update(
+        &mut s,
+        Event::Engine(Msg::MigrateLogs {
+            logs: vec![
+                "/var/log/gitlab/gitlab-rails/gitlab-rails-db-migrate-2026-11-25-10-00-00.log"
+                    .into(),
+            ],
+            migrate_cmd: vec!["/opt/gitlab/bin/gitlab-rake".into(), "db:migrate".into()],
+        }),
+    );
+    update(&mut s, key(KeyCode::Tab));
+    check("repair_pick_log", s);
+}
+
+#[test]
+fn repair_already_marked() {
+    let mut s = at_backups();
+    s.step = Step::Detect;
+    update(&mut s, ch('m'));
+    typed(
+        &mut s,
+        "/var/log/gitlab/gitlab-rails/gitlab-rails-db-migrate-2026-11-25.log",
+    );
+    update(&mut s, key(KeyCode::Enter));
+    update(
+        &mut s,
+        Event::Engine(Msg::RepairAssessed(Ok(vec![RepairItem {
+            version: "20151103134857".into(),
+            name: "CreateLfsObjects".into(),
+            error: "PG::DuplicateTable: ERROR: relation \"lfs_objects\" already exists".into(),
+            verdict: "version 20151103134857 is already in schema_migrations".into(),
+            markable: false,
+            already_marked: true,
+            sql: String::new(),
+            facts: vec![
+                fact("migration", "20151103134857 CreateLfsObjects", Tone::Strong),
+                fact(
+                    "marked",
+                    "yes: the version is already in schema_migrations",
+                    Tone::Warn,
+                ),
+                fact("verdict", "do not mark", Tone::Bad),
+            ],
+            gitlab_command: "gitlab-rake gitlab:db:mark_migration_complete[20151103134857]".into(),
+        }]))),
+    );
+    check("repair_already_marked", s);
+}

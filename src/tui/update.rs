@@ -1074,12 +1074,6 @@ fn repair_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
                     );
                     return Vec::new();
                 }
-                if r.migrate_cmd.split_whitespace().next().is_none() {
-                    r.field = RepairField::MigrateCommand;
-                    s.notice =
-                        Some("Give the migration command run after marking (↓ to edit).".into());
-                    return Vec::new();
-                }
                 let Some(host) = s.host() else {
                     s.notice = Some("The installation is not detected yet.".into());
                     return Vec::new();
@@ -1138,6 +1132,12 @@ fn repair_confirm(s: &mut State, item: super::state::RepairItem) -> Vec<Command>
             "Type the migration version ({}) to mark it complete.",
             item.version
         ));
+        return Vec::new();
+    }
+    if !s.repair.awaiting && s.repair.migrate_cmd.split_whitespace().next().is_none() {
+        s.notice = Some(
+            "No migration command to run after marking: Esc, then give it (↓ to the field).".into(),
+        );
         return Vec::new();
     }
     s.repair.confirm.clear();

@@ -158,7 +158,7 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
         ])
         .areas(top);
         f.render_widget(super::boxed_wrap("Repair migrations", lines), facts_area);
-        f.render_widget(super::boxed_wrap("Mark complete", prompt), prompt_area);
+        f.render_widget(super::boxed_wrap("Decision", prompt), prompt_area);
     }
     let h = rounds.height.saturating_sub(2) as usize;
     let start = r.rounds.len().saturating_sub(h);
