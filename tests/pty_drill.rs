@@ -333,3 +333,43 @@ fn the_interactive_drill_refuses_a_corrupt_backup_and_recovers_from_the_older_on
     assert!(out.contains("DRILL PASSED"), "{out}");
     assert!(out.contains("main database equals the backup"), "{out}");
 }
+
+/// Ctrl-C right after the restore starts: the runner stops before the snapshot is written
+/// and before anything is dropped; r offers the snapshot again (it was never taken), and
+/// the retry takes it and finishes the recovery.
+#[test]
+fn a_restore_cancelled_before_the_snapshot_offers_the_snapshot_again() {
+    let (mut t, mut child) = spawn_drill(&["--scenario", "failed-upgrade", "--scale", "5"]);
+    t.wait_for("DRILL (failed-upgrade)");
+    t.wait_for("16.11.0-ee");
+    t.send(b"\r"); // Detect -> backups
+    t.wait_for("16.10.3");
+    t.send(b"\r"); // pick the backup -> preflight
+    t.stop_services_and_roll_back();
+    t.wait_for("marked new");
+    t.send(b"gitlabhq_production");
+    t.wait_for("Drop and restore (Enter)");
+    t.send(b"\r");
+    t.wait_for("snapshot, drop, then restore");
+    // Start, and cancel at once: the runner first checks the archive end to end.
+    t.send(b"\r");
+    t.send(b"\x03");
+    t.send(b"y");
+    t.wait_for("cancelled");
+    let screen = t.screen.lock().unwrap().screen().contents();
+    assert!(
+        !screen.contains("safety snapshot of gitlabhq_production written"),
+        "the cancel came after the snapshot; the screen shows:\n{screen}"
+    );
+    t.send(b"r");
+    t.wait_for("No safety snapshot of gitlabhq_production was taken yet");
+    t.wait_for("snapshot, drop, then restore");
+    t.send(b"\r");
+    t.wait_for("restore finished");
+    t.send(b"\r");
+    t.wait_for("row counts");
+    t.send(b"\r");
+    t.start_services_and_finish();
+    let out = wait_exit(&t, &mut child);
+    assert!(out.contains("DRILL PASSED"), "{out}");
+}

@@ -310,7 +310,7 @@ fn a_wizard_killed_during_the_data_phase_resumes_and_completes() {
     w.wait_for("is kept and not taken again", STEP);
     w.enter();
     w.wait_for("Type the database name", STEP);
-    w.wait_for("objects;", STEP);
+    w.wait_for("objects in ", STEP);
     w.wait_for("A safety snapshot was already taken", STEP);
     w.send(DB.as_bytes());
     w.wait_for("Drop and restore (Enter)", STEP);
