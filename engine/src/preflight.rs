@@ -164,13 +164,30 @@ pub fn run_all(
     cancel: &Cancel,
     each: &mut dyn FnMut(&Check),
 ) -> Vec<Check> {
+    run_all_keeping(inputs, sink, cancel, each).0
+}
+
+/// [`run_all`], also returning the archive's verification with its stamp when the archive
+/// check passed, so the recovery that follows need not read the archive again while it is
+/// unchanged ([`crate::backup::verify::Verified::still_valid`]).
+pub fn run_all_keeping(
+    inputs: &Inputs,
+    sink: &dyn Sink,
+    cancel: &Cancel,
+    each: &mut dyn FnMut(&Check),
+) -> (Vec<Check>, Option<crate::backup::verify::Verified>) {
     let mut out = Vec::new();
+    let mut verified = None;
     for kind in CheckKind::ALL {
         if cancel.is_cancelled() {
             break;
         }
         let checks = match kind {
-            CheckKind::Archive => vec![check_archive(&inputs.archive, sink, cancel)],
+            CheckKind::Archive => {
+                let (check, kept) = check_archive_keeping(&inputs.archive, sink, cancel);
+                verified = kept;
+                vec![check]
+            }
             CheckKind::FreeDisk => {
                 // The safety snapshot holds every database: their sizes add up.
                 let sizes: Option<Vec<u64>> = inputs
@@ -216,16 +233,25 @@ pub fn run_all(
             out.push(check);
         }
     }
-    out
+    (out, verified)
 }
 
 /// Read the archive end to end with [`crate::backup::verify::verify`]: tar index,
 /// `backup_information.yml`, every compressed member decoded. Reports [`Phase::Verify`]
 /// progress in bytes of the archive.
 pub fn check_archive(path: &Path, sink: &dyn Sink, cancel: &Cancel) -> Check {
+    check_archive_keeping(path, sink, cancel).0
+}
+
+/// [`check_archive`], with the verification and the archive's stamp when it passed.
+fn check_archive_keeping(
+    path: &Path,
+    sink: &dyn Sink,
+    cancel: &Cancel,
+) -> (Check, Option<crate::backup::verify::Verified>) {
     let kind = CheckKind::Archive;
-    match crate::backup::verify::verify(path, sink, Some(cancel)) {
-        Ok(report) => {
+    match crate::backup::verify::verify_stamped(path, sink, Some(cancel)) {
+        Ok((report, kept)) => {
             let reason = format!(
                 "{} members read end to end{}",
                 report.members.len(),
@@ -235,7 +261,7 @@ pub fn check_archive(path: &Path, sink: &dyn Sink, cancel: &Cancel) -> Check {
                     format!("; {}", report.warnings.join("; "))
                 }
             );
-            Check::new(
+            let check = Check::new(
                 kind,
                 if report.warnings.is_empty() {
                     Status::Pass
@@ -248,13 +274,17 @@ pub fn check_archive(path: &Path, sink: &dyn Sink, cancel: &Cancel) -> Check {
                 } else {
                     "read the warnings; they do not stop a restore"
                 },
-            )
+            );
+            (check, kept)
         }
-        Err(e) => Check::new(
-            kind,
-            Status::Fail,
-            e.to_string(),
-            "the archive is damaged or incomplete; copy it again from where it is kept, or pick another backup",
+        Err(e) => (
+            Check::new(
+                kind,
+                Status::Fail,
+                e.to_string(),
+                "the archive is damaged or incomplete; copy it again from where it is kept, or pick another backup",
+            ),
+            None,
         ),
     }
 }

@@ -293,6 +293,7 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
         confirm_files: args.confirm_files,
         snapshot: !args.no_snapshot,
         reuse_snapshots: Default::default(),
+        verified: None,
         jobs: jobs_n,
         skip: args.skip.clone(),
         continue_on_error: args.continue_on_error,

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crossterm::event::KeyEvent;
+use rewind_engine::backup::verify::Verified;
 use rewind_engine::detect::Installation;
 use rewind_engine::preflight::Check;
 use rewind_engine::progress;
@@ -38,6 +39,9 @@ pub enum Msg {
     SessionFound(Box<ResumeOffer>),
     Backups(Result<Vec<BackupRow>, String>),
     PreflightCheck(Check),
+    /// The preflight read the archive end to end: the restore need not read it again while
+    /// the file is unchanged.
+    ArchiveVerified(Box<Verified>),
     PreflightDone,
     /// Progress of whatever runs (verify, restore, commands).
     Progress(progress::Event),
@@ -144,6 +148,8 @@ pub enum Command {
         confirm: Vec<String>,
         snapshot: bool,
         reuse: BTreeMap<String, PathBuf>,
+        /// The preflight's verification of the archive, reused while the file is unchanged.
+        verified: Option<Box<Verified>>,
     },
     /// Read the last restore's verification back from the journal (after a restart).
     Verify {

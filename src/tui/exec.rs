@@ -168,9 +168,13 @@ impl Executor {
                 let sink = self.sink();
                 let tx = self.tx.clone();
                 self.spawn(move || {
-                    preflight::run_all(&inputs, &sink, &cancel, &mut |c| {
-                        let _ = tx.send(Event::Engine(Msg::PreflightCheck(c.clone())));
-                    });
+                    let (_, verified) =
+                        preflight::run_all_keeping(&inputs, &sink, &cancel, &mut |c| {
+                            let _ = tx.send(Event::Engine(Msg::PreflightCheck(c.clone())));
+                        });
+                    if let Some(v) = verified {
+                        let _ = tx.send(Event::Engine(Msg::ArchiveVerified(Box::new(v))));
+                    }
                     let _ = tx.send(Event::Engine(Msg::PreflightDone));
                 });
             }
@@ -230,6 +234,7 @@ impl Executor {
                 confirm,
                 snapshot,
                 reuse,
+                verified,
             } => {
                 let root = self.opts.root.clone();
                 let cancel = self.new_cancel();
@@ -243,6 +248,7 @@ impl Executor {
                             names: confirm,
                             snapshot,
                             reuse,
+                            verified,
                         },
                         &tx,
                         &cancel,
@@ -594,6 +600,8 @@ struct Confirmed {
     snapshot: bool,
     /// Snapshots already taken in this recovery, by database.
     reuse: BTreeMap<String, PathBuf>,
+    /// The preflight's verification of the archive.
+    verified: Option<Box<rewind_engine::backup::verify::Verified>>,
 }
 
 /// The engine's recovery runner, with the confirmations the wizard collected: each
@@ -641,6 +649,7 @@ fn restore(
         confirm_files: true,
         snapshot: confirmed.snapshot,
         reuse_snapshots: confirmed.reuse,
+        verified: confirmed.verified.map(|v| *v),
         jobs: restore_options(confirmed.snapshot).jobs,
         skip: Vec::new(),
         continue_on_error: false,

@@ -439,6 +439,8 @@ pub struct State {
     pub backup_cursor: usize,
     pub chosen: Option<BackupRow>,
     pub preflight: PreflightState,
+    /// The preflight's end-to-end read of the chosen archive, with its stamp.
+    pub archive_verified: Option<Box<rewind_engine::backup::verify::Verified>>,
     pub stop: ActionStep,
     pub rollback: ActionStep,
     pub start: ActionStep,
@@ -489,6 +491,7 @@ impl State {
             backup_cursor: 0,
             chosen: None,
             preflight: PreflightState::default(),
+            archive_verified: None,
             stop: ActionStep::default(),
             rollback: ActionStep::default(),
             start: ActionStep::default(),

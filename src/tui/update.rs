@@ -600,6 +600,7 @@ fn begin_preflight(s: &mut State, row: &BackupRow) -> Vec<Command> {
         return Vec::new();
     };
     s.preflight.checks.clear();
+    s.archive_verified = None;
     s.preflight.verify = None;
     s.preflight.running = true;
     s.preflight.cursor = 0;
@@ -956,6 +957,7 @@ fn start_restore(s: &mut State) -> Vec<Command> {
         confirm: s.confirm_inputs.clone(),
         snapshot: !s.snapshot_declined,
         reuse: s.snapshots_taken.clone(),
+        verified: s.archive_verified.clone(),
     });
     out
 }
@@ -1247,6 +1249,16 @@ fn on_msg(s: &mut State, m: Msg) -> Vec<Command> {
                 .checks
                 .retain(|x| (x.kind, &x.database) != (c.kind, &c.database));
             s.preflight.checks.push(c);
+            Vec::new()
+        }
+        Msg::ArchiveVerified(v) => {
+            // Only for the archive still chosen (a pick made meanwhile starts over).
+            if s.chosen
+                .as_ref()
+                .is_some_and(|b| b.path == v.report.archive)
+            {
+                s.archive_verified = Some(v);
+            }
             Vec::new()
         }
         Msg::PreflightDone => {

@@ -352,6 +352,7 @@ fn the_restore_starts_with_the_snapshot_and_closes_the_way_back() {
             confirm: vec![DB.to_string()],
             snapshot: true,
             reuse: Default::default(),
+            verified: None,
         }
     );
     assert_eq!(

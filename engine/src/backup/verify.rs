@@ -40,7 +40,7 @@ pub struct VerifiedMember {
 }
 
 /// The result of a successful verification.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VerifyReport {
     pub archive: PathBuf,
     /// Bytes read from the archive (or the unpacked backup's files).
@@ -94,6 +94,69 @@ impl std::error::Error for Cancelled {}
 
 fn is_nested_tar(name: &str) -> bool {
     name.ends_with(".tar.gz") || name.ends_with(".tar")
+}
+
+/// Which archive file was read: device, inode, size, modification and change times.
+/// Writing to the file or replacing it changes at least one of them, and the change time
+/// is the kernel's, which no user can set back: an equal stamp means the same bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArchiveStamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl ArchiveStamp {
+    /// The stamp of the archive file at `path`; `None` for an unpacked backup directory,
+    /// whose contents a stamp does not cover.
+    pub fn of(path: &Path) -> io::Result<Option<ArchiveStamp>> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path)?;
+        if !m.is_file() {
+            return Ok(None);
+        }
+        Ok(Some(ArchiveStamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        }))
+    }
+}
+
+/// A verification, with the stamp of the archive taken before it was read: a later step
+/// may rely on it instead of reading the archive again while the stamp is unchanged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verified {
+    pub stamp: ArchiveStamp,
+    pub report: VerifyReport,
+}
+
+impl Verified {
+    /// The report, if it is of the archive at `path` and the file is unchanged since.
+    pub fn still_valid(&self, path: &Path) -> Option<&VerifyReport> {
+        (self.report.archive == path && ArchiveStamp::of(path).ok().flatten() == Some(self.stamp))
+            .then_some(&self.report)
+    }
+}
+
+/// [`verify`], keeping the stamp of the archive file (taken before reading) with the
+/// report; `None` as the second value for an unpacked backup directory.
+pub fn verify_stamped(
+    path: &Path,
+    sink: &dyn Sink,
+    cancel: Option<&Cancel>,
+) -> Result<(VerifyReport, Option<Verified>), BackupError> {
+    let stamp = ArchiveStamp::of(path).map_err(|e| BackupError::unreadable(path, e))?;
+    let report = verify(path, sink, cancel)?;
+    let kept = stamp.map(|stamp| Verified {
+        stamp,
+        report: report.clone(),
+    });
+    Ok((report, kept))
 }
 
 /// Verify the backup at `path` (an archive or an unpacked backup directory) end to end,
@@ -592,5 +655,60 @@ mod tests {
         assert!(check_nested_entry("./a/l", EntryKind::Symlink, Some("../../b")).is_err());
         assert!(check_nested_entry("./l", EntryKind::Symlink, Some("/etc/passwd")).is_err());
         assert!(check_nested_entry("./h", EntryKind::HardLink, Some("../h")).is_err());
+    }
+}
+
+#[cfg(test)]
+mod stamp_tests {
+    use super::*;
+    use std::io::Write;
+
+    fn report(path: &Path) -> VerifyReport {
+        VerifyReport {
+            archive: path.to_path_buf(),
+            bytes_read: 3,
+            members: Vec::new(),
+            information: Default::default(),
+            warnings: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_verification_holds_only_while_the_file_is_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("1_gitlab_backup.tar");
+        std::fs::write(&path, b"abc").unwrap();
+        let v = Verified {
+            stamp: ArchiveStamp::of(&path).unwrap().unwrap(),
+            report: report(&path),
+        };
+        assert_eq!(v.still_valid(&path), Some(&v.report));
+        // Another path is not this verification.
+        let other = dir.path().join("2_gitlab_backup.tar");
+        std::fs::write(&other, b"abc").unwrap();
+        assert_eq!(v.still_valid(&other), None);
+        // Written to (the change time moves even if the size and mtime were put back).
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"x")
+            .unwrap();
+        let f = std::fs::File::options().write(true).open(&path).unwrap();
+        f.set_modified(mtime).unwrap();
+        assert_eq!(v.still_valid(&path), None);
+        // Replaced by a file with the same bytes: another inode.
+        let v = Verified {
+            stamp: ArchiveStamp::of(&path).unwrap().unwrap(),
+            report: report(&path),
+        };
+        let copy = dir.path().join("copy");
+        std::fs::copy(&path, &copy).unwrap();
+        std::fs::rename(&copy, &path).unwrap();
+        assert_eq!(v.still_valid(&path), None);
+        // A directory (an unpacked backup) has no stamp.
+        assert_eq!(ArchiveStamp::of(dir.path()).unwrap(), None);
     }
 }

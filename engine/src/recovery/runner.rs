@@ -37,6 +37,10 @@ pub struct RestoreRequest<'a> {
     /// Snapshots this recovery already took (a retry), by database name: reused instead
     /// of taking another.
     pub reuse_snapshots: BTreeMap<String, PathBuf>,
+    /// The archive's end-to-end verification done earlier by this process (the wizard's
+    /// preflight), used instead of reading the archive again when the file is unchanged
+    /// (same device, inode, size, modification and change times).
+    pub verified: Option<crate::backup::verify::Verified>,
     pub jobs: usize,
     /// Components not to restore (GitLab's names).
     pub skip: Vec<String>,
@@ -233,7 +237,23 @@ pub fn restore(
         "decode every member of the backup",
         serde_json::json!({"archive": backup.path}),
     )?;
-    let verified = match crate::backup::verify::verify(&backup.path, sink, Some(cancel)) {
+    let earlier = req
+        .verified
+        .as_ref()
+        .and_then(|v| v.still_valid(&backup.path))
+        .cloned();
+    let reused = earlier.is_some();
+    let result = match earlier {
+        Some(report) => {
+            sink.info(format!(
+                "{}: verified end to end by the preflight and unchanged since: not read again",
+                backup.path.display()
+            ));
+            Ok(report)
+        }
+        None => crate::backup::verify::verify(&backup.path, sink, Some(cancel)),
+    };
+    let verified = match result {
         Ok(v) => v,
         Err(e) => {
             journal.end(
@@ -250,7 +270,8 @@ pub fn restore(
     journal.end(
         "recovery.verify",
         "ok",
-        serde_json::json!({"members": verified.members.len(), "bytes": verified.bytes_read}),
+        serde_json::json!({"members": verified.members.len(), "bytes": verified.bytes_read,
+            "verified_by_preflight": reused}),
     )?;
     let decoded: HashMap<&str, u64> = verified
         .members
