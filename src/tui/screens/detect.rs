@@ -71,10 +71,11 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
         lines.push(field_fit(
             t,
             &format!("db {}", db.name),
+            // Cut from the left when narrow: the database and the role stay readable.
             &format!(
-                "{} on {} as {}{}",
-                db.spec.dbname,
+                "{} · {} as {}{}",
                 db.spec.target(),
+                db.spec.dbname,
                 db.spec.user,
                 if db.database_tasks {
                     ""
