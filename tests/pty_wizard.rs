@@ -244,6 +244,22 @@ fn the_wizard_restores_the_backup_from_detect_to_done() {
     w.enter();
     let st = w.wait_exit(STEP);
     assert!(st.success(), "exit status {st:?}");
+    // What stays in the terminal after the alternate screen is left.
+    let raw = String::from_utf8_lossy(&w.raw.lock().unwrap()).into_owned();
+    let after_exit = &raw[raw.rfind("\x1b[?1049l").expect("alternate screen left")..];
+    assert!(
+        after_exit.contains("Rewind: the recovery finished."),
+        "{after_exit}"
+    );
+    assert!(after_exit.contains("journal.jsonl"), "{after_exit}");
+    assert!(
+        after_exit.contains("snapshot    gitlabhq_production: "),
+        "{after_exit}"
+    );
+    assert!(
+        after_exit.contains("gitlab:check SANITIZE=true"),
+        "{after_exit}"
+    );
     w.assert_terminal_sane();
     let after = compare::fingerprint(&sb.target).expect("fingerprint");
     let diff = sb

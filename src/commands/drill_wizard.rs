@@ -12,6 +12,7 @@ pub fn run(sandbox: &Sandbox, opts: &DrillOptions) -> color_eyre::Result<()> {
         "DRILL ({}): a disposable sandbox host; nothing outside it is touched",
         opts.scenario
     ));
+    w.summary = false;
     run_wizard(w)?;
     Ok(())
 }

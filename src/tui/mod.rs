@@ -13,6 +13,7 @@ pub mod runtime;
 pub mod screens;
 pub mod source;
 pub mod state;
+pub mod summary;
 pub mod update;
 pub mod view;
 
@@ -42,6 +43,9 @@ pub struct WizardOptions {
     pub color: bool,
     /// Print the time to the first screen on stderr after exit.
     pub debug: bool,
+    /// Print what the run did and what to do next once the terminal is restored (the
+    /// drill prints its own report instead).
+    pub summary: bool,
 }
 
 impl WizardOptions {
@@ -54,6 +58,7 @@ impl WizardOptions {
             banner: None,
             color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
             debug: false,
+            summary: true,
         }
     }
 }
@@ -62,6 +67,7 @@ impl WizardOptions {
 pub fn run_wizard(opts: WizardOptions) -> color_eyre::Result<ExitCode> {
     let started = Instant::now();
     let debug = opts.debug || std::env::var_os("REWIND_DEBUG").is_some();
+    let opts_summary = opts.summary;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -71,6 +77,11 @@ pub fn run_wizard(opts: WizardOptions) -> color_eyre::Result<ExitCode> {
     // Workers blocked in the engine are not waited for past the runtime's grace period.
     rt.shutdown_timeout(std::time::Duration::from_millis(200));
     let stats = result?;
+    if opts_summary {
+        for line in &stats.summary {
+            println!("{line}");
+        }
+    }
     if debug {
         eprintln!(
             "rewind: first screen drawn {} ms after start",

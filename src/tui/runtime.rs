@@ -78,10 +78,12 @@ fn setup_terminal() -> io::Result<(Terminal<CrosstermBackend<Stdout>>, TerminalG
 }
 
 /// What the run measured.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RunStats {
     /// From `run_wizard` to the first frame on the terminal.
     pub first_draw: Duration,
+    /// What to print once the terminal is restored ([`super::summary::lines`]).
+    pub summary: Vec<String>,
 }
 
 /// Run the wizard until the user quits or a signal arrives.
@@ -157,7 +159,10 @@ pub async fn run(opts: WizardOptions, started: Instant) -> color_eyre::Result<Ru
     }
     drop(terminal);
     restore_terminal();
-    Ok(RunStats { first_draw })
+    Ok(RunStats {
+        first_draw,
+        summary: super::summary::lines(&state),
+    })
 }
 
 fn map_terminal_event(e: CtEvent) -> Option<Event> {

@@ -471,7 +471,10 @@ fn sandbox_detect_and_backups() {
             "[PGDIR]".to_string(),
         ),
         // The same directory cut from the left on a narrow screen (`…ind-pg-XXXXXX`).
-        (r"…[a-z-]*pg-[A-Za-z0-9]{6}".to_string(), "…[PGDIR]".to_string()),
+        (
+            r"…[a-z-]*pg-[A-Za-z0-9]{6}".to_string(),
+            "…[PGDIR]".to_string(),
+        ),
         (
             r"port=\d+|:\d{4,5}\b|\.s\.PGSQL\.\d+".to_string(),
             "[PORT]".to_string(),

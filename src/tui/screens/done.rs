@@ -39,13 +39,6 @@ pub fn draw_verify(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
     f.render_widget(boxed_wrap("Verify", lines), area);
 }
 
-fn is_rake_rails_root(s: &State) -> bool {
-    s.installation
-        .ready()
-        .and_then(|i| i.kind)
-        .is_some_and(|k| k == rewind_engine::detect::InstallKind::Source)
-}
-
 pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
     let [summary, next] = Layout::vertical([Constraint::Min(6), Constraint::Length(7)]).areas(area);
     let mut lines = Vec::new();
@@ -78,16 +71,7 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
         lines.push(Line::from(format!(" snapshot  {db}: {}", p.display())));
     }
     f.render_widget(boxed_wrap("Done", lines), summary);
-    let prefix = if is_rake_rails_root(s) {
-        "sudo -u git -H bundle exec rake"
-    } else {
-        "sudo gitlab-rake"
-    };
-    let env = if is_rake_rails_root(s) {
-        " RAILS_ENV=production"
-    } else {
-        ""
-    };
+    let (prefix, env) = crate::tui::summary::rake(s);
     let next_lines = vec![
         Line::from(" Check GitLab as its documentation recommends:"),
         Line::styled(
