@@ -583,3 +583,31 @@ fn repair_already_marked() {
     );
     check("repair_already_marked", s);
 }
+
+#[test]
+fn resume_discard_asks() {
+    let mut s = at_backups();
+    s.step = Step::Detect;
+    let row = backups()[0].clone();
+    let mut sess = Session::new(
+        BackupIdentity {
+            path: row.path.clone(),
+            size: row.size,
+            mtime: row.mtime,
+        },
+        row.version.clone(),
+        Some("16.10.3-ee".parse().unwrap()),
+        Some(DB.into()),
+    );
+    sess.finish(SessionStep::Preflight, "ok");
+    sess.begin(SessionStep::Drop);
+    update(
+        &mut s,
+        Event::Engine(Msg::SessionFound(Box::new(ResumeOffer {
+            session: sess,
+            decision: Err(vec!["the backup file changed".into()]),
+        }))),
+    );
+    update(&mut s, ch('n'));
+    check("resume_discard_asks", s);
+}

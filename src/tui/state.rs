@@ -391,6 +391,8 @@ pub enum Modal {
     ConfirmRun(Step),
     /// Second warning before going on without a safety snapshot.
     DeclineSnapshot,
+    /// Throw the saved session away and start over.
+    DiscardSession,
 }
 
 /// A change made on the host, which closes the way back past it.

@@ -173,6 +173,7 @@ fn on_modal_key(s: &mut State, m: Modal, k: KeyEvent) -> Vec<Command> {
         Modal::ConfirmQuit => quit_now(s),
         Modal::ConfirmCancel => cancel_restore(s),
         Modal::ConfirmRun(step) => run_action(s, step),
+        Modal::DiscardSession => discard_session(s),
         Modal::DeclineSnapshot => {
             s.snapshot_declined = true;
             if let Some(sess) = s.session.as_mut() {
@@ -356,17 +357,23 @@ fn resume_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
             }
         }
         KeyCode::Char('n') => {
-            s.resume = None;
-            s.log(Level::Info, "saved session discarded; starting over");
-            s.step = if s.installation.ready().is_some() {
-                Step::SelectBackup
-            } else {
-                Step::Detect
-            };
-            remove_session(s).into_iter().collect()
+            s.modal = Some(Modal::DiscardSession);
+            Vec::new()
         }
         _ => Vec::new(),
     }
+}
+
+/// Discard the saved session (confirmed) and start over.
+fn discard_session(s: &mut State) -> Vec<Command> {
+    s.resume = None;
+    s.log(Level::Info, "saved session discarded; starting over");
+    s.step = if s.installation.ready().is_some() {
+        Step::SelectBackup
+    } else {
+        Step::Detect
+    };
+    remove_session(s).into_iter().collect()
 }
 
 fn apply_resume(

@@ -629,8 +629,14 @@ fn a_refused_resume_says_why_and_n_starts_over() {
     assert_eq!(s.step, Step::Resume);
     assert!(update(&mut s, key(KeyCode::Enter)).is_empty());
     assert!(s.notice.as_deref().unwrap().contains("size 1 -> 2"));
+    // n asks first; n again keeps the session.
+    assert!(update(&mut s, ch('n')).is_empty());
+    assert_eq!(s.modal, Some(Modal::DiscardSession));
+    assert!(update(&mut s, ch('n')).is_empty());
+    assert_eq!((s.step, s.modal.clone()), (Step::Resume, None));
+    update(&mut s, ch('n'));
     assert!(matches!(
-        update(&mut s, ch('n'))[..],
+        update(&mut s, ch('y'))[..],
         [Command::RemoveSession { .. }]
     ));
     assert_eq!(s.step, Step::SelectBackup);

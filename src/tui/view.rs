@@ -384,6 +384,41 @@ fn draw_modal(s: &State, t: &Theme, f: &mut Frame, m: &Modal) {
             ]));
             (step.title(), v)
         }
+        Modal::DiscardSession => ("Discard the saved session?", {
+            let mut v = Vec::new();
+            if let Some(o) = &s.resume {
+                v.push(Line::from(format!(
+                    "It stopped at: {}.",
+                    o.session
+                        .in_progress
+                        .or_else(|| o.session.done.last().map(|d| d.step))
+                        .map(|st| st.label())
+                        .unwrap_or("the start")
+                )));
+                if o.session
+                    .done
+                    .iter()
+                    .any(|d| d.step >= rewind_engine::session::SessionStep::Drop)
+                    || o.session.in_progress >= Some(rewind_engine::session::SessionStep::Drop)
+                {
+                    v.push(Line::styled(
+                        "The database was dropped: it may be half loaded until a restore finishes.",
+                        t.bad(),
+                    ));
+                }
+            }
+            v.push(Line::from(
+                "Starting over forgets what this recovery did (the journal keeps it).",
+            ));
+            v.push(Line::from(""));
+            v.push(Line::from(vec![
+                Span::styled("y", t.key()),
+                Span::raw(" discard and start over   "),
+                Span::styled("n", t.key()),
+                Span::raw(" keep it"),
+            ]));
+            v
+        }),
         Modal::DeclineSnapshot => (
             "Go on without a safety snapshot?",
             vec![
