@@ -601,6 +601,10 @@ fn resume_discard_asks() {
     );
     sess.finish(SessionStep::Preflight, "ok");
     sess.begin(SessionStep::Drop);
+    sess.started = STARTED.into();
+    for d in &mut sess.done {
+        d.at = STARTED.into();
+    }
     update(
         &mut s,
         Event::Engine(Msg::SessionFound(Box::new(ResumeOffer {

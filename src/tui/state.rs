@@ -363,8 +363,11 @@ pub struct RepairState {
     pub candidates: Vec<PathBuf>,
     /// The candidate Tab showed last (`None`: not cycled yet).
     pub cursor: Option<usize>,
-    /// The migration command run after marking (words, no shell), editable.
+    /// The migration command run after marking, as shown and edited (words, no shell).
     pub migrate_cmd: String,
+    /// The detected command as argv (its words may hold spaces, e.g. in a path): run as
+    /// it is while `migrate_cmd` still shows it unedited.
+    pub migrate_argv: Vec<String>,
     /// Which field typing goes to.
     pub field: RepairField,
     /// The log the shown assessment is of.

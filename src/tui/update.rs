@@ -1117,6 +1117,16 @@ fn repair_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
     }
 }
 
+/// The migration command to run: the detected argv while the field shows it unedited,
+/// else the edited text split at whitespace (no shell).
+fn migrate_argv(r: &super::state::RepairState) -> Vec<String> {
+    if !r.migrate_argv.is_empty() && r.migrate_cmd == r.migrate_argv.join(" ") {
+        r.migrate_argv.clone()
+    } else {
+        r.migrate_cmd.split_whitespace().map(String::from).collect()
+    }
+}
+
 fn repair_confirm(s: &mut State, item: super::state::RepairItem) -> Vec<Command> {
     if s.repair.running && !s.repair.awaiting {
         s.notice = Some("The repair is running: wait for its round to end.".into());
@@ -1167,12 +1177,7 @@ fn repair_confirm(s: &mut State, item: super::state::RepairItem) -> Vec<Command>
         host,
         log,
         version: item.version,
-        migrate_cmd: s
-            .repair
-            .migrate_cmd
-            .split_whitespace()
-            .map(String::from)
-            .collect(),
+        migrate_cmd: migrate_argv(&s.repair),
     }]
 }
 
@@ -1436,6 +1441,7 @@ fn on_msg(s: &mut State, m: Msg) -> Vec<Command> {
             let r = &mut s.repair;
             if r.migrate_cmd.is_empty() {
                 r.migrate_cmd = migrate_cmd.join(" ");
+                r.migrate_argv = migrate_cmd;
             }
             if r.input.is_empty() {
                 if let Some(newest) = logs.first() {

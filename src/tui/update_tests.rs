@@ -725,6 +725,7 @@ fn repair_needs_the_version_typed_for_each_migration() {
         }),
     );
     assert_eq!(s.repair.migrate_cmd, "gitlab-rake db:migrate");
+    assert_eq!(s.repair.migrate_argv, vec!["gitlab-rake", "db:migrate"]);
     assert!(update(&mut s, key(KeyCode::Enter)).is_empty());
     // Tab completes to the newest failed log, then the next one, then around.
     update(&mut s, key(KeyCode::Tab));
@@ -1007,4 +1008,23 @@ fn a_name_typed_while_the_drop_list_loads_is_kept() {
     update(&mut s, Event::Engine(Msg::Inventory(Ok(vec![inventory()]))));
     assert_eq!(s.confirm_input(), DB);
     assert!(crate::tui::update::drop_enabled(&s));
+}
+
+#[test]
+fn the_detected_migrate_command_runs_as_argv_until_edited() {
+    let mut r = crate::tui::state::RepairState {
+        migrate_argv: vec![
+            "/srv/a b/opt/gitlab/bin/gitlab-rake".into(),
+            "db:migrate".into(),
+        ],
+        ..Default::default()
+    };
+    r.migrate_cmd = r.migrate_argv.join(" ");
+    // A path with a space stays one word.
+    assert_eq!(super::migrate_argv(&r), r.migrate_argv);
+    r.migrate_cmd.push_str(":main");
+    assert_eq!(
+        super::migrate_argv(&r),
+        vec!["/srv/a", "b/opt/gitlab/bin/gitlab-rake", "db:migrate:main"]
+    );
 }
