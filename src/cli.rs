@@ -45,6 +45,9 @@ pub struct GlobalOpts {
     /// Disable colours (also honoured: the NO_COLOR environment variable).
     #[arg(long, global = true)]
     pub no_color: bool,
+    /// On error, print every cause and where it came from, not one line.
+    #[arg(long, short = 'v', global = true)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,4 +84,21 @@ pub enum Command {
     /// The drill's stand-in for `gitlab-rake db:migrate` (used by the drill only).
     #[command(hide = true, name = "drill-migrate")]
     DrillMigrate,
+}
+
+impl Command {
+    /// Whether the command can change the host. An error from one that cannot has changed
+    /// nothing, whatever it is (exit code 3, see `exit`).
+    pub fn may_change_host(&self) -> bool {
+        match self {
+            Command::Detect(_)
+            | Command::Backups(_)
+            | Command::Inspect(_)
+            | Command::Plan(_)
+            | Command::CheckLeftovers(_) => false,
+            Command::Restore(a) => !a.dry_run,
+            Command::Rollback(a) => !a.dry_run,
+            _ => true,
+        }
+    }
 }

@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod exit;
 pub mod output;
 pub mod tui;
 
@@ -17,11 +18,25 @@ pub fn run() -> ExitCode {
     if let Err(e) = install_error_hooks(&cli.global) {
         eprintln!("rewind: {e}");
     }
+    let (json, verbose) = (cli.global.json, cli.global.verbose);
+    // The wizard (no subcommand) can change the host.
+    let may_change = cli
+        .command
+        .as_ref()
+        .is_none_or(cli::Command::may_change_host);
     match commands::dispatch(cli) {
         Ok(code) => code,
         Err(report) => {
-            eprintln!("{report:?}");
-            ExitCode::FAILURE
+            let code = exit::code_of(&report, may_change);
+            if json {
+                println!("{}", exit::json(&report, may_change));
+            }
+            if verbose {
+                eprintln!("{report:?}");
+            } else {
+                eprintln!("rewind: error: {}", exit::one_line(&report));
+            }
+            exit::code(code)
         }
     }
 }

@@ -413,7 +413,8 @@ fn check_leftovers_lists_what_the_backup_does_not_create() {
     .unwrap();
     let out = h.rewind(&["check-leftovers"]);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "{}", text(&out));
+    // Leftovers found: nothing failed, but they need acting on (exit code 4).
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     for want in [
         "public.ci_job_annotations",
         "public.gadgets.shape",
@@ -431,6 +432,7 @@ fn check_leftovers_lists_what_the_backup_does_not_create() {
     );
 
     let out = h.rewind(&["--json", "check-leftovers", "--backup", &id]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["db_version"], "20151030000000");
     let items = v["databases"][0]["items"].as_array().unwrap();

@@ -291,9 +291,13 @@ fn restore_after_a_failed_upgrade_equals_gitlabs_pipeline() {
 
     // Dry run: the plan marks the leftovers and changes nothing.
     let before = fingerprint(&f.cluster);
+    // Without --confirm-drop the restore would be refused: exit code 4 (act on it).
     let out = f.rewind("gitlab", &["--dry-run", "--jobs", "3"]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(plan.contains("would be refused"), "{plan}");
+    let confirmed = f.rewind("gitlab", &["--dry-run", "--confirm-drop", DB]);
+    assert!(confirmed.status.success(), "{}", text(&confirmed));
     assert!(plan.contains("public.lfs_objects"), "{plan}");
     assert!(plan.contains("jobs:       3"), "{plan}");
     assert!(
@@ -410,9 +414,32 @@ fn refusals_change_nothing() {
     f.apply(FAILED_UPGRADE);
     let before = fingerprint(&f.cluster);
 
-    // No confirmation, and the wrong one.
+    // No confirmation, and the wrong one: refused before anything changed (exit code 3).
     let out = f.rewind("gitlab", &[]);
     assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    // One line on stderr, the causes said once.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.lines()
+            .filter(|l| l.starts_with("rewind: error: "))
+            .count(),
+        1,
+        "{err}"
+    );
+    // With --json the error is a JSON document on stdout.
+    let out = f.rewind("gitlab", &["--json"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(doc["error"]["kind"], "refused", "{doc:#}");
+    assert_eq!(doc["error"]["exit_code"], 3, "{doc:#}");
+    assert!(
+        doc["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("--confirm-drop {DB}")),
+        "{doc:#}"
+    );
     assert!(
         text(&out).contains(&format!("--confirm-drop {DB}")),
         "{}",
@@ -437,6 +464,7 @@ fn refusals_change_nothing() {
     .unwrap();
     let out = f.rewind("gitlab", &["--confirm-drop", DB]);
     assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     let t = text(&out);
     for line in [
         "GitLab version mismatch:",

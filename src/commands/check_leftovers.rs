@@ -44,9 +44,15 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
     };
     let conns = connections(ctx, "all")?;
     let report = check_backup(&entry, &conns)?;
+    // Leftovers found: nothing failed, but they need acting on before the next upgrade.
+    let code = if report.databases.iter().all(|d| d.is_clean()) {
+        crate::exit::code(crate::exit::DONE)
+    } else {
+        crate::exit::code(crate::exit::ACT)
+    };
     if ctx.json() {
         print_json(&report)?;
-        return Ok(ExitCode::SUCCESS);
+        return Ok(code);
     }
     let s = ctx.style;
     println!(
@@ -96,5 +102,5 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
     for a in &report.advice {
         println!("{a}");
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(code)
 }

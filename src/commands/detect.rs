@@ -20,6 +20,13 @@ pub fn run(ctx: &Ctx, _args: Args) -> color_eyre::Result<ExitCode> {
         },
     )
     .wrap_err("detecting the GitLab installation")?;
+    // No GitLab found here (neither kind nor version): nothing failed, but the user must
+    // point Rewind at the host (--root) before anything else works.
+    let code = if inst.kind.is_none() && inst.version.is_none() {
+        crate::exit::code(crate::exit::ACT)
+    } else {
+        ExitCode::SUCCESS
+    };
     if ctx.json() {
         // Each database also says whom Rewind connects as, and why.
         let mut v = serde_json::to_value(&inst)?;
@@ -34,7 +41,7 @@ pub fn run(ctx: &Ctx, _args: Args) -> color_eyre::Result<ExitCode> {
             }
         }
         print_json(&v)?;
-        return Ok(ExitCode::SUCCESS);
+        return Ok(code);
     }
     let s = ctx.style;
     let kind = match inst.kind {
@@ -96,5 +103,5 @@ pub fn run(ctx: &Ctx, _args: Args) -> color_eyre::Result<ExitCode> {
             ctx.root.base().display()
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(code)
 }

@@ -259,7 +259,12 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
         } else {
             print_plan(ctx, &plan);
         }
-        return Ok(ExitCode::SUCCESS);
+        // A dry run that would be refused: nothing failed, but something needs acting on.
+        return Ok(if plan.runnable() {
+            ExitCode::SUCCESS
+        } else {
+            crate::exit::code(crate::exit::ACT)
+        });
     }
 
     let backup_path = ctx.root.join(&inst.backup_path);

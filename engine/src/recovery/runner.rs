@@ -13,8 +13,8 @@ use crate::journal::{Journal, JournalError};
 use crate::pg::conn::{ConnError, ConnSpec};
 use crate::progress::{Cancel, Sink, SinkExt};
 use crate::restore::database::{
-    check_version, member_for, ArchiveSource, DatabaseJob, DatabaseOutcome, ParallelLoader,
-    RestoreError, RestoreFacts, RestoreOptions, RestoreRun,
+    check_version, member_for, ArchiveSource, DatabaseJob, DatabaseOutcome, Outcome,
+    ParallelLoader, RestoreError, RestoreFacts, RestoreOptions, RestoreRun,
 };
 use crate::restore::drop::{DropConfirmation, DropOptions};
 use crate::restore::plan::{component_plan, ComponentPlan, COMPONENT_ORDER};
@@ -102,6 +102,18 @@ pub enum RecoveryError {
     Files(#[from] FilesError),
     #[error(transparent)]
     Journal(#[from] JournalError),
+}
+
+impl RecoveryError {
+    /// What this error left behind: every check of the runner comes before the first
+    /// change, so its refusals changed nothing.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            RecoveryError::Restore(e) => e.outcome(),
+            RecoveryError::Files(_) | RecoveryError::Journal(_) => Outcome::Changed,
+            _ => Outcome::NothingChanged,
+        }
+    }
 }
 
 /// `--skip` names must be GitLab's (a typo must not restore what the user meant to skip).

@@ -554,6 +554,36 @@ pub enum RestoreError {
     Journal(#[from] JournalError),
 }
 
+/// What a failed step left behind, for the front ends' exit codes and wording.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Refused or stopped before anything on the host changed.
+    NothingChanged,
+    /// Stopped after something changed (or it cannot be known that nothing did).
+    Changed,
+    /// Cancelled by the user (Ctrl-C, SIGTERM, SIGHUP).
+    Interrupted,
+}
+
+impl RestoreError {
+    /// What this error left behind.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            RestoreError::VersionMismatch(_)
+            | RestoreError::Confirm(_)
+            | RestoreError::Connect(_)
+            | RestoreError::MissingMain { .. }
+            | RestoreError::Inventory { .. }
+            | RestoreError::Catalog { .. }
+            | RestoreError::Privileges(_)
+            | RestoreError::Snapshot(_) => Outcome::NothingChanged,
+            RestoreError::Cancelled { .. } => Outcome::Interrupted,
+            _ => Outcome::Changed,
+        }
+    }
+}
+
 /// What happened to one database.
 #[derive(Debug, Clone, Serialize)]
 pub struct DatabaseOutcome {
