@@ -560,6 +560,7 @@ fn inventory(
             id: backup.id.clone(),
             components: backup.components.clone(),
             skipped_at_backup: backup.skipped.clone(),
+            created_at: backup.backup_created_at,
         },
         &facts,
         &opts,

@@ -88,6 +88,7 @@ pub fn backups() -> Vec<BackupRow> {
             path: "/var/opt/gitlab/backups/1763200000_2026_11_15_16.10.3-ee_gitlab_backup.tar"
                 .into(),
             created: "2026-11-15 09:46".into(),
+            backup_created_at: chrono::DateTime::from_timestamp(1794735972, 0),
             version: Some("16.10.3-ee".parse().expect("version")),
             size: 734_003_200,
             mtime: 1_763_200_000,
@@ -108,6 +109,7 @@ pub fn backups() -> Vec<BackupRow> {
             path: "/var/opt/gitlab/backups/1762600000_2026_11_08_16.10.2-ee_gitlab_backup.tar"
                 .into(),
             created: "2026-11-08 11:06".into(),
+            backup_created_at: chrono::DateTime::from_timestamp(1794136000, 0),
             version: Some("16.10.2-ee".parse().expect("version")),
             size: 712_441_856,
             mtime: 1_762_600_000,
