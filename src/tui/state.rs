@@ -183,6 +183,9 @@ pub struct DropItem {
 pub struct Inventory {
     pub database: String,
     pub items: Vec<DropItem>,
+    /// What was written since the backup (the engine's loss report in one paragraph), or
+    /// why it was not counted.
+    pub since_backup: Option<String>,
 }
 
 /// One phase gauge of the restore.
