@@ -855,3 +855,64 @@ fn jobs_fit_the_roles_connection_limit() {
     );
     assert_eq!(report["ok"], true);
 }
+
+#[test]
+fn dry_run_says_what_was_written_since_the_backup() {
+    let f = Fixture::new(None);
+    // The backup (made at 2024-04-23 16:10:03 UTC) has issues; rows come after it.
+    f.apply(
+        "CREATE TABLE issues (id bigserial PRIMARY KEY,
+             created_at timestamp NOT NULL, updated_at timestamp NOT NULL);
+         INSERT INTO issues (created_at, updated_at) VALUES
+             ('2024-04-01', '2024-04-01'), ('2024-04-23 16:10:02', '2024-04-23 16:10:02');",
+    );
+    f.make_archive(None, false);
+    f.apply(
+        "INSERT INTO issues (created_at, updated_at) VALUES
+             ('2024-04-23 16:10:04', '2024-04-23 16:10:04'), ('2024-05-01', '2024-05-01');
+         UPDATE issues SET updated_at = '2024-05-02' WHERE created_at = '2024-04-01';",
+    );
+    f.apply(FAILED_UPGRADE);
+    f.apply("INSERT INTO lfs_objects (oid) VALUES ('a'), ('b');");
+    let before = fingerprint(&f.cluster);
+
+    let out = f.rewind("gitlab", &["--dry-run", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let since = &plan["databases"][0]["since_backup"];
+    assert_eq!(
+        since["backup_created_at"], "2024-04-23T16:10:03Z",
+        "{plan:#}"
+    );
+    let issues = since["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == "issues")
+        .unwrap_or_else(|| panic!("{since:#}"));
+    assert_eq!(
+        (&issues["created"], &issues["updated"], &issues["estimate"]),
+        (&2.into(), &1.into(), &false.into()),
+        "{since:#}"
+    );
+    let new_tables = since["new_tables"].as_array().unwrap();
+    assert_eq!(new_tables.len(), 1, "{since:#}");
+    assert_eq!(new_tables[0]["table"], "lfs_objects");
+    assert_eq!(new_tables[0]["rows"], 2);
+    // No events with a timestamp here: not counted, and said so.
+    assert_eq!(since["pushed_projects"], serde_json::Value::Null);
+
+    let out = f.rewind("gitlab", &["--dry-run"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        plan.contains(
+            "Written since the backup (2024-04-23 16:10 UTC): 2 issues created; 1 row updated"
+        ),
+        "{plan}"
+    );
+    assert!(plan.contains("migrations touched"), "{plan}");
+    // Read-only.
+    assert_eq!(fingerprint(&f.cluster), before);
+    assert!(!f.rewind_dir().exists());
+}

@@ -251,6 +251,7 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
                 .map(|c| c.name)
                 .collect(),
             skipped_at_backup: backup.skipped.clone(),
+            created_at: backup.backup_created_at(),
         };
         let source = ArchiveSource::new(&backup);
         let plan = build_plan(&source, &jobs, &backup_facts, &facts, &opts, &args.skip);
@@ -417,6 +418,7 @@ fn print_plan(ctx: &Ctx, plan: &RestorePlan) {
         for w in &db.privilege_warnings {
             println!("  {} {w}", s.warn("note:"));
         }
+        print_loss(ctx, db);
         if let Some(c) = &db.catalog_cost {
             println!(
                 "  catalogue pass: {} read in {:.1} s",
@@ -479,6 +481,76 @@ fn print_plan(ctx: &Ctx, plan: &RestorePlan) {
             "{}",
             s.warn("As it stands this restore would be refused; see the status lines above.")
         );
+    }
+}
+
+/// What the restore throws away: written since the backup, read-only.
+fn print_loss(ctx: &Ctx, db: &rewind_engine::restore::plan::DatabasePlan) {
+    let s = ctx.style;
+    if let Some(e) = &db.since_backup_error {
+        println!("  {} {e}", s.warn("since the backup:"));
+    }
+    let Some(r) = &db.since_backup else {
+        return;
+    };
+    println!(
+        "  {}",
+        s.warn(&format!("{} (lost by the restore)", r.summary()))
+    );
+    let count = |n: Option<u64>, est: bool| match n {
+        Some(n) if est => format!("~{n}"),
+        Some(n) => n.to_string(),
+        None => "-".into(),
+    };
+    if !r.tables.is_empty() {
+        println!(
+            "    {:<32} {:>10} {:>10}   (tables checked: {})",
+            "table", "created", "updated", r.tables_checked
+        );
+        for t in &r.tables {
+            let mut tail = Vec::new();
+            if t.estimate {
+                tail.push("estimate".to_string());
+            }
+            tail.extend(t.notes.iter().cloned());
+            println!(
+                "    {:<32} {:>10} {:>10}   {}",
+                t.table,
+                count(t.created, t.estimate),
+                count(t.updated, t.estimate),
+                s.dim(&tail.join("; "))
+            );
+        }
+    }
+    if !r.new_tables.is_empty() {
+        println!("    tables the failed upgrade added:");
+        for t in &r.new_tables {
+            let mut tail = Vec::new();
+            if t.estimate {
+                tail.push("estimate".to_string());
+            }
+            tail.extend(t.notes.iter().cloned());
+            println!(
+                "      {:<30} {:>10} rows   {}",
+                t.table,
+                count(t.rows, t.estimate),
+                s.dim(&tail.join("; "))
+            );
+        }
+    }
+    if let Some(n) = r.pushed_projects {
+        let mut line = format!("    projects pushed to: {n}");
+        if !r.pushed_project_paths.is_empty() {
+            line.push_str(&format!(" ({}", r.pushed_project_paths.join(", ")));
+            if (r.pushed_project_paths.len() as u64) < n {
+                line.push_str(", ...");
+            }
+            line.push(')');
+        }
+        println!("{line}");
+    }
+    for n in &r.notes {
+        println!("    {}", s.dim(&format!("note: {n}")));
     }
 }
 

@@ -54,6 +54,7 @@ pub fn row(e: &BackupEntry) -> BackupRow {
             .created_at
             .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
             .unwrap_or_default(),
+        backup_created_at: e.backup_created_at(),
         version: e.version.clone(),
         size: e.size,
         mtime: std::fs::metadata(&e.path).map(|m| m.mtime()).unwrap_or(0),

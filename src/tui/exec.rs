@@ -560,6 +560,7 @@ fn inventory(
             id: backup.id.clone(),
             components: backup.components.clone(),
             skipped_at_backup: backup.skipped.clone(),
+            created_at: backup.backup_created_at,
         },
         &facts,
         &opts,
@@ -587,6 +588,11 @@ fn inventory(
                         leftover: d.leftover,
                     })
                     .collect(),
+                since_backup: match (&db.since_backup, &db.since_backup_error) {
+                    (Some(r), _) => Some(r.summary()),
+                    (None, Some(e)) => Some(format!("Written since the backup: not counted ({e})")),
+                    (None, None) => None,
+                },
             })
         })
         .collect()

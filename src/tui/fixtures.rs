@@ -88,6 +88,7 @@ pub fn backups() -> Vec<BackupRow> {
             path: "/var/opt/gitlab/backups/1763200000_2026_11_15_16.10.3-ee_gitlab_backup.tar"
                 .into(),
             created: "2026-11-15 09:46".into(),
+            backup_created_at: chrono::DateTime::from_timestamp(1794735972, 0),
             version: Some("16.10.3-ee".parse().expect("version")),
             size: 734_003_200,
             mtime: 1_763_200_000,
@@ -108,6 +109,7 @@ pub fn backups() -> Vec<BackupRow> {
             path: "/var/opt/gitlab/backups/1762600000_2026_11_08_16.10.2-ee_gitlab_backup.tar"
                 .into(),
             created: "2026-11-08 11:06".into(),
+            backup_created_at: chrono::DateTime::from_timestamp(1794136000, 0),
             version: Some("16.10.2-ee".parse().expect("version")),
             size: 712_441_856,
             mtime: 1_762_600_000,
@@ -184,6 +186,51 @@ pub fn inventory() -> Inventory {
             item("view", "public.postgres_indexes", None, None, false),
             item("sequence", "public.projects_id_seq", None, None, false),
         ],
+        since_backup: Some(loss_report().summary()),
+    }
+}
+
+/// What was written since the first backup of [`backups`], as the engine reports it.
+pub fn loss_report() -> rewind_engine::restore::loss::LossReport {
+    use rewind_engine::restore::loss::{LossReport, NewTable, TableLoss};
+    let t = |table: &str, created, updated, estimate| TableLoss {
+        table: table.into(),
+        created: Some(created),
+        updated: Some(updated),
+        estimate,
+        notes: Vec::new(),
+    };
+    LossReport {
+        backup_created_at: backups()[0].backup_created_at.expect("time"),
+        tables: vec![
+            t("users", 2, 40, false),
+            t("projects", 1, 12, false),
+            t("namespaces", 1, 3, false),
+            t("issues", 14, 9, false),
+            t("merge_requests", 6, 11, false),
+            t("notes", 87, 4, false),
+            t("ci_pipelines", 35, 35, false),
+            t("events", 310, 0, false),
+            t("ci_builds", 2480, 2512, true),
+        ],
+        tables_checked: 412,
+        new_tables: vec![
+            NewTable {
+                table: "ci_job_token_authorizations".into(),
+                rows: Some(0),
+                estimate: false,
+                notes: Vec::new(),
+            },
+            NewTable {
+                table: "zoekt_tasks".into(),
+                rows: Some(0),
+                estimate: false,
+                notes: Vec::new(),
+            },
+        ],
+        pushed_projects: Some(9),
+        pushed_project_paths: vec!["gitlab-org/gitlab".into()],
+        notes: Vec::new(),
     }
 }
 

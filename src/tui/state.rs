@@ -114,6 +114,8 @@ pub struct BackupRow {
     pub path: PathBuf,
     /// When it was made (`2026-11-20 10:14 UTC`).
     pub created: String,
+    /// `backup_created_at` of its manifest: what was written after it is lost.
+    pub backup_created_at: Option<chrono::DateTime<chrono::Utc>>,
     pub version: Option<GitLabVersion>,
     pub size: u64,
     /// Modification time of the archive, seconds since the epoch (session identity).
@@ -181,6 +183,9 @@ pub struct DropItem {
 pub struct Inventory {
     pub database: String,
     pub items: Vec<DropItem>,
+    /// What was written since the backup (the engine's loss report in one paragraph), or
+    /// why it was not counted.
+    pub since_backup: Option<String>,
 }
 
 /// One phase gauge of the restore.

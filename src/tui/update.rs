@@ -398,6 +398,7 @@ fn apply_resume(
                 .unwrap_or_default(),
             path: session.backup.path.clone(),
             created: String::new(),
+            backup_created_at: None,
             version: session.target_version.clone(),
             size: session.backup.size,
             mtime: session.backup.mtime,

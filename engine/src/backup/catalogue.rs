@@ -193,6 +193,15 @@ fn read_manifest(
 }
 
 impl BackupEntry {
+    /// `:backup_created_at:` of the manifest, when it reads as a time: what was written
+    /// after it is lost by a restore (never the id's epoch or the file's time).
+    pub fn backup_created_at(&self) -> Option<DateTime<Utc>> {
+        self.information
+            .as_ref()
+            .and_then(|i| i.created_at.as_ref())
+            .and_then(|c| c.time())
+    }
+
     fn new(id: String, path: PathBuf, kind: BackupKind, size: u64) -> Self {
         Self {
             id,

@@ -7,6 +7,7 @@ pub mod drop;
 pub mod inventory;
 pub mod leftovers;
 pub mod load;
+pub mod loss;
 #[cfg(test)]
 mod omnibus_tests;
 pub mod plan;

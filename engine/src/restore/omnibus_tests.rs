@@ -365,6 +365,7 @@ fn extension_the_role_may_not_create_is_refused_before_the_drop() {
             id: "1_2024_01_01_17.5.1-ee".into(),
             components: vec!["db".into()],
             skipped_at_backup: vec![],
+            created_at: Some(chrono::Utc::now()),
         },
         &facts(backup_path.path()),
         &opts(db, true),
@@ -377,6 +378,8 @@ fn extension_the_role_may_not_create_is_refused_before_the_drop() {
         dbp.status
     );
     assert!(!plan.runnable());
+    // The loss report reads as the application role, refused restore or not.
+    assert!(dbp.since_backup.is_some(), "{:?}", dbp.since_backup_error);
     assert!(
         dbp.privilege_warnings
             .iter()

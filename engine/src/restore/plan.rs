@@ -13,6 +13,7 @@ use super::database::{
 use super::drop::{DropConfirmation, DropPlan};
 use super::inventory::inventory;
 use super::leftovers::{CatalogCost, LeftoverKind, Leftovers};
+use super::loss::{since_backup, LossOptions, LossReport};
 use super::privileges::{check_privileges, PrivilegeReport};
 use super::snapshot::snapshot_path;
 use crate::journal::Journal;
@@ -90,6 +91,11 @@ pub struct DatabasePlan {
     pub privileges: Option<PrivilegeReport>,
     /// Lines about it to show (statements that will be skipped, ...).
     pub privilege_warnings: Vec<String>,
+    /// What the restore throws away: written since the backup (read-only counts).
+    pub since_backup: Option<LossReport>,
+    /// Why there is no such report (no backup time, or it could not be read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since_backup_error: Option<String>,
     pub phases: Vec<String>,
 }
 
@@ -169,6 +175,8 @@ pub struct BackupFacts {
     /// `repositories`).
     pub components: Vec<String>,
     pub skipped_at_backup: Vec<String>,
+    /// `backup_created_at` of `backup_information.yml`: what was written after it is lost.
+    pub created_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Compute the plan: connects read-only to each database, reads each dump once for its
@@ -208,6 +216,8 @@ pub fn build_plan(
             catalog_cost: None,
             privileges: None,
             privilege_warnings: Vec::new(),
+            since_backup: None,
+            since_backup_error: None,
             phases: Vec::new(),
         };
         if skip_db {
@@ -268,6 +278,20 @@ pub fn build_plan(
                         plan.privileges = Some(p);
                     }
                     Err(e) => plan.status = format!("cannot plan: {e}"),
+                }
+                match backup.created_at {
+                    Some(at) => match job.spec.connect().map_err(|e| e.to_string()).and_then(|mut c| {
+                        since_backup(&mut c, at, &catalog, &left, &LossOptions::default())
+                            .map_err(|e| e.to_string())
+                    }) {
+                        Ok(r) => plan.since_backup = Some(r),
+                        Err(e) => plan.since_backup_error = Some(e),
+                    },
+                    None => {
+                        plan.since_backup_error = Some(
+                            "the backup's time is unknown (no readable backup_created_at in backup_information.yml): what was written since is not counted".into(),
+                        )
+                    }
                 }
                 Some(left)
             }
@@ -431,6 +455,7 @@ mod tests {
                 id: "1_2024_01_01_16.10.3-ee".into(),
                 components: vec!["db".into(), "uploads".into()],
                 skipped_at_backup: vec![],
+                created_at: Some(chrono::Utc::now() - chrono::Duration::hours(1)),
             },
             &facts,
             &opts,
@@ -462,6 +487,11 @@ mod tests {
             .as_ref()
             .unwrap()
             .starts_with(backup_path.path().join("rewind/snapshots")));
+        // What the restore throws away: the failed upgrade's table, empty.
+        let loss = db.since_backup.as_ref().unwrap();
+        assert_eq!(loss.new_tables.len(), 1, "{loss:?}");
+        assert_eq!(loss.new_tables[0].table, "lfs_objects");
+        assert_eq!(loss.new_tables[0].rows, Some(0));
         assert_eq!(plan.jobs, 3);
         assert_eq!(plan.components[1].status, FILES_RESTORED);
         // Nothing changed, nothing written.

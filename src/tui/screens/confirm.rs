@@ -80,6 +80,15 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
     let lines = if let Some(p) = pending(t, &s.inventory, "Listing what would be dropped") {
         p
     } else {
+        // What the restore throws away, first: at most 4 lines, fewer when the list would
+        // keep less than 3 rows.
+        let room = (list_area.height.saturating_sub(4) as usize)
+            .saturating_sub(3)
+            .clamp(1, 4);
+        let since: Vec<String> = inv
+            .and_then(|i| i.since_backup.as_deref())
+            .map(|text| wrap(text, w.saturating_sub(2).max(20), room))
+            .unwrap_or_default();
         let items = inv.map(|i| i.items.as_slice()).unwrap_or_default();
         let leftovers = items.iter().filter(|i| i.leftover).count();
         let kind_w = items
@@ -89,7 +98,7 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
             .unwrap_or(5)
             .clamp(5, 24);
         let name_w = w.saturating_sub(2 + kind_w + 12 + 11 + 5).max(10);
-        let mut v = vec![Line::styled(
+        let v = vec![Line::styled(
             format!(
                 "  {:<kw$}{:<nw$}{:>12}{:>11}  {}",
                 "kind",
@@ -102,7 +111,12 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
             ),
             t.dim(),
         )];
-        let visible = list_area.height.saturating_sub(4) as usize;
+        let visible = (list_area.height.saturating_sub(4) as usize).saturating_sub(since.len());
+        let mut v: Vec<Line> = since
+            .into_iter()
+            .map(|l| Line::styled(format!(" {l}"), t.warn()))
+            .chain(v)
+            .collect();
         let max_scroll = items.len().saturating_sub(visible);
         let first = s.inventory_scroll.min(max_scroll);
         for it in items.iter().skip(first).take(visible) {
@@ -170,6 +184,32 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
         input.push(Line::styled(format!(" {why}"), t.warn()));
     }
     f.render_widget(super::boxed_wrap("Confirm", input), input_area);
+}
+
+/// Words of `text` in lines of at most `width` characters, at most `max` lines (the last
+/// one cut with `…` when there is more).
+fn wrap(text: &str, width: usize, max: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    for word in text.split_whitespace() {
+        if !cur.is_empty() && cur.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut cur));
+        }
+        if !cur.is_empty() {
+            cur.push(' ');
+        }
+        cur.push_str(word);
+    }
+    if !cur.is_empty() {
+        lines.push(cur);
+    }
+    if lines.len() > max {
+        lines.truncate(max);
+        let last = &mut lines[max - 1];
+        let keep: String = last.chars().take(width.saturating_sub(1)).collect();
+        *last = format!("{keep}…");
+    }
+    lines.into_iter().map(|l| fit(&l, width)).collect()
 }
 
 pub fn draw_snapshot(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
