@@ -84,6 +84,8 @@ impl Term {
         self.enter_until("Run these commands now?");
         self.send(b"y");
         self.wait_for("ok: run: sidekiq");
+        // The output streams before the step ends: wait for its result, not its output.
+        self.wait_for("Done. GitLab reconfigured and started");
         self.send(b"\r");
         self.wait_for("is back on the backup's data");
         self.send(b"\r");
