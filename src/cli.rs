@@ -98,6 +98,7 @@ impl Command {
             | Command::CheckLeftovers(_) => false,
             Command::Restore(a) => !a.dry_run,
             Command::Rollback(a) => !a.dry_run,
+            Command::Drill(a) => !a.list,
             _ => true,
         }
     }

@@ -24,6 +24,15 @@ pub fn run() -> ExitCode {
         .command
         .as_ref()
         .is_none_or(cli::Command::may_change_host);
+    if !may_change {
+        // A command that changes nothing ends quietly when its reader goes away
+        // (`rewind backups | head`), as other Unix tools do. Commands that change the host
+        // keep SIGPIPE ignored: a closed pipe must never stop them between two steps.
+        // SAFETY: sets a signal's disposition to its default, before any thread starts.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     match commands::dispatch(cli) {
         Ok(code) => code,
         Err(report) => {
