@@ -472,6 +472,9 @@ fn refusals_change_nothing() {
         "Please switch to the following version and try again:",
         "version: 16.10.3-ee",
         "Hint: git checkout v16.10.3-ee",
+        // followed by the hint for this Omnibus host.
+        "This is an Omnibus install",
+        "`rewind rollback --to 16.10.3-ee`",
     ] {
         assert!(t.contains(line), "{t}");
     }

@@ -212,7 +212,20 @@ pub fn restore(
     let inst = req.installation;
     let facts = facts_of(req.root, inst, backup);
     // The version gate leads, whatever is skipped.
-    check_version(&facts, req.allow_version_mismatch)?;
+    check_version(&facts, req.allow_version_mismatch).map_err(|e| match e {
+        // GitLab's message ends with its source-install hint; add the one for Omnibus.
+        RestoreError::VersionMismatch(m) if inst.kind == Some(InstallKind::Omnibus) => {
+            let v = facts
+                .backup_version
+                .as_ref()
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "<the backup's version>".into());
+            RestoreError::VersionMismatch(format!(
+                "{m}\n\nThis is an Omnibus install (the git hint above is for source installs): install GitLab {v} first with `rewind rollback --to {v}` (or the wizard's Roll back package step), which stops Puma and Sidekiq, installs that package version and reconfigures."
+            ))
+        }
+        e => e,
+    })?;
     let skip_db = req.skip.iter().any(|s| s == "db");
     if !skip_db {
         for job in &req.databases {
