@@ -927,7 +927,14 @@ impl RestoreRun<'_> {
                 "reused: taken earlier in this recovery",
                 serde_json::json!({"database": db, "path": path}),
             )?;
-            reused_hint = Some(crate::restore::snapshot::restore_command(&db, path));
+            reused_hint = Some(crate::restore::snapshot::restore_command(
+                &crate::restore::snapshot::pg_restore_for(
+                    self.root,
+                    p.inventory.server_version_num,
+                ),
+                &job.spec,
+                path,
+            ));
             None
         } else if self.opts.snapshot {
             Some(take_snapshot(

@@ -107,13 +107,38 @@ pub fn snapshot_path(
     ))
 }
 
-/// The command that restores a snapshot into its database.
-pub fn restore_command(database: &str, path: &Path) -> String {
+/// The command that restores a snapshot into its database, complete: `pg_restore` of the
+/// server's major (`pg_restore` on PATH when none is found), the connection as Rewind made
+/// it (`-h`/`-p`/`-U`, never a password), run as the OS user the server's peer rule admits
+/// for the role (`runuser -u git --` on Omnibus), reading the file on stdin.
+pub fn restore_command(pg_restore: &Path, spec: &ConnSpec, path: &Path) -> String {
+    let sudo = spec
+        .connect_as()
+        .os_user()
+        .map(|u| format!("runuser -u {} -- ", shell_word(&u.name)))
+        .unwrap_or_default();
+    // The snapshot is root's 0600 file: the shell running this as root reads it and the
+    // client, running as that user, gets it on stdin.
     format!(
-        "pg_restore --clean --if-exists -d {} {}",
-        shell_word(database),
+        "{sudo}{} -h {} -p {} -U {} --clean --if-exists -d {} < {}",
+        shell_word(&pg_restore.display().to_string()),
+        shell_word(&spec.host),
+        spec.port,
+        shell_word(&spec.user),
+        shell_word(&spec.dbname),
         shell_word(&path.display().to_string())
     )
+}
+
+/// `pg_restore` of the server's major, for [`restore_command`].
+pub fn pg_restore_for(root: &HostRoot, server_version_num: u32) -> std::path::PathBuf {
+    tools::find_tool(
+        root,
+        "pg_restore",
+        tools::major_from_version_num(server_version_num),
+    )
+    .map(|t| t.path)
+    .unwrap_or_else(|_| "pg_restore".into())
 }
 
 /// Quote a word for display in a shell command line (shown to the user, never executed).
@@ -227,7 +252,11 @@ pub fn take_snapshot(
         Ok(bytes) => {
             let snap = Snapshot {
                 database: database.clone(),
-                restore_command: restore_command(&database, &path),
+                restore_command: restore_command(
+                    &pg_restore_for(root, target.server_version_num),
+                    target.spec,
+                    &path,
+                ),
                 path,
                 bytes,
                 tool,
@@ -390,10 +419,22 @@ mod tests {
                 "/var/opt/gitlab/backups/rewind/snapshots/gitlab_.._x_y-20240506T070809Z.dump"
             )
         );
-        assert_eq!(
-            restore_command("it's", Path::new("/b/s.dump")),
-            "pg_restore --clean --if-exists -d 'it'\\''s' /b/s.dump"
+        let mut tcp = ConnSpec::omnibus_default();
+        tcp.host = "db.example".into();
+        tcp.port = 5433;
+        tcp.user = "gitlab".into();
+        tcp.dbname = "it's".into();
+        tcp.password = Secret::new(Some("hunter2".into()));
+        let cmd = restore_command(
+            Path::new("/usr/bin/pg_restore"),
+            &tcp,
+            Path::new("/b/s.dump"),
         );
+        assert_eq!(
+            cmd,
+            "/usr/bin/pg_restore -h db.example -p 5433 -U gitlab --clean --if-exists -d 'it'\\''s' < /b/s.dump"
+        );
+        assert!(!cmd.contains("hunter2"));
         let mut spec = ConnSpec::omnibus_default();
         spec.password = Secret::new(Some("hunter2".into()));
         let cmd = pg_dump_command(Path::new("/usr/bin/pg_dump"), &spec);
@@ -449,39 +490,22 @@ mod tests {
         let mode = fs::metadata(&snap.path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         assert!(snap.bytes > 0);
-        assert!(snap
-            .restore_command
-            .starts_with("pg_restore --clean --if-exists -d gl "));
-        // Change the database, then restore from the snapshot: the data is back.
+        // Change the database, then run the command Rewind prints to go back: the data is
+        // back (as the OS user the peer rule admits, the private file read by the shell).
         db.batch_execute("DROP TABLE projects").unwrap();
-        // pg_restore runs as postgres via the cluster: let it read the private file.
-        let copy = c.dir().join("snap.dump");
-        fs::copy(&snap.path, &copy).unwrap();
-        nix::unistd::chown(
-            copy.as_path(),
-            nix::unistd::User::from_name(c.superuser())
-                .ok()
-                .flatten()
-                .map(|u| u.uid),
-            None,
-        )
-        .ok();
-        let out = c
-            .command(
-                "pg_restore",
-                &[
-                    std::ffi::OsStr::new("--clean"),
-                    std::ffi::OsStr::new("--if-exists"),
-                    std::ffi::OsStr::new("-d"),
-                    std::ffi::OsStr::new("gl"),
-                    copy.as_os_str(),
-                ],
-            )
+        assert!(
+            snap.restore_command.contains(" -d gl < "),
+            "{}",
+            snap.restore_command
+        );
+        let out = std::process::Command::new("sh")
+            .args(["-c", &snap.restore_command])
             .output()
             .unwrap();
         assert!(
             out.status.success(),
-            "{}",
+            "{}: {}",
+            snap.restore_command,
             String::from_utf8_lossy(&out.stderr)
         );
         let n: i64 = db
