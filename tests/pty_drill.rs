@@ -258,7 +258,8 @@ fn the_interactive_drill_repairs_migration_state_by_keystrokes() {
     t.send(b"\x1b"); // back to Detect
     t.wait_for("Installation");
     t.send(b"q");
-    t.wait_for("Something changed on this host: migration");
+    t.wait_for("This run changed the host:");
+    t.wait_for("migration 2024");
     t.send(b"y");
     let out = wait_exit(&t, &mut child);
     assert!(out.contains("DRILL PASSED"), "{out}");

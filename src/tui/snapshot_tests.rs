@@ -615,3 +615,10 @@ fn resume_discard_asks() {
     update(&mut s, ch('n'));
     check("resume_discard_asks", s);
 }
+
+#[test]
+fn quit_lists_every_change() {
+    let mut s = at_confirm();
+    update(&mut s, ctrl('c'));
+    check("quit_lists_every_change", s);
+}

@@ -332,23 +332,23 @@ fn draw_modal(s: &State, t: &Theme, f: &mut Frame, m: &Modal) {
     let (title, lines): (&str, Vec<Line>) = match m {
         Modal::ConfirmQuit => (
             "Quit?",
-            vec![
-                Line::from(format!(
-                    "Something changed on this host: {}.",
+            std::iter::once(Line::from("This run changed the host:"))
+                .chain(
                     s.changes
-                        .last()
-                        .map(|c| c.what.as_str())
-                        .unwrap_or("see the log")
-                )),
-                Line::from("The session is saved: run rewind again to resume."),
-                Line::from(""),
-                Line::from(vec![
-                    Span::styled("y", t.key()),
-                    Span::raw(" quit   "),
-                    Span::styled("n", t.key()),
-                    Span::raw(" stay"),
-                ]),
-            ],
+                        .iter()
+                        .map(|c| Line::from(format!("  - {} ({})", c.what, c.step.title()))),
+                )
+                .chain([
+                    Line::from("The session is saved: run rewind again to resume."),
+                    Line::from(""),
+                    Line::from(vec![
+                        Span::styled("y", t.key()),
+                        Span::raw(" quit   "),
+                        Span::styled("n", t.key()),
+                        Span::raw(" stay"),
+                    ]),
+                ])
+                .collect(),
         ),
         Modal::ConfirmCancel => (
             "Cancel the restore?",
