@@ -70,7 +70,9 @@ pub struct Relation {
     pub schema: String,
     pub name: String,
     pub kind: RelKind,
-    /// `pg_class.reltuples` (an estimate; `-1`/never analysed is reported as 0).
+    /// The larger of `pg_class.reltuples` (set by VACUUM/ANALYZE; `-1` before) and the live
+    /// rows the statistics collector counted (`n_live_tup`, right after inserts without
+    /// ANALYZE): an estimate either way.
     pub row_estimate: u64,
     /// `pg_total_relation_size` in bytes (heap, indexes, TOAST).
     pub size_bytes: u64,
@@ -192,7 +194,8 @@ pub fn inventory(client: &mut impl GenericClient) -> Result<Inventory, Inventory
         .query(
             &format!(
                 "SELECT n.nspname::text, c.relname::text, c.relkind, \
-                   GREATEST(c.reltuples, 0)::int8, pg_total_relation_size(c.oid)::int8, \
+                   GREATEST(c.reltuples, pg_stat_get_live_tuples(c.oid), 0)::int8, \
+                   pg_total_relation_size(c.oid)::int8, \
                    pn.nspname::text, pc.relname::text, \
                    array(SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = c.oid \
                          AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum) \
@@ -416,5 +419,42 @@ mod tests {
         );
         assert!(!types.contains(&"gtrgm"), "{types:?}");
         assert!(!types.contains(&"projects"), "{types:?}");
+    }
+}
+
+#[cfg(test)]
+mod estimate_tests {
+    use super::*;
+    use crate::pg::cluster::TempCluster;
+
+    /// A failed upgrade's rows, never analysed: the estimate comes from the statistics
+    /// collector's live row count, not 0 from `reltuples`.
+    #[test]
+    fn rows_inserted_without_analyze_are_estimated() {
+        let c = TempCluster::start().unwrap();
+        c.create_database("est").unwrap();
+        let mut db = c.connect_app("est").unwrap();
+        db.batch_execute(
+            "CREATE TABLE zoekt_tasks (id bigserial PRIMARY KEY, note text);
+             INSERT INTO zoekt_tasks (note) SELECT 'n' || g FROM generate_series(1, 300) g;",
+        )
+        .unwrap();
+        drop(db);
+        // The inserting session reports its counts when it ends; another one reads them.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let mut other = c.connect_app("est").unwrap();
+            let inv = inventory(&mut other).unwrap();
+            let t = inv.relation("public", "zoekt_tasks").unwrap();
+            if t.row_estimate == 300 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "estimate {} for 300 rows never analysed",
+                t.row_estimate
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
     }
 }
