@@ -9,6 +9,7 @@
 pub mod catalogue;
 pub mod event;
 pub mod exec;
+pub mod overview;
 pub mod runtime;
 pub mod screens;
 pub mod source;

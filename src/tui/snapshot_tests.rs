@@ -622,3 +622,10 @@ fn quit_lists_every_change() {
     update(&mut s, ctrl('c'));
     check("quit_lists_every_change", s);
 }
+
+#[test]
+fn step_overview() {
+    let mut s = mid_restore();
+    update(&mut s, key(KeyCode::F(2)));
+    check("step_overview", s);
+}

@@ -474,6 +474,8 @@ pub struct State {
     /// Lines scrolled up from the bottom of the log pane.
     pub log_scroll: usize,
     pub help: bool,
+    /// The step overview is shown over the screen.
+    pub overview: bool,
     pub modal: Option<Modal>,
     /// Changes made so far, in order.
     pub changes: Vec<Change>,
@@ -520,6 +522,7 @@ impl State {
             log_visible: false,
             log_scroll: 0,
             help: false,
+            overview: false,
             modal: None,
             changes: Vec::new(),
             jobs: Vec::new(),

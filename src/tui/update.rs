@@ -84,6 +84,11 @@ fn on_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
     if let Some(m) = s.modal.clone() {
         return on_modal_key(s, m, k);
     }
+    if s.overview {
+        // Any key closes it (the key is not passed on).
+        s.overview = false;
+        return Vec::new();
+    }
     if s.help {
         if matches!(
             k.code,
@@ -103,6 +108,10 @@ fn on_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
     }
     if k.code == KeyCode::F(1) {
         s.help = true;
+        return Vec::new();
+    }
+    if k.code == KeyCode::F(2) {
+        s.overview = true;
         return Vec::new();
     }
     if s.log_visible {
@@ -128,6 +137,10 @@ fn on_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
                 return Vec::new();
             }
             KeyCode::Char('q') => return on_quit(s),
+            KeyCode::Char('o') => {
+                s.overview = true;
+                return Vec::new();
+            }
             KeyCode::Char('l') => {
                 s.log_visible = !s.log_visible;
                 return Vec::new();

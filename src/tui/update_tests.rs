@@ -1028,3 +1028,21 @@ fn the_detected_migrate_command_runs_as_argv_until_edited() {
         vec!["/srv/a", "b/opt/gitlab/bin/gitlab-rake", "db:migrate:main"]
     );
 }
+
+#[test]
+fn the_step_overview_opens_with_o_or_f2_and_any_key_closes_it() {
+    let mut s = at_backups();
+    update(&mut s, ch('o'));
+    assert!(s.overview);
+    // The closing key does nothing else.
+    assert!(update(&mut s, key(KeyCode::Enter)).is_empty());
+    assert!(!s.overview);
+    assert_eq!(s.step, Step::SelectBackup);
+    // On a screen that takes text, o is a letter; F2 opens it.
+    let mut s = at_confirm();
+    update(&mut s, ch('o'));
+    assert!(!s.overview);
+    assert_eq!(s.confirm_input(), "o");
+    update(&mut s, key(KeyCode::F(2)));
+    assert!(s.overview);
+}

@@ -135,6 +135,46 @@ pub fn view(s: &State, f: &mut Frame) {
     if s.help {
         draw_help(s, &t, f);
     }
+    if s.overview {
+        draw_overview(s, &t, f);
+    }
+}
+
+/// Every step with where it stands ([`super::overview::rows`]).
+fn draw_overview(s: &State, t: &Theme, f: &mut Frame) {
+    use super::overview::{rows, Mark};
+    let width = f.area().width.saturating_sub(4).min(76);
+    let mut lines = Vec::new();
+    for (step, mark, words) in rows(s) {
+        let style = match mark {
+            Mark::Done => t.ok(),
+            Mark::Failed => t.bad(),
+            Mark::Current | Mark::Running => t.bold(),
+            Mark::Skipped | Mark::Pending => t.dim(),
+        };
+        let head = format!(
+            " {} {:>2} {:<18}",
+            mark.symbol(),
+            step.number().unwrap_or(0),
+            step.title()
+        );
+        let room = (width as usize).saturating_sub(head.chars().count() + 3);
+        lines.push(Line::from(vec![
+            Span::styled(head, style),
+            Span::raw(crate::tui::screens::fit(&words, room)),
+        ]));
+    }
+    lines.push(Line::from(""));
+    lines.push(Line::styled(
+        " ✓ done  › here  … running  ✗ failed  – skipped. Any key closes.",
+        t.dim(),
+    ));
+    let r = centered(f.area(), width, lines.len() as u16 + 2);
+    f.render_widget(Clear, r);
+    f.render_widget(
+        Paragraph::new(lines).block(Block::bordered().title(" Steps ")),
+        r,
+    );
 }
 
 fn draw_header(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
@@ -472,6 +512,7 @@ fn draw_help(s: &State, t: &Theme, f: &mut Frame) {
         ("Enter", "go on"),
         ("Esc", "back, while nothing changed since that step"),
         ("?  F1", "this help"),
+        ("o  F2", "every step and where it stands"),
         ("l  ^L", "show or hide the log"),
         ("PgUp/Dn", "scroll the log"),
         ("q", "quit (asks once something changed)"),

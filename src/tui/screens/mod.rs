@@ -110,7 +110,7 @@ fn clock(secs: u64) -> String {
 }
 
 /// Truncate to `n` characters with an ellipsis.
-fn fit(s: &str, n: usize) -> String {
+pub fn fit(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         s.to_string()
     } else {
