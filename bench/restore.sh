@@ -8,7 +8,13 @@
 #
 # Usage: bench/restore.sh [SIZE_MB ...]     (default: 1024 10; uncompressed dump size)
 # Env:   JOBS (default 2), KEEP=1 keeps the work directory, BENCH_DIR (default /tmp),
-#        LOADER=path of a prebuilt load_dump example (skips the release build).
+#        LOADER=path of a prebuilt load_dump example (skips the release build),
+#        DATASET=gitlab (default) or skewed: one table (`notes`) holds about half the data
+#        and carries a `gin_trgm_ops` GIN index on its text (pg_trgm), the rest is spread
+#        over several tables with btree indexes and foreign keys,
+#        FSYNC=on (default, production's setting) or off for the server,
+# Rewind's time includes its first pass over the dump (the restore does that pass before the
+# drop anyway).
 # Needs: root (runs the server as `postgres`), PostgreSQL server binaries, gzip, cargo.
 #
 # Measured 2026-11-25 (2 cores shared with ~7 concurrent builds, load average ~15-20; PG 15,
@@ -19,12 +25,25 @@
 #          | rewind/psql 0.83x | rewind/pg_restore 0.84x
 # Rewind's phases at 822 MB: schema 3.0s, data 47.1s, indexes 43.4s, constraints 12.7s;
 # `pg_dump -s` identical for all three restores.
+#
+# Skewed case, measured 2026-11-29 (DATASET=skewed bench/restore.sh 500; 2 cores shared with
+# other builds, load average 4-7; PG 15, fsync=on, jobs=2, same run for all three):
+#   485 MB | psql 45.9s (8.7 MB) | rewind 29.7s (32.8 MB) | pg_restore -j2 34.7s (7.9 MB)
+#          | rewind/psql 0.65x | rewind/pg_restore 0.86x
+# Rewind's phases: data 8.3s, indexes 15.9s (the trigram GIN alone 14.6s), constraints
+# 5.3s; `pg_dump -s` identical for all restores. A dependency-driven schedule (each table's
+# indexes as soon as its data is in, the big table first from a second reader) was tried in
+# the same run and came out within noise (31.9s; the load is bound by the total work on 2
+# cores, and the other tenants' load moved psql between 46s and 93s from run to run); it
+# was not merged (issue #16 notes).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SIZES=("${@:-1024 10}")
 read -r -a SIZES <<<"${SIZES[*]}"
 JOBS=${JOBS:-2}
+DATASET=${DATASET:-gitlab}
+FSYNC=${FSYNC:-on}
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 PORT=5499
 WORK=$(mktemp -d "${BENCH_DIR:-/tmp}/rewind-bench.XXXXXX")
@@ -54,6 +73,7 @@ unix_socket_directories = '$WORK'
 port = $PORT
 shared_buffers = 256MB
 max_wal_size = 2GB
+fsync = $FSYNC
 EOF
 as_pg "$PGBIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
 
@@ -156,6 +176,93 @@ CREATE UNIQUE INDEX index_project_build_counts ON project_build_counts (project_
 SQL
 }
 
+# The skewed case: `notes` holds about half of ~$1 MB of COPY data, with a trigram GIN
+# index on its short text (`note`, as GitLab's index_notes_on_note_trigram; the longer
+# `note_html` is not indexed); users, projects, issues, merge_requests, ci_builds and
+# events share the rest, with btree indexes and foreign keys.
+generate_skewed() {
+  local mb=$1 db=$2
+  local s
+  s=$(awk -v mb="$mb" 'BEGIN { printf "%.6f", mb / 500 }')
+  psqlc -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
+  psqlc -d "$db" -v ON_ERROR_STOP=1 -v s="$s" <<'SQL'
+CREATE EXTENSION pg_trgm;
+CREATE TABLE users (id bigint PRIMARY KEY, username text NOT NULL, email text NOT NULL,
+  name text, created_at timestamptz NOT NULL);
+CREATE TABLE projects (id bigint PRIMARY KEY, namespace_id bigint NOT NULL, name text NOT NULL,
+  path text NOT NULL, description text, creator_id bigint REFERENCES users(id));
+CREATE TABLE issues (id bigint PRIMARY KEY, project_id bigint NOT NULL REFERENCES projects(id)
+  ON DELETE CASCADE, author_id bigint REFERENCES users(id), iid integer, title text,
+  description text, state_id smallint, created_at timestamptz);
+CREATE TABLE merge_requests (id bigint PRIMARY KEY, target_project_id bigint NOT NULL
+  REFERENCES projects(id) ON DELETE CASCADE, author_id bigint REFERENCES users(id), iid integer,
+  title text, source_branch text, target_branch text, state_id smallint, created_at timestamptz);
+CREATE TABLE ci_builds (id bigint PRIMARY KEY, project_id bigint NOT NULL REFERENCES projects(id)
+  ON DELETE CASCADE, user_id bigint REFERENCES users(id), status text, name text, ref text,
+  created_at timestamptz, options text);
+CREATE TABLE events (id bigint PRIMARY KEY, project_id bigint REFERENCES projects(id)
+  ON DELETE CASCADE, author_id bigint NOT NULL REFERENCES users(id), target_id bigint,
+  target_type text, action smallint NOT NULL, created_at timestamptz NOT NULL);
+CREATE TABLE notes (id bigint PRIMARY KEY, note text, note_html text, noteable_type text,
+  noteable_id bigint, author_id bigint REFERENCES users(id), project_id bigint
+  REFERENCES projects(id) ON DELETE CASCADE, created_at timestamptz, updated_at timestamptz);
+
+INSERT INTO users SELECT g, 'user' || g, 'user' || g || '@example.com', 'User ' || g,
+  '2024-01-01'::timestamptz + g * interval '1 minute'
+  FROM generate_series(1, greatest(200, (60000 * :s)::int)) g;
+INSERT INTO projects SELECT g, g % 1000, 'project-' || g, 'group/project-' || g,
+  repeat('description ', 5), (g % greatest(200, (60000 * :s)::int)) + 1
+  FROM generate_series(1, greatest(100, (20000 * :s)::int)) g;
+INSERT INTO issues SELECT g, (g % greatest(100, (20000 * :s)::int)) + 1,
+  (g % greatest(200, (60000 * :s)::int)) + 1, g / 20, 'Issue ' || g || ' fails on ' || md5(g::text),
+  repeat('Steps to reproduce ' || g || '. ', 4), (g % 2 + 1)::smallint, now()
+  FROM generate_series(1, (200000 * :s)::int) g;
+INSERT INTO merge_requests SELECT g, (g % greatest(100, (20000 * :s)::int)) + 1,
+  (g % greatest(200, (60000 * :s)::int)) + 1, g / 20, 'Resolve "' || md5(g::text) || '"',
+  'feature-' || g, 'main', (g % 4 + 1)::smallint, now()
+  FROM generate_series(1, (200000 * :s)::int) g;
+INSERT INTO ci_builds SELECT g, (g % greatest(100, (20000 * :s)::int)) + 1,
+  (g % greatest(200, (60000 * :s)::int)) + 1, (ARRAY['success','failed','canceled'])[1 + g % 3],
+  'rspec ' || (g % 50) || '/50', 'refs/heads/feature-' || (g % 300),
+  '2024-01-01'::timestamptz + g * interval '1 second',
+  '{"image":"ruby:3.2","script":["bundle exec rspec"],"n":' || g || '}'
+  FROM generate_series(1, (600000 * :s)::int) g;
+INSERT INTO events SELECT g, (g % greatest(100, (20000 * :s)::int)) + 1,
+  (g % greatest(200, (60000 * :s)::int)) + 1, g / 3, (ARRAY['Issue','MergeRequest','Note'])[1 + g % 3],
+  (g % 12)::smallint, '2024-01-01'::timestamptz + g * interval '10 seconds'
+  FROM generate_series(1, (1000000 * :s)::int) g;
+INSERT INTO notes SELECT g,
+  (ARRAY['LGTM','Looks wrong','Flaky','Too slow','Fine'])[1 + g % 5] || ', see '
+    || (ARRAY['the pipeline','user.rb','the migration','issue','the spec'])[1 + (g / 5) % 5]
+    || ' ' || (g % 997),
+  '<p data-sourcepos="1:1-1:80" dir="auto">' || md5(g::text) || ' '
+    || repeat((ARRAY['Could you rebase? ','Thanks for the review. ','LGTM, merging. '])[1 + g % 3], 2 + g % 4)
+    || '</p>',
+  (ARRAY['Issue','MergeRequest'])[1 + g % 2], g / 4, (g % greatest(200, (60000 * :s)::int)) + 1,
+  (g % greatest(100, (20000 * :s)::int)) + 1, now(), now()
+  FROM generate_series(1, (1100000 * :s)::int) g;
+
+CREATE UNIQUE INDEX index_users_on_email ON users (email);
+CREATE INDEX index_users_on_username ON users (username);
+CREATE INDEX index_projects_on_namespace_id ON projects (namespace_id);
+CREATE INDEX index_issues_on_project_id_and_iid ON issues (project_id, iid);
+CREATE INDEX index_issues_on_author_id ON issues (author_id);
+CREATE INDEX index_merge_requests_on_target_project_id_and_iid ON merge_requests (target_project_id, iid);
+CREATE INDEX index_merge_requests_on_author_id ON merge_requests (author_id);
+CREATE INDEX index_ci_builds_on_project_id_and_id ON ci_builds (project_id, id);
+CREATE INDEX index_ci_builds_on_status_and_created_at ON ci_builds (status, created_at);
+CREATE INDEX index_ci_builds_on_user_id ON ci_builds (user_id);
+CREATE INDEX index_events_on_project_id_and_created_at ON events (project_id, created_at);
+CREATE INDEX index_events_on_author_id ON events (author_id);
+CREATE INDEX index_notes_on_noteable_type_and_noteable_id ON notes (noteable_type, noteable_id);
+CREATE INDEX index_notes_on_author_id ON notes (author_id);
+CREATE INDEX index_notes_on_project_id ON notes (project_id);
+CREATE INDEX index_notes_on_note_trigram ON notes USING gin (note gin_trgm_ops);
+CREATE MATERIALIZED VIEW project_note_counts AS SELECT project_id, count(*) AS n FROM notes GROUP BY project_id;
+CREATE UNIQUE INDEX index_project_note_counts ON project_note_counts (project_id);
+SQL
+}
+
 # run NAME DB COMMAND...: fresh database DB, then time COMMAND; prints "NAME wall rss_mb".
 run() {
   local name=$1 db=$2
@@ -179,7 +286,11 @@ for mb in "${SIZES[@]}"; do
   echo
   echo "== size ${mb} MB: generating"
   t0=$(date +%s)
-  generate "$mb" gitlabhq_source
+  if [[ "$DATASET" == skewed ]]; then
+    generate_skewed "$mb" gitlabhq_source
+  else
+    generate "$mb" gitlabhq_source
+  fi
   as_pg "$PGBIN/pg_dump" -h "$WORK" -p "$PORT" -U postgres --clean --if-exists gitlabhq_source | gzip -c -1 >"$WORK/database.sql.gz"
   as_pg "$PGBIN/pg_dump" -h "$WORK" -p "$PORT" -U postgres -Fc -f "$WORK/database.custom" gitlabhq_source
   psqlc -d postgres -c "DROP DATABASE gitlabhq_source"
@@ -211,5 +322,5 @@ for mb in "${SIZES[@]}"; do
 done
 
 echo
-echo "== results (jobs=$JOBS, $(nproc) cores)"
+echo "== results (dataset=$DATASET, fsync=$FSYNC, jobs=$JOBS, $(nproc) cores)"
 printf '%s\n' "${RESULTS[@]}"
