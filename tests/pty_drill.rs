@@ -61,6 +61,26 @@ impl Term {
         self.writer.flush().unwrap();
     }
 
+    /// From Detect (once `installed` shows): the backup list, then the newest backup
+    /// (once `backup` shows), which runs the preflight.
+    fn pick_the_newest_backup(&mut self, installed: &str, backup: &str) {
+        self.wait_for(installed);
+        self.send(b"\r");
+        self.wait_for(backup);
+        self.send(b"\r");
+    }
+
+    /// From the snapshot screen: snapshot, drop, restore; then Verify (once `verified`
+    /// shows) and on to starting the services.
+    fn restore_and_verify(&mut self, verified: &str) {
+        self.wait_for("snapshot, drop, then restore");
+        self.send(b"\r");
+        self.wait_for("restore finished");
+        self.send(b"\r");
+        self.wait_for(verified);
+        self.send(b"\r");
+    }
+
     /// From a passed preflight: stop the services, roll the package back to 16.10.3-ee,
     /// and go on to the drop confirmation.
     fn stop_services_and_roll_back(&mut self) {
@@ -163,10 +183,7 @@ fn wait_exit(t: &Term, child: &mut Box<dyn portable_pty::Child + Send + Sync>) -
 fn the_interactive_drill_refuses_a_version_the_host_cannot_get_at_preflight() {
     let (mut t, mut child) = spawn_drill(&["--scenario", "version-mismatch"]);
     t.wait_for("DRILL (version-mismatch)");
-    t.wait_for("16.11.0-ee");
-    t.send(b"\r"); // Detect -> backups
-    t.wait_for("16.9.2");
-    t.send(b"\r"); // pick the backup -> preflight
+    t.pick_the_newest_backup("16.11.0-ee", "16.9.2");
     t.wait_for("[FAIL] ›target GitLab version available");
     t.wait_for("GitLab version mismatch: Your current GitLab version (16.11.0-ee)");
     t.wait_for("gitlab-ee 16.9.2-ee is not offered");
@@ -184,10 +201,7 @@ fn the_interactive_drill_refuses_a_version_the_host_cannot_get_at_preflight() {
 fn the_interactive_drill_is_recovered_by_keystrokes() {
     let (mut t, mut child) = spawn_drill(&[]);
     t.wait_for("DRILL (failed-upgrade)");
-    t.wait_for("16.11.0-ee");
-    t.send(b"\r"); // Detect -> backups
-    t.wait_for("16.10.3");
-    t.send(b"\r"); // pick the backup -> preflight
+    t.pick_the_newest_backup("16.11.0-ee", "16.10.3");
     t.stop_services_and_roll_back();
     t.wait_for("Danger: this drops every table");
     t.wait_for("Type the database name");
@@ -195,12 +209,7 @@ fn the_interactive_drill_is_recovered_by_keystrokes() {
     t.send(b"gitlabhq_production");
     t.wait_for("Drop and restore (Enter)");
     t.send(b"\r");
-    t.wait_for("snapshot, drop, then restore");
-    t.send(b"\r");
-    t.wait_for("restore finished");
-    t.send(b"\r");
-    t.wait_for("gitlab version: installed 16.10.3-ee");
-    t.send(b"\r");
+    t.restore_and_verify("gitlab version: installed 16.10.3-ee");
     t.start_services_and_finish();
 
     let out = wait_exit(&t, &mut child);
@@ -272,10 +281,7 @@ fn the_interactive_drill_repairs_migration_state_by_keystrokes() {
 fn the_interactive_drill_restores_a_decomposed_install_by_keystrokes() {
     let (mut t, mut child) = spawn_drill(&["--scenario", "decomposed"]);
     t.wait_for("DRILL (decomposed)");
-    t.wait_for("db ci");
-    t.send(b"\r"); // Detect -> backups
-    t.wait_for("16.10.3");
-    t.send(b"\r"); // pick the backup -> preflight
+    t.pick_the_newest_backup("db ci", "16.10.3");
     t.stop_services_and_roll_back();
     t.wait_for("Database 1 of 2");
     t.wait_for("Type the database name gitlabhq_production to confirm");
@@ -287,12 +293,7 @@ fn the_interactive_drill_restores_a_decomposed_install_by_keystrokes() {
     t.send(b"gitlabhq_production_ci");
     t.wait_for("Drop and restore (Enter)");
     t.send(b"\r");
-    t.wait_for("snapshot, drop, then restore");
-    t.send(b"\r");
-    t.wait_for("restore finished");
-    t.send(b"\r");
-    t.wait_for("gitlabhq_production_ci: row counts");
-    t.send(b"\r");
+    t.restore_and_verify("gitlabhq_production_ci: row counts");
     t.start_services_and_finish();
     let out = wait_exit(&t, &mut child);
     assert!(out.contains("DRILL PASSED"), "{out}");
@@ -306,10 +307,7 @@ fn the_interactive_drill_restores_a_decomposed_install_by_keystrokes() {
 fn the_interactive_drill_refuses_a_corrupt_backup_and_recovers_from_the_older_one() {
     let (mut t, mut child) = spawn_drill(&["--scenario", "corrupt-backup"]);
     t.wait_for("DRILL (corrupt-backup)");
-    t.wait_for("16.11.0-ee");
-    t.send(b"\r"); // Detect -> backups
-    t.wait_for("16.10.3");
-    t.send(b"\r"); // the newest: truncated
+    t.pick_the_newest_backup("16.11.0-ee", "16.10.3");
     t.wait_for("[FAIL]");
     t.wait_for("the archive is damaged or incomplete");
     t.send(b"\r"); // refused: nothing goes on
@@ -325,12 +323,7 @@ fn the_interactive_drill_refuses_a_corrupt_backup_and_recovers_from_the_older_on
     t.send(b"gitlabhq_production");
     t.wait_for("Drop and restore (Enter)");
     t.send(b"\r");
-    t.wait_for("snapshot, drop, then restore");
-    t.send(b"\r");
-    t.wait_for("restore finished");
-    t.send(b"\r");
-    t.wait_for("row counts");
-    t.send(b"\r");
+    t.restore_and_verify("row counts");
     t.start_services_and_finish();
     let out = wait_exit(&t, &mut child);
     assert!(out.contains("DRILL PASSED"), "{out}");
@@ -344,17 +337,15 @@ fn the_interactive_drill_refuses_a_corrupt_backup_and_recovers_from_the_older_on
 fn a_restore_cancelled_before_the_snapshot_offers_the_snapshot_again() {
     let (mut t, mut child) = spawn_drill(&["--scenario", "failed-upgrade", "--scale", "5"]);
     t.wait_for("DRILL (failed-upgrade)");
-    t.wait_for("16.11.0-ee");
-    t.send(b"\r"); // Detect -> backups
-    t.wait_for("16.10.3");
-    t.send(b"\r"); // pick the backup -> preflight
+    t.pick_the_newest_backup("16.11.0-ee", "16.10.3");
     t.stop_services_and_roll_back();
     t.wait_for("marked new");
     t.send(b"gitlabhq_production");
     t.wait_for("Drop and restore (Enter)");
     t.send(b"\r");
     t.wait_for("snapshot, drop, then restore");
-    // Start, and cancel at once: the runner first checks the archive end to end.
+    // Start, and cancel at once: the runner first reads the dump's catalogue and checks
+    // the locks and the connections.
     t.send(b"\r");
     t.send(b"\x03");
     t.send(b"y");
@@ -366,12 +357,7 @@ fn a_restore_cancelled_before_the_snapshot_offers_the_snapshot_again() {
     );
     t.send(b"r");
     t.wait_for("No safety snapshot of gitlabhq_production was taken yet");
-    t.wait_for("snapshot, drop, then restore");
-    t.send(b"\r");
-    t.wait_for("restore finished");
-    t.send(b"\r");
-    t.wait_for("row counts");
-    t.send(b"\r");
+    t.restore_and_verify("row counts");
     t.start_services_and_finish();
     let out = wait_exit(&t, &mut child);
     assert!(out.contains("DRILL PASSED"), "{out}");

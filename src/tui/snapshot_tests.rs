@@ -359,40 +359,19 @@ fn resume_offer() {
     let mut s = at_backups();
     s.step = Step::Detect;
     let row = backups()[0].clone();
-    let mut sess = Session::new(
-        BackupIdentity {
-            path: row.path.clone(),
-            size: row.size,
-            mtime: row.mtime,
-        },
-        row.version.clone(),
-        Some("16.10.3-ee".parse().unwrap()),
-        Some(DB.into()),
+    let mut sess = session_with(
+        &[
+            SessionStep::Preflight,
+            SessionStep::StopServices,
+            SessionStep::RollbackPackage,
+            SessionStep::SafetySnapshot,
+            SessionStep::Drop,
+        ],
+        SessionStep::Restore,
     );
-    for st in [
-        SessionStep::Preflight,
-        SessionStep::StopServices,
-        SessionStep::RollbackPackage,
-        SessionStep::SafetySnapshot,
-        SessionStep::Drop,
-    ] {
-        sess.finish(st, "ok");
-    }
     sess.snapshots.insert(DB.into(), SNAP.into());
-    sess.begin(SessionStep::Restore);
-    sess.started = STARTED.into();
-    for d in &mut sess.done {
-        d.at = STARTED.into();
-    }
     let point = sess
-        .resume_point(
-            Some(&BackupIdentity {
-                path: row.path.clone(),
-                size: row.size,
-                mtime: row.mtime,
-            }),
-            Some(&"16.10.3-ee".parse().unwrap()),
-        )
+        .resume_point(Some(&identity(&row)), Some(&"16.10.3-ee".parse().unwrap()))
         .unwrap();
     update(
         &mut s,
@@ -588,23 +567,7 @@ fn repair_already_marked() {
 fn resume_discard_asks() {
     let mut s = at_backups();
     s.step = Step::Detect;
-    let row = backups()[0].clone();
-    let mut sess = Session::new(
-        BackupIdentity {
-            path: row.path.clone(),
-            size: row.size,
-            mtime: row.mtime,
-        },
-        row.version.clone(),
-        Some("16.10.3-ee".parse().unwrap()),
-        Some(DB.into()),
-    );
-    sess.finish(SessionStep::Preflight, "ok");
-    sess.begin(SessionStep::Drop);
-    sess.started = STARTED.into();
-    for d in &mut sess.done {
-        d.at = STARTED.into();
-    }
+    let sess = session_with(&[SessionStep::Preflight], SessionStep::Drop);
     update(
         &mut s,
         Event::Engine(Msg::SessionFound(Box::new(ResumeOffer {
@@ -628,4 +591,33 @@ fn step_overview() {
     let mut s = mid_restore();
     update(&mut s, key(KeyCode::F(2)));
     check("step_overview", s);
+}
+
+fn identity(row: &crate::tui::state::BackupRow) -> BackupIdentity {
+    BackupIdentity {
+        path: row.path.clone(),
+        size: row.size,
+        mtime: row.mtime,
+    }
+}
+
+/// A saved session of the newest backup with `done` finished and `running` begun, at a
+/// fixed time.
+fn session_with(done: &[SessionStep], running: SessionStep) -> Session {
+    let row = backups()[0].clone();
+    let mut sess = Session::new(
+        identity(&row),
+        row.version.clone(),
+        Some("16.10.3-ee".parse().unwrap()),
+        Some(DB.into()),
+    );
+    for st in done {
+        sess.finish(*st, "ok");
+    }
+    sess.begin(running);
+    sess.started = STARTED.into();
+    for d in &mut sess.done {
+        d.at = STARTED.into();
+    }
+    sess
 }
