@@ -274,6 +274,16 @@ fn the_wizard_restores_the_backup_from_detect_to_done() {
     // The snapshot exists and is private; the session is gone.
     let rewind_dir = sb.tree.path().join("var/opt/gitlab/backups/rewind");
     assert!(!rewind_dir.join("wizard-session.json").exists());
+    // The restore used the preflight's end-to-end read of the unchanged archive instead of
+    // reading it a second time, and the journal says so.
+    let journal = std::fs::read_to_string(rewind_dir.join("journal.jsonl")).expect("journal");
+    assert!(
+        journal
+            .lines()
+            .any(|l| l.contains("\"recovery.verify\"")
+                && l.contains("\"verified_by_preflight\":true")),
+        "{journal}"
+    );
     let snaps: Vec<_> = std::fs::read_dir(rewind_dir.join("snapshots"))
         .expect("snapshots")
         .flatten()
