@@ -233,7 +233,7 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
     };
     steps.push(recovery_step(
         StepId::SafetySnapshot,
-        "Safety snapshot, then drop GitLab's tables (schema_migrations kept, as GitLab does)",
+        "Safety snapshot, then drop GitLab's tables (schema_migrations emptied with TRUNCATE, not dropped, as GitLab does)",
         vec![restore_cmd.clone()],
         vec!["you type the database name to confirm the drop".into()],
     ));
