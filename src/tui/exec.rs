@@ -522,15 +522,20 @@ fn facts_of(root: &HostRoot, inst: &Installation, backup: &BackupRow) -> Restore
     }
 }
 
+/// Parallel restore connections for the wizard: the cores, 2 to 4.
+fn wizard_jobs() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .clamp(2, 4)
+}
+
 fn restore_options(snapshot: bool) -> RestoreOptions {
     RestoreOptions {
         confirm_drop: Vec::new(),
         snapshot,
         reuse_snapshots: BTreeMap::new(),
-        jobs: std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2)
-            .clamp(2, 4),
+        jobs: wizard_jobs(),
         continue_on_error: false,
         allow_version_mismatch: false,
         drop: DropOptions::default(),
@@ -656,7 +661,7 @@ fn restore(
         snapshot: confirmed.snapshot,
         reuse_snapshots: confirmed.reuse,
         verified: confirmed.verified.map(|v| *v),
-        jobs: restore_options(confirmed.snapshot).jobs,
+        jobs: wizard_jobs(),
         skip: Vec::new(),
         continue_on_error: false,
         allow_version_mismatch: false,

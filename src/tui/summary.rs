@@ -1,20 +1,17 @@
 //! What stays in the terminal after the wizard exits: what this run did, where the journal
 //! and the safety snapshots are, and what to run next. Pure: built from the state.
 
+use rewind_engine::migrate::describe::rake_command;
+
 use super::state::{Loadable, State, Step};
 
-/// GitLab's rake prefix and environment suffix for this installation.
-pub fn rake(s: &State) -> (&'static str, &'static str) {
-    let source = s
-        .installation
-        .ready()
-        .and_then(|i| i.kind)
-        .is_some_and(|k| k == rewind_engine::detect::InstallKind::Source);
-    if source {
-        ("sudo -u git -H bundle exec rake", " RAILS_ENV=production")
-    } else {
-        ("sudo gitlab-rake", "")
-    }
+/// GitLab's checks after a restore, as its documentation gives them for this installation.
+pub fn checks(s: &State) -> [String; 2] {
+    let kind = s.installation.ready().and_then(|i| i.kind);
+    [
+        rake_command(kind, "gitlab:check SANITIZE=true"),
+        rake_command(kind, "gitlab:doctor:secrets"),
+    ]
 }
 
 /// The lines printed after the wizard leaves the alternate screen. Empty when the run
@@ -74,15 +71,11 @@ pub fn lines(s: &State) -> Vec<String> {
             p.display()
         ));
     }
-    let (prefix, env) = rake(s);
     if finished {
         out.push("  next        check GitLab as its documentation recommends:".into());
-        out.push(format!(
-            "                {prefix} gitlab:check SANITIZE=true{env}"
-        ));
-        out.push(format!(
-            "                {prefix} gitlab:doctor:secrets{env}"
-        ));
+        for c in checks(s) {
+            out.push(format!("                {c}"));
+        }
         out.push(
             "              gitlab-secrets.json must be the one of the backup's time, or CI variables and 2FA break"
                 .into(),

@@ -34,9 +34,21 @@ fn fact(label: &'static str, text: impl Into<String>, tone: Tone) -> Fact {
     }
 }
 
+/// A GitLab rake task as its documentation gives it for the installation kind:
+/// `sudo gitlab-rake TASK` on Omnibus, `sudo -u git -H bundle exec rake TASK
+/// RAILS_ENV=production` from source.
+pub fn rake_command(kind: Option<InstallKind>, task: &str) -> String {
+    match kind {
+        Some(InstallKind::Source) => {
+            format!("sudo -u git -H bundle exec rake {task} RAILS_ENV=production")
+        }
+        _ => format!("sudo gitlab-rake {task}"),
+    }
+}
+
 /// GitLab's own command that marks `version` complete, as its documentation gives it:
-/// `gitlab-rake gitlab:db:mark_migration_complete[V]` on Omnibus (`…:ci[V]` for one
-/// database of a decomposed install), the `bundle exec rake` form from source.
+/// `gitlab-rake gitlab:db:mark_migration_complete[V]` ([`rake_command`]; `…:ci[V]` for
+/// one database of a decomposed install).
 pub fn gitlab_mark_command(
     kind: Option<InstallKind>,
     connection: Option<&str>,
@@ -46,12 +58,7 @@ pub fn gitlab_mark_command(
         Some(c) if !c.is_empty() => format!("gitlab:db:mark_migration_complete:{c}[{version}]"),
         _ => format!("gitlab:db:mark_migration_complete[{version}]"),
     };
-    match kind {
-        Some(InstallKind::Source) => {
-            format!("sudo -u git -H bundle exec rake {task} RAILS_ENV=production")
-        }
-        _ => format!("gitlab-rake {task}"),
-    }
+    rake_command(kind, &task)
 }
 
 /// GitLab's command for marking `version` on `database` of this installation: the
@@ -217,11 +224,11 @@ mod tests {
     fn gitlab_commands_per_install_kind_and_database() {
         assert_eq!(
             gitlab_mark_command(Some(InstallKind::Omnibus), None, "20240101000000"),
-            "gitlab-rake gitlab:db:mark_migration_complete[20240101000000]"
+            "sudo gitlab-rake gitlab:db:mark_migration_complete[20240101000000]"
         );
         assert_eq!(
             gitlab_mark_command(Some(InstallKind::Omnibus), Some("ci"), "20240101000000"),
-            "gitlab-rake gitlab:db:mark_migration_complete:ci[20240101000000]"
+            "sudo gitlab-rake gitlab:db:mark_migration_complete:ci[20240101000000]"
         );
         assert_eq!(
             gitlab_mark_command(Some(InstallKind::Source), None, "1"),

@@ -71,14 +71,11 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
         lines.push(Line::from(format!(" snapshot  {db}: {}", p.display())));
     }
     f.render_widget(boxed_wrap("Done", lines), summary);
-    let (prefix, env) = crate::tui::summary::rake(s);
+    let [check, secrets] = crate::tui::summary::checks(s);
     let next_lines = vec![
         Line::from(" Check GitLab as its documentation recommends:"),
-        Line::styled(
-            format!("   {prefix} gitlab:check SANITIZE=true{env}"),
-            t.bold(),
-        ),
-        Line::styled(format!("   {prefix} gitlab:doctor:secrets{env}"), t.bold()),
+        Line::styled(format!("   {check}"), t.bold()),
+        Line::styled(format!("   {secrets}"), t.bold()),
         Line::from(
             " If a later upgrade fails on tables that already exist, m repairs the migrations.",
         ),
