@@ -152,8 +152,14 @@ fn draw_overview(s: &State, t: &Theme, f: &mut Frame) {
             Mark::Current | Mark::Running => t.bold(),
             Mark::Skipped | Mark::Pending => t.dim(),
         };
+        // The screen shown is marked whatever its step's state (a passed check, say).
+        let here = if step == s.step && mark != Mark::Current {
+            "›"
+        } else {
+            " "
+        };
         let head = format!(
-            " {} {:>2} {:<18}",
+            " {}{here}{:>2} {:<18}",
             mark.symbol(),
             step.number().unwrap_or(0),
             step.title()
