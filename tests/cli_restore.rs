@@ -515,6 +515,8 @@ fn truncated_dump_fails_naming_the_member() {
     let before = fingerprint(&f.cluster);
     let out = f.rewind("gitlab", &["--confirm-drop", DB, "--confirm-files"]);
     assert!(!out.status.success(), "{}", text(&out));
+    // A corrupt archive is refused before anything changed: exit code 3.
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     let t = text(&out);
     assert!(t.contains("db/database.sql.gz"), "{t}");
     assert!(!t.contains("\"ok\": true"));
@@ -788,6 +790,8 @@ fn a_second_recovery_is_refused_while_one_runs() {
     let held = rewind_engine::recovery::lock::host(&root, "rewind restore --backup first").unwrap();
     let out = f.rewind("gitlab", &["--confirm-drop", DB, "--confirm-files"]);
     assert!(!out.status.success());
+    // Refused before anything changed: exit code 3 (README "Exit codes").
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     let t = text(&out);
     assert!(
         t.contains(&format!("pid {}", std::process::id()))
@@ -800,6 +804,7 @@ fn a_second_recovery_is_refused_while_one_runs() {
     let mut held = rewind_engine::recovery::lock::database(&f.cluster.conn_spec(DB)).unwrap();
     let out = f.rewind("gitlab", &["--confirm-drop", DB, "--confirm-files"]);
     assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     let t = text(&out);
     assert!(t.contains("holds Rewind's lock on database"), "{t}");
     let pid: i32 = held
