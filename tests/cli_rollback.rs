@@ -131,8 +131,20 @@ fn rolls_back_to_the_backup_version_in_the_sandbox_only() {
         ]
     );
 
-    // The real run.
+    // The safety snapshot before the package step needs the database: this host has no
+    // database.yml, so the rollback is refused before anything changes.
     let o = rewind(&sb.root, &["rollback", "--to", "16.10.3-ee", "--yes"]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(3), "{out}");
+    assert!(out.contains("--no-snapshot"), "{out}");
+    assert_eq!(fs::read_to_string(&version_file).unwrap(), "16.11.0-ee\n");
+    assert!(!sb.calls.exists(), "nothing may be stopped");
+
+    // The real run (no database here to snapshot).
+    let o = rewind(
+        &sb.root,
+        &["rollback", "--to", "16.10.3-ee", "--yes", "--no-snapshot"],
+    );
     let out = text(&o);
     assert!(o.status.success(), "{out}");
     assert!(out.contains("Rolled back: GitLab 16.10.3-ee"), "{out}");

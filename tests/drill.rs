@@ -15,7 +15,7 @@ fn sandbox_dir(report: &str) -> Option<std::path::PathBuf> {
     Some(std::path::PathBuf::from(&report[start..end]))
 }
 
-fn run_scenario(name: &str, must_mention: &[&str]) {
+fn run_scenario(name: &str, must_mention: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_rewind"))
         .args(["drill", "--auto", "--scenario", name])
         .env("NO_COLOR", "1")
@@ -36,6 +36,7 @@ fn run_scenario(name: &str, must_mention: &[&str]) {
     }
     let dir = sandbox_dir(&stdout).expect("the report names the sandbox");
     assert!(!dir.exists(), "drill {name} left {} behind", dir.display());
+    format!("{stdout}{stderr}")
 }
 
 #[test]
@@ -90,6 +91,22 @@ fn leftover_tables_are_repaired_by_marking_migrations() {
 #[test]
 fn decomposed_main_and_ci_are_both_restored() {
     run_scenario("decomposed", &["ci database equals the backup"]);
+}
+
+/// CE 16.10.3 upgraded to EE 16.11.0, the backup made on CE: preflight says the editions
+/// differ, the rollback installs gitlab-ce (the backup's edition, removing gitlab-ee), and
+/// the restore passes GitLab's version check.
+#[test]
+fn edition_change_installs_the_backups_edition() {
+    let out = run_scenario(
+        "edition-change",
+        &[
+            "the editions differ: gitlab-ee is installed, the backup was made on GitLab CE 16.10.3",
+            "roll back gitlab-ce to 16.10.3-ce.0",
+            "installed 16.10.3, backup 16.10.3",
+        ],
+    );
+    assert!(out.contains("unhold gitlab-ce"), "{out}");
 }
 
 /// The sandbox's `gitlab-rake` stand-in is what the wizard's default migrate command finds:

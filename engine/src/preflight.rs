@@ -561,6 +561,52 @@ pub fn check_target_version(
                 u.package, u.version, u.manager, u.available, u.version, u.refresh, u.url, u.install_file
             ))
         }
+        // The editions differ: the rollback step asks; the check says whether the backup's
+        // edition can be installed.
+        Err(RollbackError::Package(PackageError::EditionChange {
+            target_edition,
+            installed_package,
+            ..
+        })) => match rollback::plan(
+            root,
+            target,
+            RollbackOptions {
+                allow_edition_change: true,
+                ..RollbackOptions::default()
+            },
+        ) {
+            Ok(RollbackPlan::Package(p)) => Check::new(
+                kind,
+                Status::Warn,
+                format!(
+                    "the editions differ: {installed_package} is installed, the backup was made on GitLab {} {}: the rollback step asks, and installs {} {} ({})",
+                    target_edition.as_str().to_uppercase(),
+                    target.base(),
+                    p.target.edition_or_ce().package(),
+                    p.install.version.raw,
+                    p.manager
+                ),
+                "",
+            )
+            .with_fix(format!(
+                "GitLab restores a backup only into the edition that made it (a version without -ee is CE); the rollback step installs {} in place of {installed_package}",
+                target_edition.package()
+            )),
+            Ok(_) => Check::new(
+                kind,
+                Status::Warn,
+                format!(
+                    "the editions differ: {installed_package} is installed, the backup was made on GitLab {}",
+                    target_edition.as_str().to_uppercase()
+                ),
+                "",
+            )
+            .with_fix("install the backup's edition before the restore: GitLab restores a backup only into the edition that made it".to_string()),
+            Err(e) => mismatch().with_fix(format!(
+                "the editions differ ({installed_package} installed, the backup made on GitLab {}) and the backup's edition cannot be installed: {e}",
+                target_edition.as_str().to_uppercase()
+            )),
+        },
         Err(e) => mismatch().with_fix(format!("the rollback step cannot install it: {e}")),
     }
 }

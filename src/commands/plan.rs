@@ -157,6 +157,27 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
 
     // 3. Roll back.
     let backup_version = backup.as_ref().and_then(|b| b.version.clone());
+    let rollback_needed = matches!((&backup_version, &inst.version), (Some(bv), Some(iv)) if !bv.same_release(iv))
+        || (backup_version.is_some() && inst.version.is_none());
+    if rollback_needed {
+        steps.push(recovery_step(
+            StepId::SafetySnapshot,
+            format!(
+                "Safety snapshot of {}, before the package step",
+                inst.databases
+                    .iter()
+                    .filter(|d| d.database_tasks)
+                    .map(|d| d.spec.dbname.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            vec![],
+            vec![
+                "taken by `rewind rollback` once Puma and Sidekiq are stopped (pg_dump -Fc, 0600): the database as the failed upgrade left it, before the older package's reconfigure runs; `--no-snapshot` skips it".into(),
+                "`rewind restore --reuse-snapshot DB=PATH` (as `rewind rollback` prints) uses it instead of taking another".into(),
+            ],
+        ));
+    }
     match (&backup_version, &inst.version) {
         (Some(bv), Some(iv)) if bv.same_release(iv) => steps.push(step(
             format!("Roll back GitLab: not needed, {iv} is installed"),
@@ -231,12 +252,21 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
         Some(_) => vec!["the backup holds no database dump (skipped at backup time)".into()],
         None => vec![],
     };
-    steps.push(recovery_step(
-        StepId::SafetySnapshot,
-        "Safety snapshot, then drop GitLab's tables (schema_migrations emptied with TRUNCATE, not dropped, as GitLab does)",
-        vec![restore_cmd.clone()],
-        vec!["you type the database name to confirm the drop".into()],
-    ));
+    if rollback_needed {
+        steps.push(recovery_step(
+            StepId::ConfirmDrop,
+            "Drop GitLab's tables (schema_migrations emptied with TRUNCATE, not dropped, as GitLab does)",
+            vec![restore_cmd.clone()],
+            vec!["you type the database name to confirm the drop; the snapshot taken before the package step is the way back".into()],
+        ));
+    } else {
+        steps.push(recovery_step(
+            StepId::SafetySnapshot,
+            "Safety snapshot, then drop GitLab's tables (schema_migrations emptied with TRUNCATE, not dropped, as GitLab does)",
+            vec![restore_cmd.clone()],
+            vec!["you type the database name to confirm the drop".into()],
+        ));
+    }
     steps.push(recovery_step(
         StepId::RestoreDatabases,
         "Restore the databases",

@@ -23,6 +23,18 @@ use serde::Serialize;
 use super::Ctx;
 use crate::output::{human_bytes, print_json};
 
+/// `--reuse-snapshot DB=PATH`.
+fn parse_reuse(s: &str) -> Result<(String, PathBuf), String> {
+    match s.split_once('=') {
+        Some((db, path)) if !db.is_empty() && !path.is_empty() => {
+            Ok((db.to_string(), PathBuf::from(path)))
+        }
+        _ => Err(format!(
+            "`{s}` is not DB=PATH (the database's name, `=`, the snapshot file `rewind rollback` printed)"
+        )),
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The backup: its id (`1713867342_2024_04_23_16.10.3-ee`, or a unique prefix) in the
@@ -40,6 +52,11 @@ pub struct Args {
     /// way back but another backup.
     #[arg(long)]
     pub no_snapshot: bool,
+    /// Use this safety snapshot of database DB, taken earlier in this recovery (by
+    /// `rewind rollback` before the package step), instead of taking another: `DB=PATH`,
+    /// repeat per database. It must be a regular, non-empty file of the user running Rewind.
+    #[arg(long, value_name = "DB=PATH", value_parser = parse_reuse)]
+    pub reuse_snapshot: Vec<(String, PathBuf)>,
     /// Confirm replacing the file components (uploads, builds, artifacts, lfs, ...): their
     /// directories' previous contents are moved aside to `<backup_path>/tmp`.
     #[arg(long)]
@@ -238,7 +255,7 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
         let opts = RestoreOptions {
             confirm_drop: args.confirm_drop.clone(),
             snapshot: !args.no_snapshot,
-            reuse_snapshots: Default::default(),
+            reuse_snapshots: args.reuse_snapshot.iter().cloned().collect(),
             jobs: jobs_n,
             continue_on_error: args.continue_on_error,
             allow_version_mismatch: args.allow_version_mismatch,
@@ -298,7 +315,7 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
         confirm_drop: args.confirm_drop.clone(),
         confirm_files: args.confirm_files,
         snapshot: !args.no_snapshot,
-        reuse_snapshots: Default::default(),
+        reuse_snapshots: args.reuse_snapshot.iter().cloned().collect(),
         verified: None,
         jobs: jobs_n,
         skip: args.skip.clone(),

@@ -8,9 +8,14 @@
 
 use std::process::ExitCode;
 
+use color_eyre::eyre::WrapErr;
+
 use rewind_engine::backup::catalogue::list_backups;
 use rewind_engine::detect::{detect, DetectOptions};
 use rewind_engine::packages::rollback::{self, RollbackOptions, RollbackPlan};
+use rewind_engine::progress::Cancel;
+use rewind_engine::recovery;
+use rewind_engine::restore::snapshot::{Snapshot, SnapshotError};
 use rewind_engine::version::GitLabVersion;
 
 use super::services::{confirm, open_journal, CliSink};
@@ -32,6 +37,11 @@ pub struct Args {
     /// GitLab's restore reads it.
     #[arg(long)]
     pub allow_edition_change: bool,
+    /// Do not take the safety snapshot of the database(s) before the package step. By
+    /// default it is taken once Puma and Sidekiq are stopped, before the older package's
+    /// reconfigure can touch the database; `rewind restore --reuse-snapshot` then uses it.
+    #[arg(long)]
+    pub no_snapshot: bool,
 }
 
 /// Print a rollback plan for people.
@@ -150,13 +160,63 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
     if args.dry_run {
         return Ok(ExitCode::SUCCESS);
     }
-    if !args.yes && !confirm("This stops Puma and Sidekiq and replaces the GitLab package.")? {
+    let what = if args.no_snapshot {
+        "This stops Puma and Sidekiq and replaces the GitLab package (no safety snapshot: --no-snapshot)."
+    } else {
+        "This stops Puma and Sidekiq, takes a safety snapshot of the database(s) (pg_dump -Fc, 0600, under the backup directory), then replaces the GitLab package."
+    };
+    if !args.yes && !confirm(what)? {
         println!("Not run. Pass --yes to run these commands (or run them yourself).");
         return Ok(ExitCode::SUCCESS);
     }
+    // The databases to snapshot, found and checked before anything changes.
+    let snapshot_of = if args.no_snapshot {
+        None
+    } else {
+        let inst = detect(
+            &ctx.root,
+            &DetectOptions {
+                backup_dir: ctx.global.backup_dir.clone(),
+                env: None,
+            },
+        )
+        .wrap_err("detecting the installation for the safety snapshot")?;
+        let jobs = recovery::databases_for(&ctx.root, &inst, ctx.global.database_url.as_deref())
+            .wrap_err("the safety snapshot before the package step needs the database (pass --no-snapshot to roll back without one)")?;
+        let backup_path = ctx.root.join(&inst.backup_path);
+        recovery::snapshot::precheck(&backup_path, &jobs, &Default::default())?;
+        Some((backup_path, jobs))
+    };
     let journal = open_journal(ctx)?;
     let sink = CliSink::new(ctx);
-    let outcome = rollback::run(&ctx.root, &p, &sink, Some(&journal))?;
+    let mut snapshots: Vec<Snapshot> = Vec::new();
+    let outcome = {
+        let mut before_package = || -> Result<(), SnapshotError> {
+            let Some((backup_path, jobs)) = &snapshot_of else {
+                journal.note(
+                    "rollback.snapshot",
+                    "skipped (--no-snapshot)",
+                    serde_json::json!({}),
+                )?;
+                return Ok(());
+            };
+            // The databases as the failed upgrade left them: nothing writes to them once
+            // Puma and Sidekiq are stopped, and the older package's reconfigure (which
+            // migrates) has not run yet.
+            let cancel = Cancel::new();
+            snapshots = recovery::snapshot::take_missing(
+                &ctx.root,
+                backup_path,
+                jobs,
+                &Default::default(),
+                &journal,
+                &sink,
+                &cancel,
+            )?;
+            Ok(())
+        };
+        rollback::run(&ctx.root, &p, &sink, Some(&journal), &mut before_package)?
+    };
     if ctx.json() {
         print_json(&outcome)?;
     } else {
@@ -167,6 +227,23 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
                 outcome.detected
             ))
         );
+        for snap in &snapshots {
+            println!(
+                "Safety snapshot of {} (taken before the package step): {}",
+                snap.database,
+                snap.path.display()
+            );
+        }
+        if !snapshots.is_empty() {
+            let reuse: Vec<String> = snapshots
+                .iter()
+                .map(|s| format!("--reuse-snapshot {}={}", s.database, s.path.display()))
+                .collect();
+            println!(
+                "Pass {} to `rewind restore` so it uses this snapshot instead of taking another.",
+                reuse.join(" ")
+            );
+        }
         if let Some(h) = &outcome.hold {
             println!(
                 "The package is held ({}). Release it before the next upgrade: {}",

@@ -133,6 +133,11 @@ pub enum Command {
         host: Host,
         step: Step,
         backup: BackupRow,
+        /// Roll back: take the safety snapshot of each database without one in `taken`
+        /// before the package step (false once the user declined it).
+        snapshot: bool,
+        /// The snapshots this recovery already took, by database.
+        taken: BTreeMap<String, PathBuf>,
     },
     LoadInventory {
         host: Host,

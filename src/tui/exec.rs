@@ -83,6 +83,13 @@ impl Executor {
     fn sink(&self) -> impl progress::Sink + 'static {
         let tx = self.tx.clone();
         move |e: progress::Event| {
+            // The path the engine reports, once the snapshot is complete and journaled.
+            if let progress::Event::SnapshotWritten { database, path, .. } = &e {
+                let _ = tx.send(Event::Engine(Msg::SnapshotTaken {
+                    database: database.clone(),
+                    path: path.clone(),
+                }));
+            }
             let _ = tx.send(Event::Engine(Msg::Progress(e)));
         }
     }
@@ -197,11 +204,18 @@ impl Executor {
                     let _ = tx.send(Event::Engine(m));
                 });
             }
-            Command::RunAction { host, step, backup } => {
+            Command::RunAction {
+                host,
+                step,
+                backup,
+                snapshot,
+                taken,
+            } => {
                 let root = self.opts.root.clone();
                 let sink = self.sink();
                 let tx = self.tx.clone();
                 let opts = self.opts.clone();
+                let cancel = self.new_cancel();
                 self.spawn(move || {
                     let journal = Journal::open_in(&host.journal_dir).ok();
                     let result = run_action(
@@ -209,8 +223,13 @@ impl Executor {
                         &host.installation,
                         step,
                         &backup,
-                        &sink,
-                        journal.as_ref(),
+                        &ActionEnv {
+                            sink: &sink,
+                            journal: journal.as_ref(),
+                            snapshot,
+                            taken: &taken,
+                            cancel: &cancel,
+                        },
                     );
                     let again = detect_with(&opts).ok().map(Box::new);
                     let _ = tx.send(Event::Engine(Msg::ActionDone {
@@ -445,14 +464,24 @@ fn plan_action(
     }
 }
 
+/// What running a command step needs besides the host and the backup.
+struct ActionEnv<'a> {
+    sink: &'a dyn progress::Sink,
+    journal: Option<&'a Journal>,
+    /// Roll back: take the missing safety snapshots before the package step.
+    snapshot: bool,
+    taken: &'a BTreeMap<String, PathBuf>,
+    cancel: &'a Cancel,
+}
+
 fn run_action(
     root: &HostRoot,
     inst: &Installation,
     step: Step,
     backup: &BackupRow,
-    sink: &dyn progress::Sink,
-    journal: Option<&Journal>,
+    env: &ActionEnv<'_>,
 ) -> Result<String, String> {
+    let (sink, journal) = (env.sink, env.journal);
     let ctl = GitlabCtl::new(root);
     let runner = Runner::new(sink, journal);
     match step {
@@ -480,7 +509,51 @@ fn run_action(
                 .map_err(|e| e.to_string())?
             {
                 RollbackPlan::Package(p) => {
-                    let out = rollback::run(root, &p, sink, journal).map_err(|e| e.to_string())?;
+                    let journal = journal.ok_or(
+                        "Rewind's journal could not be opened: nothing is changed without it",
+                    )?;
+                    // The in-place strategy's safety snapshots, before the package step:
+                    // the databases as the failed upgrade left them (the restore reuses
+                    // them).
+                    // Every database answers and there is room for the snapshots,
+                    // before anything is stopped.
+                    let databases = if env.snapshot {
+                        let dbs = rewind_engine::recovery::databases_for(root, inst, None)
+                            .map_err(|e| e.to_string())?;
+                        rewind_engine::recovery::snapshot::precheck(
+                            &root.join(&inst.backup_path),
+                            &dbs,
+                            env.taken,
+                        )
+                        .map_err(|e| {
+                            format!("{e} (press d to go on without the safety snapshot)")
+                        })?;
+                        dbs
+                    } else {
+                        Vec::new()
+                    };
+                    let mut before_package = || {
+                        if !env.snapshot {
+                            journal.note(
+                                "rollback.snapshot",
+                                "declined by the user",
+                                serde_json::json!({}),
+                            )?;
+                            return Ok(());
+                        }
+                        rewind_engine::recovery::snapshot::take_missing(
+                            root,
+                            &root.join(&inst.backup_path),
+                            &databases,
+                            env.taken,
+                            journal,
+                            sink,
+                            env.cancel,
+                        )
+                        .map(|_| ())
+                    };
+                    let out = rollback::run(root, &p, sink, Some(journal), &mut before_package)
+                        .map_err(|e| e.to_string())?;
                     Ok(format!("GitLab {} is installed", out.detected))
                 }
                 RollbackPlan::AlreadyInstalled { version } => {

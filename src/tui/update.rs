@@ -193,7 +193,12 @@ fn on_modal_key(s: &mut State, m: Modal, k: KeyEvent) -> Vec<Command> {
                 sess.snapshot_declined = true;
             }
             s.log(Level::Warn, "safety snapshot declined");
-            start_restore(s)
+            // Declined where the rollback failed to take it: the rollback runs without.
+            if s.step == Step::RollbackPackage {
+                run_action(s, Step::RollbackPackage)
+            } else {
+                start_restore(s)
+            }
         }
     }
 }
@@ -758,8 +763,16 @@ fn action_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
             next_after_action(s, step)
         }
         (KeyCode::Enter, ActionStatus::Failed(e)) => {
+            let decline = if step == Step::RollbackPackage
+                && !s.snapshot_declined
+                && e.contains("safety snapshot")
+            {
+                " (d goes on without the safety snapshot)"
+            } else {
+                ""
+            };
             s.notice = Some(format!(
-                "{} failed: {e}. Fix the cause and press r to run it again.",
+                "{} failed: {e}. Fix the cause and press r to run it again{decline}.",
                 step.title()
             ));
             Vec::new()
@@ -770,6 +783,16 @@ fn action_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
         }
         (KeyCode::Char('r'), ActionStatus::Failed(_)) => {
             s.modal = Some(Modal::ConfirmRun(step));
+            Vec::new()
+        }
+        // The snapshot before the package step failed (no space, ...): going on without it
+        // takes the same second warning as on the snapshot screen.
+        (KeyCode::Char('d'), ActionStatus::Failed(e))
+            if step == Step::RollbackPackage
+                && !s.snapshot_declined
+                && e.contains("safety snapshot") =>
+        {
+            s.modal = Some(Modal::DeclineSnapshot);
             Vec::new()
         }
         _ => Vec::new(),
@@ -813,7 +836,13 @@ fn run_action(s: &mut State, step: Step) -> Vec<Command> {
         sess.begin(session_step(step));
         out.extend(save(&s.journal_dir, sess));
     }
-    out.push(Command::RunAction { host, step, backup });
+    out.push(Command::RunAction {
+        host,
+        step,
+        backup,
+        snapshot: !s.snapshot_declined,
+        taken: s.snapshots_taken.clone(),
+    });
     out
 }
 
@@ -1376,7 +1405,9 @@ fn on_msg(s: &mut State, m: Msg) -> Vec<Command> {
                 ),
             );
             s.snapshots_taken.insert(database.clone(), path.clone());
-            let all = s.without_snapshot().is_empty();
+            // Taken by the restore (the snapshot step ends when every database has one),
+            // or before the package step by the rollback (recorded only).
+            let all = s.running(Job::Restore) && s.without_snapshot().is_empty();
             let mut out = Vec::new();
             if let Some(sess) = s.session.as_mut() {
                 sess.snapshots.insert(database, path.clone());

@@ -417,6 +417,32 @@ fn draw_modal(s: &State, t: &Theme, f: &mut Frame, m: &Modal) {
                 .map(|a| a.commands.clone())
                 .unwrap_or_default();
             let mut v = vec![Line::from("Run these commands now?"), Line::from("")];
+            if *step == Step::RollbackPackage && !s.snapshot_declined {
+                let missing: Vec<String> = s
+                    .installation
+                    .ready()
+                    .map(|i| {
+                        i.databases
+                            .iter()
+                            .filter(|d| d.database_tasks)
+                            .map(|d| d.spec.dbname.clone())
+                            .filter(|d| !s.snapshots_taken.contains_key(d))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if !missing.is_empty() {
+                    v.push(Line::from(
+                        "First, a safety snapshot (pg_dump -Fc, 0600) of each database as the",
+                    ));
+                    v.push(Line::from(
+                        "failed upgrade left it, before the older package's reconfigure runs:",
+                    ));
+                    for db in missing {
+                        v.push(Line::styled(format!("  {db}"), t.bold()));
+                    }
+                    v.push(Line::from(""));
+                }
+            }
             v.extend(
                 cmds.into_iter()
                     .map(|c| Line::styled(format!("  $ {c}"), t.bold())),
@@ -490,14 +516,14 @@ fn draw_modal(s: &State, t: &Theme, f: &mut Frame, m: &Modal) {
         .unwrap_or(20)
         .max(title.len() as u16)
         + 4;
-    let r = centered(f.area(), w, lines.len() as u16 + 2);
+    // Sized to the content as it wraps at this width, so the last line (the keys) is
+    // never cut off.
+    let w = w.min(f.area().width);
+    let para = Paragraph::new(lines).wrap(Wrap { trim: false });
+    let h = para.line_count(w.saturating_sub(2)) as u16 + 2;
+    let r = centered(f.area(), w, h);
     f.render_widget(Clear, r);
-    f.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .block(Block::bordered().title(format!(" {title} "))),
-        r,
-    );
+    f.render_widget(para.block(Block::bordered().title(format!(" {title} "))), r);
 }
 
 fn draw_help(s: &State, t: &Theme, f: &mut Frame) {

@@ -2,6 +2,8 @@
 //! would, through the same engine calls as the wizard and the CLI. Every step is timed in
 //! the report; refusals the scenario expects are checks, not failures.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use super::report::{DrillReport, StepReport};
@@ -13,7 +15,8 @@ use crate::detect::{self, DetectOptions, Installation};
 use crate::exec::Runner;
 use crate::journal::Journal;
 use crate::migrate::{self, repair};
-use crate::packages::rollback::{self, RollbackOptions, RollbackPlan};
+use crate::packages::rollback::{self, RollbackError, RollbackOptions, RollbackPlan};
+use crate::packages::PackageError;
 use crate::progress::{Sink, SinkExt};
 use crate::restore::database as restore_db;
 use crate::services::{self, GitlabCtl};
@@ -226,30 +229,52 @@ pub fn run(
         opts,
         &format!("plan rollback to {target}"),
         || {
-            rollback::plan(
-                &sb.root,
-                &target,
-                RollbackOptions {
-                    backup_created: backup.created_at,
-                    ..Default::default()
-                },
-            )
-            .map(|p| {
-                let d = match &p {
-                    RollbackPlan::Package(pp) => pp
-                        .steps
-                        .iter()
-                        .map(|s| s.cmd.display())
-                        .collect::<Vec<_>>()
-                        .join("; "),
-                    RollbackPlan::AlreadyInstalled { version } => {
-                        format!("{version} already installed")
-                    }
-                    other => format!("{other:?}"),
-                };
-                (p, d)
-            })
-            .map_err(|e| e.to_string())
+            let ropts = RollbackOptions {
+                backup_created: backup.created_at,
+                ..Default::default()
+            };
+            let planned = match rollback::plan(&sb.root, &target, ropts) {
+                // The question the wizard asks when the editions differ; the careful
+                // engineer installs the backup's edition, the only one GitLab restores it
+                // into.
+                Err(RollbackError::Package(PackageError::EditionChange {
+                    target_edition,
+                    installed_package,
+                    ..
+                })) => {
+                    sink.warn(format!(
+                        "the editions differ: {installed_package} is installed, the backup was made on GitLab {}; installing {}, the backup's edition (GitLab restores a backup only into the edition that made it)",
+                        target_edition.as_str().to_uppercase(),
+                        target_edition.package()
+                    ));
+                    rollback::plan(
+                        &sb.root,
+                        &target,
+                        RollbackOptions {
+                            allow_edition_change: true,
+                            ..ropts
+                        },
+                    )
+                }
+                other => other,
+            };
+            planned
+                .map(|p| {
+                    let d = match &p {
+                        RollbackPlan::Package(pp) => pp
+                            .steps
+                            .iter()
+                            .map(|s| s.cmd.display())
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                        RollbackPlan::AlreadyInstalled { version } => {
+                            format!("{version} already installed")
+                        }
+                        other => format!("{other:?}"),
+                    };
+                    (p, d)
+                })
+                .map_err(|e| e.to_string())
         },
     )?;
     if sb.scenario == Scenario::VersionMismatch {
@@ -257,21 +282,51 @@ pub fn run(
         return Ok(());
     }
     let Some(plan) = plan else { return Ok(()) };
+    // The safety snapshots of the in-place strategy are taken before the package step and
+    // reused by the restore.
+    let mut snapshots: BTreeMap<String, PathBuf> = BTreeMap::new();
     if let RollbackPlan::Package(pp) = &plan {
         let done = step(
             report,
             sink,
             opts,
-            &format!("roll back gitlab-ee to {}", pp.install.version),
+            &format!(
+                "roll back {} to {}",
+                pp.target.edition_or_ce().package(),
+                pp.install.version
+            ),
             || {
-                rollback::run(&sb.root, pp, sink, Some(&journal))
+                let databases = crate::recovery::databases_for(&sb.root, &inst, None)
+                    .map_err(|e| e.to_string())?;
+                let backup_path = sb.root.join(&inst.backup_path);
+                let mut before_package = || {
+                    crate::recovery::snapshot::take_missing(
+                        &sb.root,
+                        &backup_path,
+                        &databases,
+                        &BTreeMap::new(),
+                        &journal,
+                        sink,
+                        &opts.cancel,
+                    )
+                    .map(|taken| {
+                        snapshots.extend(taken.into_iter().map(|s| (s.database, s.path)));
+                    })
+                };
+                rollback::run(&sb.root, pp, sink, Some(&journal), &mut before_package)
                     .map(|o| {
                         let hold = o
                             .hold
                             .as_ref()
                             .map(|h| format!("; package held (release: {})", h.release))
                             .unwrap_or_default();
-                        ((), format!("GitLab {} installed{hold}", o.detected))
+                        (
+                            (),
+                            format!(
+                                "GitLab {} installed after the safety snapshot{hold}",
+                                o.detected
+                            ),
+                        )
                     })
                     .map_err(|e| e.to_string())
             },
@@ -301,7 +356,7 @@ pub fn run(
             confirm_files: true,
             databases,
             snapshot: true,
-            reuse_snapshots: Default::default(),
+            reuse_snapshots: snapshots.clone(),
             verified: None,
             jobs: opts.jobs,
             skip: Vec::new(),

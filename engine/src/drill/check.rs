@@ -86,9 +86,10 @@ fn schema_migrations(
 /// Check the sandbox after a recovery ran, for the sandbox's scenario.
 pub fn outcome(sb: &Sandbox, report: &mut DrillReport) {
     match sb.scenario {
-        Scenario::FailedUpgrade | Scenario::CorruptBackup | Scenario::Decomposed => {
-            recovered(sb, report)
-        }
+        Scenario::FailedUpgrade
+        | Scenario::CorruptBackup
+        | Scenario::Decomposed
+        | Scenario::EditionChange => recovered(sb, report),
         Scenario::VersionMismatch => unchanged(sb, report),
         Scenario::LeftoverTables => repaired(sb, report),
     }
@@ -164,7 +165,56 @@ fn recovered(sb: &Sandbox, report: &mut DrillReport) {
         v == sb.expected.version,
         format!("installed {v}, backup {}", sb.expected.version),
     );
+    snapshots_before_package(sb, report);
     private_files(sb, report);
+}
+
+/// With the in-place strategy every database's safety snapshot is complete before the
+/// package step begins (the older package's reconfigure may migrate), from the journal.
+fn snapshots_before_package(sb: &Sandbox, report: &mut DrillReport) {
+    use crate::journal::{Journal, Stage};
+    const NAME: &str = "safety snapshots taken before the package step";
+    let journal = Journal::dir_for(&sb.layout.backup_dir).join("journal.jsonl");
+    let entries = Journal::read(&journal).unwrap_or_default();
+    let Some(install) = entries
+        .iter()
+        .position(|e| e.step == "rollback.install" && e.stage == Stage::Begin)
+    else {
+        report.check(NAME, false, "the journal records no package step");
+        return;
+    };
+    let mut current: Option<String> = None;
+    let mut before = std::collections::BTreeSet::new();
+    for e in &entries[..install] {
+        match (e.step.as_str(), e.stage) {
+            ("snapshot", Stage::Begin) => {
+                current = e.detail["database"].as_str().map(str::to_string);
+            }
+            ("snapshot", Stage::End) if e.result.as_deref() == Some("ok") => {
+                before.extend(current.take());
+            }
+            _ => {}
+        }
+    }
+    let mut want = vec![sb.main.conn.dbname.clone()];
+    want.extend(sb.ci.as_ref().map(|c| c.conn.dbname.clone()));
+    let missing: Vec<&String> = want.iter().filter(|d| !before.contains(*d)).collect();
+    report.check(
+        NAME,
+        missing.is_empty(),
+        if missing.is_empty() {
+            format!("{} before rollback.install", want.join(", "))
+        } else {
+            format!(
+                "no snapshot of {} before rollback.install",
+                missing
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        },
+    );
 }
 
 fn private_files(sb: &Sandbox, report: &mut DrillReport) {

@@ -22,16 +22,20 @@ pub enum Scenario {
     VersionMismatch,
     /// A decomposed installation: main and ci databases, both restored.
     Decomposed,
+    /// The failed upgrade also moved the instance from CE to EE; the backup was made on CE.
+    /// Rewind says the editions differ, asks, and installs the backup's edition.
+    EditionChange,
 }
 
 impl Scenario {
     /// Every scenario, in the order `--list` shows them.
-    pub const ALL: [Scenario; 5] = [
+    pub const ALL: [Scenario; 6] = [
         Scenario::FailedUpgrade,
         Scenario::LeftoverTables,
         Scenario::CorruptBackup,
         Scenario::VersionMismatch,
         Scenario::Decomposed,
+        Scenario::EditionChange,
     ];
 
     /// The name given to `--scenario`.
@@ -42,6 +46,7 @@ impl Scenario {
             Scenario::CorruptBackup => "corrupt-backup",
             Scenario::VersionMismatch => "version-mismatch",
             Scenario::Decomposed => "decomposed",
+            Scenario::EditionChange => "edition-change",
         }
     }
 
@@ -53,6 +58,7 @@ impl Scenario {
             Scenario::CorruptBackup => "The newest backup is truncated (a disk filled up while it was copied). Preflight must refuse it before anything is destroyed; recover from the older, good backup instead.",
             Scenario::VersionMismatch => "The only backup was made on 16.9.2, which is neither installed nor offered by the package repository. Rewind must refuse to restore it and say what to do; nothing on the host may change.",
             Scenario::Decomposed => "A decomposed installation with main and ci databases (gitlabhq_production and gitlabhq_production_ci). Both dumps are restored, main first, as GitLab does.",
+            Scenario::EditionChange => "GitLab CE 16.10.3 was upgraded to EE 16.11.0 in one step and the upgrade failed; the backup was made on CE. GitLab restores a backup only into the edition that made it: Rewind must say that the editions differ, ask which to install, and roll back to gitlab-ce 16.10.3 before the restore.",
         }
     }
 }
@@ -65,7 +71,7 @@ impl fmt::Display for Scenario {
 
 /// An unknown scenario name.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown drill scenario `{0}`; `rewind drill --list` shows the scenarios: failed-upgrade, leftover-tables, corrupt-backup, version-mismatch, decomposed")]
+#[error("unknown drill scenario `{0}`; `rewind drill --list` shows the scenarios: failed-upgrade, leftover-tables, corrupt-backup, version-mismatch, decomposed, edition-change")]
 pub struct UnknownScenario(pub String);
 
 impl FromStr for Scenario {

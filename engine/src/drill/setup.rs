@@ -14,6 +14,9 @@ use crate::root::HostRoot;
 use crate::sandbox::{self, backup, compare, data::DataSpec, host, PgTarget};
 use crate::version::GitLabVersion;
 
+/// The CE version the edition-change scenario's instance ran and backed up.
+const CE_BASE_VERSION: &str = "16.10.3";
+
 /// What a good recovery must end with (or, for refusing scenarios, what must not change).
 #[derive(Debug, Clone)]
 pub struct Expected {
@@ -197,6 +200,9 @@ impl Sandbox {
         let layout = timed(report, sink, opts, "build Omnibus-like host tree", || {
             let mut hs = host::HostSpec::new(&host_dir, main.conn.clone());
             hs.ci = ci.as_ref().map(|c| c.conn.clone());
+            if scenario == Scenario::EditionChange {
+                hs.version = CE_BASE_VERSION.to_string();
+            }
             let layout = host::build_host(&hs).map_err(setup_err("building the host tree"))?;
             Ok((
                 layout,
@@ -204,9 +210,14 @@ impl Sandbox {
             ))
         })?;
         let root = layout.root.clone();
-        let base: GitLabVersion = sandbox::BASE_VERSION
-            .parse()
-            .map_err(setup_err("base version"))?;
+        // The edition-change scenario ran CE before the failed upgrade to EE.
+        let base: GitLabVersion = if scenario == Scenario::EditionChange {
+            CE_BASE_VERSION
+        } else {
+            sandbox::BASE_VERSION
+        }
+        .parse()
+        .map_err(setup_err("base version"))?;
         let upgrade: GitLabVersion = sandbox::UPGRADE_VERSION
             .parse()
             .map_err(setup_err("upgrade version"))?;
@@ -214,7 +225,11 @@ impl Sandbox {
             report,
             sink,
             opts,
-            "install gitlab-ee 16.10.3 package",
+            &format!(
+                "install {} {} package",
+                base.edition_or_ce().package(),
+                base
+            ),
             || {
                 let repo = sandbox_repo::setup_sandbox(
                     &root,
@@ -232,7 +247,7 @@ impl Sandbox {
                 ))?;
                 sandbox_repo::write_gitlab_rake_standin(&root, &rewind)
                     .map_err(setup_err("writing the gitlab-rake stand-in"))?;
-                Ok((repo, "stand-in .debs of 16.10.3 and 16.11.0 in a local apt repository; 16.10.3 installed with dpkg; gitlab-ctl and gitlab-rake stand-ins".to_string()))
+                Ok((repo, format!("stand-in .debs of {base} and {upgrade} in a local apt repository; {base} installed with dpkg; gitlab-ctl and gitlab-rake stand-ins")))
             },
         )?;
 
@@ -245,6 +260,9 @@ impl Sandbox {
                 .with_created_at(created);
             if scenario == Scenario::VersionMismatch {
                 bs = bs.with_version("16.9.2-ee");
+            }
+            if scenario == Scenario::EditionChange {
+                bs = bs.with_version(CE_BASE_VERSION);
             }
             if let Some(ci) = &ci {
                 bs = bs.with_ci(ci.clone());
@@ -277,7 +295,7 @@ impl Sandbox {
                 })
                 .collect::<Result<_, _>>()?,
             db_version: sandbox::DB_VERSION.to_string(),
-            version: sandbox::BASE_VERSION.to_string(),
+            version: base.to_string(),
         };
 
         if scenario == Scenario::CorruptBackup {

@@ -183,6 +183,8 @@ pub enum RollbackError {
     },
     #[error(transparent)]
     PgTooNew(#[from] Box<PgTooNew>),
+    #[error("the safety snapshot before the package step failed: {0}. The package was not changed; Puma and Sidekiq are stopped (`gitlab-ctl start puma` and `gitlab-ctl start sidekiq` bring them back)")]
+    Snapshot(#[from] crate::restore::snapshot::SnapshotError),
     #[error(transparent)]
     Journal(#[from] JournalError),
 }
@@ -534,11 +536,18 @@ fn source_plan(
 
 /// Run a package rollback plan: every step is shown, streamed, journaled and checked; then
 /// the installation is detected again and its version must equal the target.
+///
+/// `before_package` runs once Puma and Sidekiq are stopped and before the package is
+/// installed: the in-place strategy takes its safety snapshots there
+/// ([`crate::recovery::snapshot`]), so the databases are kept as the failed upgrade left
+/// them before the older package's reconfigure runs. Its failure stops the rollback with the
+/// package unchanged.
 pub fn run(
     root: &HostRoot,
     plan: &PackagePlan,
     sink: &dyn Sink,
     journal: Option<&Journal>,
+    before_package: &mut dyn FnMut() -> Result<(), crate::restore::snapshot::SnapshotError>,
 ) -> Result<RollbackOutcome, RollbackError> {
     let ctl = GitlabCtl::new(root);
     if !ctl.exists() {
@@ -608,7 +617,22 @@ pub fn run(
         )?;
     }
     let runner = Runner::new(sink, journal);
+    let mut before = Some(before_package);
     for s in &plan.steps {
+        if !s.step.starts_with("rollback.stop.") {
+            if let Some(hook) = before.take() {
+                if let Err(e) = hook() {
+                    if let Some(j) = journal {
+                        j.end(
+                            "rollback",
+                            "refused",
+                            serde_json::json!({ "step": "rollback.snapshot", "error": e.to_string() }),
+                        )?;
+                    }
+                    return Err(e.into());
+                }
+            }
+        }
         sink.info(format!("{}: {}", s.step, s.what));
         if let Err(source) = runner.run(&s.step, &s.cmd) {
             if let Some(j) = journal {

@@ -27,6 +27,7 @@ pub mod capacity;
 mod journal_read;
 pub mod lock;
 mod runner;
+pub mod snapshot;
 pub mod steps;
 
 pub use journal_read::last_verification;

@@ -100,6 +100,8 @@ pub enum RecoveryError {
     Connect(#[from] ConnError),
     #[error("restoring the file components failed: {0}")]
     Files(#[from] FilesError),
+    #[error("the safety snapshot of `{database}` cannot be taken: {detail}. Nothing was changed; fix that, or pass --no-snapshot to go on without a way back but another backup")]
+    SnapshotPrecheck { database: String, detail: String },
     #[error(transparent)]
     Journal(#[from] JournalError),
 }

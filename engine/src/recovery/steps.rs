@@ -99,12 +99,20 @@ pub const STEPS: &[Step] = &[
         requires: "preflight passed",
     },
     Step {
+        id: StepId::SafetySnapshot,
+        title: "Safety snapshot",
+        gitlab: "(Rewind) pg_dump -Fc of the failed-upgrade database, before the package step (the older package's reconfigure migrates); the restore reuses it",
+        changes: Changes::Nothing,
+        undo: Undo::NotNeeded,
+        requires: "services stopped (nothing writes); free disk for the snapshot",
+    },
+    Step {
         id: StepId::RollbackPackage,
         title: "Roll the package back",
         gitlab: "roll back the code or package to the older version",
         changes: Changes::Package,
         undo: Undo::Inverse,
-        requires: "services stopped; the exact older version available",
+        requires: "services stopped; snapshot taken or declined; the exact older version available",
     },
     Step {
         id: StepId::ConfirmDrop,
@@ -113,14 +121,6 @@ pub const STEPS: &[Step] = &[
         changes: Changes::Nothing,
         undo: Undo::NotNeeded,
         requires: "installed version equals the backup's",
-    },
-    Step {
-        id: StepId::SafetySnapshot,
-        title: "Safety snapshot",
-        gitlab: "(Rewind) pg_dump -Fc of the failed-upgrade database",
-        changes: Changes::Nothing,
-        undo: Undo::NotNeeded,
-        requires: "free disk for the snapshot",
     },
     Step {
         id: StepId::RestoreDatabases,
@@ -193,8 +193,11 @@ mod tests {
         let pos = |id| ids.iter().position(|x| *x == id).unwrap();
         // Destructive steps come after the checks and the confirmation they need.
         assert!(pos(StepId::Preflight) < pos(StepId::StopServices));
-        assert!(pos(StepId::ConfirmDrop) < pos(StepId::SafetySnapshot));
-        assert!(pos(StepId::SafetySnapshot) < pos(StepId::RestoreDatabases));
+        // The in-place strategy's snapshot comes before the package step, whose reconfigure
+        // may touch the database, and so before any drop.
+        assert!(pos(StepId::StopServices) < pos(StepId::SafetySnapshot));
+        assert!(pos(StepId::SafetySnapshot) < pos(StepId::RollbackPackage));
+        assert!(pos(StepId::ConfirmDrop) < pos(StepId::RestoreDatabases));
         assert_eq!(step(StepId::RestoreDatabases).undo, Undo::FromSnapshot);
         assert!(STEPS
             .iter()

@@ -52,6 +52,8 @@ pub enum SnapshotError {
         status: String,
         stderr: String,
     },
+    #[error("cannot read the server facts of `{database}` for its safety snapshot (size, version): {detail}. Nothing was changed by the snapshot; check that the database is running and reachable")]
+    Server { database: String, detail: String },
     #[error("safety snapshot of `{database}` cancelled; the partial file was removed and nothing was dropped")]
     Cancelled { database: String },
     #[error(transparent)]

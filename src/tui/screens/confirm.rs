@@ -219,17 +219,21 @@ pub fn draw_snapshot(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
     } else {
         dbs.join(" and ")
     };
+    let missing = s.without_snapshot();
+    let intro = if missing.is_empty() && !s.snapshots_taken.is_empty() {
+        format!(" Rewind saved {names} with pg_dump -Fc before the package step,")
+            + " as the failed upgrade left it."
+    } else {
+        format!(" Before the drop, Rewind saves {names} as it is now with pg_dump -Fc.")
+    };
     let mut lines = vec![
-        Line::from(format!(
-            " Before the drop, Rewind saves {names} as it is now with pg_dump -Fc."
-        )),
+        Line::from(intro),
         Line::from(" If the restore goes wrong, pg_restore of this file brings it back."),
         Line::from(""),
     ];
-    let missing = s.without_snapshot();
     for (db, p) in &s.snapshots_taken {
         lines.push(Line::styled(
-            format!(" {db}: already taken in this recovery (not taken twice):"),
+            format!(" {db}: taken earlier in this recovery (reused, not taken twice):"),
             t.ok(),
         ));
         lines.push(Line::from(format!("   {}", p.display())));
