@@ -79,11 +79,15 @@ pub enum Command {
     /// Before the next upgrade: what the live database holds that the backup does not
     /// create (tables, columns, indexes, schemas, newer migrations), with advice.
     CheckLeftovers(commands::check_leftovers::Args),
-    /// Rehearse a whole recovery on a disposable sandbox host (see --list for scenarios).
+    /// Rehearse a whole recovery on a disposable sandbox host (see --list for scenarios);
+    /// with --backup ID|PATH, test that one of this host's backups restores, and time it.
     Drill(commands::drill::Args),
     /// The drill's stand-in for `gitlab-rake db:migrate` (used by the drill only).
     #[command(hide = true, name = "drill-migrate")]
     DrillMigrate,
+    /// The sandbox's stand-in for `gitlab-rake gitlab:doctor:secrets` (sandbox only).
+    #[command(hide = true, name = "drill-secrets")]
+    DrillSecrets,
 }
 
 impl Command {
@@ -98,7 +102,8 @@ impl Command {
             | Command::CheckLeftovers(_) => false,
             Command::Restore(a) => !a.dry_run,
             Command::Rollback(a) => !a.dry_run,
-            Command::Drill(a) => !a.list,
+            // A restore test changes nothing on the host: what it makes is its own.
+            Command::Drill(a) => !a.list && a.backup.is_none(),
             _ => true,
         }
     }

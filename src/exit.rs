@@ -12,6 +12,7 @@
 
 use std::process::ExitCode;
 
+use rewind_engine::recovery::restore_test::TestError;
 use rewind_engine::recovery::RecoveryError;
 use rewind_engine::restore::database::{Outcome, RestoreError};
 
@@ -38,6 +39,14 @@ pub fn outcome(report: &color_eyre::Report, may_change: bool) -> Outcome {
         }
         if let Some(e) = cause.downcast_ref::<RestoreError>() {
             return e.outcome();
+        }
+        // A restore test refuses before it makes anything; only a signal stops it later.
+        if let Some(e) = cause.downcast_ref::<TestError>() {
+            return if e.interrupted() {
+                Outcome::Interrupted
+            } else {
+                Outcome::NothingChanged
+            };
         }
     }
     if may_change {

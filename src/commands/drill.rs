@@ -13,7 +13,12 @@ use crate::output::print_json;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Which failure to rehearse (see --list).
-    #[arg(long, default_value = "failed-upgrade", value_name = "NAME")]
+    #[arg(
+        long,
+        default_value = "failed-upgrade",
+        value_name = "NAME",
+        conflicts_with = "backup"
+    )]
     pub scenario: String,
     /// Describe the scenarios and exit.
     #[arg(long)]
@@ -23,14 +28,25 @@ pub struct Args {
     #[arg(long)]
     pub auto: bool,
     /// Data size: rows per table grow linearly with it.
-    #[arg(long, default_value_t = drill::DEFAULT_SCALE, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(long, default_value_t = drill::DEFAULT_SCALE, value_parser = clap::value_parser!(u32).range(1..=100_000), conflicts_with = "backup")]
     pub scale: u32,
     /// Parallel restore connections (default: number of cores).
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
-    /// Keep the sandbox (and its PostgreSQL running) afterwards, and print where.
+    /// Keep the sandbox (and its PostgreSQL running) afterwards, and print where. With
+    /// --backup: keep the throwaway cluster running and the extracted files, and print how
+    /// to connect.
     #[arg(long)]
     pub keep: bool,
+    /// Test that this host's backup restores (its id in the backup directory, or a path),
+    /// and measure how long: verify, load into a throwaway PostgreSQL cluster, extract the
+    /// files into a temp directory, check the secrets. Production is not touched.
+    #[arg(long, value_name = "ID|PATH", conflicts_with_all = ["list", "auto"])]
+    pub backup: Option<String>,
+    /// With --backup: where the throwaway cluster and the extracted files go (default:
+    /// the system temp directory, $TMPDIR).
+    #[arg(long, value_name = "DIR", requires = "backup")]
+    pub work_dir: Option<std::path::PathBuf>,
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
@@ -61,8 +77,11 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
+    if let Some(id) = &args.backup {
+        return super::drill_backup::run(ctx, id, &args);
+    }
     if !ctx.root.is_system() {
-        bail!("`rewind drill` builds its own sandbox host; --root cannot be used with it");
+        bail!("`rewind drill` builds its own sandbox host; --root cannot be used with it (only with --backup)");
     }
     let scenario: Scenario = args.scenario.parse()?;
     let interactive = !args.auto
@@ -173,6 +192,21 @@ pub fn run_standin_migrate(ctx: &Ctx) -> color_eyre::Result<ExitCode> {
         bail!("drill-migrate only runs against a drill sandbox (--root)");
     }
     let (code, out) = drill::standin_migrate::run(&ctx.root);
+    print!("{out}");
+    Ok(if code == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `rewind drill-secrets` (hidden): the sandbox's stand-in for `gitlab-rake
+/// gitlab:doctor:secrets`, against the database the environment (or database.yml) names.
+pub fn run_standin_secrets(ctx: &Ctx) -> color_eyre::Result<ExitCode> {
+    if ctx.root.is_system() {
+        bail!("drill-secrets only runs against a sandbox host (--root)");
+    }
+    let (code, out) = drill::standin_secrets::run(&ctx.root);
     print!("{out}");
     Ok(if code == 0 {
         ExitCode::SUCCESS

@@ -4,6 +4,7 @@ pub mod backups;
 pub mod check_leftovers;
 pub mod detect;
 pub mod drill;
+pub mod drill_backup;
 pub mod drill_wizard;
 pub mod inspect;
 pub mod mark_migration;
@@ -90,6 +91,7 @@ pub fn dispatch(cli: Cli) -> color_eyre::Result<ExitCode> {
         Some(Command::CheckLeftovers(args)) => check_leftovers::run(&ctx, args),
         Some(Command::Drill(args)) => drill::run(&ctx, args),
         Some(Command::DrillMigrate) => drill::run_standin_migrate(&ctx),
+        Some(Command::DrillSecrets) => drill::run_standin_secrets(&ctx),
         None => wizard::run(&ctx),
     }
 }

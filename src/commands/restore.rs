@@ -260,6 +260,7 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
             continue_on_error: args.continue_on_error,
             allow_version_mismatch: args.allow_version_mismatch,
             drop: DropOptions::default(),
+            throwaway: false,
         };
         let backup_facts = BackupFacts {
             id: backup.id.clone(),

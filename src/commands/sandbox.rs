@@ -99,6 +99,10 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
         files_per_component: 6,
     };
     let sb = sandbox::build_sandbox(&cluster, &spec).wrap_err("building the sandbox")?;
+    // gitlab-rake for `rewind drill --backup`'s secrets check (and the drill's db:migrate).
+    let rewind = std::env::current_exe().wrap_err("finding the Rewind binary")?;
+    rewind_engine::packages::sandbox_repo::write_gitlab_rake_standin(&sb.layout.root, &rewind)
+        .wrap_err("writing the gitlab-rake stand-in")?;
     let mut installed = sandbox::BASE_VERSION.to_string();
     let mut migrate_log = None;
     if args.failed_upgrade {

@@ -612,6 +612,7 @@ fn restore_options(snapshot: bool) -> RestoreOptions {
         continue_on_error: false,
         allow_version_mismatch: false,
         drop: DropOptions::default(),
+        throwaway: false,
     }
 }
 

@@ -302,11 +302,15 @@ pub fn write_gitlab_rake_standin(root: &HostRoot, rewind: &Path) -> Result<PathB
     let script = format!(
         r#"#!/bin/sh
 # Stand-in for gitlab-rake written by Rewind's drill: db:migrate runs the drill's
-# migration stand-in against this sandbox; nothing else is supported.
+# migration stand-in against this sandbox, gitlab:doctor:secrets its secrets check (on
+# the database the environment names, as Rails reads it); nothing else is supported.
 if [ "$#" -eq 1 ] && [ "$1" = "db:migrate" ]; then
   exec {rewind} --root {root} drill-migrate
 fi
-echo "gitlab-rake $*: not supported by the drill's stand-in (it runs db:migrate only)" >&2
+if [ "$#" -eq 1 ] && [ "$1" = "gitlab:doctor:secrets" ]; then
+  exec {rewind} --root {root} drill-secrets
+fi
+echo "gitlab-rake $*: not supported by the drill's stand-in (it runs db:migrate and gitlab:doctor:secrets only)" >&2
 exit 1
 "#,
         rewind = sh_quote(&rewind.display().to_string()),

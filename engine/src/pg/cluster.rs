@@ -243,6 +243,11 @@ pub struct ClusterOptions {
     pub tls: Option<ServerTls>,
     /// Lines appended to `pg_hba.conf` (e.g. `hostssl all all 127.0.0.1/32 trust`).
     pub hba_lines: Vec<String>,
+    /// Server binaries to use (`initdb`, `pg_ctl`, ...); default [`find_server_bin_dir`].
+    pub bin_dir: Option<PathBuf>,
+    /// Port number for the socket file (`.s.PGSQL.<port>`); default 5432, or a free TCP
+    /// port with [`ClusterOptions::listen_tcp`].
+    pub port: Option<u16>,
 }
 
 /// A throwaway cluster's TLS material (PEM), written into its data directory.
@@ -270,6 +275,8 @@ impl Default for ClusterOptions {
             listen_tcp: false,
             tls: None,
             hba_lines: Vec::new(),
+            bin_dir: None,
+            port: None,
         }
     }
 }
@@ -282,7 +289,10 @@ impl TempCluster {
 
     /// Start a cluster.
     pub fn start_with(opts: ClusterOptions) -> Result<Self, ClusterError> {
-        let bin = find_server_bin_dir()?;
+        let bin = match &opts.bin_dir {
+            Some(b) => b.clone(),
+            None => find_server_bin_dir()?,
+        };
         let auth = match opts.auth.clone() {
             Some(a) => a,
             None => ClusterAuth::OmnibusPeer(PeerUsers::for_tests()?),
@@ -333,7 +343,9 @@ impl TempCluster {
             ClusterAuth::OmnibusPeer(_) => OMNIBUS_APP_ROLE.to_string(),
             ClusterAuth::Trust => superuser.clone(),
         };
-        let port = if opts.listen_tcp {
+        let port = if let Some(p) = opts.port {
+            p
+        } else if opts.listen_tcp {
             std::net::TcpListener::bind("127.0.0.1:0")
                 .and_then(|l| l.local_addr())
                 .map_err(io("finding a free TCP port"))?

@@ -35,6 +35,12 @@ pub enum ToolError {
         searched: String,
         others: String,
     },
+    #[error("no PostgreSQL server of version {major} or newer to restore the dump into (looked for initdb and pg_ctl in {searched}; found: {others}). Install the PostgreSQL {major} server package (e.g. `apt-get install postgresql-{major}`) or set REWIND_PG_BIN to its bin directory")]
+    NoServer {
+        major: u32,
+        searched: String,
+        others: String,
+    },
 }
 
 /// Major version from a `server_version_num` (`150008` → 15; `90624` → 9, the first
@@ -140,6 +146,99 @@ pub fn find_tool(root: &HostRoot, tool: &str, major: u32) -> Result<PgTool, Tool
     })
 }
 
+/// PostgreSQL server binaries (`initdb`, `pg_ctl`, `postgres`) found for a throwaway
+/// cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServerBin {
+    /// The bin directory (a real path on this machine).
+    pub dir: PathBuf,
+    pub major: u32,
+    /// `initdb --version`.
+    pub version_line: String,
+}
+
+/// Directories that may hold server binaries, in order: `REWIND_PG_BIN`, GitLab's
+/// embedded PostgreSQL (under `--root`), the distribution's `/usr/lib/postgresql/*/bin`
+/// and `/usr/pgsql-*/bin` (under `--root`, then this machine's).
+fn server_dirs(root: &HostRoot) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(d) = std::env::var_os("REWIND_PG_BIN") {
+        dirs.push(PathBuf::from(d));
+    }
+    let globbed = |parent: PathBuf, prefix: &str, dirs: &mut Vec<PathBuf>| {
+        let Ok(rd) = std::fs::read_dir(&parent) else {
+            return;
+        };
+        let mut found: Vec<(u32, PathBuf)> = rd
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().to_string();
+                let major = name.strip_prefix(prefix)?.parse::<u32>().ok()?;
+                Some((major, e.path().join("bin")))
+            })
+            .collect();
+        found.sort();
+        dirs.extend(found.into_iter().map(|(_, d)| d));
+    };
+    globbed(root.join("/opt/gitlab/embedded/postgresql"), "", &mut dirs);
+    dirs.push(root.join(crate::detect::omnibus::EMBEDDED_BIN));
+    let mut bases = vec![PathBuf::from("/")];
+    if !root.is_system() {
+        bases.insert(0, root.base().to_path_buf());
+    }
+    for base in bases {
+        globbed(base.join("usr/lib/postgresql"), "", &mut dirs);
+        globbed(base.join("usr"), "pgsql-", &mut dirs);
+    }
+    let mut seen = std::collections::HashSet::new();
+    dirs.retain(|d| seen.insert(d.clone()));
+    dirs
+}
+
+/// Server binaries of PostgreSQL `min_major` or newer (the nearest major wins: the one
+/// closest to the server the dump came from); every candidate is checked by running
+/// `initdb --version`.
+pub fn find_server_bin(root: &HostRoot, min_major: u32) -> Result<ServerBin, ToolError> {
+    let dirs = server_dirs(root);
+    let mut best: Option<ServerBin> = None;
+    let mut others = Vec::new();
+    for dir in &dirs {
+        if !(dir.join("initdb").is_file() && dir.join("pg_ctl").is_file()) {
+            continue;
+        }
+        let Some(line) = version_line(&dir.join("initdb")) else {
+            others.push(format!("{} (initdb did not run)", dir.display()));
+            continue;
+        };
+        match parse_version_line(&line) {
+            Some(m) if m >= min_major => {
+                if best.as_ref().is_none_or(|b| m < b.major) {
+                    best = Some(ServerBin {
+                        dir: dir.clone(),
+                        major: m,
+                        version_line: line,
+                    });
+                }
+            }
+            Some(m) => others.push(format!("{} ({m})", dir.display())),
+            None => others.push(format!("{} ({line})", dir.display())),
+        }
+    }
+    best.ok_or_else(|| ToolError::NoServer {
+        major: min_major,
+        searched: dirs
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        others: if others.is_empty() {
+            "none".into()
+        } else {
+            others.join(", ")
+        },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,5 +284,19 @@ mod tests {
         let err = find_tool(&root, "pg_dump", 3).unwrap_err().to_string();
         assert!(err.contains("PostgreSQL 3"), "{err}");
         assert!(err.contains("/opt/gitlab/embedded/bin"), "{err}");
+    }
+
+    #[test]
+    fn finds_server_binaries_of_the_dumps_major_or_newer() {
+        let server = crate::pg::cluster::find_server_bin_dir().expect("PostgreSQL installed");
+        let major = parse_version_line(&version_line(&server.join("initdb")).unwrap()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(dir.path());
+        let found = find_server_bin(&root, major - 1).unwrap();
+        assert_eq!(found.major, major);
+        assert!(found.dir.join("pg_ctl").is_file());
+        let err = find_server_bin(&root, major + 1).unwrap_err().to_string();
+        assert!(err.contains(&format!("PostgreSQL {}", major + 1)), "{err}");
+        assert!(err.contains(&format!("({major})")), "{err}");
     }
 }

@@ -154,6 +154,68 @@ pub fn database(spec: &ConnSpec) -> Result<DatabaseLock, LockError> {
     Ok(DatabaseLock { client, database })
 }
 
+/// Who holds the host lock right now, if anyone (read without taking it).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Holder {
+    pub pid: String,
+    pub started: String,
+    pub command: String,
+}
+
+/// Whether a recovery holds the host lock, found without touching the lock: a restore
+/// test must never make a recovery's `flock` fail, so it looks the lock file's inode up in
+/// `/proc/locks` instead of trying the lock itself. `None` when no lock file exists, it
+/// is not a regular file, or no process holds it.
+pub fn host_holder(root: &HostRoot) -> Option<Holder> {
+    let path = root.join(HOST_LOCK);
+    let meta = fs::symlink_metadata(&path).ok()?;
+    if !meta.is_file() {
+        return None;
+    }
+    let locks = fs::read_to_string("/proc/locks").ok()?;
+    let held = locks
+        .lines()
+        .any(|l| lock_line_matches(l, meta.dev(), meta.ino()));
+    if !held {
+        return None;
+    }
+    let mut text = String::new();
+    if let Ok(f) = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(&path)
+    {
+        let _ = f.take(4096).read_to_string(&mut text);
+    }
+    let mut lines = text.lines();
+    Some(Holder {
+        pid: lines.next().unwrap_or("?").to_string(),
+        started: lines.next().unwrap_or("?").to_string(),
+        command: lines.next().unwrap_or("?").to_string(),
+    })
+}
+
+/// A `/proc/locks` line (`1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF`) for a flock
+/// on the file `dev`/`ino` (major and minor in hex, inode in decimal).
+fn lock_line_matches(line: &str, dev: u64, ino: u64) -> bool {
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let Some(i) = fields.iter().position(|f| *f == "FLOCK") else {
+        return false;
+    };
+    let Some(id) = fields.get(i + 4) else {
+        return false;
+    };
+    let parts: Vec<&str> = id.split(':').collect();
+    if parts.len() != 3 {
+        return false;
+    }
+    let major = nix::sys::stat::major(dev);
+    let minor = nix::sys::stat::minor(dev);
+    u64::from_str_radix(parts[0], 16) == Ok(major)
+        && u64::from_str_radix(parts[1], 16) == Ok(minor)
+        && parts[2].parse::<u64>() == Ok(ino)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,5 +254,20 @@ mod tests {
         std::os::unix::fs::symlink(&victim, &lock).unwrap();
         assert!(host(&root, "x").is_err());
         assert_eq!(fs::read_to_string(&victim).unwrap(), "keep");
+    }
+
+    #[test]
+    fn the_holder_is_seen_without_taking_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(dir.path());
+        assert_eq!(host_holder(&root), None);
+        let lock = host(&root, "rewind restore --backup A").unwrap();
+        let h = host_holder(&root).expect("holder seen");
+        assert_eq!(h.pid, std::process::id().to_string());
+        assert_eq!(h.command, "rewind restore --backup A");
+        drop(lock);
+        assert_eq!(host_holder(&root), None);
+        // Looking did not take it.
+        host(&root, "again").unwrap();
     }
 }

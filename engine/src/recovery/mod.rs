@@ -26,6 +26,7 @@
 pub mod capacity;
 mod journal_read;
 pub mod lock;
+pub mod restore_test;
 mod runner;
 pub mod snapshot;
 pub mod steps;

@@ -365,6 +365,7 @@ pub fn restore(
             continue_on_error: req.continue_on_error,
             allow_version_mismatch: req.allow_version_mismatch,
             drop: DropOptions::default(),
+            throwaway: false,
         };
         let source = ArchiveSource::new(backup);
         let run = RestoreRun {

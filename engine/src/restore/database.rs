@@ -496,6 +496,9 @@ pub struct RestoreOptions {
     pub continue_on_error: bool,
     pub allow_version_mismatch: bool,
     pub drop: DropOptions,
+    /// The target is a throwaway database made for a restore test (`rewind drill
+    /// --backup`): nothing there to protect, so no safety snapshot and no warning about it.
+    pub throwaway: bool,
 }
 
 /// The facts a restore compares against.
@@ -935,6 +938,13 @@ impl RestoreRun<'_> {
                 &job.spec,
                 path,
             ));
+            None
+        } else if self.opts.throwaway {
+            j.note(
+                "snapshot",
+                "not needed: a throwaway database made for the restore test",
+                serde_json::json!({"database": db}),
+            )?;
             None
         } else if self.opts.snapshot {
             Some(take_snapshot(
@@ -1443,6 +1453,7 @@ pub(crate) mod tests {
             continue_on_error: false,
             allow_version_mismatch: false,
             drop: DropOptions::default(),
+            throwaway: false,
         }
     }
 

@@ -137,6 +137,7 @@ fn opts(db: &str, snapshot: bool) -> RestoreOptions {
         continue_on_error: false,
         allow_version_mismatch: false,
         drop: DropOptions::default(),
+        throwaway: false,
     }
 }
 

@@ -440,6 +440,7 @@ mod tests {
             continue_on_error: false,
             allow_version_mismatch: false,
             drop: DropOptions::default(),
+            throwaway: false,
         };
         let jobs = vec![DatabaseJob {
             connection: "main".into(),
