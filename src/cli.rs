@@ -79,6 +79,9 @@ pub enum Command {
     /// Before the next upgrade: what the live database holds that the backup does not
     /// create (tables, columns, indexes, schemas, newer migrations), with advice.
     CheckLeftovers(commands::check_leftovers::Args),
+    /// Is a rollback needed? Classify the failed db:migrate/reconfigure output and compare
+    /// the host with the newest backup: "a rollback is needed" or "fix forward: ...".
+    Triage(commands::triage::Args),
     /// Rehearse a whole recovery on a disposable sandbox host (see --list for scenarios).
     Drill(commands::drill::Args),
     /// The drill's stand-in for `gitlab-rake db:migrate` (used by the drill only).
@@ -95,7 +98,8 @@ impl Command {
             | Command::Backups(_)
             | Command::Inspect(_)
             | Command::Plan(_)
-            | Command::CheckLeftovers(_) => false,
+            | Command::CheckLeftovers(_)
+            | Command::Triage(_) => false,
             Command::Restore(a) => !a.dry_run,
             Command::Rollback(a) => !a.dry_run,
             Command::Drill(a) => !a.list,
