@@ -231,7 +231,8 @@ pub fn classify(
             ),
         }
         c.commands.push(migrate.clone());
-        c.verdict = "fix forward: finalize the batched background migration GitLab names, then run the migrations again".into();
+        c.verdict =
+            "fix forward: finalize the batched background migration, then migrate again".into();
         c.why = "GitLab stopped the upgrade because a batched background migration of an earlier version has not finished; the schema change it waits for was not made, and GitLab prints the command that finishes it.".into();
         return c;
     }
@@ -246,7 +247,9 @@ pub fn classify(
                 c.evidence.push(format!("PG::{}: {}", e.class, e.message));
             }
             c.commands.push(format!("rewind repair --log {log_name}"));
-            c.verdict = "fix forward: mark the failed migration complete (rewind repair assesses it first), then run the migrations again".into();
+            c.verdict =
+                "fix forward: rewind repair marks the failed migration complete, then migrates"
+                    .into();
             c.why = "the migration failed because an object it creates already exists (left by an earlier run or a restore without the drop); GitLab's documented fix is to mark the migration complete when the object is really there.".into();
             return c;
         }
@@ -271,7 +274,9 @@ pub fn classify(
                 }
             }
             c.commands.push(migrate.clone());
-            c.verdict = "fix forward: correct or remove the row PostgreSQL names, then run the migrations again".into();
+            c.verdict =
+                "fix forward: correct or remove the row PostgreSQL names, then migrate again"
+                    .into();
             c.why = "the migration failed on rows that break a constraint, not on the schema; Rails rolled the failed migration back, and fixing the rows lets it run.".into();
             return c;
         }
@@ -297,7 +302,7 @@ pub fn classify(
             caps[2], caps[3], caps[1]
         ));
         c.verdict = format!(
-            "fix forward: give GitLab client tools of PostgreSQL {} (or upgrade the server it dumps from), then upgrade again",
+            "fix forward: give GitLab PostgreSQL {} client tools, then upgrade again",
             major(&caps[1])
         );
         c.why = format!(
@@ -313,7 +318,9 @@ pub fn classify(
         c.line = Some(n);
         c.evidence
             .push("aborting because of server version mismatch".into());
-        c.verdict = "fix forward: give GitLab client tools of the server's PostgreSQL major version, then upgrade again".into();
+        c.verdict =
+            "fix forward: give GitLab client tools of the server's major version, upgrade again"
+                .into();
         c.why = "a PostgreSQL client tool refused the server's major version; the database is as it was.".into();
         return c;
     }
@@ -339,7 +346,8 @@ pub fn classify(
         c.commands
             .push("edit /etc/gitlab/gitlab.rb: remove or replace the settings above".into());
         c.commands.push("sudo gitlab-ctl reconfigure".into());
-        c.verdict = "fix forward: remove the settings the new version dropped from gitlab.rb, then run gitlab-ctl reconfigure".into();
+        c.verdict =
+            "fix forward: remove the dropped settings from gitlab.rb, then reconfigure".into();
         c.why = "gitlab-ctl reconfigure stopped on gitlab.rb before it ran the database migrations: the new version is installed and the database has not changed.".into();
         return c;
     }
@@ -392,7 +400,7 @@ fn pg_required(
         caps[2], caps[1], caps[3]
     ));
     c.verdict = format!(
-        "fix forward: upgrade PostgreSQL to {} or newer, then run the migrations again",
+        "fix forward: upgrade PostgreSQL to {} or newer, then migrate again",
         caps[3]
     );
     c.why = "the new GitLab does not support the database's PostgreSQL version; its migrations may use what only the newer server has.".into();
@@ -710,7 +718,7 @@ pub fn triage(
                 // The object is gone since (dropped, or restored over): the error no longer
                 // holds and the migration can simply run again.
                 t.classification.verdict =
-                    "fix forward: the object is no longer there; run the migrations again".into();
+                    "fix forward: the object is gone; run the migrations again".into();
                 t.classification.commands = vec![rake_command(inst.kind, "db:migrate")];
             } else if a.verdict == Verdict::DoNotMark && a.object_exists == Some(true) {
                 // Rewind looked and marking would be wrong: the object is not what the
