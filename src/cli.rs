@@ -79,6 +79,9 @@ pub enum Command {
     /// Before the next upgrade: what the live database holds that the backup does not
     /// create (tables, columns, indexes, schemas, newer migrations), with advice.
     CheckLeftovers(commands::check_leftovers::Args),
+    /// Is a rollback needed? Classify the failed db:migrate/reconfigure output and compare
+    /// the host with the newest backup: "a rollback is needed" or "fix forward: ...".
+    Triage(commands::triage::Args),
     /// Rehearse a whole recovery on a disposable sandbox host (see --list for scenarios);
     /// with --backup ID|PATH, test that one of this host's backups restores, and time it.
     Drill(commands::drill::Args),
@@ -99,7 +102,8 @@ impl Command {
             | Command::Backups(_)
             | Command::Inspect(_)
             | Command::Plan(_)
-            | Command::CheckLeftovers(_) => false,
+            | Command::CheckLeftovers(_)
+            | Command::Triage(_) => false,
             Command::Restore(a) => !a.dry_run,
             Command::Rollback(a) => !a.dry_run,
             // A restore test changes nothing on the host: what it makes is its own.

@@ -14,6 +14,7 @@ pub mod restore;
 pub mod rollback;
 pub mod sandbox;
 pub mod services;
+pub mod triage;
 pub mod wizard;
 
 use std::process::ExitCode;
@@ -89,6 +90,7 @@ pub fn dispatch(cli: Cli) -> color_eyre::Result<ExitCode> {
         Some(Command::Sandbox(args)) => sandbox::run(&ctx, args),
         Some(Command::Restore(args)) => restore::run(&ctx, args),
         Some(Command::CheckLeftovers(args)) => check_leftovers::run(&ctx, args),
+        Some(Command::Triage(args)) => triage::run(&ctx, args),
         Some(Command::Drill(args)) => drill::run(&ctx, args),
         Some(Command::DrillMigrate) => drill::run_standin_migrate(&ctx),
         Some(Command::DrillSecrets) => drill::run_standin_secrets(&ctx),

@@ -7,6 +7,7 @@ use std::time::Duration;
 use crossterm::event::KeyEvent;
 use rewind_engine::backup::verify::Verified;
 use rewind_engine::detect::Installation;
+use rewind_engine::migrate::triage::Triage;
 use rewind_engine::preflight::Check;
 use rewind_engine::progress;
 use rewind_engine::session::Session;
@@ -35,6 +36,9 @@ pub enum Event {
 #[derive(Debug, Clone)]
 pub enum Msg {
     Detected(Result<Box<Installation>, String>),
+    /// Is a rollback needed: the failed upgrade's triage (newest failed migrate log, the
+    /// newest backup, the databases).
+    Triaged(Result<Box<Triage>, String>),
     /// A saved session, with the resume decision.
     SessionFound(Box<ResumeOffer>),
     Backups(Result<Vec<BackupRow>, String>),
@@ -112,6 +116,11 @@ pub struct ActionPlan {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     Detect,
+    /// Triage the host: a failed upgrade since the newest backup, and whether it needs a
+    /// rollback (reads only).
+    Triage {
+        host: Host,
+    },
     /// Look for a saved session next to the journal.
     LoadSession {
         host: Host,

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use rewind_engine::backup::catalogue::list_backups;
 use rewind_engine::detect::{detect, DatabaseConn, DetectOptions, InstallKind, Installation};
 use rewind_engine::exec::Runner;
 use rewind_engine::journal::Journal;
@@ -15,6 +16,7 @@ use rewind_engine::migrate::log::{failed_migrate_logs, parse_file, Failure};
 use rewind_engine::migrate::repair::{
     migrate_cmd_for, repair, Confirm, Databases, Decision, RepairOptions,
 };
+use rewind_engine::migrate::triage::{newest_failed_log, triage, Triage};
 use rewind_engine::packages::rollback::{self, RollbackOptions, RollbackPlan};
 use rewind_engine::pg::conn::ConnSpec;
 use rewind_engine::preflight::{self, Inputs};
@@ -129,6 +131,14 @@ impl Executor {
                 self.spawn(move || {
                     let r = detect_with(&opts);
                     let _ = tx.send(Event::Engine(Msg::Detected(r.map(Box::new))));
+                });
+            }
+            Command::Triage { host } => {
+                let root = self.opts.root.clone();
+                let tx = self.tx.clone();
+                self.spawn(move || {
+                    let r = triage_host(&root, &host.installation);
+                    let _ = tx.send(Event::Engine(Msg::Triaged(r.map(Box::new))));
                 });
             }
             Command::LoadSession { host } => {
@@ -345,6 +355,18 @@ impl Executor {
         }
         Flow::Continue
     }
+}
+
+/// The triage of the host: the newest failed migrate log, the newest readable backup, the
+/// databases with database tasks. Reads only.
+pub fn triage_host(root: &HostRoot, inst: &Installation) -> Result<Triage, String> {
+    let backup = list_backups(&root.join(&inst.backup_path), inst.version.as_ref())
+        .ok()
+        .and_then(|v| v.into_iter().find(|b| b.error.is_none()));
+    let log = newest_failed_log(root, inst)
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    Ok(triage(inst, backup.as_ref(), log.as_ref(), &inst.databases))
 }
 
 /// Detection with the wizard's overrides (backup directory, database URL).

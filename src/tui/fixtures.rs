@@ -487,3 +487,43 @@ pub fn mid_restore() -> State {
     );
     s
 }
+
+/// The engine's triage of a failed upgrade to 16.11.1 whose output is `log` (a fixture of
+/// `tests/fixtures/triage/`): installed 16.11.1-ee, backup 16.10.3-ee, five migrations
+/// newer than the backup's db_version.
+pub fn triage(log: &str) -> rewind_engine::migrate::triage::Triage {
+    use rewind_engine::migrate::log::parse_str;
+    use rewind_engine::migrate::triage::{classify, NewerMigrations, Triage, UpgradeSigns};
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/triage")
+        .join(log);
+    let text = std::fs::read_to_string(&path).expect("triage fixture");
+    let name =
+        "/var/log/gitlab/gitlab-rails/gitlab-rails-db-migrate-2024-04-25-09-00-00.log".to_string();
+    let classification = classify(
+        &text,
+        &parse_str(&text),
+        Some(rewind_engine::detect::InstallKind::Omnibus),
+        &name,
+    );
+    Triage {
+        upgrade: UpgradeSigns {
+            installed_version: Some("16.11.1-ee".into()),
+            backup_id: Some("1713607872_2024_04_20_16.10.3-ee".into()),
+            backup_version: Some("16.10.3-ee".into()),
+            backup_db_version: Some("20240415000000".into()),
+            installed_newer: Some(true),
+            newer_migrations: vec![NewerMigrations {
+                database: "main".into(),
+                count: 5,
+                newest: Some("20240423064716".into()),
+            }],
+            log: Some(name),
+            log_newer: Some(true),
+            failed_upgrade: true,
+            ..Default::default()
+        },
+        classification,
+        assessment: None,
+    }
+}

@@ -65,6 +65,34 @@ fn detect() {
     check("detect", s);
 }
 
+/// An upgrade since the backup failed on an unfinished batched background migration: fix
+/// forward, with GitLab's finalize command.
+#[test]
+fn detect_failed_upgrade_fix_forward() {
+    let mut s = at_backups();
+    s.step = Step::Detect;
+    s.triage = Loadable::Ready(triage("bbm-unfinished.log"));
+    check("detect_failed_upgrade_fix_forward", s);
+}
+
+/// A failure Rewind does not recognise as fixable forward: a rollback is needed.
+#[test]
+fn detect_failed_upgrade_rollback() {
+    let mut s = at_backups();
+    s.step = Step::Detect;
+    s.triage = Loadable::Ready(triage("pg-unsupported-version.log"));
+    if let Loadable::Ready(t) = &mut s.triage {
+        let text = rewind_engine::sandbox::upgrade::upgrade_migrate_log();
+        t.classification = rewind_engine::migrate::triage::classify(
+            &text,
+            &rewind_engine::migrate::log::parse_str(&text),
+            None,
+            "migrate.log",
+        );
+    }
+    check("detect_failed_upgrade_rollback", s);
+}
+
 #[test]
 fn detect_nothing_found() {
     let mut s = at_backups();

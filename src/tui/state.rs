@@ -443,6 +443,8 @@ pub struct State {
     /// Time since start (from ticks).
     pub now: Duration,
     pub installation: Loadable<Installation>,
+    /// Is a rollback needed (shown on Detect when an upgrade since the backup is found).
+    pub triage: Loadable<rewind_engine::migrate::triage::Triage>,
     /// Journal directory on this machine (`<backup_path>/rewind`).
     pub journal_dir: Option<PathBuf>,
     pub backups: Loadable<Vec<BackupRow>>,
@@ -498,6 +500,7 @@ impl State {
             color: true,
             now: Duration::ZERO,
             installation: Loadable::NotStarted,
+            triage: Loadable::NotStarted,
             journal_dir: None,
             backups: Loadable::NotStarted,
             backup_cursor: 0,

@@ -1251,9 +1251,11 @@ fn on_msg(s: &mut State, m: Msg) -> Vec<Command> {
                     s.backups = Loadable::Loading;
                     s.jobs.push(Job::Backups);
                     let host = s.host().expect("detected, with a journal directory");
+                    s.triage = Loadable::Loading;
                     vec![
                         Command::LoadSession { host: host.clone() },
-                        Command::LoadBackups { host },
+                        Command::LoadBackups { host: host.clone() },
+                        Command::Triage { host },
                     ]
                 }
                 Err(e) => {
@@ -1262,6 +1264,33 @@ fn on_msg(s: &mut State, m: Msg) -> Vec<Command> {
                     Vec::new()
                 }
             }
+        }
+        Msg::Triaged(r) => {
+            s.triage = match r {
+                Ok(t) => {
+                    if t.upgrade.failed_upgrade {
+                        let level = if t.needs_action() {
+                            Level::Warn
+                        } else {
+                            Level::Info
+                        };
+                        s.log(
+                            level,
+                            format!(
+                                "triage: {}: {}",
+                                t.upgrade.summary(),
+                                t.classification.verdict
+                            ),
+                        );
+                    }
+                    Loadable::Ready(*t)
+                }
+                Err(e) => {
+                    s.log(Level::Warn, format!("triage failed: {e}"));
+                    Loadable::Failed(e)
+                }
+            };
+            Vec::new()
         }
         Msg::SessionFound(offer) => {
             if matches!(s.step, Step::Detect | Step::SelectBackup) && s.changes.is_empty() {

@@ -30,9 +30,11 @@ fn start_detects_then_loads_backups_and_the_session() {
         cmds,
         vec![
             Command::LoadSession { host: host.clone() },
-            Command::LoadBackups { host }
+            Command::LoadBackups { host: host.clone() },
+            Command::Triage { host }
         ]
     );
+    assert!(matches!(s.triage, Loadable::Loading));
     assert_eq!(
         s.journal_dir.as_deref(),
         Some(std::path::Path::new(
@@ -1045,4 +1047,34 @@ fn the_step_overview_opens_with_o_or_f2_and_any_key_closes_it() {
     assert_eq!(s.confirm_input(), "o");
     update(&mut s, key(KeyCode::F(2)));
     assert!(s.overview);
+}
+
+#[test]
+fn triage_is_kept_and_a_failed_upgrade_is_logged() {
+    let mut s = at_backups();
+    let t = triage("bbm-unfinished.log");
+    let cmds = update(&mut s, Event::Engine(Msg::Triaged(Ok(Box::new(t.clone())))));
+    assert!(cmds.is_empty());
+    assert_eq!(s.triage.ready(), Some(&t));
+    let last = &s.log.last().expect("logged").text;
+    assert!(
+        last.starts_with("triage: upgrade since the backup: GitLab 16.11.1-ee is installed")
+            && last.ends_with(
+                "fix forward: finalize the batched background migration, then migrate again"
+            ),
+        "{last}"
+    );
+    // No upgrade since the backup: kept, not logged.
+    let n = s.log.len();
+    let mut quiet = t;
+    quiet.upgrade.failed_upgrade = false;
+    update(&mut s, Event::Engine(Msg::Triaged(Ok(Box::new(quiet)))));
+    assert_eq!(s.log.len(), n);
+    // A failed triage is a warning in the log, nothing else.
+    update(
+        &mut s,
+        Event::Engine(Msg::Triaged(Err("cannot read the log".into()))),
+    );
+    assert!(matches!(s.triage, Loadable::Failed(_)));
+    assert_eq!(s.step, Step::SelectBackup);
 }

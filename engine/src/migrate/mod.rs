@@ -11,3 +11,4 @@ pub mod describe;
 pub mod log;
 pub mod mark;
 pub mod repair;
+pub mod triage;

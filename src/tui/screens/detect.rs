@@ -4,6 +4,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::Frame;
 use rewind_engine::detect::InstallKind;
+use rewind_engine::migrate::triage::{Class, Decision};
 
 use super::{boxed, field, field_fit, fit, pending};
 use crate::tui::state::{Loadable, State};
@@ -98,9 +99,25 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
         Default::default(),
     ));
     let found_h = lines.len() as u16 + 2;
-    let [top, bottom] =
-        Layout::vertical([Constraint::Length(found_h), Constraint::Min(3)]).areas(area);
+    let triage = triage_lines(s, t, area.width.saturating_sub(2) as usize);
+    let triage_h = if triage.is_empty() {
+        0
+    } else {
+        triage.len() as u16 + 2
+    };
+    let [top, middle, bottom] = Layout::vertical([
+        Constraint::Length(found_h),
+        Constraint::Length(triage_h),
+        Constraint::Min(3),
+    ])
+    .areas(area);
     f.render_widget(boxed("Installation", lines), top);
+    if !triage.is_empty() {
+        f.render_widget(
+            boxed("Failed upgrade: is a rollback needed?", triage),
+            middle,
+        );
+    }
 
     let w = bottom.width.saturating_sub(4) as usize;
     let mut looked = Vec::new();
@@ -128,4 +145,78 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
         ));
     }
     f.render_widget(boxed("Looked at", looked), bottom);
+}
+
+/// The triage's verdict, when an upgrade since the newest backup was found: the verdict,
+/// what says so, the failure and its class, the first commands (at most 7 lines).
+fn triage_lines<'a>(s: &State, t: &Theme, width: usize) -> Vec<Line<'a>> {
+    let Loadable::Ready(tr) = &s.triage else {
+        return Vec::new();
+    };
+    if !tr.upgrade.failed_upgrade {
+        return Vec::new();
+    }
+    let c = &tr.classification;
+    let room = width.saturating_sub(13);
+    let style = match c.decision {
+        Decision::RollbackNeeded => t.bad(),
+        Decision::FixForward => t.warn(),
+        Decision::NothingFailed => t.ok(),
+    };
+    let mut out = vec![Line::styled(
+        format!(" {}", fit(&c.verdict, width.saturating_sub(1))),
+        style,
+    )];
+    let signs = tr.upgrade.summary();
+    let signs = signs
+        .strip_prefix("upgrade since the backup: ")
+        .unwrap_or(&signs);
+    out.push(field(t, "signs", fit(signs, room), Default::default()));
+    let failure = c.failure.as_ref().map(|f| f.summary());
+    // GitLab's message for an unfinished background migration is long: the evidence says it.
+    if c.class != Class::UnfinishedBackgroundMigration {
+        if let Some(f) = &failure {
+            out.push(field(t, "failure", fit(f, room), Default::default()));
+        }
+    }
+    out.push(field(
+        t,
+        "class",
+        fit(c.class.describe(), room),
+        Default::default(),
+    ));
+    for e in c.evidence.iter().take(1) {
+        if Some(e) != failure.as_ref() {
+            out.push(field(t, "shows", fit(e, room), Default::default()));
+        }
+    }
+    if c.decision == Decision::RollbackNeeded {
+        out.push(field(
+            t,
+            "next",
+            fit(
+                "Enter: choose the backup; the loss is shown before the drop",
+                room,
+            ),
+            Default::default(),
+        ));
+    }
+    let mut cut = c.commands.len() > 2;
+    for (i, cmd) in c.commands.iter().take(2).enumerate() {
+        let label = if i == 0 { "run" } else { "" };
+        let text = format!("{}. {cmd}", i + 1);
+        cut |= text.chars().count() > room;
+        out.push(field(t, label, fit(&text, room), t.bold()));
+    }
+    if cut {
+        out.truncate(6);
+        out.push(field(
+            t,
+            "",
+            "`rewind triage` prints the commands in full",
+            t.dim(),
+        ));
+    }
+    out.truncate(7);
+    out
 }
