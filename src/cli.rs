@@ -84,6 +84,13 @@ pub enum Command {
     /// The drill's stand-in for `gitlab-rake db:migrate` (used by the drill only).
     #[command(hide = true, name = "drill-migrate")]
     DrillMigrate,
+    /// The drill's stand-in for `gitaly-backup` (used by the drill only).
+    #[command(hide = true, name = "drill-gitaly-backup")]
+    DrillGitalyBackup {
+        /// gitaly-backup's own arguments (`restore -path ... -layout manifest ...`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 impl Command {
