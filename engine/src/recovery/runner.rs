@@ -537,27 +537,11 @@ fn check_repositories(
             .iter()
             .map(|m| (m.name.as_str(), m.decoded_bytes.unwrap_or(m.size))),
     );
-    let dir = req.root.join(&req.installation.backup_path);
-    let dir = existing_ancestor(&dir).unwrap_or(dir);
-    let available = nix::sys::statvfs::statvfs(&dir)
-        .map(|st| st.blocks_available() * st.fragment_size())
-        .unwrap_or(u64::MAX);
-    journal.note(
-        "recovery.space",
-        format!(
-            "{}: {needed} bytes of repositories/ to extract, {available} free",
-            dir.display()
-        ),
-        serde_json::json!({"components": ["repositories"], "needed": needed, "available": available}),
+    repositories_space(
+        &req.root.join(&req.installation.backup_path),
+        needed,
+        journal,
     )?;
-    if needed + needed / 20 + (64 << 20) > available {
-        return Err(RecoveryError::DiskSpace {
-            dir,
-            what: "repositories".into(),
-            needed,
-            available,
-        });
-    }
     if let Some(id) = &o.backup_id {
         let mut ids = std::collections::BTreeSet::new();
         for m in members {
@@ -586,6 +570,32 @@ fn check_repositories(
                 },
             ));
         }
+    }
+    Ok(())
+}
+
+/// Free space in `dir` (the backup directory, where `repositories/` is extracted) for
+/// `needed` bytes, with the same headroom as the file components.
+fn repositories_space(dir: &Path, needed: u64, journal: &Journal) -> Result<(), RecoveryError> {
+    let dir = existing_ancestor(dir).unwrap_or_else(|| dir.to_path_buf());
+    let available = nix::sys::statvfs::statvfs(&dir)
+        .map(|st| st.blocks_available() * st.fragment_size())
+        .unwrap_or(u64::MAX);
+    journal.note(
+        "recovery.space",
+        format!(
+            "{}: {needed} bytes of repositories/ to extract, {available} free",
+            dir.display()
+        ),
+        serde_json::json!({"components": ["repositories"], "needed": needed, "available": available}),
+    )?;
+    if needed.saturating_add(needed / 20).saturating_add(64 << 20) > available {
+        return Err(RecoveryError::DiskSpace {
+            dir,
+            what: "repositories".into(),
+            needed,
+            available,
+        });
     }
     Ok(())
 }
@@ -802,5 +812,24 @@ mod tests {
             e.to_string().contains("Nothing was changed")
                 || e.to_string().contains("nothing was changed")
         );
+    }
+
+    #[test]
+    fn repositories_that_do_not_fit_are_refused_with_the_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open_in(&dir.path().join("journal")).unwrap();
+        repositories_space(dir.path(), 1 << 20, &journal).unwrap();
+        let e = repositories_space(&dir.path().join("missing/below"), u64::MAX / 4, &journal)
+            .unwrap_err();
+        assert!(
+            matches!(&e, RecoveryError::DiskSpace { what, needed, available, dir: d }
+                if what == "repositories" && *needed == u64::MAX / 4 && *available > 0
+                    && d == dir.path()),
+            "{e}"
+        );
+        let text = e.to_string();
+        assert!(text.contains(&(u64::MAX / 4).to_string()), "{text}");
+        assert!(text.contains("nothing was changed"), "{text}");
+        assert_eq!(e.outcome(), Outcome::NothingChanged);
     }
 }
