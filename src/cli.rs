@@ -91,6 +91,13 @@ pub enum Command {
     /// The sandbox's stand-in for `gitlab-rake gitlab:doctor:secrets` (sandbox only).
     #[command(hide = true, name = "drill-secrets")]
     DrillSecrets,
+    /// The drill's stand-in for `gitaly-backup` (used by the drill only).
+    #[command(hide = true, name = "drill-gitaly-backup")]
+    DrillGitalyBackup {
+        /// gitaly-backup's own arguments (`restore -path ... -layout manifest ...`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 impl Command {

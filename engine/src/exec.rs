@@ -22,6 +22,10 @@ use crate::progress::{Event, Level, Sink, SinkExt};
 /// callers that parse output.
 pub const KEEP_LINES: usize = 20_000;
 
+/// Environment variables whose values are secrets (Gitaly's token is inside
+/// `GITALY_SERVERS`): [`Cmd::display`] never shows them.
+pub const SECRET_ENV: [&str; 2] = ["GITALY_SERVERS", "PGPASSWORD"];
+
 /// One external command: program, arguments, extra environment, working directory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Cmd {
@@ -85,11 +89,18 @@ impl Cmd {
     /// The command as a user would type it: environment assignments, then program and
     /// arguments, each quoted for a POSIX shell when needed. For display only: Rewind never
     /// runs a shell.
+    /// Values of [`SECRET_ENV`] variables are shown as `<redacted>`.
     pub fn display(&self) -> String {
         let mut parts: Vec<String> = self
             .env
             .iter()
-            .map(|(k, v)| format!("{k}={}", shell_quote(&v.to_string_lossy())))
+            .map(|(k, v)| {
+                if SECRET_ENV.contains(&k.as_str()) {
+                    format!("{k}=<redacted>")
+                } else {
+                    format!("{k}={}", shell_quote(&v.to_string_lossy()))
+                }
+            })
             .collect();
         parts.extend(self.argv().iter().map(|a| shell_quote(a)));
         parts.join(" ")

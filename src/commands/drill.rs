@@ -214,3 +214,16 @@ pub fn run_standin_secrets(ctx: &Ctx) -> color_eyre::Result<ExitCode> {
         ExitCode::FAILURE
     })
 }
+
+/// `rewind drill-gitaly-backup ARGS` (hidden): the drill's stand-in for `gitaly-backup`,
+/// writing bare repositories with git into the sandbox host given with `--root`.
+pub fn run_standin_gitaly_backup(ctx: &Ctx, args: Vec<String>) -> color_eyre::Result<ExitCode> {
+    if ctx.root.is_system() {
+        bail!("drill-gitaly-backup only runs against a drill sandbox (--root)");
+    }
+    let stdin = std::io::stdin();
+    let mut input = stdin.lock();
+    let mut out = std::io::stdout().lock();
+    let code = rewind_engine::repositories::standin::run(&ctx.root, &args, &mut input, &mut out);
+    Ok(ExitCode::from(code.clamp(0, 255) as u8))
+}

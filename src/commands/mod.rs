@@ -94,6 +94,7 @@ pub fn dispatch(cli: Cli) -> color_eyre::Result<ExitCode> {
         Some(Command::Drill(args)) => drill::run(&ctx, args),
         Some(Command::DrillMigrate) => drill::run_standin_migrate(&ctx),
         Some(Command::DrillSecrets) => drill::run_standin_secrets(&ctx),
+        Some(Command::DrillGitalyBackup { args }) => drill::run_standin_gitaly_backup(&ctx, args),
         None => wizard::run(&ctx),
     }
 }

@@ -29,6 +29,12 @@ pub struct Args {
     /// Components not to restore (comma-separated: uploads,builds,...).
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]
     pub skip: Vec<String>,
+    /// gitaly-backup's -parallel, as `rewind restore --repositories-parallel`.
+    #[arg(long, value_name = "N")]
+    pub repositories_parallel: Option<u32>,
+    /// gitaly-backup's -parallel-storage, as `rewind restore --repositories-parallel-storage`.
+    #[arg(long, value_name = "N")]
+    pub repositories_parallel_storage: Option<u32>,
 }
 
 /// One step of the plan.
@@ -277,20 +283,28 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
     // 6. Repositories.
     if let Some(b) = &backup {
         if b.repositories {
-            let storages = b
-                .information
-                .as_ref()
-                .map(|i| i.repositories_storages.clone())
-                .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| vec!["default".to_string()]);
-            let mut notes = vec![repositories::warning(&storages)];
-            let commands = match repositories::plan(root, &inst.backup_path, &b.id, &storages) {
+            let opts = repositories::RepoOptions::for_backup(
+                b.information.as_ref(),
+                &repositories::configured_storages(root),
+                args.repositories_parallel,
+                args.repositories_parallel_storage,
+            );
+            let mut notes = vec![repositories::warning(&opts.remove_all)];
+            let path = inst
+                .backup_path
+                .join("rewind-repositories.<unique>/repositories");
+            let commands = match repositories::plan(root, &path, &opts) {
                 Ok(p) => vec![p.cmd.display()],
                 Err(e) => {
                     notes.push(e.to_string());
                     vec![]
                 }
             };
+            notes.push(format!(
+                "repositories/ is extracted from the archive to {} (root-only) first, after a free-space check; stdin: the restored database's projects, wikis, designs, snippets and group wikis",
+                path.display()
+            ));
+            notes.push("needs --confirm-repositories; --bundle-pushed first bundles the repositories pushed to since the backup into the backup directory".into());
             steps.push(recovery_step(
                 StepId::RestoreRepositories,
                 "Restore the repositories",

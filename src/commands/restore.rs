@@ -61,6 +61,22 @@ pub struct Args {
     /// directories' previous contents are moved aside to `<backup_path>/tmp`.
     #[arg(long)]
     pub confirm_files: bool,
+    /// Confirm restoring the repositories with gitaly-backup, which deletes every
+    /// repository on the storages first (-remove-all-repositories), including what was
+    /// pushed since the backup.
+    #[arg(long)]
+    pub confirm_repositories: bool,
+    /// Before gitaly-backup replaces anything, bundle the repositories pushed to since the
+    /// backup (`git bundle create --all`) into `<backup_path>/rewind-pushed-<id>.*` (0700,
+    /// files 0600).
+    #[arg(long)]
+    pub bundle_pushed: bool,
+    /// gitaly-backup's -parallel: repositories restored at once.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub repositories_parallel: Option<u32>,
+    /// gitaly-backup's -parallel-storage: repositories restored at once per storage.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub repositories_parallel_storage: Option<u32>,
     /// Components not to restore (comma-separated: db,repositories,uploads,...).
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub skip: Vec<String>,
@@ -86,6 +102,7 @@ struct Report<'a> {
     /// Loader jobs used (fitted to the server's free connections).
     jobs: usize,
     notes: &'a [String],
+    repositories: Option<&'a recovery::RepositoriesOutcome>,
     journal: PathBuf,
 }
 
@@ -323,6 +340,12 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
         continue_on_error: args.continue_on_error,
         allow_version_mismatch: args.allow_version_mismatch,
         command,
+        repositories: recovery::RepositoriesRequest {
+            confirm: args.confirm_repositories,
+            bundle_pushed: args.bundle_pushed,
+            parallel: args.repositories_parallel,
+            parallel_storage: args.repositories_parallel_storage,
+        },
     };
     let report = match recovery::restore(&req, &journal, &sink, &cancel) {
         Ok(r) => r,
@@ -368,6 +391,7 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
             components: report.components.clone(),
             jobs: report.jobs,
             notes: &report.notes,
+            repositories: report.repositories.as_ref(),
             journal: journal.path().to_path_buf(),
         })?;
     } else {

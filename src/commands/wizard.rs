@@ -33,6 +33,8 @@ fn print_plan(ctx: &Ctx) -> color_eyre::Result<ExitCode> {
         super::plan::Args {
             backup: None,
             skip: Vec::new(),
+            repositories_parallel: None,
+            repositories_parallel_storage: None,
         },
     )?;
     if !ctx.json() {

@@ -762,6 +762,13 @@ fn restore(
         continue_on_error: false,
         allow_version_mismatch: false,
         command: "rewind (wizard)".into(),
+        // The wizard's confirmation covers the repositories; what was pushed since the
+        // backup is always bundled aside before gitaly-backup replaces it.
+        repositories: rewind_engine::recovery::RepositoriesRequest {
+            confirm: true,
+            bundle_pushed: true,
+            ..Default::default()
+        },
     };
     let started = std::time::Instant::now();
     let report = rewind_engine::recovery::restore(&req, &journal, &sink, cancel)
@@ -792,11 +799,26 @@ fn restore(
             text: r.verify_line(),
         });
     }
-    if backup.components.iter().any(|c| c == "repositories") {
-        lines.push(VerifyLine {
-            ok: false,
-            text: "repositories: in the backup but not restored by the wizard; restore them with GitLab's tooling (gitaly-backup, as `gitlab-backup restore` does)".into(),
-        });
+    if let Some(r) = &report.repositories {
+        if !r.pushed_since_backup.is_empty() {
+            lines.push(VerifyLine {
+                ok: true,
+                text: format!(
+                    "repositories pushed to since the backup: {}{}",
+                    r.pushed_since_backup.len(),
+                    r.bundled_to
+                        .as_ref()
+                        .map(|d| format!(", bundled to {}", d.display()))
+                        .unwrap_or_default()
+                ),
+            });
+        }
+        if let Some(rr) = &r.restore {
+            lines.push(VerifyLine {
+                ok: rr.ok(),
+                text: format!("repositories: {}", rr.line()),
+            });
+        }
     }
     sink.info(format!("restore finished: {rows} rows"));
     let secs = started.elapsed().as_secs();

@@ -80,12 +80,6 @@ pub fn lines(s: &State) -> Vec<String> {
             "              gitlab-secrets.json must be the one of the backup's time, or CI variables and 2FA break"
                 .into(),
         );
-        if s.chosen
-            .as_ref()
-            .is_some_and(|b| b.components.iter().any(|c| c == "repositories"))
-        {
-            out.push("              repositories were not restored by Rewind: restore them with GitLab's tooling (gitaly-backup)".into());
-        }
     } else {
         out.push(
             "  next        run rewind again: it offers to resume where this run stopped".into(),

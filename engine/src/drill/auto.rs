@@ -363,6 +363,14 @@ pub fn run(
             continue_on_error: false,
             allow_version_mismatch: false,
             command: format!("rewind drill --auto --scenario {}", sb.scenario.name()),
+            // The repositories are confirmed too, and what was pushed since the backup is
+            // bundled aside first.
+            repositories: crate::recovery::RepositoriesRequest {
+                confirm: true,
+                bundle_pushed: true,
+                parallel: Some(2),
+                parallel_storage: Some(1),
+            },
         };
         let out = crate::recovery::restore(&req, &journal, sink, &opts.cancel)
             .map_err(|e| e.to_string())?;
@@ -479,6 +487,10 @@ fn refuse_mismatch(
             continue_on_error: false,
             allow_version_mismatch: false,
             command: "rewind drill --auto --scenario version-mismatch".into(),
+            repositories: crate::recovery::RepositoriesRequest {
+                confirm: true,
+                ..Default::default()
+            },
         };
         crate::recovery::restore(
             &req,

@@ -159,6 +159,7 @@ fn recovered(sb: &Sandbox, report: &mut DrillReport) {
             ),
         }
     }
+    repositories_check(sb, report);
     let v = installed_version(sb);
     report.check(
         "installed version is the backup's",
@@ -215,6 +216,52 @@ fn snapshots_before_package(sb: &Sandbox, report: &mut DrillReport) {
             )
         },
     );
+}
+
+/// The repositories gitaly-backup restored: as many with refs as the backup holds, each
+/// with the backup's refs (the push made after the backup gone).
+fn repositories_check(sb: &Sandbox, report: &mut DrillReport) {
+    let (storage, want) = &sb.expected.repositories;
+    let name = "repositories equal the backup (count and refs)";
+    match sandbox::repos::all_refs(storage) {
+        Ok(got) => {
+            let with_refs: Vec<&String> = got
+                .iter()
+                .filter(|(_, r)| !r.trim().is_empty())
+                .map(|(k, _)| k)
+                .collect();
+            let wrong: Vec<&String> = want
+                .iter()
+                .filter(|(k, v)| got.get(*k) != Some(*v))
+                .map(|(k, _)| k)
+                .collect();
+            let want_with_refs = want.values().filter(|r| !r.trim().is_empty()).count();
+            report.check(
+                name,
+                wrong.is_empty() && with_refs.len() == want_with_refs,
+                format!(
+                    "{} repositories with refs (backup {}), {} created empty; {}",
+                    with_refs.len(),
+                    want_with_refs,
+                    got.len() - with_refs.len(),
+                    if wrong.is_empty() {
+                        "every ref equal".to_string()
+                    } else {
+                        format!(
+                            "refs differ: {}",
+                            wrong
+                                .iter()
+                                .take(3)
+                                .map(|s| s.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    }
+                ),
+            );
+        }
+        Err(e) => report.check(name, false, e.to_string()),
+    }
 }
 
 fn private_files(sb: &Sandbox, report: &mut DrillReport) {

@@ -41,6 +41,12 @@ pub fn check(needs_packages: bool) -> Vec<Missing> {
             package: "tar",
         });
     }
+    if !on_path("git") {
+        missing.push(Missing {
+            what: "git (makes the sandbox's repositories and their backup bundles)",
+            package: "git",
+        });
+    }
     if needs_packages {
         for (tool, package) in [("dpkg", "dpkg"), ("dpkg-deb", "dpkg"), ("apt-get", "apt")] {
             if !on_path(tool) {

@@ -30,6 +30,9 @@ pub struct Expected {
     pub db_version: String,
     /// The version the host must end on.
     pub version: String,
+    /// The storage directory (real path) and the refs of each repository in it, as the
+    /// backup holds them.
+    pub repositories: (PathBuf, std::collections::BTreeMap<String, String>),
 }
 
 /// The sandbox host of one drill. Dropping it stops the cluster and removes everything,
@@ -247,9 +250,25 @@ impl Sandbox {
                 ))?;
                 sandbox_repo::write_gitlab_rake_standin(&root, &rewind)
                     .map_err(setup_err("writing the gitlab-rake stand-in"))?;
-                Ok((repo, format!("stand-in .debs of {base} and {upgrade} in a local apt repository; {base} installed with dpkg; gitlab-ctl and gitlab-rake stand-ins")))
+                sandbox_repo::write_gitaly_backup_standin(&root, &rewind)
+                    .map_err(setup_err("writing the gitaly-backup stand-in"))?;
+                Ok((repo, format!("stand-in .debs of {base} and {upgrade} in a local apt repository; {base} installed with dpkg; gitlab-ctl, gitlab-rake and gitaly-backup stand-ins")))
             },
         )?;
+
+        // Repositories: real bare repositories for some projects, in Omnibus' storage.
+        let storage = root.join(crate::repositories::DEFAULT_STORAGE_PATH);
+        timed(report, sink, opts, "create Git repositories", || {
+            let mut client = main
+                .connect()
+                .map_err(setup_err("connecting to the main database"))?;
+            let made = sandbox::repos::populate(&mut client, &storage, 4)
+                .map_err(setup_err("creating the sandbox's repositories"))?;
+            Ok((
+                (),
+                format!("{} bare repositories made with git", made.len()),
+            ))
+        })?;
 
         // Backups.
         let mut archives = Vec::new();
@@ -257,6 +276,7 @@ impl Sandbox {
             let created = backup::default_created_at();
             let mut bs = backup::BackupSpec::new(&layout.backup_dir, main.clone())
                 .with_components(layout.components.clone())
+                .with_repositories(vec![("default".to_string(), storage.clone())])
                 .with_created_at(created);
             if scenario == Scenario::VersionMismatch {
                 bs = bs.with_version("16.9.2-ee");
@@ -296,6 +316,11 @@ impl Sandbox {
                 .collect::<Result<_, _>>()?,
             db_version: sandbox::DB_VERSION.to_string(),
             version: base.to_string(),
+            repositories: (
+                storage.clone(),
+                sandbox::repos::all_refs(&storage)
+                    .map_err(setup_err("reading the repositories' refs"))?,
+            ),
         };
 
         if scenario == Scenario::CorruptBackup {
@@ -346,6 +371,30 @@ impl Sandbox {
                 })?;
                 sandbox_repo::dpkg_install(&root, deb)
                     .map_err(setup_err("reinstalling gitlab-ee 16.10.3 with dpkg"))?;
+            }
+            // Someone pushed to the first repository after the backup (a push event too).
+            let restores = matches!(
+                scenario,
+                Scenario::FailedUpgrade | Scenario::CorruptBackup | Scenario::Decomposed
+            );
+            if let Some(first) = expected
+                .repositories
+                .1
+                .keys()
+                .find(|r| restores && !r.ends_with(".wiki.git"))
+            {
+                sandbox::repos::push_commit(
+                    &storage.join(first),
+                    "pushed while 16.11.0 was half-migrated",
+                )
+                .map_err(setup_err("pushing to a repository"))?;
+                client
+                    .execute(
+                        "INSERT INTO events (id, project_id, author_id, action, created_at) \
+                         SELECT COALESCE(max(id), 0) + 1, 1, 1, 5, now() FROM events",
+                        &[],
+                    )
+                    .map_err(setup_err("recording the push event"))?;
             }
             // Users kept working on the broken instance: the upload dirs changed.
             for (_, dir, _) in &expected.files {

@@ -46,6 +46,10 @@ pub struct ExtractStats {
 pub struct ExtractOptions {
     /// Give every entry this uid/gid (GitLab's files belong to `git`).
     pub owner: Option<(u32, u32)>,
+    /// Extract only the entries under this top-level directory of the stream, without it
+    /// (`repositories/x` becomes `x`); other entries are read past. Hardlinks must point
+    /// under it too.
+    pub only_under: Option<&'static str>,
 }
 
 /// Why an extraction failed.
@@ -269,7 +273,13 @@ pub fn extract_tar_at<R: Read>(
         let raw_name = entry.path_bytes().into_owned();
         let shown = String::from_utf8_lossy(&raw_name).into_owned();
         let name = PathBuf::from(OsStr::from_bytes(&raw_name));
-        let parts = safe_components(&name, &shown)?;
+        let mut parts = safe_components(&name, &shown)?;
+        if let Some(top) = opts.only_under {
+            if parts.first().is_none_or(|p| *p != OsStr::new(top)) {
+                continue;
+            }
+            parts.remove(0);
+        }
         let rel: PathBuf = parts.iter().collect();
         // setuid and setgid stripped; the sticky bit kept.
         let mode = header.mode().unwrap_or(0o644) & 0o1777;
@@ -426,7 +436,13 @@ pub fn extract_tar_at<R: Read>(
                         ),
                     )
                 };
-                let lparts = safe_components(&link, &shown).map_err(|_| outside())?;
+                let mut lparts = safe_components(&link, &shown).map_err(|_| outside())?;
+                if let Some(top) = opts.only_under {
+                    if lparts.first().is_none_or(|p| *p != OsStr::new(top)) {
+                        return Err(outside());
+                    }
+                    lparts.remove(0);
+                }
                 let lrel: PathBuf = lparts.iter().collect();
                 // Only to a regular file this extraction created, still the same file,
                 // reached without following any link.

@@ -817,7 +817,10 @@ fn restore_staged<R: Read + Send>(
     })?;
     let staging = safefs::open_dir_checked(guard.fd.as_fd(), staging_name, &staging_path)?;
 
-    let xopts = ExtractOptions { owner };
+    let xopts = ExtractOptions {
+        owner,
+        only_under: None,
+    };
     sink.event(Event::PhaseStarted {
         phase: Phase::Files,
         total,

@@ -322,6 +322,33 @@ exit 1
     Ok(path)
 }
 
+/// Write a stand-in `gitaly-backup` at `/opt/gitlab/embedded/bin/gitaly-backup` under
+/// `root`: it execs `<rewind> --root <root> drill-gitaly-backup` with its arguments (the
+/// stand-in honours gitaly-backup's restore arguments and stdin and writes bare
+/// repositories with git into the sandbox's storage). Only the two paths are written into
+/// the script, single-quoted. Returns the script's path.
+pub fn write_gitaly_backup_standin(
+    root: &HostRoot,
+    rewind: &Path,
+) -> Result<PathBuf, PackageError> {
+    let script = format!(
+        r#"#!/bin/sh
+# Stand-in for gitaly-backup written by Rewind's drill: restores into the sandbox's
+# storage with git.
+exec {rewind} --root {root} drill-gitaly-backup "$@"
+"#,
+        rewind = sh_quote(&rewind.display().to_string()),
+        root = sh_quote(&root.base().display().to_string()),
+    );
+    let path = root.join(crate::repositories::GITALY_BACKUP);
+    if let Some(p) = path.parent() {
+        fs::create_dir_all(p).map_err(io_err(p))?;
+    }
+    write_file(&path, &script)?;
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).map_err(io_err(&path))?;
+    Ok(path)
+}
+
 /// Everything at once: build stand-in packages of `offered` in `repo_dir`, make `root` an
 /// apt sandbox with that repository, install `installed` into it with dpkg, and write the
 /// stand-in `gitlab-ctl`. Returns the repository.

@@ -12,6 +12,7 @@ use crate::files::{self, ComponentReport, FilesError};
 use crate::journal::{Journal, JournalError};
 use crate::pg::conn::{ConnError, ConnSpec};
 use crate::progress::{Cancel, Sink, SinkExt};
+use crate::repositories;
 use crate::restore::database::{
     check_version, member_for, ArchiveSource, DatabaseJob, DatabaseOutcome, Outcome,
     ParallelLoader, RestoreError, RestoreFacts, RestoreOptions, RestoreRun,
@@ -48,6 +49,35 @@ pub struct RestoreRequest<'a> {
     pub allow_version_mismatch: bool,
     /// How the run was started, recorded in the host lock for whoever finds it taken.
     pub command: String,
+    /// The repository restore's confirmation and options.
+    pub repositories: RepositoriesRequest,
+}
+
+/// What the user chose for the repositories.
+#[derive(Debug, Clone, Default)]
+pub struct RepositoriesRequest {
+    /// The user confirmed that gitaly-backup may replace every repository on the storages
+    /// (`--confirm-repositories`).
+    pub confirm: bool,
+    /// Bundle the repositories pushed to since the backup aside first (`--bundle-pushed`).
+    pub bundle_pushed: bool,
+    /// gitaly-backup's `-parallel`.
+    pub parallel: Option<u32>,
+    /// gitaly-backup's `-parallel-storage`.
+    pub parallel_storage: Option<u32>,
+}
+
+/// What happened to the repositories.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RepositoriesOutcome {
+    /// Project repositories pushed to since the backup (from the live database, before
+    /// the drop): what gitaly-backup's `-remove-all-repositories` deletes.
+    pub pushed_since_backup: Vec<repositories::pushed::PushedRepo>,
+    /// Where they were bundled (host path), when asked.
+    pub bundled_to: Option<PathBuf>,
+    pub bundled: Vec<repositories::pushed::Bundled>,
+    /// gitaly-backup's run.
+    pub restore: Option<repositories::run::RepoReport>,
 }
 
 /// What a restore did.
@@ -61,14 +91,21 @@ pub struct RestoreReport {
     pub jobs: usize,
     /// Things the user was told along the way (jobs reduced, ...).
     pub notes: Vec<String>,
+    /// The repositories (`None` when not restored: skipped or absent).
+    pub repositories: Option<RepositoriesOutcome>,
 }
 
 impl RestoreReport {
-    /// Every database verified.
+    /// Every database verified, the repositories (when restored) all accounted for.
     pub fn ok(&self) -> bool {
         self.databases
             .iter()
             .all(|o| o.verify.as_ref().is_none_or(|v| v.ok()))
+            && self
+                .repositories
+                .as_ref()
+                .and_then(|r| r.restore.as_ref())
+                .is_none_or(|r| r.ok())
     }
 }
 
@@ -85,6 +122,15 @@ pub enum RecoveryError {
     Archive { archive: PathBuf, detail: String },
     #[error("restoring the file components ({names}) replaces their directories (the previous contents are moved aside to {aside}); confirm with --confirm-files, or leave them out with --skip {names}. Nothing was changed")]
     FilesNotConfirmed { names: String, aside: PathBuf },
+    #[error("restoring the repositories runs gitaly-backup with -remove-all-repositories {storages}: it deletes every repository on those storages, including what was pushed since the backup{pushed_hint}, and restores the backup's. Confirm with --confirm-repositories (add --bundle-pushed to keep the pushed repositories as git bundles first), or leave them out with --skip repositories. Nothing was changed")]
+    RepositoriesNotConfirmed {
+        storages: String,
+        pushed_hint: String,
+    },
+    #[error("{0} Nothing was changed")]
+    RepositoriesRefused(repositories::RepoError),
+    #[error("restoring the repositories: {0}")]
+    Repositories(repositories::RepoError),
     #[error("not enough free space in {dir} to extract {what}: {needed} bytes needed, {available} available. Free some space or skip components with --skip; nothing was changed")]
     DiskSpace {
         dir: PathBuf,
@@ -112,7 +158,9 @@ impl RecoveryError {
     pub fn outcome(&self) -> Outcome {
         match self {
             RecoveryError::Restore(e) => e.outcome(),
-            RecoveryError::Files(_) | RecoveryError::Journal(_) => Outcome::Changed,
+            RecoveryError::Files(_)
+            | RecoveryError::Journal(_)
+            | RecoveryError::Repositories(_) => Outcome::Changed,
             _ => Outcome::NothingChanged,
         }
     }
@@ -258,6 +306,33 @@ pub fn restore(
         });
     }
 
+    // The repositories: confirmed, gitaly-backup present, before anything changes.
+    let repo_opts = repositories_wanted(req).then(|| {
+        repositories::RepoOptions::for_backup(
+            backup.information.as_ref(),
+            &repositories::configured_storages(req.root),
+            req.repositories.parallel,
+            req.repositories.parallel_storage,
+        )
+    });
+    if let Some(o) = &repo_opts {
+        if !req.repositories.confirm {
+            return Err(RecoveryError::RepositoriesNotConfirmed {
+                storages: o.remove_all.join(","),
+                pushed_hint: String::new(),
+            });
+        }
+        let bin = req.root.join(repositories::GITALY_BACKUP);
+        if !bin.is_file() {
+            return Err(RecoveryError::RepositoriesRefused(
+                repositories::RepoError::NoGitalyBackup {
+                    path: PathBuf::from(repositories::GITALY_BACKUP),
+                    backup_id: backup.id.clone(),
+                },
+            ));
+        }
+    }
+
     // Every member decodes, end to end, before anything changes.
     journal.begin(
         "recovery.verify",
@@ -311,6 +386,16 @@ pub fn restore(
         })
         .collect();
     check_file_space(req.root, &file_components, &decoded, journal)?;
+    if let Some(o) = &repo_opts {
+        check_repositories(req, o, &verified.members, journal)?;
+    }
+
+    // The repositories pushed to since the backup, from the live database before the drop;
+    // bundled aside when asked.
+    let mut repos_outcome = None;
+    if let Some(_o) = &repo_opts {
+        repos_outcome = Some(pushed_before_drop(req, journal, sink)?);
+    }
 
     let mut notes = Vec::new();
     let mut jobs = req.jobs.max(1);
@@ -398,8 +483,16 @@ pub fn restore(
             Some(journal),
         )?
     };
+    if let (Some(o), Some(outcome)) = (&repo_opts, repos_outcome.as_mut()) {
+        outcome.restore = Some(restore_repositories(req, o, journal, sink, cancel)?);
+    }
     let mut components = components_of(backup, &req.skip);
     for c in components.iter_mut() {
+        if c.name == "repositories" {
+            if let Some(r) = repos_outcome.as_ref().and_then(|o| o.restore.as_ref()) {
+                c.status = r.line();
+            }
+        }
         if let Some(r) = files.iter().find(|r| r.name == c.name) {
             c.status = format!(
                 "restored: {} files, {} bytes{}",
@@ -420,7 +513,217 @@ pub fn restore(
         components,
         jobs,
         notes,
+        repositories: repos_outcome,
     })
+}
+
+/// Whether this run restores repositories: in the backup, not skipped now or then.
+fn repositories_wanted(req: &RestoreRequest<'_>) -> bool {
+    req.backup.repositories
+        && !req.skip.iter().any(|s| s == "repositories")
+        && !req.backup.skipped.iter().any(|s| s == "repositories")
+}
+
+/// Before anything changes: free space for `repositories/` in the backup directory, and
+/// manifests for the backup id gitaly-backup is given (it silently skips the others).
+fn check_repositories(
+    req: &RestoreRequest<'_>,
+    o: &repositories::RepoOptions,
+    members: &[crate::backup::verify::VerifiedMember],
+    journal: &Journal,
+) -> Result<(), RecoveryError> {
+    if o.server_side || !req.backup.path.is_file() {
+        return Ok(());
+    }
+    let needed = repositories::run::repositories_bytes(
+        members
+            .iter()
+            .map(|m| (m.name.as_str(), m.decoded_bytes.unwrap_or(m.size))),
+    );
+    repositories_space(
+        &req.root.join(&req.installation.backup_path),
+        needed,
+        journal,
+    )?;
+    if let Some(id) = &o.backup_id {
+        let mut ids = std::collections::BTreeSet::new();
+        for m in members {
+            let n = m.name.strip_prefix("./").unwrap_or(&m.name);
+            if let Some(rest) = n.strip_prefix("repositories/manifests/") {
+                if let Some(file) = rest
+                    .rsplit('/')
+                    .next()
+                    .and_then(|f| f.strip_suffix(".toml"))
+                {
+                    if file != "+latest" {
+                        ids.insert(file.to_string());
+                    }
+                }
+            }
+        }
+        if !ids.is_empty() && !ids.contains(id) {
+            return Err(RecoveryError::RepositoriesRefused(
+                repositories::RepoError::IdMismatch {
+                    id: id.clone(),
+                    found: ids
+                        .iter()
+                        .map(|i| format!("`{i}`"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                },
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Free space in `dir` (the backup directory, where `repositories/` is extracted) for
+/// `needed` bytes, with the same headroom as the file components.
+fn repositories_space(dir: &Path, needed: u64, journal: &Journal) -> Result<(), RecoveryError> {
+    let dir = existing_ancestor(dir).unwrap_or_else(|| dir.to_path_buf());
+    let available = nix::sys::statvfs::statvfs(&dir)
+        .map(|st| st.blocks_available() * st.fragment_size())
+        .unwrap_or(u64::MAX);
+    journal.note(
+        "recovery.space",
+        format!(
+            "{}: {needed} bytes of repositories/ to extract, {available} free",
+            dir.display()
+        ),
+        serde_json::json!({"components": ["repositories"], "needed": needed, "available": available}),
+    )?;
+    if needed.saturating_add(needed / 20).saturating_add(64 << 20) > available {
+        return Err(RecoveryError::DiskSpace {
+            dir,
+            what: "repositories".into(),
+            needed,
+            available,
+        });
+    }
+    Ok(())
+}
+
+/// The repositories pushed to since the backup (live main database, read-only), told to
+/// the user and journaled; bundled aside when asked. Nothing is replaced here.
+fn pushed_before_drop(
+    req: &RestoreRequest<'_>,
+    journal: &Journal,
+    sink: &dyn Sink,
+) -> Result<RepositoriesOutcome, RecoveryError> {
+    let mut out = RepositoriesOutcome::default();
+    let since = req.backup.created_at;
+    let main = req.databases.iter().find(|j| j.connection == "main");
+    if let (Some(since), Some(job)) = (since, main) {
+        match job
+            .spec
+            .connect()
+            .map_err(|e| e.to_string())
+            .and_then(|mut c| {
+                repositories::pushed::pushed_since(&mut c, since).map_err(|e| e.to_string())
+            }) {
+            Ok(list) => out.pushed_since_backup = list,
+            Err(e) => {
+                sink.warn(format!(
+                    "could not list the repositories pushed to since the backup: {e}"
+                ));
+            }
+        }
+    }
+    journal.note(
+        "repositories.pushed_since_backup",
+        format!(
+            "{} project repositories pushed to since the backup",
+            out.pushed_since_backup.len()
+        ),
+        serde_json::json!({"repositories": out.pushed_since_backup}),
+    )?;
+    if !out.pushed_since_backup.is_empty() {
+        let names: Vec<&str> = out
+            .pushed_since_backup
+            .iter()
+            .take(10)
+            .map(|r| r.project_path.as_str())
+            .collect();
+        sink.warn(format!(
+            "{} repositories were pushed to since the backup ({}{}); gitaly-backup replaces them with the backup's{}",
+            out.pushed_since_backup.len(),
+            names.join(", "),
+            if out.pushed_since_backup.len() > names.len() { ", ..." } else { "" },
+            if req.repositories.bundle_pushed {
+                ": bundling them aside first"
+            } else {
+                " (--bundle-pushed keeps them as git bundles)"
+            }
+        ));
+        if req.repositories.bundle_pushed {
+            let parent = req.root.join(&req.installation.backup_path);
+            let (dir, bundled) = repositories::pushed::bundle_aside(
+                req.root,
+                &out.pushed_since_backup,
+                &parent,
+                &req.backup.id,
+                sink,
+                journal,
+            )
+            .map_err(RecoveryError::RepositoriesRefused)?;
+            out.bundled_to = Some(dir);
+            out.bundled = bundled;
+        }
+    }
+    Ok(out)
+}
+
+/// Extract `repositories/`, list the restored database's repositories, run gitaly-backup.
+fn restore_repositories(
+    req: &RestoreRequest<'_>,
+    o: &repositories::RepoOptions,
+    journal: &Journal,
+    sink: &dyn Sink,
+    cancel: &Cancel,
+) -> Result<repositories::run::RepoReport, RecoveryError> {
+    let backup = req.backup;
+    journal.begin(
+        "repositories",
+        "restore the repositories with gitaly-backup",
+        serde_json::json!({"options": o}),
+    )?;
+    let fail = |e: repositories::RepoError| RecoveryError::Repositories(e);
+    let extracted;
+    let path = if o.server_side {
+        PathBuf::new()
+    } else if backup.path.is_dir() {
+        backup.path.join("repositories")
+    } else {
+        let parent = req.root.join(&req.installation.backup_path);
+        extracted =
+            repositories::run::extract(&backup.path, &parent, sink, cancel).map_err(fail)?;
+        extracted.path.clone()
+    };
+    let main = req
+        .databases
+        .iter()
+        .find(|j| j.connection == "main")
+        .ok_or_else(|| RecoveryError::NoDatabase {
+            root: req.root.base().to_path_buf(),
+        })?;
+    let mut client = main.spec.connect()?;
+    let repos = repositories::repositories_from_db(&mut client).map_err(fail)?;
+    drop(client);
+    let result = repositories::run::restore(req.root, &path, o, &repos, sink, journal);
+    match &result {
+        Ok(r) => journal.end(
+            "repositories",
+            if r.ok() { "ok" } else { "incomplete" },
+            serde_json::json!({"restored": r.tally.restored, "skipped": r.tally.skipped,
+                "failed": r.tally.failed, "expected": r.expected}),
+        )?,
+        Err(e) => journal.end(
+            "repositories",
+            "failed",
+            serde_json::json!({"error": e.to_string()}),
+        )?,
+    }
+    result.map_err(fail)
 }
 
 /// Free space for the extraction of each component, per file system of its target.
@@ -512,5 +815,24 @@ mod tests {
             e.to_string().contains("Nothing was changed")
                 || e.to_string().contains("nothing was changed")
         );
+    }
+
+    #[test]
+    fn repositories_that_do_not_fit_are_refused_with_the_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open_in(&dir.path().join("journal")).unwrap();
+        repositories_space(dir.path(), 1 << 20, &journal).unwrap();
+        let e = repositories_space(&dir.path().join("missing/below"), u64::MAX / 4, &journal)
+            .unwrap_err();
+        assert!(
+            matches!(&e, RecoveryError::DiskSpace { what, needed, available, dir: d }
+                if what == "repositories" && *needed == u64::MAX / 4 && *available > 0
+                    && d == dir.path()),
+            "{e}"
+        );
+        let text = e.to_string();
+        assert!(text.contains(&(u64::MAX / 4).to_string()), "{text}");
+        assert!(text.contains("nothing was changed"), "{text}");
+        assert_eq!(e.outcome(), Outcome::NothingChanged);
     }
 }

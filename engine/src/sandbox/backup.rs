@@ -105,6 +105,9 @@ pub struct BackupSpec {
     pub skipped: Vec<String>,
     /// `:installation_type:`.
     pub installation_type: String,
+    /// Storages `(name, directory)` whose bare repositories go into `repositories/`
+    /// (gitaly-backup's manifest layout); empty: no `repositories/`.
+    pub repositories: Vec<(String, PathBuf)>,
 }
 
 impl BackupSpec {
@@ -123,7 +126,16 @@ impl BackupSpec {
             compression: Compression::Gzip,
             skipped: vec!["repositories".to_string()],
             installation_type: "omnibus-gitlab".to_string(),
+            repositories: Vec::new(),
         }
+    }
+
+    /// Put the bare repositories of these storages into `repositories/` (no longer
+    /// skipped).
+    pub fn with_repositories(mut self, storages: Vec<(String, PathBuf)>) -> Self {
+        self.skipped.retain(|s| s != "repositories");
+        self.repositories = storages;
+        self
     }
 
     /// Set the file components.
@@ -473,6 +485,14 @@ pub fn build_backup(spec: &BackupSpec) -> Result<PathBuf> {
             spec.compression,
         )?;
         members.push(file);
+    }
+
+    // Repositories, as gitaly-backup's manifest layout writes them.
+    if !spec.repositories.is_empty() {
+        let dest = stage.join("repositories");
+        fs::create_dir(&dest).map_err(io_err("creating repositories/", &dest))?;
+        super::repos::write_backup_tree(&dest, &spec.repositories, &id)?;
+        members.insert(2, "repositories".into());
     }
 
     // backup_information.yml

@@ -63,6 +63,7 @@ pub mod build;
 pub mod compare;
 pub mod data;
 pub mod host;
+pub mod repos;
 pub mod schema;
 pub mod upgrade;
 
