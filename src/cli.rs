@@ -73,6 +73,10 @@ pub enum Command {
     Rollback(commands::rollback::Args),
     /// GitLab's services (gitlab-ctl): status, stop, start.
     Services(commands::services::Args),
+    /// The configuration archive nearest before the data backup, what differs from
+    /// /etc/gitlab (gitlab-secrets.json key names, never values), and --restore of
+    /// gitlab-secrets.json and gitlab.rb from it.
+    Config(commands::config::Args),
     /// Build a disposable GitLab-like host tree with a 16.10.3 backup under --root (for trying
     /// Rewind and for benchmarks).
     Sandbox(commands::sandbox::Args),
@@ -84,6 +88,12 @@ pub enum Command {
     /// The drill's stand-in for `gitlab-rake db:migrate` (used by the drill only).
     #[command(hide = true, name = "drill-migrate")]
     DrillMigrate,
+    /// The drill's stand-in for the `gitlab-rake` checks (used by the drill only).
+    #[command(hide = true, name = "drill-rake")]
+    DrillRake {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 impl Command {
@@ -99,6 +109,7 @@ impl Command {
             Command::Restore(a) => !a.dry_run,
             Command::Rollback(a) => !a.dry_run,
             Command::Drill(a) => !a.list,
+            Command::Config(a) => a.restore,
             _ => true,
         }
     }

@@ -12,6 +12,7 @@
 
 use std::process::ExitCode;
 
+use rewind_engine::recovery::config::ConfigError;
 use rewind_engine::recovery::RecoveryError;
 use rewind_engine::restore::database::{Outcome, RestoreError};
 
@@ -38,6 +39,13 @@ pub fn outcome(report: &color_eyre::Report, may_change: bool) -> Outcome {
         }
         if let Some(e) = cause.downcast_ref::<RestoreError>() {
             return e.outcome();
+        }
+        if let Some(e) = cause.downcast_ref::<ConfigError>() {
+            // Every refusal comes before the first file is moved.
+            return match e {
+                ConfigError::Safe(_) | ConfigError::Journal(_) => Outcome::Changed,
+                _ => Outcome::NothingChanged,
+            };
         }
     }
     if may_change {

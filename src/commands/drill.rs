@@ -180,3 +180,19 @@ pub fn run_standin_migrate(ctx: &Ctx) -> color_eyre::Result<ExitCode> {
         ExitCode::FAILURE
     })
 }
+
+/// `rewind drill-rake -- TASK [ARGS]` (hidden): the drill's stand-in for the `gitlab-rake`
+/// checks after a restore, against the sandbox host given with `--root`.
+pub fn run_standin_rake(ctx: &Ctx, args: &[String]) -> color_eyre::Result<ExitCode> {
+    if ctx.root.is_system() {
+        bail!("drill-rake only runs against a drill sandbox (--root)");
+    }
+    let (code, out) = drill::standin_rake::run(&ctx.root, args);
+    if code == 0 {
+        print!("{out}");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprint!("{out}");
+        Ok(ExitCode::FAILURE)
+    }
+}

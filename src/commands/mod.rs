@@ -2,6 +2,7 @@
 
 pub mod backups;
 pub mod check_leftovers;
+pub mod config;
 pub mod detect;
 pub mod drill;
 pub mod drill_wizard;
@@ -90,6 +91,8 @@ pub fn dispatch(cli: Cli) -> color_eyre::Result<ExitCode> {
         Some(Command::CheckLeftovers(args)) => check_leftovers::run(&ctx, args),
         Some(Command::Drill(args)) => drill::run(&ctx, args),
         Some(Command::DrillMigrate) => drill::run_standin_migrate(&ctx),
+        Some(Command::DrillRake { args }) => drill::run_standin_rake(&ctx, &args),
+        Some(Command::Config(args)) => config::run(&ctx, args),
         None => wizard::run(&ctx),
     }
 }

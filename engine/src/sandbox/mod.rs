@@ -64,6 +64,7 @@ pub mod compare;
 pub mod data;
 pub mod host;
 pub mod schema;
+pub mod secrets;
 pub mod upgrade;
 
 pub use backup::{build_backup, BackupSpec, Compression};
