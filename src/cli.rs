@@ -73,6 +73,10 @@ pub enum Command {
     Rollback(commands::rollback::Args),
     /// GitLab's services (gitlab-ctl): status, stop, start.
     Services(commands::services::Args),
+    /// The configuration archive nearest before the data backup, what differs from
+    /// /etc/gitlab (gitlab-secrets.json key names, never values), and --restore of
+    /// gitlab-secrets.json and gitlab.rb from it.
+    Config(commands::config::Args),
     /// Build a disposable GitLab-like host tree with a 16.10.3 backup under --root (for trying
     /// Rewind and for benchmarks).
     Sandbox(commands::sandbox::Args),
@@ -88,13 +92,16 @@ pub enum Command {
     /// The drill's stand-in for `gitlab-rake db:migrate` (used by the drill only).
     #[command(hide = true, name = "drill-migrate")]
     DrillMigrate,
-    /// The sandbox's stand-in for `gitlab-rake gitlab:doctor:secrets` (sandbox only).
-    #[command(hide = true, name = "drill-secrets")]
-    DrillSecrets,
     /// The drill's stand-in for `gitaly-backup` (used by the drill only).
     #[command(hide = true, name = "drill-gitaly-backup")]
     DrillGitalyBackup {
         /// gitaly-backup's own arguments (`restore -path ... -layout manifest ...`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// The drill's stand-in for the `gitlab-rake` checks (used by the drill only).
+    #[command(hide = true, name = "drill-rake")]
+    DrillRake {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
@@ -115,6 +122,7 @@ impl Command {
             Command::Rollback(a) => !a.dry_run,
             // A restore test changes nothing on the host: what it makes is its own.
             Command::Drill(a) => !a.list && a.backup.is_none(),
+            Command::Config(a) => a.restore,
             _ => true,
         }
     }

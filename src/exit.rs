@@ -12,6 +12,7 @@
 
 use std::process::ExitCode;
 
+use rewind_engine::recovery::config::ConfigError;
 use rewind_engine::recovery::restore_test::TestError;
 use rewind_engine::recovery::RecoveryError;
 use rewind_engine::restore::database::{Outcome, RestoreError};
@@ -46,6 +47,13 @@ pub fn outcome(report: &color_eyre::Report, may_change: bool) -> Outcome {
                 Outcome::Interrupted
             } else {
                 Outcome::NothingChanged
+            };
+        }
+        if let Some(e) = cause.downcast_ref::<ConfigError>() {
+            // Every refusal comes before the first file is moved.
+            return match e {
+                ConfigError::Safe(_) | ConfigError::Journal(_) => Outcome::Changed,
+                _ => Outcome::NothingChanged,
             };
         }
     }

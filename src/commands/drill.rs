@@ -200,21 +200,6 @@ pub fn run_standin_migrate(ctx: &Ctx) -> color_eyre::Result<ExitCode> {
     })
 }
 
-/// `rewind drill-secrets` (hidden): the sandbox's stand-in for `gitlab-rake
-/// gitlab:doctor:secrets`, against the database the environment (or database.yml) names.
-pub fn run_standin_secrets(ctx: &Ctx) -> color_eyre::Result<ExitCode> {
-    if ctx.root.is_system() {
-        bail!("drill-secrets only runs against a sandbox host (--root)");
-    }
-    let (code, out) = drill::standin_secrets::run(&ctx.root);
-    print!("{out}");
-    Ok(if code == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
-}
-
 /// `rewind drill-gitaly-backup ARGS` (hidden): the drill's stand-in for `gitaly-backup`,
 /// writing bare repositories with git into the sandbox host given with `--root`.
 pub fn run_standin_gitaly_backup(ctx: &Ctx, args: Vec<String>) -> color_eyre::Result<ExitCode> {
@@ -226,4 +211,20 @@ pub fn run_standin_gitaly_backup(ctx: &Ctx, args: Vec<String>) -> color_eyre::Re
     let mut out = std::io::stdout().lock();
     let code = rewind_engine::repositories::standin::run(&ctx.root, &args, &mut input, &mut out);
     Ok(ExitCode::from(code.clamp(0, 255) as u8))
+}
+
+/// `rewind drill-rake -- TASK [ARGS]` (hidden): the drill's stand-in for the `gitlab-rake`
+/// checks after a restore, against the sandbox host given with `--root`.
+pub fn run_standin_rake(ctx: &Ctx, args: &[String]) -> color_eyre::Result<ExitCode> {
+    if ctx.root.is_system() {
+        bail!("drill-rake only runs against a drill sandbox (--root)");
+    }
+    let (code, out) = drill::standin_rake::run(&ctx.root, args);
+    if code == 0 {
+        print!("{out}");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprint!("{out}");
+        Ok(ExitCode::FAILURE)
+    }
 }

@@ -2,6 +2,7 @@
 
 pub mod backups;
 pub mod check_leftovers;
+pub mod config;
 pub mod detect;
 pub mod drill;
 pub mod drill_backup;
@@ -93,8 +94,9 @@ pub fn dispatch(cli: Cli) -> color_eyre::Result<ExitCode> {
         Some(Command::Triage(args)) => triage::run(&ctx, args),
         Some(Command::Drill(args)) => drill::run(&ctx, args),
         Some(Command::DrillMigrate) => drill::run_standin_migrate(&ctx),
-        Some(Command::DrillSecrets) => drill::run_standin_secrets(&ctx),
         Some(Command::DrillGitalyBackup { args }) => drill::run_standin_gitaly_backup(&ctx, args),
+        Some(Command::DrillRake { args }) => drill::run_standin_rake(&ctx, &args),
+        Some(Command::Config(args)) => config::run(&ctx, args),
         None => wizard::run(&ctx),
     }
 }

@@ -343,10 +343,61 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
         }
     }
 
-    // 8-10. After.
-    for s in services::post_restore_steps(root) {
+    // 8. Configuration: the archive nearest before the backup, compared.
+    let before = backup.as_ref().and_then(|b| b.backup_created_at());
+    let mut config_notes = Vec::new();
+    let mut config_cmds = Vec::new();
+    match recovery::config::choose(root, None, before)
+        .and_then(|a| recovery::config::read_archive(root, &a))
+    {
+        Ok(c) => {
+            let d = recovery::config::diff(root, &c);
+            config_notes.push(format!(
+                "{} ({}): {}",
+                c.archive.name,
+                c.archive.created.as_deref().unwrap_or("time unknown"),
+                if d.would_restore.is_empty() {
+                    "gitlab-secrets.json and gitlab.rb match the live files".to_string()
+                } else {
+                    format!(
+                        "{} differ (`rewind config` lists what)",
+                        d.would_restore.join(" and ")
+                    )
+                }
+            ));
+            if !d.would_restore.is_empty() {
+                config_cmds.push(format!(
+                    "rewind config --archive {} --restore --yes",
+                    c.archive.name
+                ));
+            }
+        }
+        Err(e) => config_notes.push(e.to_string()),
+    }
+    steps.push(recovery_step(
+        StepId::RestoreConfig,
+        "Restore gitlab-secrets.json and gitlab.rb",
+        config_cmds,
+        config_notes,
+    ));
+
+    // 9-10. After.
+    for s in services::post_restore_steps(root)
+        .into_iter()
+        .filter(|s| s.changes_host)
+    {
         steps.push(step(s.what, vec![s.cmd.display()], vec![]));
     }
+    let checks = recovery::postcheck::checks(root);
+    steps.push(recovery_step(
+        StepId::PostChecks,
+        "Wait for /-/readiness, then check",
+        checks.iter().map(|c| c.cmd.display()).collect(),
+        checks
+            .iter()
+            .map(|c| format!("{}{}", c.what, if c.default { "" } else { " (offered)" }))
+            .collect(),
+    ));
 
     warnings.push(SECRETS_WARNING.to_string());
     for c in services::config_backups(root) {

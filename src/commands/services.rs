@@ -7,12 +7,17 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use color_eyre::eyre::WrapErr;
+use rewind_engine::backup::catalogue;
 use rewind_engine::detect::{detect, DetectOptions};
 use rewind_engine::exec::Runner;
 use rewind_engine::journal::Journal;
 use rewind_engine::progress::{Event, Level, Sink};
+use rewind_engine::recovery::config;
+use rewind_engine::recovery::postcheck::{
+    self, fix_for, parse_doctor_secrets, DoctorSecrets, RESTORE_SECRETS_FIRST,
+};
 use rewind_engine::services::{
-    config_backups, post_restore_steps, GitlabCtl, ServiceStatus, State, SECRETS_WARNING,
+    post_restore_steps, GitlabCtl, ServiceStatus, State, SECRETS_WARNING,
 };
 
 use super::Ctx;
@@ -112,16 +117,30 @@ pub enum Action {
         /// Service name; all services when omitted.
         name: Option<String>,
     },
-    /// After a restore: `gitlab-ctl reconfigure`, `gitlab-ctl start`, then GitLab's checks
-    /// (`gitlab-rake gitlab:check SANITIZE=true`, `gitlab-rake gitlab:doctor:secrets`) with
-    /// their output captured in the journal.
+    /// After a restore: the configuration archive compared (and with --restore-config put
+    /// back), `gitlab-ctl reconfigure`, `gitlab-ctl start`, waiting for /-/readiness, then
+    /// GitLab's checks (`gitlab:check SANITIZE=true`, `gitlab:doctor:secrets` read into a
+    /// table with GitLab's fix per model) with their output captured in the journal.
     Finish {
         /// Run without asking.
         #[arg(long)]
         yes: bool,
-        /// Skip the two gitlab-rake checks.
+        /// Skip the gitlab-rake checks.
         #[arg(long)]
         no_checks: bool,
+        /// First restore gitlab-secrets.json and gitlab.rb from the configuration archive
+        /// nearest before the newest backup, when they differ (see `rewind config`).
+        #[arg(long)]
+        restore_config: bool,
+        /// Also run gitlab:artifacts:check, gitlab:lfs:check and gitlab:uploads:check.
+        #[arg(long)]
+        integrity: bool,
+        /// Also rebuild authorized_keys (`gitlab-rake gitlab:shell:setup`), when in use.
+        #[arg(long)]
+        shell_setup: bool,
+        /// Seconds to wait for GitLab to answer /-/readiness before the checks (0: do not wait).
+        #[arg(long, default_value_t = 300)]
+        ready_timeout: u64,
     },
 }
 
@@ -194,7 +213,24 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
             ctl.stop(&Runner::new(&sink, Some(&journal)), name.as_deref())?;
             Ok(ExitCode::SUCCESS)
         }
-        Action::Finish { yes, no_checks } => finish(ctx, yes, no_checks),
+        Action::Finish {
+            yes,
+            no_checks,
+            restore_config,
+            integrity,
+            shell_setup,
+            ready_timeout,
+        } => finish(
+            ctx,
+            &FinishOpts {
+                yes,
+                no_checks,
+                restore_config,
+                integrity,
+                shell_setup,
+                ready_timeout,
+            },
+        ),
         Action::Start { name } => {
             let journal = open_journal(ctx)?;
             let sink = CliSink::new(ctx);
@@ -204,48 +240,245 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
     }
 }
 
-fn finish(ctx: &Ctx, yes: bool, no_checks: bool) -> color_eyre::Result<ExitCode> {
+/// `services finish` options.
+pub struct FinishOpts {
+    pub yes: bool,
+    pub no_checks: bool,
+    pub restore_config: bool,
+    pub integrity: bool,
+    pub shell_setup: bool,
+    pub ready_timeout: u64,
+}
+
+/// The doctor:secrets table: models with failures and GitLab's fix for each.
+pub fn print_doctor(ctx: &Ctx, d: &DoctorSecrets) {
+    let s = ctx.style;
+    if !d.done {
+        println!(
+            "{}",
+            s.bad(
+                "gitlab:doctor:secrets did not run to its end (no `Done!`): read its output above"
+            )
+        );
+        return;
+    }
+    if d.ok() {
+        println!(
+            "{}",
+            s.ok(&format!(
+                "gitlab:doctor:secrets: every encrypted value decrypts ({} models checked)",
+                d.models.len()
+            ))
+        );
+        return;
+    }
+    println!(
+        "{}",
+        s.bad(&format!(
+            "gitlab:doctor:secrets: {} row(s) cannot be decrypted with this host's gitlab-secrets.json",
+            d.total.unwrap_or_else(|| d.failing().map(|m| m.failures).sum())
+        ))
+    );
+    println!(
+        "{}",
+        s.bold(&format!(
+            "  {:<28} {:>8}  what breaks / GitLab's fix",
+            "model", "rows"
+        ))
+    );
+    for m in d.failing() {
+        let f = fix_for(&m.model);
+        println!("  {:<28} {:>8}  {}", m.model, m.failures, f.breaks);
+        println!("  {:<28} {:>8}  {}: {}", "", "", f.section, s.dim(f.fix));
+    }
+    println!("  {}", s.warn(RESTORE_SECRETS_FIRST));
+}
+
+fn finish(ctx: &Ctx, o: &FinishOpts) -> color_eyre::Result<ExitCode> {
     let s = ctx.style;
     let steps: Vec<_> = post_restore_steps(&ctx.root)
         .into_iter()
-        .filter(|st| !no_checks || st.changes_host)
+        .filter(|st| st.changes_host)
         .collect();
+    let checks: Vec<_> = if o.no_checks {
+        Vec::new()
+    } else {
+        postcheck::checks(&ctx.root)
+            .into_iter()
+            .filter(|c| {
+                c.default || (o.integrity && !c.changes_host) || (o.shell_setup && c.changes_host)
+            })
+            .collect()
+    };
     println!("{}", s.warn(&format!("note: {SECRETS_WARNING}")));
-    for c in config_backups(&ctx.root) {
+    // The configuration archive that matches the newest backup, compared with /etc/gitlab.
+    let inst = detect(
+        &ctx.root,
+        &DetectOptions {
+            backup_dir: ctx.global.backup_dir.clone(),
+            env: None,
+        },
+    )
+    .ok();
+    let before = inst.as_ref().and_then(|i| {
+        catalogue::list_backups(&ctx.root.join(&i.backup_path), i.version.as_ref())
+            .ok()
+            .and_then(|l| l.into_iter().find(|b| b.error.is_none()))
+            .and_then(|b| b.backup_created_at())
+    });
+    for c in config::list(&ctx.root, before) {
         println!(
-            "  configuration backup: {} ({} bytes, {})",
+            "  configuration backup: {} ({} bytes, {}){}",
             c.path.display(),
             c.size,
-            c.modified.as_deref().unwrap_or("time unknown")
+            c.created.as_deref().unwrap_or("time unknown"),
+            if c.nearest {
+                " ← nearest before the backup"
+            } else {
+                ""
+            }
         );
     }
+    let mut config_restore = None;
+    match config::choose(&ctx.root, None, before).and_then(|a| config::read_archive(&ctx.root, &a))
+    {
+        Ok(contents) => {
+            let d = config::diff(&ctx.root, &contents);
+            if d.would_restore.is_empty() {
+                println!(
+                    "  gitlab-secrets.json and gitlab.rb match {}",
+                    contents.archive.name
+                );
+            } else {
+                let keys = d
+                    .secrets
+                    .as_ref()
+                    .map(|sd| {
+                        format!(
+                            " (gitlab-secrets.json: {} different, {} missing, {} only live; `rewind config` lists the key names)",
+                            sd.different.len(),
+                            sd.missing_live.len(),
+                            sd.only_live.len()
+                        )
+                    })
+                    .unwrap_or_default();
+                println!(
+                    "{}",
+                    s.warn(&format!(
+                        "  {} differ from {}{keys}",
+                        d.would_restore.join(" and "),
+                        contents.archive.name
+                    ))
+                );
+                if o.restore_config {
+                    config_restore = Some((contents, d.would_restore.clone()));
+                } else {
+                    println!("  (--restore-config restores them before reconfigure)");
+                }
+            }
+        }
+        Err(e) => println!("  {}", s.dim(&e.to_string())),
+    }
     println!("{}", s.bold("After the restore:"));
-    for (i, st) in steps.iter().enumerate() {
-        println!("  {}. {}", i + 1, st.what);
+    let mut n = 0;
+    if let Some((c, names)) = &config_restore {
+        n += 1;
+        println!(
+            "  {n}. restore {} from {} (live files moved aside)",
+            names.join(" and "),
+            c.archive.path.display()
+        );
+    }
+    for st in &steps {
+        n += 1;
+        println!("  {n}. {}", st.what);
         println!("     {}", s.dim(&st.cmd.display()));
     }
-    if !yes && !confirm("This reconfigures and starts GitLab.")? {
+    if o.ready_timeout > 0 {
+        n += 1;
+        println!(
+            "  {n}. wait up to {} s for GitLab to answer /-/readiness",
+            o.ready_timeout
+        );
+    }
+    for c in &checks {
+        n += 1;
+        println!("  {n}. {}", c.what);
+        println!("     {}", s.dim(&c.cmd.display()));
+    }
+    if !o.yes && !confirm("This reconfigures and starts GitLab.")? {
         println!("Not run. Pass --yes to run these commands.");
         return Ok(ExitCode::SUCCESS);
     }
     let journal = open_journal(ctx)?;
     let sink = CliSink::new(ctx);
     let runner = Runner::new(&sink, Some(&journal));
-    let mut failed_checks = Vec::new();
+    if let Some((c, names)) = &config_restore {
+        config::restore(&ctx.root, c, names, &journal, &sink)?;
+    }
     for st in &steps {
-        if st.changes_host {
-            runner.run(&st.step, &st.cmd)?;
-        } else {
-            // A check that fails is reported, not fatal: its output says what to fix.
-            let f = runner.run_unchecked(&st.step, &st.cmd)?;
-            journal.note(
-                &st.step,
-                "output captured",
-                serde_json::json!({ "exit_code": f.code, "lines": f.lines }),
-            )?;
-            if !f.success() {
-                failed_checks.push(st.cmd.display());
+        runner.run(&st.step, &st.cmd)?;
+    }
+    if o.ready_timeout > 0 {
+        journal.begin(
+            "post.readiness",
+            "wait for GitLab to answer /-/readiness",
+            serde_json::json!({"timeout_secs": o.ready_timeout}),
+        )?;
+        match postcheck::wait_ready(
+            &ctx.root,
+            std::time::Duration::from_secs(o.ready_timeout),
+            std::time::Duration::from_secs(2),
+            &sink,
+            None,
+        ) {
+            Ok(r) => {
+                journal.end("post.readiness", "ok", serde_json::to_value(&r)?)?;
+                println!(
+                    "{}",
+                    s.ok(&format!(
+                        "GitLab answers ready ({}, after {} s)",
+                        r.endpoint,
+                        r.waited_ms / 1000
+                    ))
+                );
             }
+            Err(e) => {
+                journal.end(
+                    "post.readiness",
+                    "failed",
+                    serde_json::json!({"error": e.to_string()}),
+                )?;
+                return Err(e.into());
+            }
+        }
+    }
+    let mut failed_checks = Vec::new();
+    for c in &checks {
+        // A check that fails is reported, not fatal: its output says what to fix.
+        let f = runner.run_unchecked(c.step, &c.cmd)?;
+        journal.note(
+            c.step,
+            "output captured",
+            serde_json::json!({ "exit_code": f.code, "lines": f.lines }),
+        )?;
+        let mut ok = f.success();
+        if c.step == "post.doctor_secrets" {
+            let d = parse_doctor_secrets(&f.lines.join("\n"));
+            journal.note(
+                c.step,
+                if d.ok() {
+                    "every value decrypts"
+                } else {
+                    "values that cannot be decrypted"
+                },
+                serde_json::to_value(&d)?,
+            )?;
+            print_doctor(ctx, &d);
+            ok = ok && d.ok();
+        }
+        if !ok {
+            failed_checks.push(c.cmd.display());
         }
     }
     if failed_checks.is_empty() {
@@ -263,6 +496,6 @@ fn finish(ctx: &Ctx, yes: bool, no_checks: bool) -> color_eyre::Result<ExitCode>
                 failed_checks.join("; ")
             ))
         );
-        Ok(ExitCode::FAILURE)
+        Ok(crate::exit::code(crate::exit::ACT))
     }
 }

@@ -418,6 +418,44 @@ pub fn run(
         Ok(((), d.join("; ")))
     })?;
 
+    // gitlab-secrets.json and gitlab.rb from the configuration archive of the backup,
+    // before reconfigure.
+    step(
+        report,
+        sink,
+        opts,
+        "restore gitlab-secrets.json and gitlab.rb",
+        || {
+            let c = crate::recovery::config::choose(&sb.root, None, backup.backup_created_at())
+                .map_err(|e| e.to_string())?;
+            let contents =
+                crate::recovery::config::read_archive(&sb.root, &c).map_err(|e| e.to_string())?;
+            let d = crate::recovery::config::diff(&sb.root, &contents);
+            if d.would_restore.is_empty() {
+                return Ok(((), format!("{}: both match the live files", c.name)));
+            }
+            let r = crate::recovery::config::restore(
+                &sb.root,
+                &contents,
+                &d.would_restore,
+                &journal,
+                sink,
+            )
+            .map_err(|e| e.to_string())?;
+            Ok((
+                (),
+                format!(
+                    "{}: restored {}",
+                    c.name,
+                    r.iter()
+                        .map(|x| x.path.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ))
+        },
+    )?;
+
     // Start GitLab again.
     step(report, sink, opts, "reconfigure and start services", || {
         let runner = Runner::new(sink, Some(&journal));
@@ -441,6 +479,47 @@ pub fn run(
             Err(format!("still down: {}", down.join(", ")))
         }
     })?;
+    // GitLab's checks, through the sandbox's gitlab-rake.
+    let doctor = step(report, sink, opts, "post-restore checks", || {
+        let runner = Runner::new(sink, Some(&journal));
+        let mut doctor = None;
+        let mut d = Vec::new();
+        for c in crate::recovery::postcheck::checks(&sb.root)
+            .into_iter()
+            .filter(|c| !c.changes_host)
+        {
+            let f = runner
+                .run_unchecked(c.step, &c.cmd)
+                .map_err(|e| e.to_string())?;
+            if c.step == "post.doctor_secrets" {
+                doctor = Some(crate::recovery::postcheck::parse_doctor_secrets(
+                    &f.lines.join("\n"),
+                ));
+            }
+            d.push(format!(
+                "{}: {}",
+                c.cmd.argv().get(1).cloned().unwrap_or_default(),
+                if f.success() {
+                    "ok".to_string()
+                } else {
+                    format!("exit {:?}", f.code)
+                }
+            ));
+        }
+        Ok((doctor, d.join("; ")))
+    })?;
+    if let Some(d) = doctor {
+        let d = d.unwrap_or_default();
+        report.check(
+            "gitlab:doctor:secrets: every encrypted value decrypts",
+            d.ok(),
+            format!(
+                "{} models, {} row(s) affected",
+                d.models.len(),
+                d.total.map(|t| t.to_string()).unwrap_or_else(|| "?".into())
+            ),
+        );
+    }
     Ok(())
 }
 

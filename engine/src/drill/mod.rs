@@ -18,7 +18,7 @@ pub mod report;
 pub mod scenario;
 pub mod setup;
 pub mod standin_migrate;
-pub mod standin_secrets;
+pub mod standin_rake;
 
 pub use report::DrillReport;
 pub use scenario::Scenario;

@@ -207,6 +207,15 @@ impl Sandbox {
                 hs.version = CE_BASE_VERSION.to_string();
             }
             let layout = host::build_host(&hs).map_err(setup_err("building the host tree"))?;
+            // The encrypted columns under the host's gitlab-secrets.json, so the stand-in
+            // gitlab:doctor:secrets finds a wrong one.
+            let key = sandbox::secrets::db_key_base(&layout.root)
+                .map_err(setup_err("reading the sandbox's gitlab-secrets.json"))?;
+            let mut c = main
+                .connect()
+                .map_err(setup_err("connecting to the main database"))?;
+            sandbox::secrets::seal(&mut c, &key)
+                .map_err(setup_err("sealing the encrypted columns"))?;
             Ok((
                 layout,
                 format!("GitLab {} (Omnibus layout)", sandbox::BASE_VERSION),
@@ -274,6 +283,9 @@ impl Sandbox {
         let mut archives = Vec::new();
         let good_backup = timed(report, sink, opts, "make backup on 16.10.3", || {
             let created = backup::default_created_at();
+            // `gitlab-ctl backup-etc`, as the package's upgrade runs it beside the backup.
+            crate::recovery::config::backup_etc(&root, created.timestamp() - 1)
+                .map_err(setup_err("making the configuration archive (backup-etc)"))?;
             let mut bs = backup::BackupSpec::new(&layout.backup_dir, main.clone())
                 .with_components(layout.components.clone())
                 .with_repositories(vec![("default".to_string(), storage.clone())])
@@ -396,6 +408,27 @@ impl Sandbox {
                     )
                     .map_err(setup_err("recording the push event"))?;
             }
+            // 16.11's reconfigure wrote its new secret and the admin edited gitlab.rb for it:
+            // the configuration no longer matches the backup's.
+            let secrets_path = root.join(sandbox::secrets::SECRETS);
+            let mut v: serde_json::Value = fs::read(&secrets_path)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .ok_or_else(|| DrillError::Setup {
+                    step: "changing gitlab-secrets.json".into(),
+                    detail: "unreadable".into(),
+                })?;
+            v["gitlab_rails"]["active_record_encryption_primary_key"] =
+                serde_json::json!(["written-by-16.11-reconfigure"]);
+            fs::write(
+                &secrets_path,
+                serde_json::to_vec_pretty(&v).unwrap_or_default(),
+            )
+            .map_err(setup_err("changing gitlab-secrets.json"))?;
+            let rb = root.join(crate::detect::omnibus::GITLAB_RB);
+            let mut text = fs::read_to_string(&rb).map_err(setup_err("reading gitlab.rb"))?;
+            text.push_str("gitlab_rails['new_in_16_11'] = true\n");
+            fs::write(&rb, text).map_err(setup_err("changing gitlab.rb"))?;
             // Users kept working on the broken instance: the upload dirs changed.
             for (_, dir, _) in &expected.files {
                 fs::write(

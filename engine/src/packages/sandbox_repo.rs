@@ -293,8 +293,9 @@ exit 0
 /// Write a stand-in `gitlab-rake` at `/opt/gitlab/bin/gitlab-rake` under `root`, where
 /// [`crate::migrate::repair::default_migrate_cmd`] finds it: `gitlab-rake db:migrate` execs
 /// `<rewind> --root <root> drill-migrate` (the drill's migration stand-in against this
-/// sandbox; its output and exit code are the stand-in's), any other task is refused with a
-/// message and exit code 1. `rewind` is the Rewind binary (the drill passes
+/// sandbox; its output and exit code are the stand-in's), any other task execs
+/// `<rewind> --root <root> drill-rake -- <args>` ([`crate::drill::standin_rake`], which
+/// refuses tasks it does not know with exit code 1). `rewind` is the Rewind binary (the drill passes
 /// `std::env::current_exe()`). The only values written into the script are these two
 /// paths, single-quoted; the arguments it is given are compared, never evaluated. Returns
 /// the script's path.
@@ -302,16 +303,12 @@ pub fn write_gitlab_rake_standin(root: &HostRoot, rewind: &Path) -> Result<PathB
     let script = format!(
         r#"#!/bin/sh
 # Stand-in for gitlab-rake written by Rewind's drill: db:migrate runs the drill's
-# migration stand-in against this sandbox, gitlab:doctor:secrets its secrets check (on
-# the database the environment names, as Rails reads it); nothing else is supported.
+# migration stand-in against this sandbox; the checks after a restore run the drill's
+# stand-in tasks (drill-rake); the arguments are passed on, never evaluated.
 if [ "$#" -eq 1 ] && [ "$1" = "db:migrate" ]; then
   exec {rewind} --root {root} drill-migrate
 fi
-if [ "$#" -eq 1 ] && [ "$1" = "gitlab:doctor:secrets" ]; then
-  exec {rewind} --root {root} drill-secrets
-fi
-echo "gitlab-rake $*: not supported by the drill's stand-in (it runs db:migrate and gitlab:doctor:secrets only)" >&2
-exit 1
+exec {rewind} --root {root} drill-rake -- "$@"
 "#,
         rewind = sh_quote(&rewind.display().to_string()),
         root = sh_quote(&root.base().display().to_string()),

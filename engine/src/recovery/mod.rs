@@ -24,8 +24,10 @@
 //! [`steps::STEPS`].
 
 pub mod capacity;
+pub mod config;
 mod journal_read;
 pub mod lock;
+pub mod postcheck;
 pub mod restore_test;
 mod runner;
 pub mod snapshot;

@@ -19,7 +19,9 @@ pub enum StepId {
     RestoreFiles,
     RestoreRepositories,
     Verify,
+    RestoreConfig,
     StartServices,
+    PostChecks,
     RepairMigrations,
 }
 
@@ -33,6 +35,7 @@ pub enum Changes {
     Database,
     Files,
     Repositories,
+    Configuration,
 }
 
 /// Whether, and how, a step can be undone.
@@ -155,12 +158,28 @@ pub const STEPS: &[Step] = &[
         requires: "",
     },
     Step {
+        id: StepId::RestoreConfig,
+        title: "Restore gitlab-secrets.json and gitlab.rb",
+        gitlab: "restore /etc/gitlab/gitlab-secrets.json (and gitlab.rb) from the configuration backup, before reconfigure",
+        changes: Changes::Configuration,
+        undo: Undo::MovedAside,
+        requires: "the configuration archive nearest before the data backup; its differences shown; confirmed",
+    },
+    Step {
         id: StepId::StartServices,
         title: "Reconfigure, start and check",
-        gitlab: "gitlab-ctl reconfigure, gitlab-ctl restart, gitlab:check SANITIZE=true",
+        gitlab: "gitlab-ctl reconfigure, gitlab-ctl restart, wait for /-/readiness",
         changes: Changes::Services,
         undo: Undo::Inverse,
         requires: "restore verified",
+    },
+    Step {
+        id: StepId::PostChecks,
+        title: "Check the restored GitLab",
+        gitlab: "gitlab:check SANITIZE=true, gitlab:doctor:secrets; optional artifacts/lfs/uploads checks, gitlab:shell:setup",
+        changes: Changes::Nothing,
+        undo: Undo::NotNeeded,
+        requires: "GitLab answers /-/readiness",
     },
     Step {
         id: StepId::RepairMigrations,
@@ -199,6 +218,9 @@ mod tests {
         assert!(pos(StepId::SafetySnapshot) < pos(StepId::RollbackPackage));
         assert!(pos(StepId::ConfirmDrop) < pos(StepId::RestoreDatabases));
         assert_eq!(step(StepId::RestoreDatabases).undo, Undo::FromSnapshot);
+        // GitLab: secrets back before reconfigure; checks once it runs.
+        assert!(pos(StepId::RestoreConfig) < pos(StepId::StartServices));
+        assert!(pos(StepId::StartServices) < pos(StepId::PostChecks));
         assert!(STEPS
             .iter()
             .filter(|s| s.changes != Changes::Nothing)

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use super::backup::{self, BackupSpec, Compression};
 use super::data::{DataSpec, DataStats};
 use super::host::{self, HostLayout, HostSpec};
-use super::{create_gitlab_database, populate, PgTarget, Result, CI_DB, MAIN_DB};
+use super::{create_gitlab_database, populate, PgTarget, Result, SandboxError, CI_DB, MAIN_DB};
 use crate::pg::cluster::TempCluster;
 
 /// What [`build_sandbox`] builds.
@@ -82,6 +82,16 @@ pub fn build_sandbox(cluster: &TempCluster, spec: &SandboxSpec) -> Result<Sandbo
     host_spec.ci = ci.as_ref().map(|c| c.conn.clone());
     host_spec.files_per_component = spec.files_per_component;
     let layout = host::build_host(&host_spec)?;
+    // The encrypted columns under the host's gitlab-secrets.json.
+    let key =
+        super::secrets::db_key_base(&layout.root).map_err(|detail| SandboxError::Invalid {
+            what: "gitlab-secrets.json".into(),
+            detail,
+        })?;
+    super::secrets::seal(&mut main.connect()?, &key).map_err(|e| SandboxError::Sql {
+        step: "sealing the encrypted columns".into(),
+        detail: e.to_string(),
+    })?;
     let mut backup_spec = BackupSpec::new(&layout.backup_dir, main.clone())
         .with_components(layout.components.clone())
         .with_compression(spec.compression);

@@ -117,6 +117,13 @@ pub fn build_host(spec: &HostSpec) -> Result<HostLayout> {
         );
     }
     write(&root.join(omnibus::GITLAB_RB), rb)?;
+    // As the package installs it: root's only.
+    fs::set_permissions(
+        root.join(omnibus::GITLAB_RB),
+        fs::Permissions::from_mode(0o600),
+    )
+    .map_err(io_err("chmod", root.join(omnibus::GITLAB_RB)))?;
+    super::secrets::write_secrets(&root, &format!("rewind-sandbox:{}", spec.root.display()))?;
     write(
         &root.join(omnibus::DATABASE_YML),
         database_yml(&spec.main, spec.ci.as_ref()),

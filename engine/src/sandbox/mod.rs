@@ -65,6 +65,7 @@ pub mod data;
 pub mod host;
 pub mod repos;
 pub mod schema;
+pub mod secrets;
 pub mod upgrade;
 
 pub use backup::{build_backup, BackupSpec, Compression};
