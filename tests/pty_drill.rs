@@ -301,6 +301,42 @@ fn the_interactive_drill_restores_a_decomposed_install_by_keystrokes() {
     assert!(out.contains("ci database equals the backup"), "{out}");
 }
 
+/// CE 16.10.3 was upgraded to EE 16.11.0 and the backup was made on CE: preflight warns
+/// that the editions differ, the Roll back step asks before planning anything (Enter only
+/// says what to press), i installs gitlab-ce 16.10.3, and the recovery finishes.
+#[test]
+fn the_interactive_drill_asks_about_the_edition_and_installs_the_backups() {
+    let (mut t, mut child) = spawn_drill(&["--scenario", "edition-change"]);
+    t.wait_for("DRILL (edition-change)");
+    t.pick_the_newest_backup("16.11.0-ee", "16.10.3");
+    t.wait_for("editions differ");
+    t.wait_for("goes on to stopping the services");
+    t.send(b"\r");
+    t.wait_for("gitlab-ctl stop sidekiq");
+    t.enter_until("Run these commands now?");
+    t.send(b"y");
+    t.wait_for("puma and sidekiq are stopped");
+    t.send(b"\r");
+    t.wait_for("The editions differ: gitlab-ee is installed");
+    t.send(b"\r");
+    t.wait_for("press i to install gitlab-ce 16.10.3");
+    t.send(b"i");
+    t.wait_for("gitlab-ce=16.10.3-ce.0");
+    t.enter_until("Run these commands now?");
+    t.send(b"y");
+    t.wait_for("GitLab 16.10.3 is installed");
+    t.send(b"\r");
+    t.wait_for("marked new");
+    t.send(b"gitlabhq_production");
+    t.wait_for("Drop and restore (Enter)");
+    t.send(b"\r");
+    t.restore_and_verify("row counts");
+    t.start_services_and_finish();
+    let out = wait_exit(&t, &mut child);
+    assert!(out.contains("DRILL PASSED"), "{out}");
+    assert!(out.contains("installed 16.10.3, backup 16.10.3"), "{out}");
+}
+
 /// The newest backup is truncated: preflight fails its archive check before anything is
 /// touched, Esc goes back to the list, the older good backup is picked, and the recovery
 /// is finished with it.

@@ -845,10 +845,12 @@ mod tests {
         assert!(c.fix.contains("madison gitlab-ee"), "{c:?}");
         assert!(c.fix.contains("16.10.3-ee.0"), "{c:?}");
 
-        // The other edition is not what the rollback installs without being told: fail.
+        // The other edition, which this repository does not offer: the rollback would ask
+        // to install it and could not; fail, saying both.
         let c = check_target_version(&root, &inst, Some(&v("16.10.3-ce")));
         assert_eq!(c.status, Status::Fail, "{c:?}");
-        assert!(c.fix.contains("--allow-edition-change"), "{c:?}");
+        assert!(c.fix.contains("the editions differ"), "{c:?}");
+        assert!(c.fix.contains("cannot be installed"), "{c:?}");
 
         // Read-only: the package database is as it was.
         assert_eq!(std::fs::read(&status_file).unwrap(), before);

@@ -12,7 +12,9 @@ use rewind_engine::preflight::Check;
 use rewind_engine::progress;
 use rewind_engine::session::Session;
 
-use super::state::{BackupRow, Inventory, RepairItem, ResumeOffer, Step, VerifyLine};
+use super::state::{
+    BackupRow, EditionQuestion, Inventory, RepairItem, ResumeOffer, Step, VerifyLine,
+};
 
 /// An input to the state machine.
 #[derive(Debug, Clone)]
@@ -54,6 +56,8 @@ pub enum Msg {
         step: Step,
         result: Result<ActionPlan, String>,
     },
+    /// Roll back: the backup was made on the other edition; the user is asked.
+    EditionDiffers(EditionQuestion),
     /// A step's commands finished; `Ok` carries what re-detection found, in words, and
     /// the installation as re-detected.
     ActionDone {
@@ -137,6 +141,8 @@ pub enum Command {
         host: Host,
         step: Step,
         backup: BackupRow,
+        /// Roll back: install the backup's edition in place of the installed one.
+        allow_edition_change: bool,
     },
     RunAction {
         host: Host,
@@ -147,6 +153,8 @@ pub enum Command {
         snapshot: bool,
         /// The snapshots this recovery already took, by database.
         taken: BTreeMap<String, PathBuf>,
+        /// Roll back: install the backup's edition in place of the installed one.
+        allow_edition_change: bool,
     },
     LoadInventory {
         host: Host,

@@ -17,7 +17,8 @@ use rewind_engine::migrate::repair::{
     migrate_cmd_for, repair, Confirm, Databases, Decision, RepairOptions,
 };
 use rewind_engine::migrate::triage::{newest_failed_log, triage, Triage};
-use rewind_engine::packages::rollback::{self, RollbackOptions, RollbackPlan};
+use rewind_engine::packages::rollback::{self, RollbackError, RollbackOptions, RollbackPlan};
+use rewind_engine::packages::PackageError;
 use rewind_engine::pg::conn::ConnSpec;
 use rewind_engine::preflight::{self, Inputs};
 use rewind_engine::progress::{self, Cancel, Level, SinkExt};
@@ -33,7 +34,9 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::event::{ActionPlan, Command, Event, Host, Msg, RestoreSummary};
 use super::source::source_for;
-use super::state::{BackupRow, DropItem, Inventory, RepairItem, ResumeOffer, Step, VerifyLine};
+use super::state::{
+    BackupRow, DropItem, EditionQuestion, Inventory, RepairItem, ResumeOffer, Step, VerifyLine,
+};
 
 /// What the executor needs to reach the host.
 #[derive(Debug, Clone)]
@@ -195,12 +198,24 @@ impl Executor {
                     let _ = tx.send(Event::Engine(Msg::PreflightDone));
                 });
             }
-            Command::PlanAction { host, step, backup } => {
+            Command::PlanAction {
+                host,
+                step,
+                backup,
+                allow_edition_change,
+            } => {
                 let root = self.opts.root.clone();
                 let tx = self.tx.clone();
                 self.spawn(move || {
-                    let result = plan_action(&root, &host.installation, step, &backup);
+                    let result = plan_action(
+                        &root,
+                        &host.installation,
+                        step,
+                        &backup,
+                        allow_edition_change,
+                    );
                     let m = match result {
+                        Ok(Planned::Edition(q)) => Msg::EditionDiffers(q),
                         Ok(Planned::Plan(p)) => Msg::ActionPlanned {
                             step,
                             result: Ok(p),
@@ -220,6 +235,7 @@ impl Executor {
                 backup,
                 snapshot,
                 taken,
+                allow_edition_change,
             } => {
                 let root = self.opts.root.clone();
                 let sink = self.sink();
@@ -239,6 +255,7 @@ impl Executor {
                             snapshot,
                             taken: &taken,
                             cancel: &cancel,
+                            allow_edition_change,
                         },
                     );
                     let again = detect_with(&opts).ok().map(Box::new);
@@ -399,6 +416,8 @@ enum Planned {
     Plan(ActionPlan),
     /// The user does this step by hand (source or Docker installs), with the steps.
     ByHand(String),
+    /// The backup was made on the other edition: ask before planning.
+    Edition(EditionQuestion),
 }
 
 fn plan_action(
@@ -406,6 +425,7 @@ fn plan_action(
     inst: &Installation,
     step: Step,
     backup: &BackupRow,
+    allow_edition_change: bool,
 ) -> Result<Planned, String> {
     let ctl = GitlabCtl::new(root);
     match step {
@@ -454,9 +474,25 @@ fn plan_action(
                     }));
                 }
             }
-            match rollback::plan(root, target, RollbackOptions::default())
-                .map_err(|e| e.to_string())?
-            {
+            let opts = RollbackOptions {
+                allow_edition_change,
+                ..RollbackOptions::default()
+            };
+            let plan = match rollback::plan(root, target, opts) {
+                Err(RollbackError::Package(PackageError::EditionChange {
+                    target,
+                    target_edition,
+                    installed_package,
+                })) => {
+                    return Ok(Planned::Edition(EditionQuestion {
+                        installed_package,
+                        backup_package: target_edition.package().to_string(),
+                        backup_version: target.with_edition(target_edition).to_string(),
+                    }))
+                }
+                other => other.map_err(|e| e.to_string())?,
+            };
+            match plan {
                 RollbackPlan::Package(p) => Ok(Planned::Plan(ActionPlan {
                     commands: p.steps.iter().map(|s| s.cmd.display()).collect(),
                     skip: None,
@@ -494,6 +530,8 @@ struct ActionEnv<'a> {
     snapshot: bool,
     taken: &'a BTreeMap<String, PathBuf>,
     cancel: &'a Cancel,
+    /// Roll back: install the backup's edition in place of the installed one.
+    allow_edition_change: bool,
 }
 
 fn run_action(
@@ -527,9 +565,11 @@ fn run_action(
                 .version
                 .as_ref()
                 .ok_or("the backup does not say which GitLab version made it")?;
-            match rollback::plan(root, target, RollbackOptions::default())
-                .map_err(|e| e.to_string())?
-            {
+            let opts = RollbackOptions {
+                allow_edition_change: env.allow_edition_change,
+                ..RollbackOptions::default()
+            };
+            match rollback::plan(root, target, opts).map_err(|e| e.to_string())? {
                 RollbackPlan::Package(p) => {
                     let journal = journal.ok_or(
                         "Rewind's journal could not be opened: nothing is changed without it",

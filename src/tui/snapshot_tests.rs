@@ -226,6 +226,24 @@ fn rollback_confirm_modal() {
     check("rollback_confirm_modal", s);
 }
 
+/// The backup was made on CE, gitlab-ee is installed: the Roll back step asks first.
+#[test]
+fn rollback_edition_question() {
+    let mut s = at_preflight(Status::Pass);
+    update(&mut s, key(KeyCode::Enter));
+    s.stop.status = super::state::ActionStatus::Succeeded;
+    update(&mut s, key(KeyCode::Enter));
+    update(
+        &mut s,
+        Event::Engine(Msg::EditionDiffers(crate::tui::state::EditionQuestion {
+            installed_package: "gitlab-ee".into(),
+            backup_package: "gitlab-ce".into(),
+            backup_version: "16.10.3".into(),
+        })),
+    );
+    check("rollback_edition_question", s);
+}
+
 #[test]
 fn rollback_skipped() {
     let mut s = at_preflight(Status::Pass);

@@ -166,6 +166,17 @@ pub enum ActionStatus {
     Unavailable(String),
 }
 
+/// The editions differ: what is installed, and what the backup needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EditionQuestion {
+    /// The installed package (`gitlab-ee`).
+    pub installed_package: String,
+    /// The backup's edition's package (`gitlab-ce`).
+    pub backup_package: String,
+    /// The backup's version with its edition (`16.10.3` is CE).
+    pub backup_version: String,
+}
+
 /// One object the drop destroys.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DropItem {
@@ -455,6 +466,11 @@ pub struct State {
     pub archive_verified: Option<Box<rewind_engine::backup::verify::Verified>>,
     pub stop: ActionStep,
     pub rollback: ActionStep,
+    /// The editions differ (the backup's against the installed package): the question the
+    /// Roll back step asks before it plans.
+    pub edition_question: Option<EditionQuestion>,
+    /// The user chose to install the backup's edition in place of the installed one.
+    pub allow_edition_change: bool,
     pub start: ActionStep,
     /// What the drop destroys, one per database (main first).
     pub inventory: Loadable<Vec<Inventory>>,
@@ -509,6 +525,8 @@ impl State {
             archive_verified: None,
             stop: ActionStep::default(),
             rollback: ActionStep::default(),
+            edition_question: None,
+            allow_edition_change: false,
             start: ActionStep::default(),
             inventory: Loadable::NotStarted,
             inventory_scroll: 0,

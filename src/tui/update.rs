@@ -613,6 +613,8 @@ fn pick_backup(s: &mut State, row: BackupRow) -> Vec<Command> {
     // A new pick resets every later step.
     s.stop = Default::default();
     s.rollback = Default::default();
+    s.edition_question = None;
+    s.allow_edition_change = false;
     s.start = Default::default();
     s.inventory = Loadable::NotStarted;
     s.confirm_inputs.clear();
@@ -708,7 +710,12 @@ fn enter_step(s: &mut State, step: Step) -> Vec<Command> {
             }
             a.status = ActionStatus::Planning;
             a.commands.clear();
-            vec![Command::PlanAction { host, step, backup }]
+            vec![Command::PlanAction {
+                host,
+                step,
+                backup,
+                allow_edition_change: s.allow_edition_change,
+            }]
         }
         Step::ConfirmDrop => {
             s.confirm_index = 0;
@@ -744,6 +751,33 @@ fn enter_step(s: &mut State, step: Step) -> Vec<Command> {
 
 fn action_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
     let step = s.step;
+    // The editions differ: nothing is planned until the user answers.
+    if step == Step::RollbackPackage && !s.allow_edition_change {
+        if let Some(q) = s.edition_question.clone() {
+            return match k.code {
+                KeyCode::Char('i') => {
+                    s.allow_edition_change = true;
+                    s.log(
+                        Level::Warn,
+                        format!(
+                            "install {} {} in place of {} (the backup's edition)",
+                            q.backup_package, q.backup_version, q.installed_package
+                        ),
+                    );
+                    s.rollback.status = ActionStatus::NotPlanned;
+                    enter_step(s, Step::RollbackPackage)
+                }
+                KeyCode::Enter => {
+                    s.notice = Some(format!(
+                        "The editions differ: press i to install {} {} (the backup's edition), or Esc to go back.",
+                        q.backup_package, q.backup_version
+                    ));
+                    Vec::new()
+                }
+                _ => Vec::new(),
+            };
+        }
+    }
     let Some(a) = s.action(step).cloned() else {
         return Vec::new();
     };
@@ -842,6 +876,7 @@ fn run_action(s: &mut State, step: Step) -> Vec<Command> {
         backup,
         snapshot: !s.snapshot_declined,
         taken: s.snapshots_taken.clone(),
+        allow_edition_change: s.allow_edition_change,
     });
     out
 }
@@ -1360,6 +1395,18 @@ fn on_msg(s: &mut State, m: Msg) -> Vec<Command> {
             Vec::new()
         }
         Msg::Progress(p) => on_progress(s, p),
+        Msg::EditionDiffers(q) => {
+            s.log(
+                Level::Warn,
+                format!(
+                    "the editions differ: {} is installed, the backup was made on {} ({})",
+                    q.installed_package, q.backup_version, q.backup_package
+                ),
+            );
+            s.rollback.status = ActionStatus::NotPlanned;
+            s.edition_question = Some(q);
+            Vec::new()
+        }
         Msg::ActionPlanned { step, result } => {
             let Some(a) = s.action_mut(step) else {
                 return Vec::new();

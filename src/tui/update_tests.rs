@@ -1078,3 +1078,73 @@ fn triage_is_kept_and_a_failed_upgrade_is_logged() {
     assert!(matches!(s.triage, Loadable::Failed(_)));
     assert_eq!(s.step, Step::SelectBackup);
 }
+
+/// The editions differ: nothing is planned or run until the user answers; i re-plans with
+/// the backup's edition allowed, and the run carries that answer. A new pick forgets it.
+#[test]
+fn an_edition_difference_is_asked_before_the_rollback_is_planned() {
+    let mut s = at_preflight(Status::Pass);
+    update(&mut s, key(KeyCode::Enter));
+    s.stop.status = ActionStatus::Succeeded;
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert_eq!(s.step, Step::RollbackPackage);
+    assert!(matches!(
+        cmds[..],
+        [Command::PlanAction {
+            step: Step::RollbackPackage,
+            allow_edition_change: false,
+            ..
+        }]
+    ));
+    update(
+        &mut s,
+        Event::Engine(Msg::EditionDiffers(crate::tui::state::EditionQuestion {
+            installed_package: "gitlab-ee".into(),
+            backup_package: "gitlab-ce".into(),
+            backup_version: "16.10.3".into(),
+        })),
+    );
+    // Enter does not run anything: it says what to press.
+    assert!(update(&mut s, key(KeyCode::Enter)).is_empty());
+    assert_eq!(s.modal, None);
+    assert!(
+        s.notice.as_deref().unwrap().contains("press i"),
+        "{:?}",
+        s.notice
+    );
+    assert!(s.changes.is_empty());
+    // i: planned again with the backup's edition allowed.
+    let cmds = update(&mut s, ch('i'));
+    assert!(s.allow_edition_change);
+    assert!(matches!(
+        cmds[..],
+        [Command::PlanAction {
+            step: Step::RollbackPackage,
+            allow_edition_change: true,
+            ..
+        }]
+    ));
+    update(
+        &mut s,
+        Event::Engine(Msg::ActionPlanned {
+            step: Step::RollbackPackage,
+            result: Ok(ActionPlan {
+                commands: vec![
+                    "apt-get install -y --allow-downgrades gitlab-ce=16.10.3-ce.0".into(),
+                ],
+                skip: None,
+            }),
+        }),
+    );
+    update(&mut s, key(KeyCode::Enter));
+    assert_eq!(s.modal, Some(Modal::ConfirmRun(Step::RollbackPackage)));
+    let cmds = update(&mut s, ch('y'));
+    assert!(cmds.iter().any(|c| matches!(
+        c,
+        Command::RunAction {
+            step: Step::RollbackPackage,
+            allow_edition_change: true,
+            ..
+        }
+    )));
+}

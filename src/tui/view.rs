@@ -296,6 +296,9 @@ pub fn keys(s: &State) -> Vec<(&'static str, &'static str)> {
             k.push(("Enter", "continue"));
             k.push(("r", "check again"));
         }
+        Step::RollbackPackage if s.edition_question.is_some() && !s.allow_edition_change => {
+            k.push(("i", "install the backup's edition"));
+        }
         Step::StopServices | Step::RollbackPackage | Step::StartServices => {
             k.push(("Enter", "run / continue"));
         }

@@ -20,40 +20,65 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
     };
     let w = area.width.saturating_sub(4) as usize;
     let mut top = vec![Line::from(format!(" {intro}")), Line::from("")];
-    match &a.status {
-        ActionStatus::NotPlanned | ActionStatus::Planning => {
-            top.push(Line::styled(" Working out the commands…", t.dim()))
-        }
-        ActionStatus::Skipped(why) => {
-            top.push(Line::styled(format!(" Skipped: {why}"), t.ok()));
-            top.push(Line::from(" Enter goes on."));
-        }
-        ActionStatus::Unavailable(why) => {
-            top.push(Line::styled(format!(" {why}"), t.warn()));
-            top.push(Line::from(
-                " Do this step by hand, then press Enter to go on.",
-            ));
-        }
-        st => {
-            for c in &a.commands {
-                top.push(Line::styled(
-                    format!("   $ {}", fit(c, w.saturating_sub(5))),
-                    t.bold(),
+    let question = (s.step == Step::RollbackPackage && !s.allow_edition_change)
+        .then_some(s.edition_question.as_ref())
+        .flatten();
+    if let Some(q) = question {
+        top.push(Line::styled(
+            format!(
+                " The editions differ: {} is installed, the backup was made on GitLab {} ({}).",
+                q.installed_package, q.backup_version, q.backup_package
+            ),
+            t.warn(),
+        ));
+        top.push(Line::from(
+            " GitLab restores a backup only into the edition that made it (a version without -ee is CE).",
+        ));
+        top.push(Line::from(""));
+        top.push(Line::styled(" Decision", t.bold()));
+        top.push(Line::from(format!(
+            "   i    install {} {} in place of {} (the backup's edition)",
+            q.backup_package, q.backup_version, q.installed_package
+        )));
+        top.push(Line::from(
+            "   Esc  go back: pick another backup, or change the edition by hand",
+        ));
+    } else {
+        match &a.status {
+            ActionStatus::NotPlanned | ActionStatus::Planning => {
+                top.push(Line::styled(" Working out the commands…", t.dim()))
+            }
+            ActionStatus::Skipped(why) => {
+                top.push(Line::styled(format!(" Skipped: {why}"), t.ok()));
+                top.push(Line::from(" Enter goes on."));
+            }
+            ActionStatus::Unavailable(why) => {
+                top.push(Line::styled(format!(" {why}"), t.warn()));
+                top.push(Line::from(
+                    " Do this step by hand, then press Enter to go on.",
                 ));
             }
-            top.push(Line::from(""));
-            top.push(match st {
-                ActionStatus::Ready => {
-                    Line::from(" Enter runs these commands (you confirm first).")
+            st => {
+                for c in &a.commands {
+                    top.push(Line::styled(
+                        format!("   $ {}", fit(c, w.saturating_sub(5))),
+                        t.bold(),
+                    ));
                 }
-                ActionStatus::Running => Line::styled(" Running…", t.accent()),
-                ActionStatus::Succeeded => Line::styled(
-                    format!(" Done. {}", a.result.clone().unwrap_or_default()),
-                    t.ok(),
-                ),
-                ActionStatus::Failed(e) => Line::styled(format!(" Failed: {e}"), t.bad()),
-                _ => Line::from(""),
-            });
+                top.push(Line::from(""));
+                top.push(match st {
+                    ActionStatus::Ready => {
+                        Line::from(" Enter runs these commands (you confirm first).")
+                    }
+                    ActionStatus::Running => Line::styled(" Running…", t.accent()),
+                    ActionStatus::Succeeded => Line::styled(
+                        format!(" Done. {}", a.result.clone().unwrap_or_default()),
+                        t.ok(),
+                    ),
+                    ActionStatus::Failed(e) => Line::styled(format!(" Failed: {e}"), t.bad()),
+                    _ => Line::from(""),
+                });
+            }
         }
     }
     let inner_w = area.width.saturating_sub(2).max(1) as usize;
