@@ -14,6 +14,7 @@ use std::process::ExitCode;
 
 use rewind_engine::recovery::config::ConfigError;
 use rewind_engine::recovery::restore_test::TestError;
+use rewind_engine::recovery::snapshot::PackageStepError;
 use rewind_engine::recovery::RecoveryError;
 use rewind_engine::restore::database::{Outcome, RestoreError};
 
@@ -37,6 +38,13 @@ pub fn outcome(report: &color_eyre::Report, may_change: bool) -> Outcome {
     for cause in report.chain() {
         if let Some(e) = cause.downcast_ref::<RecoveryError>() {
             return e.outcome();
+        }
+        if let Some(e) = cause.downcast_ref::<PackageStepError>() {
+            return match e {
+                PackageStepError::Refused(r) => r.outcome(),
+                // Puma and Sidekiq may be stopped, the package may be half installed.
+                PackageStepError::Rollback(_) => Outcome::Changed,
+            };
         }
         if let Some(e) = cause.downcast_ref::<RestoreError>() {
             return e.outcome();

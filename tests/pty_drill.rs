@@ -324,7 +324,7 @@ fn the_interactive_drill_asks_about_the_edition_and_installs_the_backups() {
     t.wait_for("gitlab-ce=16.10.3-ce.0");
     t.enter_until("Run these commands now?");
     t.send(b"y");
-    t.wait_for("GitLab 16.10.3 is installed");
+    t.wait_for("GitLab 16.10.3-ce is installed");
     t.send(b"\r");
     t.wait_for("marked new");
     t.send(b"gitlabhq_production");

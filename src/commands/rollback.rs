@@ -15,7 +15,6 @@ use rewind_engine::detect::{detect, DetectOptions};
 use rewind_engine::packages::rollback::{self, RollbackOptions, RollbackPlan};
 use rewind_engine::progress::Cancel;
 use rewind_engine::recovery;
-use rewind_engine::restore::snapshot::{Snapshot, SnapshotError};
 use rewind_engine::version::GitLabVersion;
 
 use super::services::{confirm, open_journal, CliSink};
@@ -169,54 +168,36 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
         println!("Not run. Pass --yes to run these commands (or run them yourself).");
         return Ok(ExitCode::SUCCESS);
     }
-    // The databases to snapshot, found and checked before anything changes.
-    let snapshot_of = if args.no_snapshot {
-        None
+    let inst = detect(
+        &ctx.root,
+        &DetectOptions {
+            backup_dir: ctx.global.backup_dir.clone(),
+            env: None,
+        },
+    )
+    .wrap_err("detecting the installation")?;
+    let databases = if args.no_snapshot {
+        Vec::new()
     } else {
-        let inst = detect(
-            &ctx.root,
-            &DetectOptions {
-                backup_dir: ctx.global.backup_dir.clone(),
-                env: None,
-            },
-        )
-        .wrap_err("detecting the installation for the safety snapshot")?;
-        let jobs = recovery::databases_for(&ctx.root, &inst, ctx.global.database_url.as_deref())
-            .wrap_err("the safety snapshot before the package step needs the database (pass --no-snapshot to roll back without one)")?;
-        let backup_path = ctx.root.join(&inst.backup_path);
-        recovery::snapshot::precheck(&backup_path, &jobs, &Default::default())?;
-        Some((backup_path, jobs))
+        recovery::databases_for(&ctx.root, &inst, ctx.global.database_url.as_deref())
+            .wrap_err("the safety snapshot before the package step needs the database (pass --no-snapshot to roll back without one)")?
     };
     let journal = open_journal(ctx)?;
     let sink = CliSink::new(ctx);
-    let mut snapshots: Vec<Snapshot> = Vec::new();
-    let outcome = {
-        let mut before_package = || -> Result<(), SnapshotError> {
-            let Some((backup_path, jobs)) = &snapshot_of else {
-                journal.note(
-                    "rollback.snapshot",
-                    "skipped (--no-snapshot)",
-                    serde_json::json!({}),
-                )?;
-                return Ok(());
-            };
-            // The databases as the failed upgrade left them: nothing writes to them once
-            // Puma and Sidekiq are stopped, and the older package's reconfigure (which
-            // migrates) has not run yet.
-            let cancel = Cancel::new();
-            snapshots = recovery::snapshot::take_missing(
-                &ctx.root,
-                backup_path,
-                jobs,
-                &Default::default(),
-                &journal,
-                &sink,
-                &cancel,
-            )?;
-            Ok(())
-        };
-        rollback::run(&ctx.root, &p, &sink, Some(&journal), &mut before_package)?
-    };
+    let cancel = Cancel::new();
+    let (outcome, snapshots) = recovery::snapshot::roll_back(
+        &recovery::snapshot::PackageStep {
+            root: &ctx.root,
+            plan: &p,
+            databases: &databases,
+            backup_path: &ctx.root.join(&inst.backup_path),
+            snapshot: !args.no_snapshot,
+            taken: &Default::default(),
+        },
+        &journal,
+        &sink,
+        &cancel,
+    )?;
     if ctx.json() {
         print_json(&outcome)?;
     } else {

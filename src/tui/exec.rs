@@ -574,48 +574,33 @@ fn run_action(
                     let journal = journal.ok_or(
                         "Rewind's journal could not be opened: nothing is changed without it",
                     )?;
-                    // The in-place strategy's safety snapshots, before the package step:
-                    // the databases as the failed upgrade left them (the restore reuses
-                    // them).
-                    // Every database answers and there is room for the snapshots,
-                    // before anything is stopped.
+                    // The in-place strategy's safety snapshots come before the package
+                    // step (the restore reuses them); the engine checks and sequences it.
                     let databases = if env.snapshot {
-                        let dbs = rewind_engine::recovery::databases_for(root, inst, None)
-                            .map_err(|e| e.to_string())?;
-                        rewind_engine::recovery::snapshot::precheck(
-                            &root.join(&inst.backup_path),
-                            &dbs,
-                            env.taken,
-                        )
-                        .map_err(|e| {
-                            format!("{e} (press d to go on without the safety snapshot)")
-                        })?;
-                        dbs
+                        rewind_engine::recovery::databases_for(root, inst, None)
+                            .map_err(|e| e.to_string())?
                     } else {
                         Vec::new()
                     };
-                    let mut before_package = || {
-                        if !env.snapshot {
-                            journal.note(
-                                "rollback.snapshot",
-                                "declined by the user",
-                                serde_json::json!({}),
-                            )?;
-                            return Ok(());
-                        }
-                        rewind_engine::recovery::snapshot::take_missing(
+                    let (out, _) = rewind_engine::recovery::snapshot::roll_back(
+                        &rewind_engine::recovery::snapshot::PackageStep {
                             root,
-                            &root.join(&inst.backup_path),
-                            &databases,
-                            env.taken,
-                            journal,
-                            sink,
-                            env.cancel,
-                        )
-                        .map(|_| ())
-                    };
-                    let out = rollback::run(root, &p, sink, Some(journal), &mut before_package)
-                        .map_err(|e| e.to_string())?;
+                            plan: &p,
+                            databases: &databases,
+                            backup_path: &root.join(&inst.backup_path),
+                            snapshot: env.snapshot,
+                            taken: env.taken,
+                        },
+                        journal,
+                        sink,
+                        env.cancel,
+                    )
+                    .map_err(|e| match e {
+                        rewind_engine::recovery::snapshot::PackageStepError::Refused(r) => {
+                            format!("{r} (press d to go on without the safety snapshot)")
+                        }
+                        other => other.to_string(),
+                    })?;
                     Ok(format!("GitLab {} is installed", out.detected))
                 }
                 RollbackPlan::AlreadyInstalled { version } => {

@@ -298,37 +298,35 @@ pub fn run(
             || {
                 let databases = crate::recovery::databases_for(&sb.root, &inst, None)
                     .map_err(|e| e.to_string())?;
-                let backup_path = sb.root.join(&inst.backup_path);
-                let mut before_package = || {
-                    crate::recovery::snapshot::take_missing(
-                        &sb.root,
-                        &backup_path,
-                        &databases,
-                        &BTreeMap::new(),
-                        &journal,
-                        sink,
-                        &opts.cancel,
+                crate::recovery::snapshot::roll_back(
+                    &crate::recovery::snapshot::PackageStep {
+                        root: &sb.root,
+                        plan: pp,
+                        databases: &databases,
+                        backup_path: &sb.root.join(&inst.backup_path),
+                        snapshot: true,
+                        taken: &BTreeMap::new(),
+                    },
+                    &journal,
+                    sink,
+                    &opts.cancel,
+                )
+                .map(|(o, taken)| {
+                    snapshots.extend(taken.into_iter().map(|s| (s.database, s.path)));
+                    let hold = o
+                        .hold
+                        .as_ref()
+                        .map(|h| format!("; package held (release: {})", h.release))
+                        .unwrap_or_default();
+                    (
+                        (),
+                        format!(
+                            "GitLab {} installed after the safety snapshot{hold}",
+                            o.detected
+                        ),
                     )
-                    .map(|taken| {
-                        snapshots.extend(taken.into_iter().map(|s| (s.database, s.path)));
-                    })
-                };
-                rollback::run(&sb.root, pp, sink, Some(&journal), &mut before_package)
-                    .map(|o| {
-                        let hold = o
-                            .hold
-                            .as_ref()
-                            .map(|h| format!("; package held (release: {})", h.release))
-                            .unwrap_or_default();
-                        (
-                            (),
-                            format!(
-                                "GitLab {} installed after the safety snapshot{hold}",
-                                o.detected
-                            ),
-                        )
-                    })
-                    .map_err(|e| e.to_string())
+                })
+                .map_err(|e| e.to_string())
             },
         )?;
         if done.is_none() {

@@ -46,19 +46,32 @@ fn io(step: &str) -> impl FnOnce(std::io::Error) -> ClusterError + '_ {
 }
 
 /// Where PostgreSQL server binaries live: `REWIND_PG_BIN` if set, then the newest
-/// `/usr/lib/postgresql/*/bin`, `/usr/pgsql-*/bin`, then `PATH`.
+/// `/usr/lib/postgresql/*/bin`, `/usr/pgsql-*/bin`, then on a GitLab host Omnibus's own
+/// (`/opt/gitlab/embedded/postgresql/*/bin`, `/opt/gitlab/embedded/bin`), then `PATH`.
 pub fn find_server_bin_dir() -> Result<PathBuf, ClusterError> {
-    let mut searched = Vec::new();
     if let Some(dir) = std::env::var_os("REWIND_PG_BIN") {
         let dir = PathBuf::from(dir);
         if dir.join("initdb").is_file() {
             return Ok(dir);
         }
-        searched.push(dir.display().to_string());
+        return find_server_bin_dir_in(Path::new("/")).map_err(|e| match e {
+            ClusterError::NoServerBinaries { searched } => ClusterError::NoServerBinaries {
+                searched: format!("{} (REWIND_PG_BIN), {searched}", dir.display()),
+            },
+            other => other,
+        });
     }
+    find_server_bin_dir_in(Path::new("/"))
+}
+
+/// [`find_server_bin_dir`] under `base` (`/` on a host), without `REWIND_PG_BIN`.
+fn find_server_bin_dir_in(base: &Path) -> Result<PathBuf, ClusterError> {
+    let mut searched = Vec::new();
     let mut candidates = Vec::new();
-    for (parent, prefix) in [("/usr/lib/postgresql", ""), ("/usr", "pgsql-")] {
-        if let Ok(rd) = fs::read_dir(parent) {
+    for (parent, prefix) in [("usr/lib/postgresql", ""), ("usr", "pgsql-")] {
+        let parent = base.join(parent);
+        let parent = parent.display().to_string();
+        if let Ok(rd) = fs::read_dir(&parent) {
             for e in rd.flatten() {
                 let name = e.file_name().to_string_lossy().to_string();
                 if let Some(ver) = name.strip_prefix(prefix) {
@@ -77,6 +90,30 @@ pub fn find_server_bin_dir() -> Result<PathBuf, ClusterError> {
     if let Some((_, bin)) = candidates.pop() {
         return Ok(bin);
     }
+    // A GitLab host without a system PostgreSQL: Omnibus's embedded server binaries.
+    let mut embedded = Vec::new();
+    let versions = base.join("opt/gitlab/embedded/postgresql");
+    if let Ok(rd) = fs::read_dir(&versions) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if let Ok(major) = name.parse::<u32>() {
+                let bin = e.path().join("bin");
+                if bin.join("initdb").is_file() && bin.join("pg_ctl").is_file() {
+                    embedded.push((major, bin));
+                }
+            }
+        }
+    }
+    searched.push(format!("{}/*/bin", versions.display()));
+    embedded.sort();
+    if let Some((_, bin)) = embedded.pop() {
+        return Ok(bin);
+    }
+    let bin = base.join("opt/gitlab/embedded/bin");
+    if bin.join("initdb").is_file() && bin.join("pg_ctl").is_file() {
+        return Ok(bin);
+    }
+    searched.push(bin.display().to_string());
     if let Some(path) = std::env::var_os("PATH") {
         for dir in std::env::split_paths(&path) {
             if dir.join("initdb").is_file() && dir.join("pg_ctl").is_file() {
@@ -160,14 +197,19 @@ impl PeerUsers {
         if !running_as_root() {
             return Ok(PeerUsers::current_user());
         }
-        for name in ["nobody", "postgres"] {
-            if nix::unistd::User::from_name(name).ok().flatten().is_none() {
-                return Err(ClusterError::NoOsUser(name.into()));
-            }
+        if nix::unistd::User::from_name("nobody")
+            .ok()
+            .flatten()
+            .is_none()
+        {
+            return Err(ClusterError::NoOsUser("nobody".into()));
         }
+        // The server package's user, or on a GitLab host without one Omnibus's own.
+        let admin = first_existing_user(&["postgres", OMNIBUS_SUPERUSER])
+            .ok_or_else(|| ClusterError::NoOsUser(format!("postgres (or {OMNIBUS_SUPERUSER})")))?;
         Ok(PeerUsers {
             app: "nobody".into(),
-            admin: "postgres".into(),
+            admin,
         })
     }
 
@@ -178,6 +220,14 @@ impl PeerUsers {
             admin: me,
         }
     }
+}
+
+/// The first of `names` that is an account on this host.
+fn first_existing_user(names: &[&str]) -> Option<String> {
+    names
+        .iter()
+        .find(|n| nix::unistd::User::from_name(n).ok().flatten().is_some())
+        .map(|n| n.to_string())
 }
 
 fn current_user_name() -> String {
@@ -792,6 +842,40 @@ impl Drop for TempCluster {
 
 #[cfg(test)]
 mod tests {
+
+    /// On a GitLab host without a system PostgreSQL, Omnibus's embedded server binaries
+    /// are used (the versioned directory first, then `embedded/bin`); a system one wins.
+    #[test]
+    fn embedded_server_binaries_are_found_when_no_system_postgresql_is_installed() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path();
+        let touch = |p: &Path| {
+            fs::create_dir_all(p).unwrap();
+            for tool in ["initdb", "pg_ctl"] {
+                fs::write(p.join(tool), "#!/bin/sh\n").unwrap();
+            }
+        };
+        let flat = base.join("opt/gitlab/embedded/bin");
+        touch(&flat);
+        assert_eq!(find_server_bin_dir_in(base).unwrap(), flat);
+        let versioned = base.join("opt/gitlab/embedded/postgresql/16/bin");
+        touch(&versioned);
+        touch(&base.join("opt/gitlab/embedded/postgresql/14/bin"));
+        assert_eq!(find_server_bin_dir_in(base).unwrap(), versioned);
+        let system = base.join("usr/lib/postgresql/15/bin");
+        touch(&system);
+        assert_eq!(find_server_bin_dir_in(base).unwrap(), system);
+    }
+
+    #[test]
+    fn the_server_user_is_the_first_account_that_exists() {
+        assert_eq!(
+            first_existing_user(&["rewind-no-such-user", "root"]).as_deref(),
+            Some("root")
+        );
+        assert_eq!(first_existing_user(&["rewind-no-such-user"]), None);
+    }
+
     use super::*;
 
     #[test]

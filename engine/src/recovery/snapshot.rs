@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use super::RecoveryError;
 use crate::journal::Journal;
+use crate::packages::rollback::{self, PackagePlan, RollbackError, RollbackOutcome};
 use crate::progress::{Cancel, Sink};
 use crate::restore::database::DatabaseJob;
 use crate::restore::snapshot::{
@@ -109,4 +110,74 @@ pub fn precheck(
         });
     }
     Ok(needed)
+}
+
+/// The package step of the in-place strategy, as every front end runs it: the safety
+/// snapshots are checked for (every database answers, room for them) before anything is
+/// stopped, then taken once Puma and Sidekiq are stopped and before the package is
+/// installed ([`rollback::run`]'s `before_package`); declined snapshots are journaled.
+pub struct PackageStep<'a> {
+    pub root: &'a HostRoot,
+    pub plan: &'a PackagePlan,
+    /// The databases, main first ([`super::databases_for`]).
+    pub databases: &'a [DatabaseJob],
+    /// The installation's backup directory (the snapshots go under it).
+    pub backup_path: &'a Path,
+    /// Take the snapshot of each database without one in `taken`; false when the user
+    /// declined it (`--no-snapshot`, the wizard's second warning).
+    pub snapshot: bool,
+    /// Snapshots this recovery already took, by database name.
+    pub taken: &'a BTreeMap<String, PathBuf>,
+}
+
+/// Why the package step stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum PackageStepError {
+    /// Refused before anything was stopped or installed.
+    #[error(transparent)]
+    Refused(#[from] RecoveryError),
+    #[error(transparent)]
+    Rollback(#[from] RollbackError),
+}
+
+/// Run the package step: see [`PackageStep`]. Returns the rollback's outcome and the
+/// snapshots taken now (those in `taken` are not taken again).
+pub fn roll_back(
+    step: &PackageStep<'_>,
+    journal: &Journal,
+    sink: &dyn Sink,
+    cancel: &Cancel,
+) -> Result<(RollbackOutcome, Vec<Snapshot>), PackageStepError> {
+    if step.snapshot {
+        precheck(step.backup_path, step.databases, step.taken)?;
+    }
+    let mut taken_now = Vec::new();
+    let mut before_package = || {
+        if !step.snapshot {
+            journal.note(
+                "rollback.snapshot",
+                "declined (no safety snapshot before the package step)",
+                serde_json::json!({}),
+            )?;
+            return Ok(());
+        }
+        taken_now = take_missing(
+            step.root,
+            step.backup_path,
+            step.databases,
+            step.taken,
+            journal,
+            sink,
+            cancel,
+        )?;
+        Ok(())
+    };
+    let outcome = rollback::run(
+        step.root,
+        step.plan,
+        sink,
+        Some(journal),
+        &mut before_package,
+    )?;
+    Ok((outcome, taken_now))
 }

@@ -3,6 +3,7 @@
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::Line;
+use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
 
 use super::{boxed, fit};
@@ -59,11 +60,9 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
                 ));
             }
             st => {
+                // Wrapped, never cut: the package version is at the command's end.
                 for c in &a.commands {
-                    top.push(Line::styled(
-                        format!("   $ {}", fit(c, w.saturating_sub(5))),
-                        t.bold(),
-                    ));
+                    top.push(Line::styled(format!("   $ {c}"), t.bold()));
                 }
                 top.push(Line::from(""));
                 top.push(match st {
@@ -81,8 +80,9 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
             }
         }
     }
-    let inner_w = area.width.saturating_sub(2).max(1) as usize;
-    let rows: usize = top.iter().map(|l| l.width().max(1).div_ceil(inner_w)).sum();
+    let rows = Paragraph::new(top.clone())
+        .wrap(Wrap { trim: false })
+        .line_count(area.width.saturating_sub(2).max(1));
     let top_h = (rows as u16 + 2).min(area.height.saturating_sub(3));
     let [head, out] = Layout::vertical([Constraint::Length(top_h), Constraint::Min(3)]).areas(area);
     f.render_widget(super::boxed_wrap(s.step.title(), top), head);
