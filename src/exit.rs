@@ -16,6 +16,7 @@ use rewind_engine::recovery::config::ConfigError;
 use rewind_engine::recovery::restore_test::TestError;
 use rewind_engine::recovery::RecoveryError;
 use rewind_engine::restore::database::{Outcome, RestoreError};
+use rewind_engine::restore::salvage::SalvageError;
 
 pub const DONE: u8 = 0;
 pub const FAILED: u8 = 1;
@@ -39,6 +40,9 @@ pub fn outcome(report: &color_eyre::Report, may_change: bool) -> Outcome {
             return e.outcome();
         }
         if let Some(e) = cause.downcast_ref::<RestoreError>() {
+            return e.outcome();
+        }
+        if let Some(e) = cause.downcast_ref::<SalvageError>() {
             return e.outcome();
         }
         // A restore test refuses before it makes anything; only a signal stops it later.

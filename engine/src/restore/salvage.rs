@@ -223,6 +223,49 @@ pub fn tables_to_salvage(report: &LossReport) -> Vec<String> {
         .collect()
 }
 
+/// The loss report of every database of `jobs` the backup holds a dump of, computed as
+/// the restore's plan does (the dump's catalogue, the live inventory and leftovers):
+/// `(index in jobs, report)`. Read-only.
+pub fn loss_reports(
+    source: &dyn super::database::DumpSource,
+    jobs: &[super::database::DatabaseJob],
+    backup_created_at: DateTime<Utc>,
+    db_version: Option<&str>,
+) -> Result<Vec<(usize, LossReport)>, SalvageError> {
+    let mut out = Vec::new();
+    for (i, job) in jobs.iter().enumerate() {
+        if !source.has(&job.member) {
+            continue;
+        }
+        let why = |e: String| {
+            SalvageError::Refused(format!(
+                "cannot tell what was written to `{}` since the backup: {e}. Nothing was written",
+                job.spec.dbname
+            ))
+        };
+        let mut c = job.spec.connect()?;
+        let inv = super::inventory::inventory(&mut c).map_err(|e| why(e.to_string()))?;
+        let (catalog, _, left) = super::database::catalog_and_leftovers(
+            source,
+            &job.member,
+            &job.spec,
+            &inv,
+            db_version,
+        )
+        .map_err(|e| why(e.to_string()))?;
+        let report = super::loss::since_backup(
+            &mut c,
+            backup_created_at,
+            &catalog,
+            &left,
+            &super::loss::LossOptions::default(),
+        )
+        .map_err(|e| why(e.to_string()))?;
+        out.push((i, report));
+    }
+    Ok(out)
+}
+
 /// The directory name of a salvage: `salvage-<backup id>-<YYYYmmddTHHMMSSZ>`.
 pub fn salvage_dir_name(backup_id: &str, now: DateTime<Utc>) -> String {
     format!(
@@ -615,6 +658,10 @@ pub struct SkippedRow {
     pub reason: SkipReason,
     /// Which key it conflicts on, or which parent is missing.
     pub detail: String,
+    /// A conflict on the primary key: the restored database has a row with this id
+    /// (usually the same row, already in the backup).
+    #[serde(default)]
+    pub same_id: bool,
 }
 
 /// One table's import.
@@ -1325,6 +1372,7 @@ fn import_table(
                     let vals: String = r.get(2 + 2 * j);
                     reason = Some(SkippedRow {
                         key: k.clone(),
+                        same_id: false,
                         reason: SkipReason::Orphan,
                         detail: format!(
                             "no {} row with ({}) = ({vals})",
@@ -1337,10 +1385,12 @@ fn import_table(
             }
             if reason.is_none() {
                 let base = 1 + 2 * fk_used.len();
-                let on = uniq
+                let hit = uniq
                     .iter()
                     .enumerate()
-                    .find(|(j, _)| r.get::<_, bool>(base + j))
+                    .find(|(j, _)| r.get::<_, bool>(base + j));
+                let same_id = hit.is_some_and(|(_, (_, cols))| *cols == key);
+                let on = hit
                     .map(|(_, (name, cols))| {
                         format!("{name} ({}) is already taken", cols.join(", "))
                     })
@@ -1349,6 +1399,7 @@ fn import_table(
                     });
                 reason = Some(SkippedRow {
                     key: k,
+                    same_id,
                     reason: SkipReason::Conflict,
                     detail: on,
                 });
@@ -1647,6 +1698,7 @@ mod tests {
             users.skipped,
             vec![SkippedRow {
                 key: "id=3".into(),
+                same_id: false,
                 reason: SkipReason::Conflict,
                 detail: "index_users_on_username (username) is already taken".into()
             }]
