@@ -12,7 +12,7 @@ use rewind_engine::preflight::Check;
 use rewind_engine::progress;
 use rewind_engine::session::Session;
 
-use super::state::{BackupRow, Inventory, RepairItem, ResumeOffer, Step, VerifyLine};
+use super::state::{BackupRow, Inventory, RepairItem, ResumeOffer, Salvaged, Step, VerifyLine};
 
 /// An input to the state machine.
 #[derive(Debug, Clone)]
@@ -63,6 +63,8 @@ pub enum Msg {
     },
     /// What the drop destroys, one inventory per database (main first).
     Inventory(Result<Vec<Inventory>, String>),
+    /// The salvage written, or why not.
+    Salvaged(Result<Salvaged, String>),
     /// The safety snapshot of `database` was written to `path`.
     SnapshotTaken {
         database: String,
@@ -149,6 +151,11 @@ pub enum Command {
         taken: BTreeMap<String, PathBuf>,
     },
     LoadInventory {
+        host: Host,
+        backup: BackupRow,
+    },
+    /// Write the rows created since the backup to a salvage directory (before the drop).
+    Salvage {
         host: Host,
         backup: BackupRow,
     },
