@@ -1035,7 +1035,29 @@ pub fn import(
                 },
             )?;
         }
-        report.databases.push(result?);
+        let done = match result {
+            Ok(d) => d,
+            // An earlier database's import is committed: say so, it changed something.
+            Err(e) if !dry_run && !report.databases.is_empty() => {
+                let committed: Vec<&str> = report
+                    .databases
+                    .iter()
+                    .map(|d| d.database.as_str())
+                    .collect();
+                return Err(SalvageError::Db {
+                    database: db.spec.dbname.clone(),
+                    what: "importing".into(),
+                    detail: e.to_string(),
+                    after: format!(
+                        "The rows of {} were imported (committed) before this failed; run the import again once this is fixed: rows already back are skipped as conflicts",
+                        committed.join(", ")
+                    ),
+                    changed: true,
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        report.databases.push(done);
     }
     if !dry_run {
         let name = format!("import-{}.json", Utc::now().format("%Y%m%dT%H%M%S%.3fZ"));
