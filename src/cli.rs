@@ -86,6 +86,10 @@ pub enum Command {
     /// Is a rollback needed? Classify the failed db:migrate/reconfigure output and compare
     /// the host with the newest backup: "a rollback is needed" or "fix forward: ...".
     Triage(commands::triage::Args),
+    /// Before the restore: write the rows created since the backup to a private directory
+    /// under the backup directory (CSV + manifest); after it, --import DIR brings them back
+    /// (conflicting and orphaned rows skipped and listed).
+    Salvage(commands::salvage::Args),
     /// Rehearse a whole recovery on a disposable sandbox host (see --list for scenarios);
     /// with --backup ID|PATH, test that one of this host's backups restores, and time it.
     Drill(commands::drill::Args),
@@ -123,6 +127,7 @@ impl Command {
             // A restore test changes nothing on the host: what it makes is its own.
             Command::Drill(a) => !a.list && a.backup.is_none(),
             Command::Config(a) => a.restore,
+            Command::Salvage(a) => !a.dry_run,
             _ => true,
         }
     }

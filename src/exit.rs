@@ -17,6 +17,7 @@ use rewind_engine::recovery::restore_test::TestError;
 use rewind_engine::recovery::snapshot::PackageStepError;
 use rewind_engine::recovery::RecoveryError;
 use rewind_engine::restore::database::{Outcome, RestoreError};
+use rewind_engine::restore::salvage::SalvageError;
 
 pub const DONE: u8 = 0;
 pub const FAILED: u8 = 1;
@@ -47,6 +48,9 @@ pub fn outcome(report: &color_eyre::Report, may_change: bool) -> Outcome {
             };
         }
         if let Some(e) = cause.downcast_ref::<RestoreError>() {
+            return e.outcome();
+        }
+        if let Some(e) = cause.downcast_ref::<SalvageError>() {
             return e.outcome();
         }
         // A restore test refuses before it makes anything; only a signal stops it later.

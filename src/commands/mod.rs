@@ -13,6 +13,7 @@ pub mod plan;
 pub mod repair;
 pub mod restore;
 pub mod rollback;
+pub mod salvage;
 pub mod sandbox;
 pub mod services;
 pub mod triage;
@@ -92,6 +93,7 @@ pub fn dispatch(cli: Cli) -> color_eyre::Result<ExitCode> {
         Some(Command::Restore(args)) => restore::run(&ctx, args),
         Some(Command::CheckLeftovers(args)) => check_leftovers::run(&ctx, args),
         Some(Command::Triage(args)) => triage::run(&ctx, args),
+        Some(Command::Salvage(args)) => salvage::run(&ctx, args),
         Some(Command::Drill(args)) => drill::run(&ctx, args),
         Some(Command::DrillMigrate) => drill::run_standin_migrate(&ctx),
         Some(Command::DrillGitalyBackup { args }) => drill::run_standin_gitaly_backup(&ctx, args),

@@ -13,7 +13,7 @@ use rewind_engine::progress;
 use rewind_engine::session::Session;
 
 use super::state::{
-    BackupRow, EditionQuestion, Inventory, RepairItem, ResumeOffer, Step, VerifyLine,
+    BackupRow, EditionQuestion, Inventory, RepairItem, ResumeOffer, Salvaged, Step, VerifyLine,
 };
 
 /// An input to the state machine.
@@ -67,6 +67,8 @@ pub enum Msg {
     },
     /// What the drop destroys, one inventory per database (main first).
     Inventory(Result<Vec<Inventory>, String>),
+    /// The salvage written, or why not.
+    Salvaged(Result<Salvaged, String>),
     /// The safety snapshot of `database` was written to `path`.
     SnapshotTaken {
         database: String,
@@ -157,6 +159,11 @@ pub enum Command {
         allow_edition_change: bool,
     },
     LoadInventory {
+        host: Host,
+        backup: BackupRow,
+    },
+    /// Write the rows created since the backup to a salvage directory (before the drop).
+    Salvage {
         host: Host,
         backup: BackupRow,
     },

@@ -26,6 +26,7 @@ use rewind_engine::recovery::last_verification;
 use rewind_engine::restore::database::{member_for, DatabaseJob, RestoreFacts, RestoreOptions};
 use rewind_engine::restore::drop::DropOptions;
 use rewind_engine::restore::plan::{build_plan, BackupFacts};
+use rewind_engine::restore::salvage;
 use rewind_engine::restore::verify::{Status as VerifyStatus, VerifyReport};
 use rewind_engine::root::HostRoot;
 use rewind_engine::services::{post_restore_steps, GitlabCtl};
@@ -35,7 +36,8 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::event::{ActionPlan, Command, Event, Host, Msg, RestoreSummary};
 use super::source::source_for;
 use super::state::{
-    BackupRow, DropItem, EditionQuestion, Inventory, RepairItem, ResumeOffer, Step, VerifyLine,
+    BackupRow, DropItem, EditionQuestion, Inventory, RepairItem, ResumeOffer, Salvaged, Step,
+    VerifyLine,
 };
 
 /// What the executor needs to reach the host.
@@ -264,6 +266,14 @@ impl Executor {
                         result,
                         installation: again,
                     }));
+                });
+            }
+            Command::Salvage { host, backup } => {
+                let root = self.opts.root.clone();
+                let tx = self.tx.clone();
+                self.spawn(move || {
+                    let r = salvage(&root, &host, &backup);
+                    let _ = tx.send(Event::Engine(Msg::Salvaged(r)));
                 });
             }
             Command::LoadInventory { host, backup } => {
@@ -714,6 +724,11 @@ fn inventory(
                         leftover: d.leftover,
                     })
                     .collect(),
+                created_since: db
+                    .since_backup
+                    .as_ref()
+                    .map(|r| r.created_total())
+                    .unwrap_or(0),
                 since_backup: match (&db.since_backup, &db.since_backup_error) {
                     (Some(r), _) => Some(r.summary()),
                     (None, Some(e)) => Some(format!("Written since the backup: not counted ({e})")),
@@ -722,6 +737,48 @@ fn inventory(
             })
         })
         .collect()
+}
+
+/// The salvage of the rows created since the backup, from the live databases, before the
+/// drop: the loss report's tables (as the drop screen counted them), journaled.
+fn salvage(root: &HostRoot, host: &Host, backup: &BackupRow) -> Result<Salvaged, String> {
+    let inst = &host.installation;
+    let at = backup.backup_created_at.ok_or_else(|| {
+        "the backup's time is unknown (no backup_created_at): what was created since cannot be told"
+            .to_string()
+    })?;
+    let jobs = jobs_of(inst);
+    let source = source_for(&backup.path)?;
+    let facts = facts_of(root, inst, backup);
+    let reports = salvage::loss_reports(&source, &jobs, at, facts.db_version.as_deref())
+        .map_err(|e| e.to_string())?;
+    let dbs: Vec<salvage::ExportDatabase<'_>> = reports
+        .iter()
+        .map(|(i, r)| salvage::ExportDatabase {
+            connection: jobs[*i].connection.to_string(),
+            spec: &jobs[*i].spec,
+            report: r,
+        })
+        .collect();
+    let journal = Journal::open_in(&host.journal_dir).map_err(|e| e.to_string())?;
+    let out = salvage::export(
+        &facts.backup_path,
+        &backup.id,
+        at,
+        &dbs,
+        false,
+        Some(&journal),
+    )
+    .map_err(|e| e.to_string())?;
+    match (out.dir, out.import_command) {
+        (Some(dir), Some(import_command)) => Ok(Salvaged {
+            dir,
+            rows: out.manifest.rows(),
+            tables: out.manifest.tables(),
+            import_command,
+        }),
+        _ => Err("nothing was created since the backup: nothing to salvage".into()),
+    }
 }
 
 /// The confirmations the wizard collected for the restore.

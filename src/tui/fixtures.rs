@@ -187,6 +187,7 @@ pub fn inventory() -> Inventory {
             item("sequence", "public.projects_id_seq", None, None, false),
         ],
         since_backup: Some(loss_report().summary()),
+        created_since: loss_report().created_total(),
     }
 }
 

@@ -667,3 +667,45 @@ fn session_with(done: &[SessionStep], running: SessionStep) -> Session {
     }
     sess
 }
+
+fn salvaged() -> crate::tui::state::Salvaged {
+    crate::tui::state::Salvaged {
+        dir: std::path::PathBuf::from(
+            "/var/opt/gitlab/backups/rewind/salvage-1713867342_2024_04_23_16.10.3-ee-20240425T091500Z",
+        ),
+        rows: 101,
+        tables: 4,
+        import_command: "rewind salvage --import /var/opt/gitlab/backups/rewind/salvage-1713867342_2024_04_23_16.10.3-ee-20240425T091500Z".into(),
+    }
+}
+
+/// The drop screen after Ctrl-S: where the rows created since the backup were kept.
+#[test]
+fn confirm_drop_salvaged() {
+    let mut s = at_confirm();
+    update(&mut s, ctrl('s'));
+    update(&mut s, Event::Engine(Msg::Salvaged(Ok(salvaged()))));
+    typed(&mut s, "gitlabhq_prod");
+    check("confirm_drop_salvaged", s);
+}
+
+/// Done, after a salvage: the import command is named.
+#[test]
+fn done_with_salvage() {
+    let mut s = mid_restore();
+    s.salvage = Loadable::Ready(salvaged());
+    update(
+        &mut s,
+        Event::Engine(Msg::RestoreDone(Ok(RestoreSummary {
+            text: "1412 objects, 1873220 rows in 1:42".into(),
+            verify: Vec::new(),
+        }))),
+    );
+    s.step = Step::Done;
+    s.installation = Loadable::Ready({
+        let mut i = installation();
+        i.version = Some("16.10.3-ee".parse().unwrap());
+        i
+    });
+    check("done_with_salvage", s);
+}

@@ -197,6 +197,19 @@ pub struct Inventory {
     /// What was written since the backup (the engine's loss report in one paragraph), or
     /// why it was not counted.
     pub since_backup: Option<String>,
+    /// Rows created since the backup (what a salvage would write); 0 when none or not
+    /// counted.
+    pub created_since: u64,
+}
+
+/// The rows created since the backup, salvaged from the drop screen before the drop.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Salvaged {
+    pub dir: PathBuf,
+    pub rows: u64,
+    pub tables: usize,
+    /// `rewind salvage --import DIR`: brings them back after the restore.
+    pub import_command: String,
 }
 
 /// One phase gauge of the restore.
@@ -437,6 +450,7 @@ pub enum Job {
     Preflight,
     Action(Step),
     Inventory,
+    Salvage,
     Restore,
     Verify,
     Repair,
@@ -482,6 +496,8 @@ pub struct State {
     /// Snapshots taken in this recovery, by database: not taken again.
     pub snapshots_taken: BTreeMap<String, PathBuf>,
     pub snapshot_declined: bool,
+    /// The salvage of the rows created since the backup (drop screen, Ctrl-S).
+    pub salvage: Loadable<Salvaged>,
     pub restore: RestoreState,
     pub verify: Loadable<Vec<VerifyLine>>,
     pub repair: RepairState,
@@ -534,6 +550,7 @@ impl State {
             confirm_inputs: Vec::new(),
             snapshots_taken: BTreeMap::new(),
             snapshot_declined: false,
+            salvage: Loadable::NotStarted,
             restore: RestoreState::default(),
             verify: Loadable::NotStarted,
             repair: RepairState::default(),

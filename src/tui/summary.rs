@@ -71,6 +71,17 @@ pub fn lines(s: &State) -> Vec<String> {
             p.display()
         ));
     }
+    if let Loadable::Ready(d) = &s.salvage {
+        out.push(format!(
+            "  salvage     {} rows created since the backup, in {}",
+            d.rows,
+            d.dir.display()
+        ));
+        out.push(format!(
+            "              after the restore: {} --dry-run, then --yes",
+            d.import_command
+        ));
+    }
     if finished {
         out.push("  next        check GitLab as its documentation recommends:".into());
         for c in checks(s) {

@@ -899,6 +899,7 @@ fn confirm_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
         s.confirm_inputs.resize(i + 1, String::new());
     }
     match k.code {
+        KeyCode::Char('s') if k.modifiers.contains(KeyModifiers::CONTROL) => salvage_start(s),
         KeyCode::Char(c) if !k.modifiers.contains(KeyModifiers::CONTROL) => {
             s.confirm_inputs[i].push(c);
             Vec::new()
@@ -945,8 +946,49 @@ fn confirm_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
     }
 }
 
+/// Rows created since the backup, over the databases listed (what a salvage writes).
+pub fn created_since(s: &State) -> u64 {
+    s.inventory
+        .ready()
+        .map(|v| v.iter().map(|i| i.created_since).sum())
+        .unwrap_or(0)
+}
+
+/// Ctrl-S on the drop screen: write the rows created since the backup to a salvage
+/// directory before anything is dropped (offered when the loss report is not empty).
+fn salvage_start(s: &mut State) -> Vec<Command> {
+    match &s.salvage {
+        Loadable::Loading => {
+            s.notice = Some("The salvage is already running.".into());
+            return Vec::new();
+        }
+        Loadable::Ready(done) => {
+            s.notice = Some(format!("Already salvaged to {}.", done.dir.display()));
+            return Vec::new();
+        }
+        _ => {}
+    }
+    if created_since(s) == 0 {
+        s.notice = Some("Nothing was created since the backup: nothing to salvage.".into());
+        return Vec::new();
+    }
+    let (Some(host), Some(backup)) = (s.host(), s.chosen.clone()) else {
+        return Vec::new();
+    };
+    s.salvage = Loadable::Loading;
+    s.jobs.push(Job::Salvage);
+    s.log(
+        Level::Info,
+        "salvage: writing the rows created since the backup before the drop",
+    );
+    vec![Command::Salvage { host, backup }]
+}
+
 /// Why the drop cannot go on, if it cannot.
 pub fn drop_blocked(s: &State) -> Option<String> {
+    if s.salvage == Loadable::Loading {
+        return Some("The salvage is still writing the rows created since the backup: the drop waits for it.".into());
+    }
     if s.preflight.running {
         return Some(format!(
             "The preflight checks are still running ({} done so far): the drop waits for them.",
@@ -1469,6 +1511,37 @@ fn on_msg(s: &mut State, m: Msg) -> Vec<Command> {
                     Loadable::Ready(invs)
                 }
                 Err(e) => Loadable::Failed(e),
+            };
+            Vec::new()
+        }
+        Msg::Salvaged(r) => {
+            s.jobs.retain(|j| *j != Job::Salvage);
+            s.salvage = match r {
+                Ok(done) => {
+                    s.log(
+                        Level::Info,
+                        format!(
+                            "salvage: {} rows in {} tables written to {}",
+                            done.rows,
+                            done.tables,
+                            done.dir.display()
+                        ),
+                    );
+                    s.changes.push(Change {
+                        step: s.step,
+                        what: format!(
+                            "salvaged {} rows created since the backup to {}",
+                            done.rows,
+                            done.dir.display()
+                        ),
+                    });
+                    Loadable::Ready(done)
+                }
+                Err(e) => {
+                    s.log(Level::Error, format!("salvage failed: {e}"));
+                    s.notice = Some(format!("Salvage failed (nothing was dropped): {e}"));
+                    Loadable::Failed(e)
+                }
             };
             Vec::new()
         }

@@ -1148,3 +1148,84 @@ fn an_edition_difference_is_asked_before_the_rollback_is_planned() {
         }
     )));
 }
+
+fn salvaged() -> crate::tui::state::Salvaged {
+    crate::tui::state::Salvaged {
+        dir: std::path::PathBuf::from(
+            "/var/opt/gitlab/backups/rewind/salvage-1713867342_2024_04_23_16.10.3-ee-20240425T091500Z",
+        ),
+        rows: 101,
+        tables: 4,
+        import_command: "rewind salvage --import /var/opt/gitlab/backups/rewind/salvage-1713867342_2024_04_23_16.10.3-ee-20240425T091500Z".into(),
+    }
+}
+
+#[test]
+fn ctrl_s_on_the_drop_screen_salvages_first_and_the_drop_waits_for_it() {
+    let mut s = at_confirm();
+    typed(&mut s, "gitlab");
+    let cmds = update(&mut s, ctrl('s'));
+    assert!(
+        matches!(cmds.as_slice(), [Command::Salvage { backup, .. }] if backup.id == s.chosen.as_ref().unwrap().id),
+        "{cmds:?}"
+    );
+    assert_eq!(s.salvage, Loadable::Loading);
+    // Ctrl-S is not typed into the name.
+    assert_eq!(s.confirm_input(), "gitlab");
+    // Not twice.
+    assert!(update(&mut s, ctrl('s')).is_empty());
+    assert!(s.notice.as_deref().unwrap().contains("already running"));
+    // The drop waits for it, even with the right name.
+    typed(&mut s, "hq_production");
+    assert!(!crate::tui::update::drop_enabled(&s));
+    assert!(update(&mut s, key(KeyCode::Enter)).is_empty());
+    assert_eq!(s.step, Step::ConfirmDrop);
+    assert!(s.notice.as_deref().unwrap().contains("drop waits"));
+
+    update(&mut s, Event::Engine(Msg::Salvaged(Ok(salvaged()))));
+    assert_eq!(s.salvage, Loadable::Ready(salvaged()));
+    assert!(s
+        .changes
+        .iter()
+        .any(|c| c.what.contains("salvaged 101 rows") && c.step == Step::ConfirmDrop));
+    assert!(crate::tui::update::drop_enabled(&s));
+    // Done: a second Ctrl-S says where it is.
+    assert!(update(&mut s, ctrl('s')).is_empty());
+    assert!(s.notice.as_deref().unwrap().contains("Already salvaged"));
+    // The exit summary names the import command.
+    let lines = crate::tui::summary::lines(&s).join("\n");
+    assert!(
+        lines.contains(&format!(
+            "{} --dry-run, then --yes",
+            salvaged().import_command
+        )),
+        "{lines}"
+    );
+    update(&mut s, key(KeyCode::Enter));
+    assert_eq!(s.step, Step::SafetySnapshot);
+}
+
+#[test]
+fn nothing_to_salvage_when_nothing_was_created_and_a_failed_salvage_is_said() {
+    let mut s = at_confirm();
+    let mut inv = inventory();
+    inv.created_since = 0;
+    update(&mut s, Event::Engine(Msg::Inventory(Ok(vec![inv]))));
+    assert!(update(&mut s, ctrl('s')).is_empty());
+    assert_eq!(s.salvage, Loadable::NotStarted);
+    assert!(s.notice.as_deref().unwrap().contains("nothing to salvage"));
+
+    let mut s = at_confirm();
+    assert_eq!(update(&mut s, ctrl('s')).len(), 1);
+    update(
+        &mut s,
+        Event::Engine(Msg::Salvaged(Err(
+            "cannot connect to gitlabhq_production".into()
+        ))),
+    );
+    assert!(matches!(&s.salvage, Loadable::Failed(e) if e.contains("cannot connect")));
+    assert!(s.notice.as_deref().unwrap().contains("nothing was dropped"));
+    assert!(s.changes.iter().all(|c| !c.what.contains("salvage")));
+    // Tried again.
+    assert_eq!(update(&mut s, ctrl('s')).len(), 1);
+}

@@ -10,7 +10,7 @@ use ratatui::Frame;
 use rewind_engine::progress::Level;
 
 use super::screens;
-use super::state::{Modal, State, Step};
+use super::state::{Loadable, Modal, State, Step};
 
 /// Colours and emphasis, honouring NO_COLOR.
 #[derive(Debug, Clone, Copy)]
@@ -305,6 +305,11 @@ pub fn keys(s: &State) -> Vec<(&'static str, &'static str)> {
         Step::ConfirmDrop => {
             k.push(("type", "database name"));
             k.push(("Enter", "confirm"));
+            if crate::tui::update::created_since(s) > 0
+                && matches!(s.salvage, Loadable::NotStarted | Loadable::Failed(_))
+            {
+                k.push(("^S", "salvage first"));
+            }
         }
         Step::SafetySnapshot => {
             k.push(("Enter", "start"));

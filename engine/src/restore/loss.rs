@@ -261,7 +261,7 @@ fn plural_s(n: u64) -> &'static str {
     }
 }
 
-fn display_name(schema: &str, name: &str) -> String {
+pub(crate) fn display_name(schema: &str, name: &str) -> String {
     if schema == "public" {
         name.to_string()
     } else {
@@ -270,7 +270,7 @@ fn display_name(schema: &str, name: &str) -> String {
 }
 
 /// The backup time as a literal of the column's type: UTC, with `+00` for `timestamptz`.
-fn time_literal(t: DateTime<Utc>, tz: bool) -> String {
+pub(crate) fn time_literal(t: DateTime<Utc>, tz: bool) -> String {
     let text = t.format("%Y-%m-%d %H:%M:%S%.6f").to_string();
     if tz {
         format!("{}::timestamptz", quote_literal(&format!("{text}+00")))

@@ -12,5 +12,6 @@ pub mod loss;
 mod omnibus_tests;
 pub mod plan;
 pub mod privileges;
+pub mod salvage;
 pub mod snapshot;
 pub mod verify;

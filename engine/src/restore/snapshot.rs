@@ -81,7 +81,7 @@ pub fn snapshot_dir(backup_path: &Path) -> PathBuf {
 }
 
 /// File name component for a database name: anything but `[A-Za-z0-9_.-]` becomes `_`.
-fn file_safe(name: &str) -> String {
+pub(crate) fn file_safe(name: &str) -> String {
     let s: String = name
         .chars()
         .map(|c| {

@@ -7,8 +7,8 @@ use ratatui::Frame;
 
 use super::{boxed, fit, pending};
 use crate::output::human_bytes;
-use crate::tui::state::State;
-use crate::tui::update::{drop_blocked, drop_enabled};
+use crate::tui::state::{Loadable, State};
+use crate::tui::update::{created_since, drop_blocked, drop_enabled};
 use crate::tui::view::Theme;
 
 pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
@@ -85,10 +85,12 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
         let room = (list_area.height.saturating_sub(4) as usize)
             .saturating_sub(3)
             .clamp(1, 4);
-        let since: Vec<String> = inv
+        let mut since: Vec<String> = inv
             .and_then(|i| i.since_backup.as_deref())
             .map(|text| wrap(text, w.saturating_sub(2).max(20), room))
             .unwrap_or_default();
+        // The offer to keep them first, or what became of it.
+        let salvage = salvage_line(s, w.saturating_sub(2).max(20));
         let items = inv.map(|i| i.items.as_slice()).unwrap_or_default();
         let leftovers = items.iter().filter(|i| i.leftover).count();
         let kind_w = items
@@ -111,12 +113,20 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
             ),
             t.dim(),
         )];
-        let visible = (list_area.height.saturating_sub(4) as usize).saturating_sub(since.len());
-        let mut v: Vec<Line> = since
+        let salvage_rows = usize::from(salvage.is_some());
+        let visible = (list_area.height.saturating_sub(4) as usize)
+            .saturating_sub(since.len() + salvage_rows);
+        let mut head: Vec<Line> = std::mem::take(&mut since)
             .into_iter()
             .map(|l| Line::styled(format!(" {l}"), t.warn()))
-            .chain(v)
             .collect();
+        if let Some((text, ok)) = salvage {
+            head.push(Line::styled(
+                format!(" {text}"),
+                if ok { t.ok() } else { t.accent() },
+            ));
+        }
+        let mut v: Vec<Line> = head.into_iter().chain(v).collect();
         let max_scroll = items.len().saturating_sub(visible);
         let first = s.inventory_scroll.min(max_scroll);
         for it in items.iter().skip(first).take(visible) {
@@ -184,6 +194,38 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
         input.push(Line::styled(format!(" {why}"), t.warn()));
     }
     f.render_widget(super::boxed_wrap("Confirm", input), input_area);
+}
+
+/// The salvage line of the drop screen, cut to `width`: the offer (when rows were created
+/// since the backup), the salvage running, done (where) or failed. `(text, done)`.
+fn salvage_line(s: &State, width: usize) -> Option<(String, bool)> {
+    let text = match &s.salvage {
+        Loadable::Loading => (
+            "Salvaging the rows created since the backup…".to_string(),
+            false,
+        ),
+        Loadable::Ready(d) => {
+            // The end of the path is what tells salvages apart: cut at the front.
+            let head = format!("Salvaged {} rows ({} tables) to ", d.rows, d.tables);
+            let path = d.dir.display().to_string();
+            let room = width.saturating_sub(head.chars().count());
+            let n = path.chars().count();
+            let path = if n > room && room > 1 {
+                let tail: String = path.chars().skip(n - (room - 1)).collect();
+                format!("…{tail}")
+            } else {
+                path
+            };
+            (format!("{head}{path}"), true)
+        }
+        Loadable::Failed(e) => (format!("Salvage failed: {e}"), false),
+        _ if created_since(s) > 0 => (
+            "Ctrl-S: salvage the rows created since first (CSV, re-imported after)".to_string(),
+            false,
+        ),
+        _ => return None,
+    };
+    Some((fit(&text.0, width), text.1))
 }
 
 /// Words of `text` in lines of at most `width` characters, at most `max` lines (the last

@@ -70,6 +70,19 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
     for (db, p) in &s.snapshots_taken {
         lines.push(Line::from(format!(" snapshot  {db}: {}", p.display())));
     }
+    if let Loadable::Ready(d) = &s.salvage {
+        lines.push(Line::styled(
+            format!(
+                " salvage   {} rows created since the backup; bring them back with:",
+                d.rows
+            ),
+            t.warn(),
+        ));
+        lines.push(Line::styled(
+            format!("   {} --dry-run, then --yes", d.import_command),
+            t.bold(),
+        ));
+    }
     f.render_widget(boxed_wrap("Done", lines), summary);
     let [check, secrets] = crate::tui::summary::checks(s);
     let next_lines = vec![
