@@ -2,9 +2,11 @@
 //! the restore part of it ([`restore`]) with the confirmations it was given, enforcing the
 //! safety rules every front end gets:
 //!
-//! 1. No drop without a snapshot of that database taken in this run, unless the snapshot
-//!    was declined (`--no-snapshot`); every database's first pass and snapshot come before
-//!    any database is dropped ([`crate::restore::database::RestoreRun`]).
+//! 1. No drop without a snapshot of that database taken in this recovery, unless the
+//!    snapshot was declined (`--no-snapshot`); with a package rollback it is taken before the
+//!    package step ([`snapshot::roll_back`]) and reused by the restore; every database's
+//!    first pass and snapshot come before any database is dropped
+//!    ([`crate::restore::database::RestoreRun`]).
 //! 2. Before the first destructive step: the version gate (also when `db` is skipped), a
 //!    decode of every member of the archive, `--skip` names checked against GitLab's
 //!    component list, the file components' confirmation, and free disk for what the run

@@ -345,30 +345,15 @@ fn pct(s: &str) -> String {
 }
 
 /// The models `gitlab:doctor:secrets` reports as not decrypting: its lines
-/// `- <Model> failures: <n>` with n > 0.
+/// `- <Model> failures: <n>` with n > 0, read by the post-restore check's parser
+/// ([`super::postcheck::parse_doctor_secrets`]). Returns the models checked and those failing.
 pub fn secrets_failures(lines: &[String]) -> (usize, Vec<(String, u64)>) {
-    let mut models = 0;
-    let mut failed = Vec::new();
-    for l in lines {
-        let Some(rest) = l
-            .rsplit_once(" - ")
-            .map(|(_, r)| r)
-            .or_else(|| l.trim_start().strip_prefix("- "))
-        else {
-            continue;
-        };
-        let Some((model, n)) = rest.split_once(" failures: ") else {
-            continue;
-        };
-        let Ok(n) = n.trim().parse::<u64>() else {
-            continue;
-        };
-        models += 1;
-        if n > 0 {
-            failed.push((model.trim().to_string(), n));
-        }
-    }
-    (models, failed)
+    let d = super::postcheck::parse_doctor_secrets(&lines.join("\n"));
+    let failed = d
+        .failing()
+        .map(|m| (m.model.clone(), m.failures))
+        .collect();
+    (d.models.len(), failed)
 }
 
 /// Run the restore test. `cancel` is set by signals; a recovery starting sets it too (the
