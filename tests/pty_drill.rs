@@ -408,3 +408,60 @@ fn a_restore_cancelled_at_once_runs_again_with_the_snapshot_of_the_package_step(
         "{out}"
     );
 }
+
+/// The configuration step skipped: GitLab starts with the failed upgrade's
+/// gitlab-secrets.json and gitlab.rb. The checks step runs gitlab:doctor:secrets, whose
+/// output is read and shown (this scenario's 16.11 reconfigure added a key; the sandbox's
+/// encrypted column uses db_key_base, which it kept, so every value still decrypts); the
+/// drill's own check of the configuration fails and the drill exits non-zero.
+#[test]
+fn the_interactive_drill_without_the_configuration_fails_its_configuration_check() {
+    let (mut t, mut child) = spawn_drill(&[]);
+    t.wait_for("DRILL (failed-upgrade)");
+    t.pick_the_newest_backup("16.11.0-ee", "16.10.3");
+    t.stop_services_and_roll_back();
+    t.wait_for("marked new");
+    t.send(b"gitlabhq_production");
+    t.wait_for("Drop and restore (Enter)");
+    t.send(b"\r");
+    t.restore_and_verify("gitlab version: installed 16.10.3-ee");
+    t.wait_for("gitlab-secrets.json differs");
+    t.wait_for("only live    gitlab_rails.active_record_encryption_primary_key");
+    t.send(b"s");
+    t.wait_for("Enter runs these commands");
+    t.enter_until("Run these commands now?");
+    t.send(b"y");
+    t.wait_for("Done. GitLab reconfigured and started");
+    t.send(b"\r");
+    t.wait_for("Enter runs the ticked ones");
+    t.send(b"\r");
+    t.wait_for("- Ci::PipelineVariable failures: 0");
+    t.wait_for("Every encrypted value decrypts (1 models checked).");
+    t.wait_for("Enter continue");
+    t.send(b"\r");
+    t.wait_for("is back on the backup's data");
+    t.send(b"\r");
+    let end = Instant::now() + STEP;
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < end, "the drill did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let out = t.raw_text();
+    assert!(
+        !status.success(),
+        "the drill passed without the configuration:\n{out}"
+    );
+    assert!(
+        out.contains("FAIL gitlab-secrets.json and gitlab.rb are the backup's configuration"),
+        "{out}"
+    );
+    assert!(
+        out.contains("gitlab-secrets.json and gitlab.rb differ from gitlab_config_"),
+        "{out}"
+    );
+    assert!(out.contains("main database equals the backup"), "{out}");
+}
