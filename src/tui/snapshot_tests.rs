@@ -884,3 +884,44 @@ I, [2026-11-25T10:16:15.575711 #27148]  INFO -- : Done!";
     update(&mut s, Event::Engine(Msg::PostFinished));
     check("checks_doctor_failures", s);
 }
+
+/// Done after the checks ran and gitlab:doctor:secrets reported rows, the configuration
+/// skipped.
+#[test]
+fn done_after_checks() {
+    let mut s = at_checks();
+    update(&mut s, key(KeyCode::Enter));
+    for (step, r) in [
+        (
+            "post.readiness",
+            Ok("GitLab answers ready after 2 s".to_string()),
+        ),
+        ("post.check", Ok("exit code 0".to_string())),
+        (
+            "post.doctor_secrets",
+            Err("5 row(s) cannot be decrypted".to_string()),
+        ),
+    ] {
+        update(
+            &mut s,
+            Event::Engine(Msg::PostStarted { step: step.into() }),
+        );
+        update(
+            &mut s,
+            Event::Engine(Msg::PostDone {
+                step: step.into(),
+                result: r,
+                doctor: None,
+            }),
+        );
+    }
+    update(&mut s, Event::Engine(Msg::PostFinished));
+    update(&mut s, key(KeyCode::Enter));
+    assert_eq!(s.step, Step::Done);
+    s.installation = Loadable::Ready({
+        let mut i = installation();
+        i.version = Some("16.10.3-ee".parse().unwrap());
+        i
+    });
+    check("done_after_checks", s);
+}
