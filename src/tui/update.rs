@@ -216,6 +216,15 @@ fn on_modal_key(s: &mut State, m: Modal, k: KeyEvent) -> Vec<Command> {
 }
 
 fn on_interrupt(s: &mut State) -> Vec<Command> {
+    // The checks: the readiness wait stops at once, the rest after the running command.
+    if s.running(Job::PostChecks) {
+        s.notice = Some(
+            "Stopping the checks: the readiness wait stops now, a running check finishes first."
+                .into(),
+        );
+        s.log(Level::Warn, "checks stopped by Ctrl-C");
+        return vec![Command::Cancel];
+    }
     if s.running(Job::Restore) {
         if s.restore.cancel_requested {
             s.notice = Some(
@@ -1217,7 +1226,12 @@ fn config_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
     }
     match k.code {
         KeyCode::Char('y') if s.config.result.is_none() => {
-            if s.config.would_restore().is_empty() {
+            if !matches!(s.config.diff, Some(Loadable::Ready(_))) {
+                s.notice = Some(
+                    "Nothing compared yet: wait for the comparison with the live /etc/gitlab."
+                        .into(),
+                );
+            } else if s.config.would_restore().is_empty() {
                 s.notice = Some(
                     "Nothing to restore: gitlab-secrets.json and gitlab.rb match this archive. Enter goes on."
                         .into(),

@@ -1487,3 +1487,50 @@ fn checks_can_be_skipped_before_they_run() {
         .iter()
         .any(|(st, m, _)| *st == Step::PostChecks && *m == crate::tui::overview::Mark::Skipped));
 }
+
+/// Ctrl-C while the checks run stops them (the readiness wait may take minutes); y on the
+/// configuration before the comparison arrived asks to wait.
+#[test]
+fn ctrl_c_stops_the_checks_and_y_waits_for_the_comparison() {
+    let mut s = at_config();
+    update(
+        &mut s,
+        Event::Engine(Msg::ConfigListed(Ok(config_archives()))),
+    );
+    update(&mut s, ch('y'));
+    assert_eq!(s.modal, None);
+    assert!(s
+        .notice
+        .as_deref()
+        .unwrap()
+        .contains("wait for the comparison"));
+    update(&mut s, ch('s'));
+    s.start.status = crate::tui::state::ActionStatus::Succeeded;
+    update(&mut s, key(KeyCode::Enter));
+    update(&mut s, Event::Engine(Msg::PostPlanned(Ok(post_rows()))));
+    update(&mut s, key(KeyCode::Enter));
+    update(
+        &mut s,
+        Event::Engine(Msg::PostStarted {
+            step: "post.readiness".into(),
+        }),
+    );
+    let cmds = update(&mut s, ctrl('c'));
+    assert_eq!(cmds, vec![Command::Cancel]);
+    assert!(!s.quit);
+    update(
+        &mut s,
+        Event::Engine(Msg::PostDone {
+            step: "post.readiness".into(),
+            result: Err("cancelled while waiting for GitLab to answer ready".into()),
+            doctor: None,
+        }),
+    );
+    update(&mut s, Event::Engine(Msg::PostFinished));
+    assert!(matches!(
+        s.post.rows()[1].state,
+        crate::tui::state::CheckState::Skipped(_)
+    ));
+    update(&mut s, key(KeyCode::Enter));
+    assert_eq!(s.step, Step::Done);
+}
