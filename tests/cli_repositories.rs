@@ -43,6 +43,8 @@ fn fixture() -> Fixture {
         Path::new(env!("CARGO_BIN_EXE_rewind")),
     )
     .unwrap();
+    // gitlab-ctl, so the restore can ask whether Gitaly runs.
+    rewind_engine::packages::sandbox_repo::write_gitlab_ctl_standin(&HostRoot::new(&root)).unwrap();
     // A push after the backup: a commit on project 1's repository and its push event.
     let pushed = made[0].clone();
     repos::push_commit(&storage.join(&pushed), "pushed after the backup").unwrap();
@@ -245,6 +247,23 @@ fn refusals_change_nothing() {
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("--confirm-repositories"), "{stderr}");
     assert!(stderr.contains("Nothing was changed"), "{stderr}");
+
+    // Gitaly stopped: refused before anything changes, with how to start it.
+    let ctl = HostRoot::new(&f.root).join("/opt/gitlab/bin/gitlab-ctl");
+    let gitlab_ctl = |verb: &str| {
+        let out = Command::new(&ctl).args([verb, "gitaly"]).output().unwrap();
+        assert!(out.status.success());
+    };
+    gitlab_ctl("stop");
+    let out = rewind(&f, &["--confirm-repositories"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("Gitaly is not running"), "{stderr}");
+    assert!(stderr.contains("gitlab-ctl start gitaly"), "{stderr}");
+    assert!(stderr.contains("Nothing was changed"), "{stderr}");
+    assert_eq!(repos::all_refs(&f.storage).unwrap(), refs);
+    assert_eq!((projects(&f), events(&f)), (p, e));
+    gitlab_ctl("start");
 
     // gitaly-backup missing.
     std::fs::remove_file(HostRoot::new(&f.root).join(rewind_engine::repositories::GITALY_BACKUP))

@@ -70,9 +70,21 @@ impl Term {
         self.send(b"\r");
     }
 
-    /// From the snapshot screen: snapshot, drop, restore; then Verify (once `verified`
-    /// shows) and on to starting the services.
+    /// After the last database name: the repositories page, when the backup has
+    /// repositories (what gitaly-backup's -remove-all-repositories deletes, the pushed
+    /// ones listed, bundling them first ticked): y replaces them.
+    fn confirm_repositories(&mut self) {
+        self.wait_for("Confirm the repositories");
+        self.wait_for("-remove-all-repositories default");
+        self.wait_for("[x] bundle the");
+        self.wait_for("Pushed to since the backup");
+        self.send(b"y");
+    }
+
+    /// From the repositories page: the snapshot screen, snapshot, drop, restore; then
+    /// Verify (once `verified` shows) and on to the configuration.
     fn restore_and_verify(&mut self, verified: &str) {
+        self.confirm_repositories();
         // The snapshot was taken before the package step: "drop, then restore".
         self.wait_for("then restore");
         self.send(b"\r");
@@ -99,14 +111,33 @@ impl Term {
         self.send(b"\r");
     }
 
-    /// From Verify: start the services and leave the wizard at Done.
+    /// From Verify: the configuration archive of the backup compared and restored
+    /// (gitlab-secrets.json and gitlab.rb), the services started, GitLab's checks run
+    /// (the readiness wait first, gitlab:doctor:secrets read), and the wizard left at Done.
     fn start_services_and_finish(&mut self) {
+        self.wait_for("← nearest");
+        self.wait_for("gitlab-secrets.json differs");
+        self.wait_for("(key names only; values are never shown)");
+        self.send(b"y");
+        self.wait_for("Restore the configuration?");
+        self.send(b"y");
+        self.wait_for("/etc/gitlab/gitlab-secrets.json restored (previous:");
+        self.send(b"\r");
         self.wait_for("Enter runs these commands");
         self.enter_until("Run these commands now?");
         self.send(b"y");
         self.wait_for("ok: run: sidekiq");
         // The output streams before the step ends: wait for its result, not its output.
         self.wait_for("Done. GitLab reconfigured and started");
+        self.send(b"\r");
+        self.wait_for("Enter runs the ticked ones");
+        self.wait_for("$ GET http://localhost/-/readiness on");
+        self.send(b"\r");
+        self.wait_for("GitLab answers ready after");
+        self.wait_for("every encrypted value decrypts");
+        self.wait_for("Enter continue");
+        let screen = self.screen.lock().unwrap().screen().contents();
+        assert!(!screen.contains("✗"), "a check failed:\n{screen}");
         self.send(b"\r");
         self.wait_for("is back on the backup's data");
         self.send(b"\r");
@@ -210,12 +241,23 @@ fn the_interactive_drill_is_recovered_by_keystrokes() {
     t.send(b"gitlabhq_production");
     t.wait_for("Drop and restore (Enter)");
     t.send(b"\r");
+    // The repository pushed to while 16.11.0 was half-migrated is listed.
+    t.wait_for("Pushed to since the backup: 1");
     t.restore_and_verify("gitlab version: installed 16.10.3-ee");
     t.start_services_and_finish();
 
     let out = wait_exit(&t, &mut child);
     assert!(out.contains("DRILL PASSED"), "{out}");
     assert!(out.contains("main database equals the backup"), "{out}");
+    assert!(
+        out.contains("pass gitlab-secrets.json and gitlab.rb are the backup's configuration"),
+        "{out}"
+    );
+    assert!(
+        out.contains("pass gitlab:doctor:secrets: every encrypted value decrypts"),
+        "{out}"
+    );
+    assert!(out.contains("pass repositories equal the backup"), "{out}");
     assert!(out.contains("\x1b[?1049l"), "alternate screen not left");
 }
 
@@ -350,7 +392,7 @@ fn the_interactive_drill_refuses_a_corrupt_backup_and_recovers_from_the_older_on
     t.send(b"\r"); // refused: nothing goes on
     std::thread::sleep(Duration::from_millis(500));
     let screen = t.screen.lock().unwrap().screen().contents();
-    assert!(screen.contains("step 3/11 · Preflight"), "{screen}");
+    assert!(screen.contains("step 3/13 · Preflight"), "{screen}");
     t.send(b"\x1b"); // back to the list
     t.wait_for("Select backup");
     t.send(b"\x1b[B"); // the older one
@@ -380,6 +422,7 @@ fn a_restore_cancelled_at_once_runs_again_with_the_snapshot_of_the_package_step(
     t.send(b"gitlabhq_production");
     t.wait_for("Drop and restore (Enter)");
     t.send(b"\r");
+    t.confirm_repositories();
     t.wait_for("taken earlier in this recovery (reused, not taken twice)");
     t.wait_for("drop, then restore");
     // Start, and cancel at once: the runner first reads the dump's catalogue and checks
@@ -400,4 +443,61 @@ fn a_restore_cancelled_at_once_runs_again_with_the_snapshot_of_the_package_step(
         out.contains("safety snapshots taken before the package step"),
         "{out}"
     );
+}
+
+/// The configuration step skipped: GitLab starts with the failed upgrade's
+/// gitlab-secrets.json and gitlab.rb. The checks step runs gitlab:doctor:secrets, whose
+/// output is read and shown (this scenario's 16.11 reconfigure added a key; the sandbox's
+/// encrypted column uses db_key_base, which it kept, so every value still decrypts); the
+/// drill's own check of the configuration fails and the drill exits non-zero.
+#[test]
+fn the_interactive_drill_without_the_configuration_fails_its_configuration_check() {
+    let (mut t, mut child) = spawn_drill(&[]);
+    t.wait_for("DRILL (failed-upgrade)");
+    t.pick_the_newest_backup("16.11.0-ee", "16.10.3");
+    t.stop_services_and_roll_back();
+    t.wait_for("marked new");
+    t.send(b"gitlabhq_production");
+    t.wait_for("Drop and restore (Enter)");
+    t.send(b"\r");
+    t.restore_and_verify("gitlab version: installed 16.10.3-ee");
+    t.wait_for("gitlab-secrets.json differs");
+    t.wait_for("only live    gitlab_rails.active_record_encryption_primary_key");
+    t.send(b"s");
+    t.wait_for("Enter runs these commands");
+    t.enter_until("Run these commands now?");
+    t.send(b"y");
+    t.wait_for("Done. GitLab reconfigured and started");
+    t.send(b"\r");
+    t.wait_for("Enter runs the ticked ones");
+    t.send(b"\r");
+    t.wait_for("- Ci::PipelineVariable failures: 0");
+    t.wait_for("Every encrypted value decrypts (1 models checked).");
+    t.wait_for("Enter continue");
+    t.send(b"\r");
+    t.wait_for("is back on the backup's data");
+    t.send(b"\r");
+    let end = Instant::now() + STEP;
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < end, "the drill did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let out = t.raw_text();
+    assert!(
+        !status.success(),
+        "the drill passed without the configuration:\n{out}"
+    );
+    assert!(
+        out.contains("FAIL gitlab-secrets.json and gitlab.rb are the backup's configuration"),
+        "{out}"
+    );
+    assert!(
+        out.contains("gitlab-secrets.json and gitlab.rb differ from gitlab_config_"),
+        "{out}"
+    );
+    assert!(out.contains("main database equals the backup"), "{out}");
 }

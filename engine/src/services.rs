@@ -251,6 +251,27 @@ impl GitlabCtl {
         Ok(parsed)
     }
 
+    /// `gitlab-ctl status <service>`, quietly: the service's line, `None` when gitlab-ctl
+    /// does not list it. runit exits non-zero for a service that is down; the output is
+    /// what counts.
+    pub fn service_status(&self, service: &str) -> Result<Option<ServiceStatus>, ServiceError> {
+        self.require()?;
+        if !valid_service_name(service) {
+            return Err(ServiceError::BadName {
+                name: service.into(),
+            });
+        }
+        let c = exec::capture(&self.cmd(["status", service]))?;
+        let parsed = parse_status(&c.stdout);
+        if parsed.is_empty() && !c.stdout.trim().is_empty() {
+            return Err(ServiceError::Unparsed {
+                code: c.code,
+                output: format!("{}{}", c.stdout, c.stderr).trim().to_string(),
+            });
+        }
+        Ok(parsed.into_iter().find(|s| s.service == service))
+    }
+
     /// Stop one service (or all), shown, streamed and journaled.
     pub fn stop(&self, runner: &Runner, service: Option<&str>) -> Result<Finished, ServiceError> {
         self.require()?;

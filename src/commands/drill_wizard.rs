@@ -1,5 +1,6 @@
 //! The interactive drill: the production wizard, started against the drill's sandbox host
-//! with a banner saying it is a drill.
+//! with a banner saying it is a drill, and GitLab's readiness endpoint answered by
+//! [`rewind_engine::drill::standin_ready`] for the wizard's checks.
 
 use rewind_engine::drill::{DrillOptions, Sandbox};
 
@@ -13,6 +14,17 @@ pub fn run(sandbox: &Sandbox, opts: &DrillOptions) -> color_eyre::Result<()> {
         opts.scenario
     ));
     w.summary = false;
+    // GitLab's readiness endpoint, answered on the sandbox's Workhorse socket from the
+    // stand-in gitlab-ctl's service state while the wizard runs (its checks wait for it).
+    let _ready = rewind_engine::drill::standin_ready::serve(&sandbox.root).map_err(|e| {
+        color_eyre::eyre::eyre!(
+            "starting the drill's readiness stand-in on {}: {e}",
+            sandbox
+                .root
+                .join(rewind_engine::recovery::postcheck::WORKHORSE_SOCKET)
+                .display()
+        )
+    })?;
     run_wizard(w)?;
     Ok(())
 }

@@ -12,8 +12,12 @@ use rewind_engine::preflight::Check;
 use rewind_engine::progress;
 use rewind_engine::session::Session;
 
+use rewind_engine::recovery::config::{ConfigArchive, ConfigDiff};
+use rewind_engine::recovery::postcheck::DoctorSecrets;
+
 use super::state::{
-    BackupRow, EditionQuestion, Inventory, RepairItem, ResumeOffer, Salvaged, Step, VerifyLine,
+    BackupRow, EditionQuestion, Inventory, PostRow, RepairItem, RepoPlan, ResumeOffer, Salvaged,
+    Step, VerifyLine,
 };
 
 /// An input to the state machine.
@@ -69,6 +73,33 @@ pub enum Msg {
     Inventory(Result<Vec<Inventory>, String>),
     /// The salvage written, or why not.
     Salvaged(Result<Salvaged, String>),
+    /// What restoring the backup's repositories replaces (`None`: the backup has none to
+    /// restore).
+    Repositories(Result<Option<RepoPlan>, String>),
+    /// The configuration archives, newest first, the one nearest before the backup marked.
+    ConfigListed(Result<Vec<ConfigArchive>, String>),
+    /// The archive `name` compared with the live `/etc/gitlab`.
+    ConfigDiffed {
+        name: String,
+        result: Result<Box<ConfigDiff>, String>,
+    },
+    /// The configuration files were restored (what, and where the live ones went).
+    ConfigRestored(Result<String, String>),
+    /// The checks after the restore, the readiness wait first.
+    PostPlanned(Result<Vec<PostRow>, String>),
+    /// A check (by journal step) starts: its output follows as progress output.
+    PostStarted {
+        step: String,
+    },
+    /// A check ended: passed or failed with a few words; the doctor's table when it was
+    /// `gitlab:doctor:secrets`.
+    PostDone {
+        step: String,
+        result: Result<String, String>,
+        doctor: Option<Box<DoctorSecrets>>,
+    },
+    /// Every selected check ran.
+    PostFinished,
     /// The safety snapshot of `database` was written to `path`.
     SnapshotTaken {
         database: String,
@@ -108,6 +139,17 @@ pub struct Host {
     pub installation: Box<Installation>,
     /// The journal directory on this machine (`<backup_path>/rewind`).
     pub journal_dir: PathBuf,
+}
+
+/// The repositories as confirmed on the drop screens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RepoChoice {
+    /// The backup has none to restore (the runner refuses if it finds some).
+    NotInBackup,
+    /// gitaly-backup replaces them; `bundle`: the pushed ones are bundled aside first.
+    Replace { bundle: bool },
+    /// Left out (`--skip repositories`).
+    Leave,
 }
 
 /// What a command step would do.
@@ -179,6 +221,34 @@ pub enum Command {
         reuse: BTreeMap<String, PathBuf>,
         /// The preflight's verification of the archive, reused while the file is unchanged.
         verified: Option<Box<Verified>>,
+        /// The repositories, as confirmed.
+        repositories: RepoChoice,
+    },
+    /// List the configuration archives (the one nearest before `before` marked) and
+    /// compare the nearest (else the newest) with the live `/etc/gitlab`.
+    LoadConfig {
+        host: Host,
+        before: Option<chrono::DateTime<chrono::Utc>>,
+    },
+    /// Compare the archive `name` with the live `/etc/gitlab`.
+    DiffConfig {
+        host: Host,
+        name: String,
+    },
+    /// Restore `files` from the archive `name` (confirmed).
+    RestoreConfig {
+        host: Host,
+        name: String,
+        files: Vec<String>,
+    },
+    /// The checks after the restore, for the screen.
+    PlanPostChecks {
+        host: Host,
+    },
+    /// Run the selected checks (by journal step), in order.
+    RunPostChecks {
+        host: Host,
+        steps: Vec<String>,
     },
     /// Read the last restore's verification back from the journal (after a restart).
     Verify {

@@ -33,11 +33,14 @@ use rewind_engine::services::{post_restore_steps, GitlabCtl};
 use rewind_engine::session::{BackupIdentity, Session};
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::event::{ActionPlan, Command, Event, Host, Msg, RestoreSummary};
+use rewind_engine::recovery::{config, postcheck};
+use rewind_engine::repositories;
+
+use super::event::{ActionPlan, Command, Event, Host, Msg, RepoChoice, RestoreSummary};
 use super::source::source_for;
 use super::state::{
-    BackupRow, DropItem, EditionQuestion, Inventory, RepairItem, ResumeOffer, Salvaged, Step,
-    VerifyLine,
+    BackupRow, CheckState, DropItem, EditionQuestion, Inventory, PostRow, PushedRow, RepairItem,
+    RepoPlan, ResumeOffer, Salvaged, Step, VerifyLine,
 };
 
 /// What the executor needs to reach the host.
@@ -282,6 +285,8 @@ impl Executor {
                 self.spawn(move || {
                     let r = inventory(&root, &host.installation, &backup);
                     let _ = tx.send(Event::Engine(Msg::Inventory(r)));
+                    let r = repo_plan(&root, &host.installation, &backup);
+                    let _ = tx.send(Event::Engine(Msg::Repositories(r)));
                 });
             }
             Command::Restore {
@@ -291,6 +296,7 @@ impl Executor {
                 snapshot,
                 reuse,
                 verified,
+                repositories,
             } => {
                 let root = self.opts.root.clone();
                 let cancel = self.new_cancel();
@@ -305,11 +311,66 @@ impl Executor {
                             snapshot,
                             reuse,
                             verified,
+                            repositories,
                         },
                         &tx,
                         &cancel,
                     );
                     let _ = tx.send(Event::Engine(Msg::RestoreDone(r)));
+                });
+            }
+            Command::LoadConfig { host, before } => {
+                let root = self.opts.root.clone();
+                let tx = self.tx.clone();
+                self.spawn(move || {
+                    let all = config::list(&root, before);
+                    let shown = all
+                        .iter()
+                        .find(|a| a.nearest)
+                        .or(all.first())
+                        .map(|a| a.name.clone());
+                    let _ = tx.send(Event::Engine(Msg::ConfigListed(Ok(all))));
+                    if let Some(name) = shown {
+                        let result = config_diff(&root, &name);
+                        let _ = tx.send(Event::Engine(Msg::ConfigDiffed { name, result }));
+                    }
+                    let _ = host;
+                });
+            }
+            Command::DiffConfig { host, name } => {
+                let root = self.opts.root.clone();
+                let tx = self.tx.clone();
+                self.spawn(move || {
+                    let result = config_diff(&root, &name);
+                    let _ = tx.send(Event::Engine(Msg::ConfigDiffed { name, result }));
+                    let _ = host;
+                });
+            }
+            Command::RestoreConfig { host, name, files } => {
+                let root = self.opts.root.clone();
+                let tx = self.tx.clone();
+                let sink = self.sink();
+                self.spawn(move || {
+                    let r = restore_config(&root, &host, &name, &files, &sink);
+                    let _ = tx.send(Event::Engine(Msg::ConfigRestored(r)));
+                });
+            }
+            Command::PlanPostChecks { host } => {
+                let root = self.opts.root.clone();
+                let tx = self.tx.clone();
+                self.spawn(move || {
+                    let _ = host;
+                    let _ = tx.send(Event::Engine(Msg::PostPlanned(Ok(post_rows(&root)))));
+                });
+            }
+            Command::RunPostChecks { host, steps } => {
+                let root = self.opts.root.clone();
+                let tx = self.tx.clone();
+                let sink = self.sink();
+                let cancel = self.new_cancel();
+                self.spawn(move || {
+                    run_post_checks(&root, &host, &steps, &sink, &tx, &cancel);
+                    let _ = tx.send(Event::Engine(Msg::PostFinished));
                 });
             }
             Command::Verify { host } => {
@@ -781,6 +842,283 @@ fn salvage(root: &HostRoot, host: &Host, backup: &BackupRow) -> Result<Salvaged,
     }
 }
 
+/// What restoring the backup's repositories replaces: the storages gitaly-backup empties
+/// and the repositories pushed to since the backup (live main database, read-only).
+/// `None` when the backup has no repositories to restore.
+fn repo_plan(
+    root: &HostRoot,
+    inst: &Installation,
+    backup: &BackupRow,
+) -> Result<Option<RepoPlan>, String> {
+    let entry = rewind_engine::backup::catalogue::resolve(
+        root,
+        &inst.backup_path,
+        &backup.id,
+        inst.version.as_ref(),
+        false,
+    )
+    .map_err(|e| e.to_string())?;
+    if !entry.repositories || entry.skipped.iter().any(|s| s == "repositories") {
+        return Ok(None);
+    }
+    let o = repositories::RepoOptions::for_backup(
+        entry.information.as_ref(),
+        &repositories::configured_storages(root),
+        None,
+        None,
+    );
+    let pushed = match (
+        entry.created_at,
+        jobs_of(inst).into_iter().find(|j| j.connection == "main"),
+    ) {
+        (Some(since), Some(main)) => main
+            .spec
+            .connect()
+            .map_err(|e| e.to_string())
+            .and_then(|mut c| {
+                repositories::pushed::pushed_since(&mut c, since).map_err(|e| e.to_string())
+            })
+            .map(|v| {
+                v.into_iter()
+                    .map(|r| PushedRow {
+                        project: r.project_path,
+                        pushes: r.pushes,
+                        last_push: r.last_push,
+                    })
+                    .collect()
+            }),
+        (None, _) => Err("the backup does not say when it was made".into()),
+        (_, None) => Err("no main database in database.yml".into()),
+    };
+    Ok(Some(RepoPlan {
+        storages: o.remove_all,
+        server_side: o.server_side,
+        pushed,
+    }))
+}
+
+/// The configuration archive `name` compared with the live `/etc/gitlab`.
+fn config_diff(root: &HostRoot, name: &str) -> Result<Box<config::ConfigDiff>, String> {
+    let a = config::choose(root, Some(name), None).map_err(|e| e.to_string())?;
+    let contents = config::read_archive(root, &a).map_err(|e| e.to_string())?;
+    Ok(Box::new(config::diff(root, &contents)))
+}
+
+/// Restore `files` from the archive `name` (the engine checks the archive again, journals
+/// each move before it, and moves the live files aside).
+fn restore_config(
+    root: &HostRoot,
+    host: &Host,
+    name: &str,
+    files: &[String],
+    sink: &dyn progress::Sink,
+) -> Result<String, String> {
+    let journal = Journal::open_in(&host.journal_dir).map_err(|e| e.to_string())?;
+    let a = config::choose(root, Some(name), None).map_err(|e| e.to_string())?;
+    let contents = config::read_archive(root, &a).map_err(|e| e.to_string())?;
+    let done =
+        config::restore(root, &contents, files, &journal, sink).map_err(|e| e.to_string())?;
+    Ok(done
+        .iter()
+        .map(|r| match &r.moved_aside {
+            Some(m) => format!("{} restored (previous: {})", r.path.display(), m.display()),
+            None => format!("{} restored", r.path.display()),
+        })
+        .collect::<Vec<_>>()
+        .join("; "))
+}
+
+/// Journal step of the readiness wait.
+const READINESS: &str = "post.readiness";
+/// How long the wizard waits for GitLab to answer ready.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// The checks screen's rows: the readiness wait, then GitLab's checks (the default ones
+/// selected, the others offered).
+fn post_rows(root: &HostRoot) -> Vec<PostRow> {
+    let eps: Vec<String> = postcheck::endpoints(root)
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
+    let mut rows = vec![PostRow {
+        step: READINESS.into(),
+        what: format!(
+            "GitLab answers its readiness endpoint (waits up to {} s)",
+            READY_TIMEOUT.as_secs()
+        ),
+        command: format!("GET {}", eps.join(", or ")),
+        selected: true,
+        changes_host: false,
+        state: CheckState::Pending,
+        output: Vec::new(),
+    }];
+    rows.extend(postcheck::checks(root).into_iter().map(|c| PostRow {
+        step: c.step.into(),
+        what: c.what.into(),
+        command: c.cmd.display(),
+        selected: c.default,
+        changes_host: c.changes_host,
+        state: CheckState::Pending,
+        output: Vec::new(),
+    }));
+    rows
+}
+
+/// Run the selected checks in order, each journaled with its output; a check that fails is
+/// reported, not fatal. Stops between checks when cancelled.
+fn run_post_checks(
+    root: &HostRoot,
+    host: &Host,
+    steps: &[String],
+    sink: &dyn progress::Sink,
+    tx: &UnboundedSender<Event>,
+    cancel: &Cancel,
+) {
+    let send = |m: Msg| {
+        let _ = tx.send(Event::Engine(m));
+    };
+    let journal = match Journal::open_in(&host.journal_dir) {
+        Ok(j) => j,
+        Err(e) => {
+            for step in steps {
+                send(Msg::PostDone {
+                    step: step.clone(),
+                    result: Err(format!("Rewind's journal could not be opened: {e}")),
+                    doctor: None,
+                });
+            }
+            return;
+        }
+    };
+    let checks = postcheck::checks(root);
+    for step in steps {
+        if cancel.is_cancelled() {
+            break;
+        }
+        send(Msg::PostStarted { step: step.clone() });
+        if step == READINESS {
+            let _ = journal.begin(
+                READINESS,
+                "wait for GitLab to answer /-/readiness",
+                serde_json::json!({"timeout_secs": READY_TIMEOUT.as_secs()}),
+            );
+            // What it hears while waiting is the row's output.
+            let as_output = |e: progress::Event| match e {
+                progress::Event::Log { message, .. } => {
+                    sink.event(progress::Event::Output { line: message })
+                }
+                e => sink.event(e),
+            };
+            let r = postcheck::wait_ready(
+                root,
+                READY_TIMEOUT,
+                std::time::Duration::from_secs(2),
+                &as_output,
+                Some(cancel),
+            );
+            let result = match r {
+                Ok(r) => {
+                    let _ = journal.end(
+                        READINESS,
+                        "ok",
+                        serde_json::to_value(&r).unwrap_or_default(),
+                    );
+                    sink.event(progress::Event::Output {
+                        line: format!("{}: HTTP {} {}", r.endpoint, r.answer.status, r.answer.body),
+                    });
+                    Ok(format!(
+                        "GitLab answers ready after {} s ({})",
+                        r.waited_ms / 1000,
+                        r.endpoint
+                    ))
+                }
+                Err(e) => {
+                    let _ = journal.end(
+                        READINESS,
+                        "failed",
+                        serde_json::json!({"error": e.to_string()}),
+                    );
+                    Err(e.to_string())
+                }
+            };
+            send(Msg::PostDone {
+                step: step.clone(),
+                result,
+                doctor: None,
+            });
+            continue;
+        }
+        let Some(c) = checks.iter().find(|c| c.step == step) else {
+            send(Msg::PostDone {
+                step: step.clone(),
+                result: Err("not a check of this host".into()),
+                doctor: None,
+            });
+            continue;
+        };
+        let runner = Runner::new(sink, Some(&journal));
+        let f = match runner.run_unchecked(c.step, &c.cmd) {
+            Ok(f) => f,
+            Err(e) => {
+                send(Msg::PostDone {
+                    step: step.clone(),
+                    result: Err(e.to_string()),
+                    doctor: None,
+                });
+                continue;
+            }
+        };
+        let _ = journal.note(
+            c.step,
+            "output captured",
+            serde_json::json!({ "exit_code": f.code, "lines": f.lines }),
+        );
+        let exit = match (f.code, f.signal) {
+            (Some(c), _) => format!("exit code {c}"),
+            (None, Some(s)) => format!("killed by signal {s}"),
+            (None, None) => "ended".into(),
+        };
+        let (result, doctor) = if c.step == "post.doctor_secrets" {
+            let d = postcheck::parse_doctor_secrets(&f.lines.join("\n"));
+            let _ = journal.note(
+                c.step,
+                if d.ok() {
+                    "every value decrypts"
+                } else {
+                    "values that cannot be decrypted"
+                },
+                serde_json::to_value(&d).unwrap_or_default(),
+            );
+            let r = if !d.done {
+                Err(format!("{exit}; it did not run to its end (no `Done!`)"))
+            } else if d.ok() && f.success() {
+                Ok(format!(
+                    "every encrypted value decrypts ({} models)",
+                    d.models.len()
+                ))
+            } else if d.ok() {
+                Err(exit)
+            } else {
+                Err(format!(
+                    "{} row(s) cannot be decrypted with this host's gitlab-secrets.json",
+                    d.total
+                        .unwrap_or_else(|| d.failing().map(|m| m.failures).sum())
+                ))
+            };
+            (r, Some(Box::new(d)))
+        } else if f.success() {
+            (Ok(exit), None)
+        } else {
+            (Err(exit), None)
+        };
+        send(Msg::PostDone {
+            step: step.clone(),
+            result,
+            doctor,
+        });
+    }
+}
+
 /// The confirmations the wizard collected for the restore.
 struct Confirmed {
     /// Each database's name, typed.
@@ -791,6 +1129,8 @@ struct Confirmed {
     reuse: BTreeMap<String, PathBuf>,
     /// The preflight's verification of the archive.
     verified: Option<Box<rewind_engine::backup::verify::Verified>>,
+    /// The repositories, as confirmed on the drop screens.
+    repositories: RepoChoice,
 }
 
 /// The engine's recovery runner, with the confirmations the wizard collected: each
@@ -840,15 +1180,20 @@ fn restore(
         reuse_snapshots: confirmed.reuse,
         verified: confirmed.verified.map(|v| *v),
         jobs: wizard_jobs(),
-        skip: Vec::new(),
+        // Left out on the repositories page: as `--skip repositories`.
+        skip: if confirmed.repositories == RepoChoice::Leave {
+            vec!["repositories".into()]
+        } else {
+            Vec::new()
+        },
         continue_on_error: false,
         allow_version_mismatch: false,
         command: "rewind (wizard)".into(),
-        // The wizard's confirmation covers the repositories; what was pushed since the
-        // backup is always bundled aside before gitaly-backup replaces it.
+        // Exactly what the repositories page confirmed: replacing them (gitaly-backup's
+        // -remove-all-repositories), and bundling the pushed ones aside first or not.
         repositories: rewind_engine::recovery::RepositoriesRequest {
-            confirm: true,
-            bundle_pushed: true,
+            confirm: matches!(confirmed.repositories, RepoChoice::Replace { .. }),
+            bundle_pushed: matches!(confirmed.repositories, RepoChoice::Replace { bundle: true }),
             ..Default::default()
         },
     };

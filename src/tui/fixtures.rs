@@ -324,7 +324,40 @@ pub fn at_confirm() -> State {
         update(&mut s, key(KeyCode::Enter));
     }
     update(&mut s, Event::Engine(Msg::Inventory(Ok(vec![inventory()]))));
+    // This backup has no repositories to restore.
+    update(&mut s, Event::Engine(Msg::Repositories(Ok(None))));
     s.journal_dir = Some(PathBuf::from("/var/opt/gitlab/backups/rewind"));
+    s
+}
+
+/// What restoring the repositories replaces: one storage, two repositories pushed to since
+/// the backup.
+pub fn repo_plan() -> super::state::RepoPlan {
+    super::state::RepoPlan {
+        storages: vec!["default".into()],
+        server_side: false,
+        pushed: Ok(vec![
+            super::state::PushedRow {
+                project: "gitlab-org/gitlab-runner".into(),
+                pushes: 3,
+                last_push: "2026-11-25 08:41:07".into(),
+            },
+            super::state::PushedRow {
+                project: "infra/terraform-modules".into(),
+                pushes: 1,
+                last_push: "2026-11-25 07:02:55".into(),
+            },
+        ]),
+    }
+}
+
+/// At the drop confirmation of a backup with repositories.
+pub fn at_confirm_with_repositories() -> State {
+    let mut s = at_confirm();
+    update(
+        &mut s,
+        Event::Engine(Msg::Repositories(Ok(Some(repo_plan())))),
+    );
     s
 }
 
@@ -526,5 +559,137 @@ pub fn triage(log: &str) -> rewind_engine::migrate::triage::Triage {
         },
         classification,
         assessment: None,
+    }
+}
+
+/// The checks screen's rows as the executor lists them on a host without authorized_keys:
+/// the readiness wait and the two default checks ticked, the integrity checks offered.
+pub fn post_rows() -> Vec<super::state::PostRow> {
+    use super::state::{CheckState, PostRow};
+    let row = |step: &str, what: &str, command: &str, selected: bool, changes_host: bool| PostRow {
+        step: step.into(),
+        what: what.into(),
+        command: command.into(),
+        selected,
+        changes_host,
+        state: CheckState::Pending,
+        output: Vec::new(),
+    };
+    vec![
+        row(
+            "post.readiness",
+            "GitLab answers its readiness endpoint (waits up to 300 s)",
+            "GET http://localhost/-/readiness on /var/opt/gitlab/gitlab-workhorse/sockets/socket, or http://localhost:80/-/readiness",
+            true,
+            false,
+        ),
+        row(
+            "post.check",
+            "GitLab's self check",
+            "/opt/gitlab/bin/gitlab-rake gitlab:check SANITIZE=true",
+            true,
+            false,
+        ),
+        row(
+            "post.doctor_secrets",
+            "encrypted columns decrypt with this host's gitlab-secrets.json",
+            "/opt/gitlab/bin/gitlab-rake gitlab:doctor:secrets VERBOSE=1",
+            true,
+            false,
+        ),
+        row(
+            "post.artifacts_check",
+            "integrity of job artifacts (checksums of the restored files)",
+            "/opt/gitlab/bin/gitlab-rake gitlab:artifacts:check",
+            false,
+            false,
+        ),
+        row(
+            "post.lfs_check",
+            "integrity of LFS objects",
+            "/opt/gitlab/bin/gitlab-rake gitlab:lfs:check",
+            false,
+            false,
+        ),
+        row(
+            "post.uploads_check",
+            "integrity of uploads",
+            "/opt/gitlab/bin/gitlab-rake gitlab:uploads:check",
+            false,
+            false,
+        ),
+        row(
+            "post.shell_setup",
+            "rebuild authorized_keys from the restored database's SSH keys",
+            "/opt/gitlab/bin/gitlab-rake gitlab:shell:setup force=yes",
+            false,
+            true,
+        ),
+    ]
+}
+
+/// Configuration archives as `config::list` returns them, newest first: one made after
+/// the backup (by the failed upgrade's package), the one nearest before it, an older one.
+pub fn config_archives() -> Vec<rewind_engine::recovery::config::ConfigArchive> {
+    use rewind_engine::recovery::config::ConfigArchive;
+    let a = |epoch: i64, date: &str, created: &str, size: u64, nearest: bool| ConfigArchive {
+        path: PathBuf::from(format!(
+            "/etc/gitlab/config_backup/gitlab_config_{epoch}_{date}.tar"
+        )),
+        name: format!("gitlab_config_{epoch}_{date}.tar"),
+        size,
+        created: Some(created.into()),
+        nearest,
+    };
+    vec![
+        a(
+            1764055200,
+            "2026_11_25",
+            "2026-11-25T07:20:00Z",
+            40960,
+            false,
+        ),
+        a(
+            1763199999,
+            "2026_11_15",
+            "2026-11-15T09:46:39Z",
+            30720,
+            true,
+        ),
+        a(
+            1762594000,
+            "2026_11_08",
+            "2026-11-08T09:26:40Z",
+            30720,
+            false,
+        ),
+    ]
+}
+
+/// The nearest archive compared with the live /etc/gitlab: the failed upgrade's
+/// reconfigure rewrote a secret and added one; gitlab.rb was edited.
+pub fn config_diff() -> rewind_engine::recovery::config::ConfigDiff {
+    use rewind_engine::recovery::config::{ConfigDiff, FileDiff, FileState, SecretsDiff};
+    ConfigDiff {
+        archive: config_archives()[1].clone(),
+        files: vec![
+            FileDiff {
+                name: "gitlab-secrets.json".into(),
+                state: FileState::Differs,
+            },
+            FileDiff {
+                name: "gitlab.rb".into(),
+                state: FileState::Differs,
+            },
+        ],
+        unchanged: 3,
+        secrets: Some(SecretsDiff {
+            live_readable: true,
+            missing_live: Vec::new(),
+            only_live: vec!["gitlab_rails.active_record_encryption_deterministic_key".into()],
+            different: vec!["gitlab_rails.active_record_encryption_primary_key".into()],
+            same: 11,
+        }),
+        would_restore: vec!["gitlab-secrets.json".into(), "gitlab.rb".into()],
     }
 }

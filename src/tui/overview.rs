@@ -122,6 +122,30 @@ pub fn rows(s: &State) -> Vec<(Step, Mark, String)> {
                     Loadable::Loading => (Mark::Running, String::new()),
                     _ => (Mark::Pending, String::new()),
                 },
+                Step::RestoreConfig => match &s.config.result {
+                    Some(Ok(_)) => (
+                        Mark::Done,
+                        s.config.would_restore().join(", ") + " restored",
+                    ),
+                    Some(Err(e)) => (Mark::Failed, e.clone()),
+                    None if s.config.running => (Mark::Running, String::new()),
+                    None if s.config.skipped => (Mark::Skipped, "skipped".into()),
+                    None => (Mark::Pending, String::new()),
+                },
+                Step::PostChecks => {
+                    let failed = s.post.failed().len();
+                    if s.post.running {
+                        (Mark::Running, String::new())
+                    } else if s.post.skipped {
+                        (Mark::Skipped, "skipped".into())
+                    } else if !s.post.ran {
+                        (Mark::Pending, String::new())
+                    } else if failed == 0 {
+                        (Mark::Done, "passed".into())
+                    } else {
+                        (Mark::Failed, format!("{failed} reported problems"))
+                    }
+                }
                 Step::Done => {
                     if s.step == Step::Done {
                         (Mark::Done, String::new())

@@ -226,24 +226,6 @@ fn rollback_confirm_modal() {
     check("rollback_confirm_modal", s);
 }
 
-/// The backup was made on CE, gitlab-ee is installed: the Roll back step asks first.
-#[test]
-fn rollback_edition_question() {
-    let mut s = at_preflight(Status::Pass);
-    update(&mut s, key(KeyCode::Enter));
-    s.stop.status = super::state::ActionStatus::Succeeded;
-    update(&mut s, key(KeyCode::Enter));
-    update(
-        &mut s,
-        Event::Engine(Msg::EditionDiffers(crate::tui::state::EditionQuestion {
-            installed_package: "gitlab-ee".into(),
-            backup_package: "gitlab-ce".into(),
-            backup_version: "16.10.3".into(),
-        })),
-    );
-    check("rollback_edition_question", s);
-}
-
 #[test]
 fn rollback_skipped() {
     let mut s = at_preflight(Status::Pass);
@@ -666,6 +648,300 @@ fn session_with(done: &[SessionStep], running: SessionStep) -> Session {
         d.at = STARTED.into();
     }
     sess
+}
+
+/// The repositories page of the drop confirmation, after the database name.
+#[test]
+fn confirm_repositories() {
+    let mut s = at_confirm_with_repositories();
+    for c in "gitlabhq_production".chars() {
+        update(&mut s, ch(c));
+    }
+    update(&mut s, key(KeyCode::Enter));
+    assert!(s.on_repo_page());
+    check("confirm_repositories", s);
+}
+
+/// The repositories page when the pushed ones could not be listed, bundling turned off.
+#[test]
+fn confirm_repositories_not_listed() {
+    let mut s = at_confirm();
+    let mut plan = repo_plan();
+    plan.pushed = Err("connecting to gitlabhq_production: connection refused".into());
+    update(&mut s, Event::Engine(Msg::Repositories(Ok(Some(plan)))));
+    for c in "gitlabhq_production".chars() {
+        update(&mut s, ch(c));
+    }
+    update(&mut s, key(KeyCode::Enter));
+    update(&mut s, ch('b'));
+    check("confirm_repositories_not_listed", s);
+}
+
+/// At the configuration step with the nearest archive compared.
+fn at_config_diffed() -> State {
+    let mut s = mid_restore();
+    update(
+        &mut s,
+        Event::Engine(Msg::RestoreDone(Ok(RestoreSummary {
+            text: "1412 objects, 1873220 rows in 1:42".into(),
+            verify: Vec::new(),
+        }))),
+    );
+    update(&mut s, key(KeyCode::Enter));
+    update(
+        &mut s,
+        Event::Engine(Msg::Verified(Ok(vec![VerifyLine {
+            ok: true,
+            text: "row counts".into(),
+        }]))),
+    );
+    update(&mut s, key(KeyCode::Enter));
+    update(
+        &mut s,
+        Event::Engine(Msg::ConfigListed(Ok(config_archives()))),
+    );
+    update(
+        &mut s,
+        Event::Engine(Msg::ConfigDiffed {
+            name: config_archives()[1].name.clone(),
+            result: Ok(Box::new(config_diff())),
+        }),
+    );
+    assert_eq!(s.step, Step::RestoreConfig);
+    s
+}
+
+#[test]
+fn config_compared() {
+    check("config_compared", at_config_diffed());
+}
+
+#[test]
+fn config_confirm_modal() {
+    let mut s = at_config_diffed();
+    update(&mut s, ch('y'));
+    check("config_confirm_modal", s);
+}
+
+#[test]
+fn config_restored() {
+    let mut s = at_config_diffed();
+    update(&mut s, ch('y'));
+    update(&mut s, ch('y'));
+    update(
+        &mut s,
+        Event::Engine(Msg::ConfigRestored(Ok(
+            "/etc/gitlab/gitlab-secrets.json restored (previous: /etc/gitlab/gitlab-secrets.json.rewind-20261125T101502Z); /etc/gitlab/gitlab.rb restored (previous: /etc/gitlab/gitlab.rb.rewind-20261125T101502Z)".into(),
+        ))),
+    );
+    check("config_restored", s);
+}
+
+/// No archive on the host.
+#[test]
+fn config_none() {
+    let mut s = at_config_diffed();
+    s.config = Default::default();
+    update(&mut s, Event::Engine(Msg::ConfigListed(Ok(Vec::new()))));
+    check("config_none", s);
+}
+
+/// At the checks screen, planned.
+fn at_checks() -> State {
+    let mut s = at_config_diffed();
+    update(&mut s, ch('s'));
+    s.start.status = super::state::ActionStatus::Succeeded;
+    s.start.result = Some("GitLab reconfigured and started".into());
+    update(&mut s, key(KeyCode::Enter));
+    update(&mut s, Event::Engine(Msg::PostPlanned(Ok(post_rows()))));
+    assert_eq!(s.step, Step::PostChecks);
+    s
+}
+
+#[test]
+fn checks_planned() {
+    check("checks_planned", at_checks());
+}
+
+/// gitlab:check running, its output streaming, after the readiness wait.
+#[test]
+fn checks_running() {
+    let mut s = at_checks();
+    update(&mut s, key(KeyCode::Enter));
+    update(
+        &mut s,
+        Event::Engine(Msg::PostStarted {
+            step: "post.readiness".into(),
+        }),
+    );
+    for l in [
+        "waiting for GitLab: http://localhost/-/readiness on /var/opt/gitlab/gitlab-workhorse/sockets/socket: HTTP 502 GitLab is not responding",
+        "http://localhost/-/readiness on /var/opt/gitlab/gitlab-workhorse/sockets/socket: HTTP 200 {\"status\":\"ok\"}",
+    ] {
+        update(&mut s, Event::Engine(Msg::Progress(rewind_engine::progress::Event::Output { line: l.into() })));
+    }
+    update(
+        &mut s,
+        Event::Engine(Msg::PostDone {
+            step: "post.readiness".into(),
+            result: Ok("GitLab answers ready after 14 s (http://localhost/-/readiness on /var/opt/gitlab/gitlab-workhorse/sockets/socket)".into()),
+            doctor: None,
+        }),
+    );
+    update(
+        &mut s,
+        Event::Engine(Msg::PostStarted {
+            step: "post.check".into(),
+        }),
+    );
+    for l in [
+        "Checking GitLab subtasks ...",
+        "",
+        "Checking GitLab Shell ...",
+        "GitLab Shell: ... GitLab Shell version >= 14.34.0 ? ... OK (14.34.0)",
+        "Running /opt/gitlab/embedded/service/gitlab-shell/bin/gitlab-shell-check",
+        "Internal API available: OK",
+        "Redis available via internal API: OK",
+        "gitlab-shell self-check successful",
+        "Checking GitLab Shell ... Finished",
+        "",
+        "Checking Gitaly ...",
+        "Gitaly: ... default ... OK",
+        "Checking Gitaly ... Finished",
+        "",
+        "Checking Sidekiq ...",
+        "Sidekiq: ... Running? ... yes",
+        "Number of Sidekiq processes (cluster/worker) ... 1/1",
+    ] {
+        update(
+            &mut s,
+            Event::Engine(Msg::Progress(rewind_engine::progress::Event::Output {
+                line: l.into(),
+            })),
+        );
+    }
+    check("checks_running", s);
+}
+
+/// gitlab:doctor:secrets found rows it cannot decrypt: the table with GitLab's fixes.
+#[test]
+fn checks_doctor_failures() {
+    let mut s = at_checks();
+    update(&mut s, key(KeyCode::Enter));
+    let text = "I, [2026-11-25T10:15:54.951815 #27148]  INFO -- : Checking encrypted values in the database
+I, [2026-11-25T10:16:12.677708 #27148]  INFO -- : - ApplicationSetting failures: 0
+I, [2026-11-25T10:16:12.823692 #27148]  INFO -- : - User failures: 0
+I, [2026-11-25T10:16:14.938335 #27148]  INFO -- : - Ci::Variable failures: 4
+I, [2026-11-25T10:16:14.938335 #27148]  INFO -- : - Group failures: 1
+D, [2026-11-25T10:16:14.938335 #27148] DEBUG -- :   - Group[10]: runners_token
+I, [2026-11-25T10:16:15.575678 #27148]  INFO -- : Total: 5 row(s) affected
+I, [2026-11-25T10:16:15.575711 #27148]  INFO -- : Done!";
+    for (step, ok) in [("post.readiness", true), ("post.check", true)] {
+        update(
+            &mut s,
+            Event::Engine(Msg::PostStarted { step: step.into() }),
+        );
+        update(
+            &mut s,
+            Event::Engine(Msg::PostDone {
+                step: step.into(),
+                result: if ok {
+                    Ok(if step == "post.readiness" {
+                        "GitLab answers ready after 2 s".into()
+                    } else {
+                        "exit code 0".into()
+                    })
+                } else {
+                    Err("exit code 1".into())
+                },
+                doctor: None,
+            }),
+        );
+    }
+    update(
+        &mut s,
+        Event::Engine(Msg::PostStarted {
+            step: "post.doctor_secrets".into(),
+        }),
+    );
+    for l in text.lines() {
+        update(
+            &mut s,
+            Event::Engine(Msg::Progress(rewind_engine::progress::Event::Output {
+                line: l.into(),
+            })),
+        );
+    }
+    let d = rewind_engine::recovery::postcheck::parse_doctor_secrets(text);
+    update(
+        &mut s,
+        Event::Engine(Msg::PostDone {
+            step: "post.doctor_secrets".into(),
+            result: Err("5 row(s) cannot be decrypted with this host's gitlab-secrets.json".into()),
+            doctor: Some(Box::new(d)),
+        }),
+    );
+    update(&mut s, Event::Engine(Msg::PostFinished));
+    check("checks_doctor_failures", s);
+}
+
+/// Done after the checks ran and gitlab:doctor:secrets reported rows, the configuration
+/// skipped.
+#[test]
+fn done_after_checks() {
+    let mut s = at_checks();
+    update(&mut s, key(KeyCode::Enter));
+    for (step, r) in [
+        (
+            "post.readiness",
+            Ok("GitLab answers ready after 2 s".to_string()),
+        ),
+        ("post.check", Ok("exit code 0".to_string())),
+        (
+            "post.doctor_secrets",
+            Err("5 row(s) cannot be decrypted".to_string()),
+        ),
+    ] {
+        update(
+            &mut s,
+            Event::Engine(Msg::PostStarted { step: step.into() }),
+        );
+        update(
+            &mut s,
+            Event::Engine(Msg::PostDone {
+                step: step.into(),
+                result: r,
+                doctor: None,
+            }),
+        );
+    }
+    update(&mut s, Event::Engine(Msg::PostFinished));
+    update(&mut s, key(KeyCode::Enter));
+    assert_eq!(s.step, Step::Done);
+    s.installation = Loadable::Ready({
+        let mut i = installation();
+        i.version = Some("16.10.3-ee".parse().unwrap());
+        i
+    });
+    check("done_after_checks", s);
+}
+
+/// The backup was made on CE, gitlab-ee is installed: the Roll back step asks first.
+#[test]
+fn rollback_edition_question() {
+    let mut s = at_preflight(Status::Pass);
+    update(&mut s, key(KeyCode::Enter));
+    s.stop.status = super::state::ActionStatus::Succeeded;
+    update(&mut s, key(KeyCode::Enter));
+    update(
+        &mut s,
+        Event::Engine(Msg::EditionDiffers(crate::tui::state::EditionQuestion {
+            installed_package: "gitlab-ee".into(),
+            backup_package: "gitlab-ce".into(),
+            backup_version: "16.10.3".into(),
+        })),
+    );
+    check("rollback_edition_question", s);
 }
 
 fn salvaged() -> crate::tui::state::Salvaged {

@@ -26,7 +26,9 @@ pub enum Step {
     SafetySnapshot,
     Restore,
     Verify,
+    RestoreConfig,
     StartServices,
+    PostChecks,
     Done,
     /// The branch: reachable from Detect and from Done.
     RepairMigrations,
@@ -34,7 +36,7 @@ pub enum Step {
 
 impl Step {
     /// The main path, in order (Resume and RepairMigrations are off it).
-    pub const PATH: [Step; 11] = [
+    pub const PATH: [Step; 13] = [
         Step::Detect,
         Step::SelectBackup,
         Step::Preflight,
@@ -44,7 +46,9 @@ impl Step {
         Step::SafetySnapshot,
         Step::Restore,
         Step::Verify,
+        Step::RestoreConfig,
         Step::StartServices,
+        Step::PostChecks,
         Step::Done,
     ];
 
@@ -61,7 +65,9 @@ impl Step {
             Step::SafetySnapshot => "Safety snapshot",
             Step::Restore => "Restore",
             Step::Verify => "Verify",
+            Step::RestoreConfig => "Configuration",
             Step::StartServices => "Start services",
+            Step::PostChecks => "Checks",
             Step::Done => "Done",
             Step::RepairMigrations => "Repair migrations",
         }
@@ -210,6 +216,137 @@ pub struct Salvaged {
     pub tables: usize,
     /// `rewind salvage --import DIR`: brings them back after the restore.
     pub import_command: String,
+}
+
+/// One repository pushed to since the backup (the live database's push events).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PushedRow {
+    pub project: String,
+    pub pushes: i64,
+    pub last_push: String,
+}
+
+/// What restoring the repositories replaces: shown on the drop confirmation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RepoPlan {
+    /// The storages gitaly-backup's `-remove-all-repositories` empties (empty: the backup
+    /// was limited to paths and nothing is removed first).
+    pub storages: Vec<String>,
+    /// The repositories are in Gitaly's backup storage (`-server-side`).
+    pub server_side: bool,
+    /// Repositories pushed to since the backup, or why they could not be listed.
+    pub pushed: Result<Vec<PushedRow>, String>,
+}
+
+/// What the user decided for the repositories.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RepoDecision {
+    /// gitaly-backup replaces them with the backup's.
+    Replace,
+    /// Left out of this restore (`--skip repositories`).
+    Leave,
+}
+
+/// The configuration step: the archives of `/etc/gitlab/config_backup` and what differs.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ConfigState {
+    pub archives: Option<Loadable<Vec<rewind_engine::recovery::config::ConfigArchive>>>,
+    /// The archive shown (index into the archives).
+    pub cursor: usize,
+    /// The shown archive compared with the live `/etc/gitlab`.
+    pub diff: Option<Loadable<rewind_engine::recovery::config::ConfigDiff>>,
+    pub running: bool,
+    /// Restored (what, where the live files went) or the failure.
+    pub result: Option<Result<String, String>>,
+    /// The user went on without restoring.
+    pub skipped: bool,
+}
+
+impl ConfigState {
+    /// The archive under the cursor.
+    pub fn selected(&self) -> Option<&rewind_engine::recovery::config::ConfigArchive> {
+        self.archives.as_ref()?.ready()?.get(self.cursor)
+    }
+
+    /// The files a restore from the shown archive changes.
+    pub fn would_restore(&self) -> Vec<String> {
+        self.diff
+            .as_ref()
+            .and_then(|d| d.ready())
+            .map(|d| d.would_restore.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// Where a post-restore check stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CheckState {
+    Pending,
+    Running,
+    Passed(String),
+    Failed(String),
+    /// Not selected, or skipped with the reason.
+    Skipped(String),
+}
+
+/// One row of the checks screen: the readiness wait or a GitLab check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PostRow {
+    /// Journal step (`post.readiness`, `post.check`, ...).
+    pub step: String,
+    pub what: String,
+    /// The exact command (or the endpoint asked).
+    pub command: String,
+    /// Run unless unticked (the others are offered).
+    pub selected: bool,
+    /// Changes the host (gitlab:shell:setup).
+    pub changes_host: bool,
+    pub state: CheckState,
+    /// Captured output.
+    pub output: Vec<String>,
+}
+
+/// The checks screen.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PostState {
+    pub rows: Option<Loadable<Vec<PostRow>>>,
+    pub cursor: usize,
+    /// Lines scrolled up from the newest of the selected row's output.
+    pub scroll: usize,
+    /// The step whose output comes in now.
+    pub current: Option<String>,
+    pub running: bool,
+    /// The checks ran (once at least).
+    pub ran: bool,
+    /// The user went on without running them.
+    pub skipped: bool,
+    /// `gitlab:doctor:secrets` read.
+    pub doctor: Option<rewind_engine::recovery::postcheck::DoctorSecrets>,
+}
+
+impl PostState {
+    pub fn rows(&self) -> &[PostRow] {
+        self.rows
+            .as_ref()
+            .and_then(|r| r.ready())
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }
+
+    pub fn row_mut(&mut self, step: &str) -> Option<&mut PostRow> {
+        match self.rows.as_mut() {
+            Some(Loadable::Ready(v)) => v.iter_mut().find(|r| r.step == step),
+            _ => None,
+        }
+    }
+
+    /// Checks that failed.
+    pub fn failed(&self) -> Vec<&PostRow> {
+        self.rows()
+            .iter()
+            .filter(|r| matches!(r.state, CheckState::Failed(_)))
+            .collect()
+    }
 }
 
 /// One phase gauge of the restore.
@@ -425,6 +562,10 @@ pub enum Modal {
     DeclineSnapshot,
     /// Throw the saved session away and start over.
     DiscardSession,
+    /// Restore these files from the configuration archive shown.
+    ConfirmConfig,
+    /// Run `gitlab:shell:setup`, which rewrites authorized_keys.
+    ConfirmShellSetup,
 }
 
 /// A change made on the host, which closes the way back past it.
@@ -454,6 +595,9 @@ pub enum Job {
     Restore,
     Verify,
     Repair,
+    Repositories,
+    Config,
+    PostChecks,
 }
 
 /// The whole wizard.
@@ -498,8 +642,15 @@ pub struct State {
     pub snapshot_declined: bool,
     /// The salvage of the rows created since the backup (drop screen, Ctrl-S).
     pub salvage: Loadable<Salvaged>,
+    /// What restoring the repositories replaces (`Ready(None)`: the backup has none).
+    pub repositories: Loadable<Option<RepoPlan>>,
+    /// Bundle the repositories pushed to since the backup aside first (default on).
+    pub repo_bundle: bool,
+    pub repo_decision: Option<RepoDecision>,
     pub restore: RestoreState,
     pub verify: Loadable<Vec<VerifyLine>>,
+    pub config: ConfigState,
+    pub post: PostState,
     pub repair: RepairState,
     pub resume: Option<ResumeOffer>,
     pub session: Option<Session>,
@@ -551,8 +702,13 @@ impl State {
             snapshots_taken: BTreeMap::new(),
             snapshot_declined: false,
             salvage: Loadable::NotStarted,
+            repositories: Loadable::NotStarted,
+            repo_bundle: true,
+            repo_decision: None,
             restore: RestoreState::default(),
             verify: Loadable::NotStarted,
+            config: ConfigState::default(),
+            post: PostState::default(),
             repair: RepairState::default(),
             resume: None,
             session: None,
@@ -599,7 +755,8 @@ impl State {
             .unwrap_or("")
     }
 
-    /// Every database's name typed exactly.
+    /// Every database's name typed exactly, and the repositories decided when the backup
+    /// has them.
     pub fn all_confirmed(&self) -> bool {
         let dbs = self.drop_databases();
         !dbs.is_empty()
@@ -607,6 +764,29 @@ impl State {
                 .iter()
                 .enumerate()
                 .all(|(i, d)| self.confirm_inputs.get(i) == Some(d))
+            && (!self.repo_page() || self.repo_decision.is_some())
+    }
+
+    /// The repository plan, when the backup has repositories to restore.
+    pub fn repo_plan(&self) -> Option<&RepoPlan> {
+        self.repositories.ready().and_then(Option::as_ref)
+    }
+
+    /// The drop confirmation has a repositories page (after the databases): the backup
+    /// has repositories, or whether it has is not known yet.
+    pub fn repo_page(&self) -> bool {
+        matches!(
+            self.repositories,
+            Loadable::Ready(Some(_)) | Loadable::Loading | Loadable::Failed(_)
+        )
+    }
+
+    /// The drop confirmation shows the repositories page now.
+    pub fn on_repo_page(&self) -> bool {
+        self.step == Step::ConfirmDrop
+            && self.repo_page()
+            && self.inventory.ready().is_some()
+            && self.confirm_index >= self.drop_databases().len()
     }
 
     /// Databases still without a snapshot in this recovery.
@@ -624,7 +804,7 @@ impl State {
 
     /// Whether the screen takes typed text (letters are input, not keys).
     pub fn text_input(&self) -> bool {
-        matches!(self.step, Step::ConfirmDrop)
+        (self.step == Step::ConfirmDrop && !self.on_repo_page())
             || (self.step == Step::RepairMigrations && self.repair.assessment.is_none())
             || (self.step == Step::RepairMigrations
                 && matches!(self.repair.assessment, Some(Loadable::Ready(ref v)) if !v.is_empty()))

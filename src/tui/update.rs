@@ -10,10 +10,10 @@ use rewind_engine::preflight::Status;
 use rewind_engine::progress::{Event as Progress, Level, Phase};
 use rewind_engine::session::{BackupIdentity, Session, SessionStep};
 
-use super::event::{ActionPlan, Command, Event, Msg};
+use super::event::{ActionPlan, Command, Event, Msg, RepoChoice};
 use super::state::{
-    ActionStatus, BackupRow, Change, Job, Loadable, Modal, PhaseState, RepairField, RestoreState,
-    State, Step,
+    ActionStatus, BackupRow, Change, CheckState, Job, Loadable, Modal, PhaseState, RepairField,
+    RepoDecision, RestoreState, State, Step,
 };
 
 /// The commands to run when the wizard starts.
@@ -154,7 +154,10 @@ fn on_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
         Step::SelectBackup => backup_key(s, k),
         Step::Preflight => preflight_key(s, k),
         Step::StopServices | Step::RollbackPackage | Step::StartServices => action_key(s, k),
+        Step::ConfirmDrop if s.on_repo_page() => repo_key(s, k),
         Step::ConfirmDrop => confirm_key(s, k),
+        Step::RestoreConfig => config_key(s, k),
+        Step::PostChecks => post_key(s, k),
         Step::SafetySnapshot => snapshot_key(s, k),
         Step::Restore => restore_key(s, k),
         Step::Verify => verify_key(s, k),
@@ -187,6 +190,15 @@ fn on_modal_key(s: &mut State, m: Modal, k: KeyEvent) -> Vec<Command> {
         Modal::ConfirmCancel => cancel_restore(s),
         Modal::ConfirmRun(step) => run_action(s, step),
         Modal::DiscardSession => discard_session(s),
+        Modal::ConfirmConfig => restore_config(s),
+        Modal::ConfirmShellSetup => {
+            if let Some(Loadable::Ready(rows)) = s.post.rows.as_mut() {
+                if let Some(r) = rows.iter_mut().find(|r| r.changes_host) {
+                    r.selected = true;
+                }
+            }
+            Vec::new()
+        }
         Modal::DeclineSnapshot => {
             s.snapshot_declined = true;
             if let Some(sess) = s.session.as_mut() {
@@ -204,6 +216,15 @@ fn on_modal_key(s: &mut State, m: Modal, k: KeyEvent) -> Vec<Command> {
 }
 
 fn on_interrupt(s: &mut State) -> Vec<Command> {
+    // The checks: the readiness wait stops at once, the rest after the running command.
+    if s.running(Job::PostChecks) {
+        s.notice = Some(
+            "Stopping the checks: the readiness wait stops now, a running check finishes first."
+                .into(),
+        );
+        s.log(Level::Warn, "checks stopped by Ctrl-C");
+        return vec![Command::Cancel];
+    }
     if s.running(Job::Restore) {
         if s.restore.cancel_requested {
             s.notice = Some(
@@ -228,6 +249,8 @@ fn on_quit(s: &mut State) -> Vec<Command> {
     if s.running(Job::Action(Step::RollbackPackage))
         || s.running(Job::Action(Step::StopServices))
         || s.running(Job::Action(Step::StartServices))
+        || s.running(Job::Config)
+        || s.running(Job::PostChecks)
     {
         s.notice = Some("A command is running on the host: wait for it to finish.".into());
         return Vec::new();
@@ -721,12 +744,34 @@ fn enter_step(s: &mut State, step: Step) -> Vec<Command> {
             s.confirm_index = 0;
             s.confirm_inputs.clear();
             s.inventory_scroll = 0;
+            s.repo_decision = None;
             if s.running(Job::Inventory) {
                 return Vec::new();
             }
             s.inventory = Loadable::Loading;
+            s.repositories = Loadable::Loading;
             s.jobs.push(Job::Inventory);
+            s.jobs.push(Job::Repositories);
             vec![Command::LoadInventory { host, backup }]
+        }
+        Step::RestoreConfig => {
+            if s.config.archives.is_some() || s.running(Job::Config) {
+                return Vec::new();
+            }
+            s.config.archives = Some(Loadable::Loading);
+            s.config.diff = Some(Loadable::Loading);
+            s.jobs.push(Job::Config);
+            vec![Command::LoadConfig {
+                host,
+                before: backup.backup_created_at,
+            }]
+        }
+        Step::PostChecks => {
+            if s.post.rows.is_some() {
+                return Vec::new();
+            }
+            s.post.rows = Some(Loadable::Loading);
+            vec![Command::PlanPostChecks { host }]
         }
         Step::Verify => {
             if matches!(s.verify, Loadable::Ready(_)) || s.running(Job::Verify) {
@@ -837,7 +882,7 @@ fn next_after_action(s: &mut State, step: Step) -> Vec<Command> {
     match step {
         Step::StopServices => enter_step(s, Step::RollbackPackage),
         Step::RollbackPackage => enter_step(s, Step::ConfirmDrop),
-        _ => enter_step(s, Step::Done),
+        _ => enter_step(s, Step::PostChecks),
     }
 }
 
@@ -935,7 +980,8 @@ fn confirm_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
                 format!("drop of {db} confirmed by typing its name"),
             );
             let count = s.drop_databases().len();
-            if i + 1 < count {
+            if i + 1 < count || s.repo_page() {
+                // The next database, or the repositories after the last one.
                 s.confirm_index = i + 1;
                 s.inventory_scroll = 0;
                 return Vec::new();
@@ -1022,6 +1068,91 @@ pub fn drop_enabled(s: &State) -> bool {
             .is_some_and(|inv| s.confirm_input() == inv.database)
 }
 
+/// The repositories page of the drop confirmation: y lets gitaly-backup replace them
+/// (the pushed ones bundled aside first unless b turned that off), s leaves them out.
+fn repo_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
+    match k.code {
+        KeyCode::Up => {
+            s.inventory_scroll = s.inventory_scroll.saturating_sub(1);
+            Vec::new()
+        }
+        KeyCode::Down => {
+            s.inventory_scroll += 1;
+            Vec::new()
+        }
+        KeyCode::Char('b') => {
+            s.repo_bundle = !s.repo_bundle;
+            s.log(
+                Level::Info,
+                if s.repo_bundle {
+                    "repositories pushed since the backup: bundled aside first"
+                } else {
+                    "repositories pushed since the backup: not bundled"
+                },
+            );
+            Vec::new()
+        }
+        KeyCode::Char('y') | KeyCode::Char('s') => {
+            if let Some(why) = drop_blocked(s) {
+                s.notice = Some(why);
+                return Vec::new();
+            }
+            match &s.repositories {
+                Loadable::Loading => {
+                    s.notice =
+                        Some("Still listing the repositories pushed since the backup…".into());
+                    return Vec::new();
+                }
+                Loadable::Failed(e) if k.code == KeyCode::Char('y') => {
+                    s.notice = Some(format!(
+                        "Cannot say what gitaly-backup would replace ({e}): s leaves the repositories out."
+                    ));
+                    return Vec::new();
+                }
+                _ => {}
+            }
+            let d = if k.code == KeyCode::Char('y') {
+                RepoDecision::Replace
+            } else {
+                RepoDecision::Leave
+            };
+            s.repo_decision = Some(d);
+            s.log(
+                Level::Warn,
+                match d {
+                    RepoDecision::Replace if s.repo_bundle => {
+                        "repositories: replaced by the backup's (confirmed), the pushed ones bundled aside first"
+                    }
+                    RepoDecision::Replace => {
+                        "repositories: replaced by the backup's (confirmed), the pushed ones not bundled"
+                    }
+                    RepoDecision::Leave => "repositories: left out of this restore",
+                },
+            );
+            enter_step(s, Step::SafetySnapshot)
+        }
+        KeyCode::Enter => {
+            s.notice = Some(
+                "Decide for the repositories: y replaces them with the backup's, s leaves them out (b: bundle the pushed ones first or not)."
+                    .into(),
+            );
+            Vec::new()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// What the drop screens confirmed for the repositories.
+fn repo_choice(s: &State) -> RepoChoice {
+    match s.repo_decision {
+        _ if !s.repo_page() => RepoChoice::NotInBackup,
+        Some(RepoDecision::Replace) => RepoChoice::Replace {
+            bundle: s.repo_bundle,
+        },
+        _ => RepoChoice::Leave,
+    }
+}
+
 // ---------------------------------------------------------------- SafetySnapshot
 
 fn snapshot_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
@@ -1085,6 +1216,7 @@ fn start_restore(s: &mut State) -> Vec<Command> {
         snapshot: !s.snapshot_declined,
         reuse: s.snapshots_taken.clone(),
         verified: s.archive_verified.clone(),
+        repositories: repo_choice(s),
     });
     out
 }
@@ -1129,7 +1261,7 @@ fn restore_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
 fn verify_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
     match (k.code, &s.verify) {
         (KeyCode::Enter, Loadable::Ready(_) | Loadable::Unavailable(_)) => {
-            enter_step(s, Step::StartServices)
+            enter_step(s, Step::RestoreConfig)
         }
         (KeyCode::Enter, Loadable::Failed(e)) => {
             s.notice = Some(format!("Verification failed: {e}. r runs it again."));
@@ -1141,6 +1273,195 @@ fn verify_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
         }
         _ => Vec::new(),
     }
+}
+
+// ---------------------------------------------------------------- RestoreConfig
+
+fn config_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
+    if s.config.running {
+        if k.code == KeyCode::Enter {
+            s.notice = Some("Please wait: the files are being restored.".into());
+        }
+        return Vec::new();
+    }
+    let len = s
+        .config
+        .archives
+        .as_ref()
+        .and_then(|a| a.ready())
+        .map_or(0, Vec::len);
+    let before = s.config.cursor;
+    if s.config.result.is_none() && nav(&mut s.config.cursor, len, &k) {
+        if s.config.cursor != before {
+            if let (Some(host), Some(a)) = (s.host(), s.config.selected()) {
+                let name = a.name.clone();
+                s.config.diff = Some(Loadable::Loading);
+                return vec![Command::DiffConfig { host, name }];
+            }
+        }
+        return Vec::new();
+    }
+    match k.code {
+        KeyCode::Char('y') if s.config.result.is_none() => {
+            if !matches!(s.config.diff, Some(Loadable::Ready(_))) {
+                s.notice = Some(
+                    "Nothing compared yet: wait for the comparison with the live /etc/gitlab."
+                        .into(),
+                );
+            } else if s.config.would_restore().is_empty() {
+                s.notice = Some(
+                    "Nothing to restore: gitlab-secrets.json and gitlab.rb match this archive. Enter goes on."
+                        .into(),
+                );
+            } else {
+                s.modal = Some(Modal::ConfirmConfig);
+            }
+            Vec::new()
+        }
+        KeyCode::Char('s') if s.config.result.is_none() => {
+            s.config.skipped = true;
+            s.log(
+                Level::Warn,
+                "configuration not restored (skipped): gitlab-secrets.json and gitlab.rb stay as they are",
+            );
+            enter_step(s, Step::StartServices)
+        }
+        KeyCode::Char('r') if matches!(s.config.result, Some(Err(_))) => {
+            s.config.result = None;
+            Vec::new()
+        }
+        KeyCode::Enter => {
+            let loaded = s.config.archives.as_ref().and_then(|a| a.ready());
+            let nothing = match loaded {
+                Some(v) if v.is_empty() => true,
+                None => matches!(s.config.archives, Some(Loadable::Failed(_))),
+                Some(_) => {
+                    matches!(s.config.diff, Some(Loadable::Ready(_)))
+                        && s.config.would_restore().is_empty()
+                }
+            };
+            match &s.config.result {
+                Some(Ok(_)) => enter_step(s, Step::StartServices),
+                Some(Err(e)) => {
+                    s.notice = Some(format!(
+                        "The configuration restore failed: {e}. r tries again, s goes on without."
+                    ));
+                    Vec::new()
+                }
+                None if nothing => enter_step(s, Step::StartServices),
+                None => {
+                    s.notice = Some(format!(
+                        "{} differ from the archive: y restores them (live files moved aside), s goes on without.",
+                        s.config.would_restore().join(" and ")
+                    ));
+                    Vec::new()
+                }
+            }
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn restore_config(s: &mut State) -> Vec<Command> {
+    let (Some(host), Some(a)) = (s.host(), s.config.selected()) else {
+        return Vec::new();
+    };
+    let name = a.name.clone();
+    let files = s.config.would_restore();
+    s.config.running = true;
+    s.jobs.push(Job::Config);
+    s.changes.push(Change {
+        step: Step::RestoreConfig,
+        what: format!("{} were restored from {name}", files.join(" and ")),
+    });
+    vec![Command::RestoreConfig { host, name, files }]
+}
+
+// ---------------------------------------------------------------- PostChecks
+
+fn post_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
+    let len = s.post.rows().len();
+    match k.code {
+        KeyCode::Up | KeyCode::Char('k') | KeyCode::Down | KeyCode::Char('j') => {
+            let before = s.post.cursor;
+            nav(&mut s.post.cursor, len, &k);
+            if s.post.cursor != before {
+                s.post.scroll = 0;
+            }
+            Vec::new()
+        }
+        // Lines scrolled up from the newest output.
+        KeyCode::PageUp => {
+            let len = s
+                .post
+                .rows()
+                .get(s.post.cursor)
+                .map_or(0, |r| r.output.len());
+            s.post.scroll = (s.post.scroll + 5).min(len);
+            Vec::new()
+        }
+        KeyCode::PageDown => {
+            s.post.scroll = s.post.scroll.saturating_sub(5);
+            Vec::new()
+        }
+        KeyCode::Char(' ') if !s.post.running => {
+            let cursor = s.post.cursor;
+            let Some(Loadable::Ready(rows)) = s.post.rows.as_mut() else {
+                return Vec::new();
+            };
+            let Some(r) = rows.get_mut(cursor) else {
+                return Vec::new();
+            };
+            if r.changes_host && !r.selected {
+                // It rewrites authorized_keys: asked first.
+                s.modal = Some(Modal::ConfirmShellSetup);
+            } else {
+                r.selected = !r.selected;
+            }
+            Vec::new()
+        }
+        KeyCode::Enter if s.post.running => {
+            s.notice = Some("Please wait: the checks are running.".into());
+            Vec::new()
+        }
+        KeyCode::Enter if s.post.ran || matches!(s.post.rows, Some(Loadable::Failed(_))) => {
+            enter_step(s, Step::Done)
+        }
+        KeyCode::Char('s') if !s.post.running && !s.post.ran => {
+            s.post.skipped = true;
+            s.log(
+                Level::Warn,
+                "checks after the restore not run (skipped): run gitlab-rake gitlab:check SANITIZE=true and gitlab:doctor:secrets by hand",
+            );
+            enter_step(s, Step::Done)
+        }
+        KeyCode::Enter | KeyCode::Char('r') if !s.post.running => run_post_checks(s),
+        _ => Vec::new(),
+    }
+}
+
+fn run_post_checks(s: &mut State) -> Vec<Command> {
+    let Some(host) = s.host() else {
+        return Vec::new();
+    };
+    let Some(Loadable::Ready(rows)) = s.post.rows.as_mut() else {
+        return Vec::new();
+    };
+    let mut steps = Vec::new();
+    for r in rows.iter_mut() {
+        r.output.clear();
+        if r.selected {
+            r.state = CheckState::Pending;
+            steps.push(r.step.clone());
+        } else {
+            r.state = CheckState::Skipped("not selected".into());
+        }
+    }
+    s.post.running = true;
+    s.post.doctor = None;
+    s.post.scroll = 0;
+    s.jobs.push(Job::PostChecks);
+    vec![Command::RunPostChecks { host, steps }]
 }
 
 fn done_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
@@ -1545,6 +1866,122 @@ fn on_msg(s: &mut State, m: Msg) -> Vec<Command> {
             };
             Vec::new()
         }
+        Msg::Repositories(r) => {
+            s.jobs.retain(|j| *j != Job::Repositories);
+            s.repositories = match r {
+                Ok(p) => Loadable::Ready(p),
+                Err(e) => Loadable::Failed(e),
+            };
+            Vec::new()
+        }
+        Msg::ConfigListed(r) => {
+            s.config.cursor = r
+                .as_ref()
+                .ok()
+                .and_then(|v| v.iter().position(|a| a.nearest))
+                .unwrap_or(0);
+            if !matches!(r, Ok(ref v) if !v.is_empty()) {
+                s.jobs.retain(|j| *j != Job::Config);
+                s.config.diff = None;
+            }
+            s.config.archives = Some(match r {
+                Ok(v) => Loadable::Ready(v),
+                Err(e) => Loadable::Failed(e),
+            });
+            Vec::new()
+        }
+        Msg::ConfigDiffed { name, result } => {
+            s.jobs.retain(|j| *j != Job::Config);
+            // A diff of an archive no longer shown is dropped.
+            if s.config.selected().is_some_and(|a| a.name == name) {
+                s.config.diff = Some(match result {
+                    Ok(d) => Loadable::Ready(*d),
+                    Err(e) => Loadable::Failed(e),
+                });
+            }
+            Vec::new()
+        }
+        Msg::ConfigRestored(r) => {
+            s.jobs.retain(|j| *j != Job::Config);
+            s.config.running = false;
+            match &r {
+                Ok(t) => s.log(Level::Info, format!("configuration: {t}")),
+                Err(e) => s.log(Level::Error, format!("configuration restore failed: {e}")),
+            }
+            s.config.result = Some(r);
+            Vec::new()
+        }
+        Msg::PostPlanned(r) => {
+            s.post.rows = Some(match r {
+                Ok(v) => Loadable::Ready(v),
+                Err(e) => Loadable::Failed(e),
+            });
+            Vec::new()
+        }
+        Msg::PostStarted { step } => {
+            if let Some(r) = s.post.row_mut(&step) {
+                r.state = CheckState::Running;
+            }
+            if let Some(i) = s.post.rows().iter().position(|r| r.step == step) {
+                s.post.cursor = i;
+                s.post.scroll = 0;
+            }
+            s.post.current = Some(step);
+            Vec::new()
+        }
+        Msg::PostDone {
+            step,
+            result,
+            doctor,
+        } => {
+            if let Some(d) = doctor {
+                s.post.doctor = Some(*d);
+            }
+            let text = match &result {
+                Ok(t) => format!("{step}: {t}"),
+                Err(e) => format!("{step}: {e}"),
+            };
+            s.log(
+                if result.is_ok() {
+                    Level::Info
+                } else {
+                    Level::Warn
+                },
+                text,
+            );
+            if let Some(r) = s.post.row_mut(&step) {
+                r.state = match result {
+                    Ok(t) => CheckState::Passed(t),
+                    Err(e) => CheckState::Failed(e),
+                };
+            }
+            s.post.current = None;
+            Vec::new()
+        }
+        Msg::PostFinished => {
+            s.jobs.retain(|j| *j != Job::PostChecks);
+            s.post.running = false;
+            s.post.ran = true;
+            s.post.current = None;
+            if let Some(Loadable::Ready(rows)) = s.post.rows.as_mut() {
+                for r in rows.iter_mut() {
+                    if matches!(r.state, CheckState::Pending | CheckState::Running) {
+                        r.state = CheckState::Skipped("not run (stopped)".into());
+                    }
+                }
+            }
+            // The first failure is shown.
+            if let Some(i) = s
+                .post
+                .rows()
+                .iter()
+                .position(|r| matches!(r.state, CheckState::Failed(_)))
+            {
+                s.post.cursor = i;
+                s.post.scroll = 0;
+            }
+            Vec::new()
+        }
         Msg::SnapshotTaken { database, path } => {
             s.log(
                 Level::Info,
@@ -1716,6 +2153,16 @@ fn on_progress(s: &mut State, p: Progress) -> Vec<Command> {
     match p {
         Progress::Log { level, message } => {
             s.log(level, message);
+            Vec::new()
+        }
+        Progress::Output { line } if s.post.current.is_some() => {
+            let step = s.post.current.clone().unwrap_or_default();
+            if let Some(r) = s.post.row_mut(&step) {
+                r.output.push(line);
+                if r.output.len() > 5000 {
+                    r.output.drain(..1000);
+                }
+            }
             Vec::new()
         }
         Progress::Output { line } => {

@@ -9,7 +9,7 @@ use rewind_engine::root::HostRoot;
 use rewind_engine::session::{BackupIdentity, Session, SessionStep};
 
 use super::{start, update};
-use crate::tui::event::{ActionPlan, Command, Event, Msg, RestoreSummary};
+use crate::tui::event::{ActionPlan, Command, Event, Msg, RepoChoice, RestoreSummary};
 use crate::tui::fixtures::*;
 use crate::tui::state::{
     ActionStatus, Job, Loadable, Modal, PhaseState, RepairItem, ResumeOffer, State, Step,
@@ -355,6 +355,7 @@ fn the_restore_starts_with_the_snapshot_and_closes_the_way_back() {
             snapshot: true,
             reuse: Default::default(),
             verified: None,
+            repositories: RepoChoice::NotInBackup,
         }
     );
     assert_eq!(
@@ -601,6 +602,7 @@ fn resume_restarts_an_interrupted_load_from_the_drop_without_a_second_snapshot()
     }
     update(&mut s, Event::Engine(Msg::PreflightDone));
     update(&mut s, Event::Engine(Msg::Inventory(Ok(vec![inventory()]))));
+    update(&mut s, Event::Engine(Msg::Repositories(Ok(None))));
     typed(&mut s, DB);
     update(&mut s, key(KeyCode::Enter));
     assert_eq!(s.step, Step::SafetySnapshot);
@@ -664,6 +666,12 @@ fn verify_then_start_services_then_done_removes_the_session() {
         }]))),
     );
     assert!(s.session.as_ref().unwrap().is_done(SessionStep::Verify));
+    // Verify goes on to the configuration; with no archive on the host, Enter goes on.
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert_eq!(s.step, Step::RestoreConfig);
+    assert!(matches!(cmds[..], [Command::LoadConfig { .. }]));
+    update(&mut s, Event::Engine(Msg::ConfigListed(Ok(Vec::new()))));
+    assert!(!s.running(Job::Config));
     let cmds = update(&mut s, key(KeyCode::Enter));
     assert_eq!(s.step, Step::StartServices);
     assert!(matches!(cmds[..], [Command::PlanAction { .. }]));
@@ -687,6 +695,37 @@ fn verify_then_start_services_then_done_removes_the_session() {
             installation: None,
         }),
     );
+    // Then the checks: the readiness wait and the ticked checks, run on Enter.
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert_eq!(s.step, Step::PostChecks);
+    assert!(matches!(cmds[..], [Command::PlanPostChecks { .. }]));
+    update(&mut s, Event::Engine(Msg::PostPlanned(Ok(post_rows()))));
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert!(matches!(&cmds[..], [Command::RunPostChecks { steps, .. }]
+        if steps == &["post.readiness", "post.check", "post.doctor_secrets"]));
+    assert_eq!(
+        s.step,
+        Step::PostChecks,
+        "Enter ran the checks, it did not leave"
+    );
+    for step in ["post.readiness", "post.check", "post.doctor_secrets"] {
+        update(
+            &mut s,
+            Event::Engine(Msg::PostStarted { step: step.into() }),
+        );
+        update(
+            &mut s,
+            Event::Engine(Msg::PostDone {
+                step: step.into(),
+                result: Ok("ok".into()),
+                doctor: None,
+            }),
+        );
+    }
+    update(&mut s, key(KeyCode::Enter));
+    assert_eq!(s.step, Step::PostChecks, "still running: Enter waits");
+    assert!(s.notice.as_deref().unwrap().contains("running"));
+    update(&mut s, Event::Engine(Msg::PostFinished));
     let cmds = update(&mut s, key(KeyCode::Enter));
     assert_eq!(s.step, Step::Done);
     assert!(matches!(cmds[..], [Command::RemoveSession { .. }]));
@@ -1077,6 +1116,423 @@ fn triage_is_kept_and_a_failed_upgrade_is_logged() {
     );
     assert!(matches!(s.triage, Loadable::Failed(_)));
     assert_eq!(s.step, Step::SelectBackup);
+}
+
+/// A backup with repositories: after the last database name, a page of its own says what
+/// gitaly-backup's -remove-all-repositories deletes and lists the pushed ones; y replaces
+/// them (bundled first by default, b toggles), s leaves them out; the restore gets
+/// exactly that.
+#[test]
+fn the_repositories_are_confirmed_on_their_own_page_and_passed_as_confirmed() {
+    let mut s = at_confirm();
+    // Still listing what was pushed: the page is there, y waits.
+    s.repositories = Loadable::Loading;
+    typed(&mut s, DB);
+    update(&mut s, key(KeyCode::Enter));
+    assert_eq!(s.step, Step::ConfirmDrop);
+    assert!(s.on_repo_page());
+    assert!(!s.text_input(), "letters are keys on the repositories page");
+    update(&mut s, ch('y'));
+    assert_eq!(s.step, Step::ConfirmDrop);
+    assert!(s.notice.as_deref().unwrap().contains("Still listing"));
+    update(
+        &mut s,
+        Event::Engine(Msg::Repositories(Ok(Some(repo_plan())))),
+    );
+    // Enter alone decides nothing.
+    update(&mut s, key(KeyCode::Enter));
+    assert_eq!(s.step, Step::ConfirmDrop);
+    assert!(s.notice.as_deref().unwrap().contains("y replaces"));
+    assert!(!s.all_confirmed());
+    // Esc goes back to the database's page, the name kept; Enter returns.
+    update(&mut s, key(KeyCode::Esc));
+    assert!(!s.on_repo_page());
+    assert_eq!(s.confirm_input(), DB);
+    update(&mut s, key(KeyCode::Enter));
+    assert!(s.on_repo_page());
+    assert!(s.repo_bundle, "bundling the pushed ones is the default");
+    update(&mut s, ch('b'));
+    assert!(!s.repo_bundle);
+    update(&mut s, ch('b'));
+    assert!(s.repo_bundle);
+    update(&mut s, ch('y'));
+    assert_eq!(s.step, Step::SafetySnapshot);
+    assert!(s.all_confirmed());
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert!(matches!(
+        cmds.last(),
+        Some(Command::Restore {
+            repositories: RepoChoice::Replace { bundle: true },
+            ..
+        })
+    ));
+
+    // Not bundled, when turned off.
+    let mut s = at_confirm_with_repositories();
+    typed(&mut s, DB);
+    update(&mut s, key(KeyCode::Enter));
+    update(&mut s, ch('b'));
+    update(&mut s, ch('y'));
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert!(matches!(
+        cmds.last(),
+        Some(Command::Restore {
+            repositories: RepoChoice::Replace { bundle: false },
+            ..
+        })
+    ));
+
+    // Left out.
+    let mut s = at_confirm_with_repositories();
+    typed(&mut s, DB);
+    update(&mut s, key(KeyCode::Enter));
+    update(&mut s, ch('s'));
+    assert_eq!(s.step, Step::SafetySnapshot);
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert!(matches!(
+        cmds.last(),
+        Some(Command::Restore {
+            repositories: RepoChoice::Leave,
+            ..
+        })
+    ));
+
+    // When what would be replaced cannot be listed, only leaving them out goes on.
+    let mut s = at_confirm();
+    s.repositories = Loadable::Failed("the catalogue cannot be read".into());
+    typed(&mut s, DB);
+    update(&mut s, key(KeyCode::Enter));
+    update(&mut s, ch('y'));
+    assert_eq!(s.step, Step::ConfirmDrop);
+    assert!(s.notice.as_deref().unwrap().contains("s leaves"));
+    update(&mut s, ch('s'));
+    assert_eq!(s.step, Step::SafetySnapshot);
+}
+
+/// From a finished restore to the configuration step.
+fn at_config() -> State {
+    let mut s = mid_restore();
+    update(
+        &mut s,
+        Event::Engine(Msg::RestoreDone(Ok(RestoreSummary {
+            text: "done".into(),
+            verify: Vec::new(),
+        }))),
+    );
+    update(&mut s, key(KeyCode::Enter));
+    update(
+        &mut s,
+        Event::Engine(Msg::Verified(Ok(vec![VerifyLine {
+            ok: true,
+            text: "schema_migrations matches".into(),
+        }]))),
+    );
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert_eq!(s.step, Step::RestoreConfig);
+    let backup_at = s.chosen.as_ref().unwrap().backup_created_at;
+    assert!(matches!(&cmds[..], [Command::LoadConfig { before, .. }] if *before == backup_at));
+    s
+}
+
+/// The nearest archive before the backup is shown first; arrows compare another; y asks,
+/// a second y restores the files that differ; the way back closes; Enter goes on.
+#[test]
+fn the_configuration_is_restored_from_the_archive_shown_after_a_confirmation() {
+    let mut s = at_config();
+    update(
+        &mut s,
+        Event::Engine(Msg::ConfigListed(Ok(config_archives()))),
+    );
+    assert_eq!(s.config.cursor, 1, "the one nearest before the backup");
+    let nearest = config_archives()[1].name.clone();
+    update(
+        &mut s,
+        Event::Engine(Msg::ConfigDiffed {
+            name: nearest.clone(),
+            result: Ok(Box::new(config_diff())),
+        }),
+    );
+    assert!(!s.running(Job::Config));
+    // Enter does not skip silently.
+    update(&mut s, key(KeyCode::Enter));
+    assert_eq!(s.step, Step::RestoreConfig);
+    assert!(s.notice.as_deref().unwrap().contains("y restores"));
+    // Another archive: compared anew; a late answer for the old one is dropped.
+    let cmds = update(&mut s, key(KeyCode::Down));
+    let older = config_archives()[2].name.clone();
+    assert!(matches!(&cmds[..], [Command::DiffConfig { name, .. }] if *name == older));
+    assert_eq!(s.config.diff, Some(Loadable::Loading));
+    update(
+        &mut s,
+        Event::Engine(Msg::ConfigDiffed {
+            name: nearest.clone(),
+            result: Ok(Box::new(config_diff())),
+        }),
+    );
+    assert_eq!(s.config.diff, Some(Loadable::Loading));
+    update(&mut s, key(KeyCode::Up));
+    update(
+        &mut s,
+        Event::Engine(Msg::ConfigDiffed {
+            name: nearest.clone(),
+            result: Ok(Box::new(config_diff())),
+        }),
+    );
+    // y asks; n keeps everything.
+    assert!(update(&mut s, ch('y')).is_empty());
+    assert_eq!(s.modal, Some(Modal::ConfirmConfig));
+    update(&mut s, ch('n'));
+    assert_eq!(s.modal, None);
+    assert!(s.changes.iter().all(|c| c.step != Step::RestoreConfig));
+    update(&mut s, ch('y'));
+    let cmds = update(&mut s, ch('y'));
+    assert_eq!(
+        cmds,
+        vec![Command::RestoreConfig {
+            host: s.host().unwrap(),
+            name: nearest,
+            files: vec!["gitlab-secrets.json".into(), "gitlab.rb".into()],
+        }]
+    );
+    assert!(s.config.running);
+    update(&mut s, key(KeyCode::Enter));
+    assert!(s.notice.as_deref().unwrap().contains("Please wait"));
+    update(
+        &mut s,
+        Event::Engine(Msg::ConfigRestored(Ok(
+            "/etc/gitlab/gitlab-secrets.json restored".into(),
+        ))),
+    );
+    update(&mut s, key(KeyCode::Esc));
+    assert_eq!(
+        s.step,
+        Step::RestoreConfig,
+        "no way back past a restored file"
+    );
+    assert!(s.notice.as_deref().unwrap().contains("No way back"));
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert_eq!(s.step, Step::StartServices);
+    assert!(matches!(cmds[..], [Command::PlanAction { .. }]));
+}
+
+/// s goes on without restoring, said in the log; a failed restore is retried with r.
+#[test]
+fn the_configuration_can_be_skipped_and_a_failed_restore_retried() {
+    let mut s = at_config();
+    update(
+        &mut s,
+        Event::Engine(Msg::ConfigListed(Ok(config_archives()))),
+    );
+    update(
+        &mut s,
+        Event::Engine(Msg::ConfigDiffed {
+            name: config_archives()[1].name.clone(),
+            result: Ok(Box::new(config_diff())),
+        }),
+    );
+    update(&mut s, ch('y'));
+    update(&mut s, ch('y'));
+    update(
+        &mut s,
+        Event::Engine(Msg::ConfigRestored(Err(
+            "the archive has no gitlab.rb".into()
+        ))),
+    );
+    update(&mut s, key(KeyCode::Enter));
+    assert_eq!(s.step, Step::RestoreConfig);
+    assert!(s.notice.as_deref().unwrap().contains("r tries again"));
+    update(&mut s, ch('r'));
+    assert_eq!(s.config.result, None);
+    update(&mut s, ch('s'));
+    assert_eq!(s.step, Step::StartServices);
+    assert!(s.config.skipped);
+    assert!(s.log.iter().any(|l| l.text.contains("skipped")));
+}
+
+/// The checks screen: Space ticks the offered checks; gitlab:shell:setup, which rewrites
+/// authorized_keys, only after a y; each check's output goes to its own row; the doctor's
+/// table is kept; after the run the first failure is shown.
+#[test]
+fn checks_are_ticked_run_and_their_output_kept_per_check() {
+    let mut s = at_config();
+    update(&mut s, Event::Engine(Msg::ConfigListed(Ok(Vec::new()))));
+    update(&mut s, key(KeyCode::Enter));
+    s.start.status = crate::tui::state::ActionStatus::Succeeded;
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert_eq!(s.step, Step::PostChecks);
+    assert!(matches!(cmds[..], [Command::PlanPostChecks { .. }]));
+    update(&mut s, Event::Engine(Msg::PostPlanned(Ok(post_rows()))));
+    // Tick the artifacts check, untick it, tick it again.
+    for _ in 0..3 {
+        update(&mut s, key(KeyCode::Down));
+    }
+    update(&mut s, ch(' '));
+    assert!(s.post.rows()[3].selected);
+    update(&mut s, ch(' '));
+    assert!(!s.post.rows()[3].selected);
+    update(&mut s, ch(' '));
+    // shell:setup asks first.
+    for _ in 0..3 {
+        update(&mut s, key(KeyCode::Down));
+    }
+    assert_eq!(s.post.cursor, 6);
+    update(&mut s, ch(' '));
+    assert_eq!(s.modal, Some(Modal::ConfirmShellSetup));
+    update(&mut s, ch('n'));
+    assert!(!s.post.rows()[6].selected);
+    update(&mut s, ch(' '));
+    update(&mut s, ch('y'));
+    assert!(s.post.rows()[6].selected);
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert!(matches!(&cmds[..], [Command::RunPostChecks { steps, .. }]
+        if steps == &["post.readiness", "post.check", "post.doctor_secrets",
+            "post.artifacts_check", "post.shell_setup"]));
+    assert!(s.running(Job::PostChecks));
+    update(&mut s, ch(' '));
+    assert!(s.post.rows()[6].selected, "no ticking while they run");
+    let out = |s: &mut State, line: &str| {
+        update(
+            s,
+            Event::Engine(Msg::Progress(P::Output { line: line.into() })),
+        );
+    };
+    update(
+        &mut s,
+        Event::Engine(Msg::PostStarted {
+            step: "post.check".into(),
+        }),
+    );
+    assert_eq!(s.post.cursor, 1, "the running check is shown");
+    out(&mut s, "Checking GitLab subtasks ...");
+    out(&mut s, "Checking GitLab subtasks ... Finished");
+    update(
+        &mut s,
+        Event::Engine(Msg::PostDone {
+            step: "post.check".into(),
+            result: Ok("exit code 0".into()),
+            doctor: None,
+        }),
+    );
+    update(
+        &mut s,
+        Event::Engine(Msg::PostStarted {
+            step: "post.doctor_secrets".into(),
+        }),
+    );
+    let text = "I, [2026-11-25T10:00:00.000000 #1]  INFO -- : - Ci::Variable failures: 2\nI, [2026-11-25T10:00:00.000000 #1]  INFO -- : Total: 2 row(s) affected\nI, [2026-11-25T10:00:00.000000 #1]  INFO -- : Done!";
+    for l in text.lines() {
+        out(&mut s, l);
+    }
+    let doctor = rewind_engine::recovery::postcheck::parse_doctor_secrets(text);
+    assert!(!doctor.ok());
+    update(
+        &mut s,
+        Event::Engine(Msg::PostDone {
+            step: "post.doctor_secrets".into(),
+            result: Err("2 row(s) cannot be decrypted".into()),
+            doctor: Some(Box::new(doctor.clone())),
+        }),
+    );
+    update(&mut s, Event::Engine(Msg::PostFinished));
+    assert!(!s.running(Job::PostChecks));
+    assert_eq!(s.post.rows()[1].output.len(), 2);
+    assert_eq!(s.post.rows()[2].output.len(), 3);
+    assert_eq!(s.post.doctor, Some(doctor));
+    assert_eq!(s.post.cursor, 2, "the first failure is shown");
+    // Not run (the run stopped before them): said, not left pending.
+    assert!(matches!(
+        s.post.rows()[3].state,
+        crate::tui::state::CheckState::Skipped(_)
+    ));
+    // Scrolling is bounded by the output.
+    update(&mut s, key(KeyCode::PageUp));
+    assert_eq!(s.post.scroll, 3);
+    update(&mut s, key(KeyCode::PageDown));
+    assert_eq!(s.post.scroll, 0);
+    // Done, with the failure in the overview.
+    let r = crate::tui::overview::rows(&s);
+    assert!(r
+        .iter()
+        .any(|(st, m, _)| *st == Step::PostChecks && *m == crate::tui::overview::Mark::Failed));
+    update(&mut s, key(KeyCode::Enter));
+    assert_eq!(s.step, Step::Done);
+}
+
+/// The checks can be left out (s), said in the log and the overview; not while they run.
+#[test]
+fn checks_can_be_skipped_before_they_run() {
+    let mut s = at_config();
+    update(&mut s, Event::Engine(Msg::ConfigListed(Ok(Vec::new()))));
+    update(&mut s, key(KeyCode::Enter));
+    s.start.status = crate::tui::state::ActionStatus::Succeeded;
+    update(&mut s, key(KeyCode::Enter));
+    update(&mut s, Event::Engine(Msg::PostPlanned(Ok(post_rows()))));
+    update(&mut s, key(KeyCode::Enter));
+    update(&mut s, ch('s'));
+    assert_eq!(s.step, Step::PostChecks, "not while they run");
+    update(&mut s, Event::Engine(Msg::PostFinished));
+    update(&mut s, ch('s'));
+    assert_eq!(s.step, Step::PostChecks, "they ran: Enter goes on");
+    let mut s2 = at_config();
+    update(&mut s2, Event::Engine(Msg::ConfigListed(Ok(Vec::new()))));
+    update(&mut s2, key(KeyCode::Enter));
+    s2.start.status = crate::tui::state::ActionStatus::Succeeded;
+    update(&mut s2, key(KeyCode::Enter));
+    update(&mut s2, Event::Engine(Msg::PostPlanned(Ok(post_rows()))));
+    update(&mut s2, ch('s'));
+    assert_eq!(s2.step, Step::Done);
+    assert!(s2.log.iter().any(|l| l.text.contains("not run (skipped)")));
+    let r = crate::tui::overview::rows(&s2);
+    assert!(r
+        .iter()
+        .any(|(st, m, _)| *st == Step::PostChecks && *m == crate::tui::overview::Mark::Skipped));
+}
+
+/// Ctrl-C while the checks run stops them (the readiness wait may take minutes); y on the
+/// configuration before the comparison arrived asks to wait.
+#[test]
+fn ctrl_c_stops_the_checks_and_y_waits_for_the_comparison() {
+    let mut s = at_config();
+    update(
+        &mut s,
+        Event::Engine(Msg::ConfigListed(Ok(config_archives()))),
+    );
+    update(&mut s, ch('y'));
+    assert_eq!(s.modal, None);
+    assert!(s
+        .notice
+        .as_deref()
+        .unwrap()
+        .contains("wait for the comparison"));
+    update(&mut s, ch('s'));
+    s.start.status = crate::tui::state::ActionStatus::Succeeded;
+    update(&mut s, key(KeyCode::Enter));
+    update(&mut s, Event::Engine(Msg::PostPlanned(Ok(post_rows()))));
+    update(&mut s, key(KeyCode::Enter));
+    update(
+        &mut s,
+        Event::Engine(Msg::PostStarted {
+            step: "post.readiness".into(),
+        }),
+    );
+    let cmds = update(&mut s, ctrl('c'));
+    assert_eq!(cmds, vec![Command::Cancel]);
+    assert!(!s.quit);
+    update(
+        &mut s,
+        Event::Engine(Msg::PostDone {
+            step: "post.readiness".into(),
+            result: Err("cancelled while waiting for GitLab to answer ready".into()),
+            doctor: None,
+        }),
+    );
+    update(&mut s, Event::Engine(Msg::PostFinished));
+    assert!(matches!(
+        s.post.rows()[1].state,
+        crate::tui::state::CheckState::Skipped(_)
+    ));
+    update(&mut s, key(KeyCode::Enter));
+    assert_eq!(s.step, Step::Done);
 }
 
 /// The editions differ: nothing is planned or run until the user answers; i re-plans with

@@ -302,6 +302,11 @@ pub fn keys(s: &State) -> Vec<(&'static str, &'static str)> {
         Step::StopServices | Step::RollbackPackage | Step::StartServices => {
             k.push(("Enter", "run / continue"));
         }
+        Step::ConfirmDrop if s.on_repo_page() => {
+            k.push(("y", "replace repositories"));
+            k.push(("s", "leave them out"));
+            k.push(("b", "bundle on/off"));
+        }
         Step::ConfirmDrop => {
             k.push(("type", "database name"));
             k.push(("Enter", "confirm"));
@@ -309,6 +314,28 @@ pub fn keys(s: &State) -> Vec<(&'static str, &'static str)> {
                 && matches!(s.salvage, Loadable::NotStarted | Loadable::Failed(_))
             {
                 k.push(("^S", "salvage first"));
+            }
+        }
+        Step::RestoreConfig => {
+            if s.config.result.is_none() {
+                k.push(("↑↓", "archive"));
+                k.push(("y", "restore"));
+                k.push(("s", "skip"));
+            }
+            k.push(("Enter", "continue"));
+        }
+        Step::PostChecks => {
+            k.push(("↑↓", "check"));
+            if !s.post.running {
+                k.push(("Space", "tick"));
+            }
+            k.push(("PgUp/Dn", "output"));
+            k.push(("Enter", if s.post.ran { "continue" } else { "run" }));
+            if s.post.ran && !s.post.running {
+                k.push(("r", "again"));
+            }
+            if !s.post.ran && !s.post.running {
+                k.push(("s", "skip"));
             }
         }
         Step::SafetySnapshot => {
@@ -499,6 +526,52 @@ fn draw_modal(s: &State, t: &Theme, f: &mut Frame, m: &Modal) {
             ]));
             v
         }),
+        Modal::ConfirmConfig => {
+            let name = s
+                .config
+                .selected()
+                .map(|a| a.name.clone())
+                .unwrap_or_default();
+            let files = s.config.would_restore();
+            let mut v = vec![Line::from(format!(
+                "Restore {} from {name}?",
+                files.join(" and ")
+            ))];
+            v.push(Line::from(""));
+            for f in &files {
+                v.push(Line::styled(format!("  /etc/gitlab/{f}"), t.bold()));
+            }
+            v.push(Line::from(""));
+            v.push(Line::from(
+                "The live files are moved aside (<name>.rewind-<time>, kept);",
+            ));
+            v.push(Line::from(
+                "the archive's are written 0600, owner root. The next step reconfigures.",
+            ));
+            v.push(Line::from(""));
+            v.push(Line::from(vec![
+                Span::styled("y", t.key()),
+                Span::raw(" restore   "),
+                Span::styled("n", t.key()),
+                Span::raw(" not now"),
+            ]));
+            ("Restore the configuration?", v)
+        }
+        Modal::ConfirmShellSetup => (
+            "Rebuild authorized_keys?",
+            vec![
+                Line::from("gitlab-rake gitlab:shell:setup rewrites authorized_keys from the"),
+                Line::from("restored database's SSH keys: keys added since the backup stop"),
+                Line::from("working. It runs with the other checks (Enter)."),
+                Line::from(""),
+                Line::from(vec![
+                    Span::styled("y", t.key()),
+                    Span::raw(" select it   "),
+                    Span::styled("n", t.key()),
+                    Span::raw(" leave it"),
+                ]),
+            ],
+        ),
         Modal::DeclineSnapshot => (
             "Go on without a safety snapshot?",
             vec![

@@ -160,6 +160,8 @@ fn recovered(sb: &Sandbox, report: &mut DrillReport) {
         }
     }
     repositories_check(sb, report);
+    config_check(sb, report);
+    doctor_check(sb, report);
     let v = installed_version(sb);
     report.check(
         "installed version is the backup's",
@@ -216,6 +218,57 @@ fn snapshots_before_package(sb: &Sandbox, report: &mut DrillReport) {
             )
         },
     );
+}
+
+/// gitlab-secrets.json and gitlab.rb are the configuration archive's of the backup (the
+/// one nearest before it), as GitLab's restore prerequisites want them before reconfigure.
+fn config_check(sb: &Sandbox, report: &mut DrillReport) {
+    let name = "gitlab-secrets.json and gitlab.rb are the backup's configuration";
+    let before = Some(sandbox::backup::default_created_at());
+    let r = crate::recovery::config::choose(&sb.root, None, before)
+        .and_then(|a| crate::recovery::config::read_archive(&sb.root, &a))
+        .map(|c| crate::recovery::config::diff(&sb.root, &c));
+    match r {
+        Ok(d) => report.check(
+            name,
+            d.would_restore.is_empty(),
+            if d.would_restore.is_empty() {
+                format!("both equal {}", d.archive.name)
+            } else {
+                format!(
+                    "{} differ from {}",
+                    d.would_restore.join(" and "),
+                    d.archive.name
+                )
+            },
+        ),
+        Err(e) => report.check(name, false, e.to_string()),
+    }
+}
+
+/// `gitlab-rake gitlab:doctor:secrets` through the sandbox's gitlab-rake: every encrypted
+/// value of the restored database decrypts with the host's gitlab-secrets.json.
+fn doctor_check(sb: &Sandbox, report: &mut DrillReport) {
+    let name = "gitlab:doctor:secrets: every encrypted value decrypts";
+    let cmd = crate::services::gitlab_rake_cmd(&sb.root, &["gitlab:doctor:secrets"]);
+    match crate::exec::capture(&cmd) {
+        Ok(c) => {
+            let d = crate::recovery::postcheck::parse_doctor_secrets(&format!(
+                "{}\n{}",
+                c.stdout, c.stderr
+            ));
+            report.check(
+                name,
+                d.ok(),
+                format!(
+                    "{} models, {} row(s) affected",
+                    d.models.len(),
+                    d.total.map(|t| t.to_string()).unwrap_or_else(|| "?".into())
+                ),
+            );
+        }
+        Err(e) => report.check(name, false, e.to_string()),
+    }
 }
 
 /// The repositories gitaly-backup restored: as many with refs as the backup holds, each

@@ -19,6 +19,7 @@ pub mod scenario;
 pub mod setup;
 pub mod standin_migrate;
 pub mod standin_rake;
+pub mod standin_ready;
 
 pub use report::DrillReport;
 pub use scenario::Scenario;

@@ -271,7 +271,8 @@ case "$1" in
     done ;;
   status)
     rc=0
-    for s in $services; do
+    targets="$2"; [ -n "$targets" ] || targets="$services"
+    for s in $targets; do
       if [ -e "$state/$s" ]; then echo "down: $s: 5s, normally up; run: log: (pid 100) 9999s"; rc=6
       else echo "run: $s: (pid 200) 9999s; run: log: (pid 100) 9999s"; fi
     done

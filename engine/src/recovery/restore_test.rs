@@ -349,10 +349,7 @@ fn pct(s: &str) -> String {
 /// ([`super::postcheck::parse_doctor_secrets`]). Returns the models checked and those failing.
 pub fn secrets_failures(lines: &[String]) -> (usize, Vec<(String, u64)>) {
     let d = super::postcheck::parse_doctor_secrets(&lines.join("\n"));
-    let failed = d
-        .failing()
-        .map(|m| (m.model.clone(), m.failures))
-        .collect();
+    let failed = d.failing().map(|m| (m.model.clone(), m.failures)).collect();
     (d.models.len(), failed)
 }
 

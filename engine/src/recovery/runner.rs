@@ -127,6 +127,8 @@ pub enum RecoveryError {
         storages: String,
         pushed_hint: String,
     },
+    #[error("Gitaly is not running ({status}): gitaly-backup restores the repositories through it, and a restore with Gitaly down fails after the databases were replaced. Start it with `gitlab-ctl start gitaly` (Rewind stops only Puma and Sidekiq), check with `gitlab-ctl status gitaly`, and run the restore again, or leave the repositories out with --skip repositories. Nothing was changed")]
+    GitalyDown { status: String },
     #[error("{0} Nothing was changed")]
     RepositoriesRefused(repositories::RepoError),
     #[error("restoring the repositories: {0}")]
@@ -331,6 +333,7 @@ pub fn restore(
                 },
             ));
         }
+        check_gitaly(req.root, journal, sink)?;
     }
 
     // Every member decodes, end to end, before anything changes.
@@ -522,6 +525,44 @@ fn repositories_wanted(req: &RestoreRequest<'_>) -> bool {
     req.backup.repositories
         && !req.skip.iter().any(|s| s == "repositories")
         && !req.backup.skipped.iter().any(|s| s == "repositories")
+}
+
+/// Before anything changes: Gitaly runs (`gitlab-ctl status gitaly`), since gitaly-backup
+/// restores through it. Without `gitlab-ctl` (source installs) it cannot be asked: said and
+/// journaled, not refused.
+fn check_gitaly(root: &HostRoot, journal: &Journal, sink: &dyn Sink) -> Result<(), RecoveryError> {
+    let ctl = crate::services::GitlabCtl::new(root);
+    if !ctl.exists() {
+        let text = format!(
+            "{} not found: Rewind cannot check that Gitaly runs; gitaly-backup needs it running",
+            ctl.path().display()
+        );
+        sink.warn(text.clone());
+        journal.note("recovery.gitaly", text, serde_json::Value::Null)?;
+        return Ok(());
+    }
+    let status = ctl.service_status("gitaly");
+    let (running, line) = match &status {
+        Ok(Some(s)) => (s.is_running(), s.raw.clone()),
+        Ok(None) => (
+            false,
+            "`gitlab-ctl status gitaly` does not list gitaly".into(),
+        ),
+        Err(e) => (false, e.to_string()),
+    };
+    journal.note(
+        "recovery.gitaly",
+        format!(
+            "gitlab-ctl status gitaly: {}",
+            if running { "running" } else { "not running" }
+        ),
+        serde_json::json!({"running": running, "status": line}),
+    )?;
+    if !running {
+        return Err(RecoveryError::GitalyDown { status: line });
+    }
+    sink.info(format!("Gitaly runs ({line})"));
+    Ok(())
 }
 
 /// Before anything changes: free space for `repositories/` in the backup directory, and

@@ -230,7 +230,7 @@ fn salvage_line(s: &State, width: usize) -> Option<(String, bool)> {
 
 /// Words of `text` in lines of at most `width` characters, at most `max` lines (the last
 /// one cut with `…` when there is more).
-fn wrap(text: &str, width: usize, max: usize) -> Vec<String> {
+pub(super) fn wrap(text: &str, width: usize, max: usize) -> Vec<String> {
     let mut lines: Vec<String> = Vec::new();
     let mut cur = String::new();
     for word in text.split_whitespace() {
@@ -337,4 +337,154 @@ pub fn draw_snapshot(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
         ));
     }
     f.render_widget(super::boxed_wrap("Safety snapshot", lines), area);
+}
+
+/// The repositories page of the drop confirmation: what gitaly-backup's
+/// `-remove-all-repositories` deletes, the repositories pushed to since the backup, and
+/// the choice to bundle them aside first.
+pub fn draw_repositories(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
+    let plan = s.repo_plan();
+    let storages = plan.map(|p| p.storages.join(",")).filter(|x| !x.is_empty());
+    let inner = area.width.saturating_sub(2).max(1) as usize;
+    let mut warn = Vec::new();
+    match (&s.repositories, plan) {
+        (crate::tui::state::Loadable::Failed(e), _) => {
+            warn.extend(super::para(
+                &format!("Cannot say what gitaly-backup would replace: {e}"),
+                inner,
+                t.bad(),
+            ));
+            warn.extend(super::para(
+                "s leaves the repositories out; restore them later with rewind restore.",
+                inner,
+                t.bold(),
+            ));
+        }
+        (_, Some(p)) => {
+            match &storages {
+                Some(st) => warn.extend(super::para(
+                    &format!(
+                        "gitaly-backup restore -remove-all-repositories {st} deletes every repository on {st}, then restores the backup's."
+                    ),
+                    inner,
+                    t.bad(),
+                )),
+                None => warn.extend(super::para(
+                    "The backup was limited to some repositories: gitaly-backup replaces those, nothing else is removed.",
+                    inner,
+                    t.bold(),
+                )),
+            }
+            warn.extend(super::para(
+                "What was pushed since the backup is lost unless bundled first. Gitaly must be running (checked before the drop).",
+                inner,
+                t.bold(),
+            ));
+            if p.server_side {
+                warn.extend(super::para(
+                    "The repositories are in Gitaly's backup storage (-server-side).",
+                    inner,
+                    t.bold(),
+                ));
+            }
+        }
+        _ => warn.push(Line::styled(
+            " Listing the repositories pushed since the backup…",
+            t.dim(),
+        )),
+    }
+    let warn_rows = warn.len() as u16;
+    let [warn_area, list_area, choice_area] = Layout::vertical([
+        Constraint::Length(warn_rows + 2),
+        Constraint::Min(3),
+        Constraint::Length(5),
+    ])
+    .areas(area);
+    f.render_widget(
+        super::boxed("Repositories: replaced with the backup's", warn),
+        warn_area,
+    );
+
+    let pushed = plan.map(|p| &p.pushed);
+    let w = list_area.width.saturating_sub(2) as usize;
+    let (title, lines) = match pushed {
+        Some(Ok(v)) if v.is_empty() => (
+            "Pushed to since the backup: none".to_string(),
+            vec![Line::styled(
+                " No push event since the backup in the live database.",
+                t.ok(),
+            )],
+        ),
+        Some(Ok(v)) => {
+            let visible = list_area.height.saturating_sub(3) as usize;
+            let first = s.inventory_scroll.min(v.len().saturating_sub(visible));
+            let name_w = w.saturating_sub(2 + 8 + 22).max(10);
+            let mut lines = vec![Line::styled(
+                format!(
+                    "  {:<nw$}{:>8}  {}",
+                    "project",
+                    "pushes",
+                    "last push (UTC)",
+                    nw = name_w
+                ),
+                t.dim(),
+            )];
+            for r in v.iter().skip(first).take(visible) {
+                lines.push(Line::from(format!(
+                    "  {:<nw$}{:>8}  {}",
+                    fit(&r.project, name_w.saturating_sub(1)),
+                    r.pushes,
+                    fit(&r.last_push, 20),
+                    nw = name_w
+                )));
+            }
+            (
+                format!(
+                    "Pushed to since the backup: {}{}",
+                    v.len(),
+                    if v.len() > visible {
+                        " (↑↓ scroll)"
+                    } else {
+                        ""
+                    }
+                ),
+                lines,
+            )
+        }
+        Some(Err(e)) => (
+            "Pushed to since the backup: not listed".to_string(),
+            vec![Line::styled(format!(" {e}"), t.warn())],
+        ),
+        None => ("Pushed to since the backup".to_string(), Vec::new()),
+    };
+    f.render_widget(super::boxed_wrap(&title, lines), list_area);
+
+    let what = match pushed {
+        Some(Ok(v)) => format!("the {} pushed repositories", v.len()),
+        _ => "the pushed repositories (if listed then)".into(),
+    };
+    let tick = if s.repo_bundle { "[x]" } else { "[ ]" };
+    let mut choice = vec![
+        Line::from(vec![
+            Span::styled(" b ", t.key()),
+            Span::raw(format!(
+                "{tick} bundle {what} aside first (git bundle, 0600)"
+            )),
+        ]),
+        Line::from(vec![
+            Span::styled(" y ", t.key()),
+            Span::styled("replace the repositories with the backup's", t.bold()),
+        ]),
+        Line::from(vec![
+            Span::styled(" s ", t.key()),
+            Span::raw("leave them out of this restore (databases and files still restored)"),
+        ]),
+    ];
+    if let Some(why) = drop_blocked(s) {
+        choice.push(Line::styled(format!(" {why}"), t.warn()));
+    }
+    f.render_widget(
+        super::boxed("Confirm the repositories", choice),
+        choice_area,
+    );
 }

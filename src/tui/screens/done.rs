@@ -40,7 +40,14 @@ pub fn draw_verify(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
 }
 
 pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
-    let [summary, next] = Layout::vertical([Constraint::Min(6), Constraint::Length(7)]).areas(area);
+    // Room for the checks that reported problems and the commands to run them again.
+    let next_h = if s.post.ran && !s.post.failed().is_empty() {
+        9
+    } else {
+        7
+    };
+    let [summary, next] =
+        Layout::vertical([Constraint::Min(6), Constraint::Length(next_h)]).areas(area);
     let mut lines = Vec::new();
     let version = s
         .installation
@@ -64,6 +71,13 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
             dir.join("journal.jsonl").display()
         )));
     }
+    match (&s.config.result, s.config.skipped) {
+        (Some(Ok(_)), _) => lines.push(Line::from(
+            " config    gitlab-secrets.json and gitlab.rb restored from the archive",
+        )),
+        (_, true) => lines.push(Line::styled(" config    not restored (skipped)", t.warn())),
+        _ => {}
+    }
     if s.snapshots_taken.is_empty() {
         lines.push(Line::from(" snapshot  none taken"));
     }
@@ -85,13 +99,42 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
     }
     f.render_widget(boxed_wrap("Done", lines), summary);
     let [check, secrets] = crate::tui::summary::checks(s);
-    let next_lines = vec![
-        Line::from(" Check GitLab as its documentation recommends:"),
-        Line::styled(format!("   {check}"), t.bold()),
-        Line::styled(format!("   {secrets}"), t.bold()),
-        Line::from(
-            " If a later upgrade fails on tables that already exist, m repairs the migrations.",
-        ),
-    ];
+    let failed: Vec<String> = s
+        .post
+        .failed()
+        .iter()
+        .map(|r| {
+            r.command
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or(&r.step)
+                .to_string()
+        })
+        .collect();
+    let mut next_lines = if s.post.ran && failed.is_empty() {
+        vec![Line::styled(
+            " The checks after the restore passed (their output is in the journal).",
+            t.ok(),
+        )]
+    } else if s.post.ran {
+        vec![
+            Line::styled(
+                format!(" Checks that reported problems: {}.", failed.join(", ")),
+                t.bad(),
+            ),
+            Line::from(" Their output and GitLab's fixes are in the journal; run them again:"),
+            Line::styled(format!("   {check}"), t.bold()),
+            Line::styled(format!("   {secrets}"), t.bold()),
+        ]
+    } else {
+        vec![
+            Line::from(" Check GitLab as its documentation recommends:"),
+            Line::styled(format!("   {check}"), t.bold()),
+            Line::styled(format!("   {secrets}"), t.bold()),
+        ]
+    };
+    next_lines.push(Line::from(
+        " If a later upgrade fails on tables that already exist, m repairs the migrations.",
+    ));
     f.render_widget(boxed_wrap("Next", next_lines), next);
 }

@@ -2,9 +2,11 @@
 
 mod actions;
 mod backups;
+mod config;
 mod confirm;
 mod detect;
 mod done;
+mod postcheck;
 mod preflight;
 mod repair;
 mod restore;
@@ -29,7 +31,10 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
         Step::StopServices | Step::RollbackPackage | Step::StartServices => {
             actions::draw(s, t, f, area)
         }
+        Step::ConfirmDrop if s.on_repo_page() => confirm::draw_repositories(s, t, f, area),
         Step::ConfirmDrop => confirm::draw(s, t, f, area),
+        Step::RestoreConfig => config::draw(s, t, f, area),
+        Step::PostChecks => postcheck::draw(s, t, f, area),
         Step::SafetySnapshot => confirm::draw_snapshot(s, t, f, area),
         Step::Restore => restore::draw(s, t, f, area),
         Step::Verify => done::draw_verify(s, t, f, area),
@@ -118,4 +123,12 @@ pub fn fit(s: &str, n: usize) -> String {
         out.push('…');
         out
     }
+}
+
+/// `text` wrapped to `width` columns, each line indented by one space, in `style`.
+fn para(text: &str, width: usize, style: Style) -> Vec<Line<'static>> {
+    confirm::wrap(text, width.saturating_sub(2).max(10), 12)
+        .into_iter()
+        .map(|l| Line::styled(format!(" {l}"), style))
+        .collect()
 }
