@@ -635,6 +635,7 @@ fn restore_options(snapshot: bool) -> RestoreOptions {
         allow_version_mismatch: false,
         drop: DropOptions::default(),
         throwaway: false,
+        beside: None,
     }
 }
 
@@ -769,6 +770,9 @@ fn restore(
             bundle_pushed: true,
             ..Default::default()
         },
+        // The wizard runs in place (its snapshot is taken before the package step).
+        in_place: true,
+        db_admin: None,
     };
     let started = std::time::Instant::now();
     let report = rewind_engine::recovery::restore(&req, &journal, &sink, cancel)
