@@ -42,6 +42,13 @@ pub struct Args {
     /// reconfigure can touch the database; `rewind restore --reuse-snapshot` then uses it.
     #[arg(long)]
     pub no_snapshot: bool,
+    /// The restore that follows will run in place (`rewind restore --in-place`): take the
+    /// safety snapshot even where beside-and-swap could run (it needs none).
+    #[arg(long)]
+    pub in_place: bool,
+    /// The administrator `rewind restore --db-admin` will use (for the strategy decision).
+    #[arg(long, value_name = "OSUSER[:ROLE]")]
+    pub db_admin: Option<String>,
 }
 
 /// Print a rollback plan for people.
@@ -170,6 +177,7 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     // The databases to snapshot, found and checked before anything changes.
+    let mut beside_reason: Option<String> = None;
     let snapshot_of = if args.no_snapshot {
         None
     } else {
@@ -184,8 +192,22 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
         let jobs = recovery::databases_for(&ctx.root, &inst, ctx.global.database_url.as_deref())
             .wrap_err("the safety snapshot before the package step needs the database (pass --no-snapshot to roll back without one)")?;
         let backup_path = ctx.root.join(&inst.backup_path);
-        recovery::snapshot::precheck(&backup_path, &jobs, &Default::default())?;
-        Some((backup_path, jobs))
+        // Beside-and-swap keeps the failed upgrade's database whole: no snapshot then.
+        let decision = recovery::strategy(
+            &ctx.root,
+            &inst,
+            &jobs,
+            args.in_place,
+            args.db_admin.as_deref(),
+            Default::default(),
+        );
+        if decision.strategy == rewind_engine::restore::beside::Strategy::Beside {
+            beside_reason = Some(decision.reasons.join("; "));
+            None
+        } else {
+            recovery::snapshot::precheck(&backup_path, &jobs, &Default::default())?;
+            Some((backup_path, jobs))
+        }
     };
     let journal = open_journal(ctx)?;
     let sink = CliSink::new(ctx);
@@ -193,11 +215,18 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
     let outcome = {
         let mut before_package = || -> Result<(), SnapshotError> {
             let Some((backup_path, jobs)) = &snapshot_of else {
-                journal.note(
-                    "rollback.snapshot",
-                    "skipped (--no-snapshot)",
-                    serde_json::json!({}),
-                )?;
+                match &beside_reason {
+                    Some(why) => journal.note(
+                        "rollback.snapshot",
+                        "not needed: the restore will run beside the live database and keep it whole",
+                        serde_json::json!({"strategy": "beside", "reasons": why}),
+                    )?,
+                    None => journal.note(
+                        "rollback.snapshot",
+                        "skipped (--no-snapshot)",
+                        serde_json::json!({}),
+                    )?,
+                }
                 return Ok(());
             };
             // The databases as the failed upgrade left them: nothing writes to them once
@@ -227,6 +256,11 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
                 outcome.detected
             ))
         );
+        if let Some(why) = &beside_reason {
+            println!(
+                "No safety snapshot was taken: `rewind restore` will restore beside the live database and keep it whole ({why}). Pass --in-place to take one."
+            );
+        }
         for snap in &snapshots {
             println!(
                 "Safety snapshot of {} (taken before the package step): {}",
