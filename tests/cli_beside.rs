@@ -335,6 +335,16 @@ fn default_restore_swaps_beside_keeps_the_failed_database_and_undo_swaps_back() 
     assert!(pos("swap.main.rename_new", "begin") < pos("swap.main.rename_new", "end"));
     assert!(!steps.iter().any(|(s, _)| s == "drop"));
 
+    // The loss report reads the kept database when asked: the failed upgrade's table and
+    // its rows are there.
+    let loss = f.restore(&["--dry-run", "--loss-from", &kept, "--json"]);
+    let loss = json(&loss);
+    let new_tables = loss["databases"][0]["since_backup"]["new_tables"].to_string();
+    assert!(
+        new_tables.contains("lfs_objects") && new_tables.contains("\"rows\":7"),
+        "{loss:#}"
+    );
+
     // cleanup lists the kept database with its size, removes nothing unasked.
     let listed = f.rewind(&["--json", "cleanup"]);
     assert!(listed.status.success(), "{}", text(&listed));

@@ -99,6 +99,11 @@ pub struct Args {
     /// `gitlab-psql`, both).
     #[arg(long, value_name = "OSUSER[:ROLE]")]
     pub db_admin: Option<String>,
+    /// With --dry-run: read the main database's plan and loss report (what was written
+    /// since the backup) from this database instead, e.g. the failed upgrade's database
+    /// kept by a beside restore (`<name>_before_rewind_<ts>`).
+    #[arg(long, value_name = "DBNAME", requires = "dry_run")]
+    pub loss_from: Option<String>,
 }
 
 /// The `--json` document of a restore.
@@ -283,6 +288,12 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
         .max(1);
 
     if args.dry_run {
+        let mut jobs = jobs;
+        if let Some(kept) = &args.loss_from {
+            if let Some(main) = jobs.iter_mut().find(|j| j.connection == "main") {
+                main.spec = main.spec.with_dbname(kept);
+            }
+        }
         let facts = recovery::facts_of(&ctx.root, &inst, &backup);
         let opts = RestoreOptions {
             confirm_drop: args.confirm_drop.clone(),
