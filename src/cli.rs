@@ -52,9 +52,17 @@ pub struct GlobalOpts {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Restore a backup's database(s): snapshot, drop all tables (one transaction), load,
-    /// verify. Needs --confirm-drop <dbname>; --dry-run prints the plan.
+    /// Restore a backup's database(s): by default into a new database beside the live one,
+    /// verified, then swapped in by renaming (the live one is kept); in place (snapshot,
+    /// drop, load) when that cannot run or with --in-place. Needs --confirm-drop <dbname>;
+    /// --dry-run prints the plan and the strategy.
     Restore(commands::restore::Args),
+    /// Go back to the failed upgrade's database: swap the kept database back in (beside),
+    /// or restore the safety snapshot (in place). Needs --confirm <dbname>.
+    Undo(commands::undo::Args),
+    /// List what recoveries kept (databases, safety snapshots, moved-aside files) with
+    /// sizes; --remove NAME removes one.
+    Cleanup(commands::cleanup::Args),
     /// Show what Rewind detects on this host: installation, version, databases, backups.
     Detect(commands::detect::Args),
     /// List the backups in the backup directory, newest first.
@@ -128,6 +136,8 @@ impl Command {
             Command::Drill(a) => !a.list && a.backup.is_none(),
             Command::Config(a) => a.restore,
             Command::Salvage(a) => !a.dry_run,
+            Command::Undo(a) => !a.dry_run,
+            Command::Cleanup(a) => !a.remove.is_empty(),
             _ => true,
         }
     }

@@ -314,11 +314,18 @@ fn restore_after_a_failed_upgrade_equals_gitlabs_pipeline() {
 
     let out = f.rewind(
         "gitlab",
-        &["--confirm-drop", DB, "--confirm-files", "--json"],
+        &[
+            "--confirm-drop",
+            DB,
+            "--confirm-files",
+            "--json",
+            "--in-place",
+        ],
     );
     assert!(out.status.success(), "{}", text(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["ok"], true, "{report:#}");
+    assert_eq!(report["strategy"]["strategy"], "in_place", "{report:#}");
     let main = &report["databases"][0];
     assert_eq!(main["status"], "restored");
     assert_eq!(
@@ -401,7 +408,13 @@ fn restore_after_a_failed_upgrade_equals_gitlabs_pipeline() {
     // A re-run restores the same result (drop + load is idempotent).
     let out = f.rewind(
         "gitlab",
-        &["--confirm-drop", DB, "--confirm-files", "--no-snapshot"],
+        &[
+            "--confirm-drop",
+            DB,
+            "--confirm-files",
+            "--no-snapshot",
+            "--in-place",
+        ],
     );
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("pass"), "{}", text(&out));

@@ -16,8 +16,13 @@ fn sandbox_dir(report: &str) -> Option<std::path::PathBuf> {
 }
 
 fn run_scenario(name: &str, must_mention: &[&str]) -> String {
+    run_scenario_with(name, &[], must_mention)
+}
+
+fn run_scenario_with(name: &str, extra: &[&str], must_mention: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_rewind"))
         .args(["drill", "--auto", "--scenario", name])
+        .args(extra)
         .env("NO_COLOR", "1")
         .output()
         .expect("run rewind drill");
@@ -51,6 +56,20 @@ fn failed_upgrade_is_recovered() {
             "uploads files equal the backup",
             "restored /etc/gitlab/gitlab-secrets.json, /etc/gitlab/gitlab.rb",
             "gitlab:doctor:secrets: every encrypted value decrypts",
+            "failed upgrade's databases kept beside (no snapshot needed)",
+            "_before_rewind_",
+        ],
+    );
+}
+
+#[test]
+fn failed_upgrade_is_recovered_in_place() {
+    run_scenario_with(
+        "failed-upgrade",
+        &["--in-place"],
+        &[
+            "main database equals the backup",
+            "safety snapshots taken before the package step",
         ],
     );
 }

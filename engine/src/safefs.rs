@@ -438,6 +438,34 @@ pub fn unique_name(prefix: &str) -> OsString {
     ))
 }
 
+/// Remove `path` (a file, or a directory tree) without following any link: its parent is
+/// opened with `O_NOFOLLOW` and everything below is removed relative to opened
+/// directories. A link at `path` itself is removed, never followed.
+pub fn remove_path(path: &Path) -> io::Result<()> {
+    use nix::fcntl::{open, OFlag};
+    let parent = path
+        .parent()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no parent directory"))?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
+    let pfd = open(
+        parent,
+        OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    let st = stat_at(&pfd, name)?
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "already gone"))?;
+    if is_dir(&st) {
+        let d = open_dir_at(&pfd, name)?;
+        remove_contents(d.as_fd())?;
+        nix::unistd::unlinkat(&pfd, name, nix::unistd::UnlinkatFlags::RemoveDir)?;
+    } else {
+        nix::unistd::unlinkat(&pfd, name, nix::unistd::UnlinkatFlags::NoRemoveDir)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,6 +23,10 @@ pub struct Args {
     /// Describe the scenarios and exit.
     #[arg(long)]
     pub list: bool,
+    /// Restore in place (safety snapshot before the package step, drop, load) instead of
+    /// the default beside-and-swap.
+    #[arg(long, conflicts_with = "backup")]
+    pub in_place: bool,
     /// Run the recovery without keys, the way a careful engineer would (what CI runs).
     /// Without a terminal the drill always runs this way.
     #[arg(long)]
@@ -94,6 +98,7 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
     let mut opts = DrillOptions::new(scenario);
     opts.scale = args.scale;
     opts.keep = args.keep;
+    opts.in_place = args.in_place;
     if let Some(j) = args.jobs {
         opts.jobs = j.max(1);
     }

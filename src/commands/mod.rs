@@ -2,6 +2,7 @@
 
 pub mod backups;
 pub mod check_leftovers;
+pub mod cleanup;
 pub mod config;
 pub mod detect;
 pub mod drill;
@@ -17,6 +18,7 @@ pub mod salvage;
 pub mod sandbox;
 pub mod services;
 pub mod triage;
+pub mod undo;
 pub mod wizard;
 
 use std::process::ExitCode;
@@ -99,6 +101,8 @@ pub fn dispatch(cli: Cli) -> color_eyre::Result<ExitCode> {
         Some(Command::DrillGitalyBackup { args }) => drill::run_standin_gitaly_backup(&ctx, args),
         Some(Command::DrillRake { args }) => drill::run_standin_rake(&ctx, &args),
         Some(Command::Config(args)) => config::run(&ctx, args),
+        Some(Command::Undo(args)) => undo::run(&ctx, args),
+        Some(Command::Cleanup(args)) => cleanup::run(&ctx, args),
         None => wizard::run(&ctx),
     }
 }

@@ -55,6 +55,8 @@ pub struct RecoveryPlan {
     pub installed: Option<String>,
     pub backup: Option<String>,
     pub backup_version: Option<String>,
+    /// Which restore strategy will run, and why (`None`: no database connection).
+    pub strategy: Option<rewind_engine::restore::beside::StrategyDecision>,
     pub steps: Vec<Step>,
     pub warnings: Vec<String>,
 }
@@ -408,7 +410,24 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
         ));
     }
 
+    let strategy = recovery::databases_for(root, &inst, ctx.global.database_url.as_deref())
+        .ok()
+        .map(|jobs| recovery::strategy(root, &inst, &jobs, false, None, Default::default()));
+    if let Some(d) = &strategy {
+        if d.strategy == rewind_engine::restore::beside::Strategy::Beside {
+            for st in steps
+                .iter_mut()
+                .filter(|st| st.step.is_some_and(|r| r.id == StepId::SafetySnapshot))
+            {
+                st.notes.insert(
+                    0,
+                    "beside and swap will run: no snapshot and no drop (the live database is renamed aside and kept; `rewind restore --in-place` does what this step says)".into(),
+                );
+            }
+        }
+    }
     let plan = RecoveryPlan {
+        strategy,
         installed: inst.version.as_ref().map(|v| v.to_string()),
         backup: id,
         backup_version: backup_version.map(|v| v.to_string()),
@@ -435,6 +454,15 @@ fn print_plan(ctx: &Ctx, plan: &RecoveryPlan, backup_path: &Path) {
             backup_path.display()
         ))
     );
+    if let Some(d) = &plan.strategy {
+        println!(
+            "{}",
+            s.bold(&format!("Restore strategy: {}", d.strategy.label()))
+        );
+        for r in &d.reasons {
+            println!("  {r}");
+        }
+    }
     for (i, st) in plan.steps.iter().enumerate() {
         println!();
         println!("{}", s.bold(&format!("{:>2}. {}", i + 1, st.title)));

@@ -90,6 +90,20 @@ pub struct Args {
     /// Accept SQL errors during the load as GitLab does (it only prints them).
     #[arg(long)]
     pub continue_on_error: bool,
+    /// Restore in place (GitLab's way: safety snapshot, drop every table, load) even where
+    /// the default, beside-and-swap, can run.
+    #[arg(long)]
+    pub in_place: bool,
+    /// The administrator that creates and renames databases when the owner role has no
+    /// CREATEDB: `psql` runs as OS user OSUSER and logs in as ROLE (default: Omnibus's
+    /// `gitlab-psql`, both).
+    #[arg(long, value_name = "OSUSER[:ROLE]")]
+    pub db_admin: Option<String>,
+    /// With --dry-run: read the main database's plan and loss report (what was written
+    /// since the backup) from this database instead, e.g. the failed upgrade's database
+    /// kept by a beside restore (`<name>_before_rewind_<ts>`).
+    #[arg(long, value_name = "DBNAME", requires = "dry_run")]
+    pub loss_from: Option<String>,
 }
 
 /// The `--json` document of a restore.
@@ -103,6 +117,12 @@ struct Report<'a> {
     jobs: usize,
     notes: &'a [String],
     repositories: Option<&'a recovery::RepositoriesOutcome>,
+    /// The strategy that ran and why.
+    strategy: Option<&'a rewind_engine::restore::beside::StrategyDecision>,
+    /// Databases holding the failed upgrade's data (beside strategy).
+    kept_databases: &'a [String],
+    /// Interrupted swaps this run completed.
+    resolved: &'a [String],
     journal: PathBuf,
 }
 
@@ -268,6 +288,12 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
         .max(1);
 
     if args.dry_run {
+        let mut jobs = jobs;
+        if let Some(kept) = &args.loss_from {
+            if let Some(main) = jobs.iter_mut().find(|j| j.connection == "main") {
+                main.spec = main.spec.with_dbname(kept);
+            }
+        }
         let facts = recovery::facts_of(&ctx.root, &inst, &backup);
         let opts = RestoreOptions {
             confirm_drop: args.confirm_drop.clone(),
@@ -278,6 +304,7 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
             allow_version_mismatch: args.allow_version_mismatch,
             drop: DropOptions::default(),
             throwaway: false,
+            beside: None,
         };
         let backup_facts = BackupFacts {
             id: backup.id.clone(),
@@ -289,10 +316,33 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
             created_at: backup.backup_created_at(),
         };
         let source = ArchiveSource::new(&backup);
+        let decision = recovery::strategy(
+            &ctx.root,
+            &inst,
+            &jobs,
+            args.in_place,
+            args.db_admin.as_deref(),
+            Default::default(),
+        );
         let plan = build_plan(&source, &jobs, &backup_facts, &facts, &opts, &args.skip);
         if ctx.json() {
-            print_json(&plan)?;
+            let mut v = serde_json::to_value(&plan)?;
+            if let Some(o) = v.as_object_mut() {
+                o.insert("strategy".into(), serde_json::to_value(&decision)?);
+            }
+            print_json(&v)?;
         } else {
+            println!(
+                "{}",
+                ctx.style
+                    .bold(&format!("Strategy: {}", decision.strategy.label()))
+            );
+            for r in &decision.reasons {
+                println!("  {r}");
+            }
+            if decision.strategy == rewind_engine::restore::beside::Strategy::Beside {
+                println!("  (no safety snapshot and no drop: the live database is renamed aside and kept whole; the snapshot and drop lines below are what --in-place would do)");
+            }
             print_plan(ctx, &plan);
         }
         // A dry run that would be refused: nothing failed, but something needs acting on.
@@ -346,6 +396,8 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
             parallel: args.repositories_parallel,
             parallel_storage: args.repositories_parallel_storage,
         },
+        in_place: args.in_place,
+        db_admin: args.db_admin.clone(),
     };
     let report = match recovery::restore(&req, &journal, &sink, &cancel) {
         Ok(r) => r,
@@ -392,9 +444,27 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
             jobs: report.jobs,
             notes: &report.notes,
             repositories: report.repositories.as_ref(),
+            strategy: report.strategy.as_ref(),
+            kept_databases: &report.kept_databases,
+            resolved: &report.resolved,
             journal: journal.path().to_path_buf(),
         })?;
     } else {
+        for r in &report.resolved {
+            println!("{}", ctx.style.warn(r));
+        }
+        for n in report.notes.iter().filter(|_| !report.resolved.is_empty()) {
+            println!("{n}");
+        }
+        if let Some(d) = &report.strategy {
+            println!(
+                "{}",
+                ctx.style.bold(&format!("Strategy: {}", d.strategy.label()))
+            );
+            for r in &d.reasons {
+                println!("  {r}");
+            }
+        }
         print_summary(
             ctx,
             &backup.id,
@@ -402,6 +472,13 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
             &report.components,
             journal.path(),
         );
+        if !report.kept_databases.is_empty() {
+            println!();
+            println!(
+                "The failed upgrade's database is kept whole: {}. `rewind undo` swaps it back; `rewind cleanup` removes it once GitLab is healthy.",
+                report.kept_databases.join(", ")
+            );
+        }
     }
     Ok(if ok {
         ExitCode::SUCCESS
@@ -613,11 +690,16 @@ fn print_summary(
             o.database,
             o.member
         );
-        if o.status != "restored" {
+        if o.status != "restored" && o.kept_database.is_none() {
             println!("    {}", o.status);
             continue;
         }
-        if let Some(snap) = &o.snapshot {
+        if let Some(k) = &o.kept_database {
+            println!(
+                "    strategy:  beside and swap: loaded into a new database, verified, swapped in"
+            );
+            println!("    kept:      {k} (the failed upgrade's database, whole; `rewind undo` swaps back)");
+        } else if let Some(snap) = &o.snapshot {
             println!(
                 "    snapshot:  {} ({})",
                 snap.path.display(),

@@ -41,6 +41,13 @@ pub struct Args {
     /// reconfigure can touch the database; `rewind restore --reuse-snapshot` then uses it.
     #[arg(long)]
     pub no_snapshot: bool,
+    /// The restore that follows will run in place (`rewind restore --in-place`): take the
+    /// safety snapshot even where beside-and-swap could run (it needs none).
+    #[arg(long)]
+    pub in_place: bool,
+    /// The administrator `rewind restore --db-admin` will use (for the strategy decision).
+    #[arg(long, value_name = "OSUSER[:ROLE]")]
+    pub db_admin: Option<String>,
 }
 
 /// Print a rollback plan for people.
@@ -176,11 +183,30 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
         },
     )
     .wrap_err("detecting the installation")?;
+    // Beside-and-swap keeps the failed upgrade's database whole: no snapshot then.
+    let mut beside_reason: Option<String> = None;
+    let mut because = "skipped (--no-snapshot)".to_string();
     let databases = if args.no_snapshot {
         Vec::new()
     } else {
-        recovery::databases_for(&ctx.root, &inst, ctx.global.database_url.as_deref())
-            .wrap_err("the safety snapshot before the package step needs the database (pass --no-snapshot to roll back without one)")?
+        let jobs = recovery::databases_for(&ctx.root, &inst, ctx.global.database_url.as_deref())
+            .wrap_err("the safety snapshot before the package step needs the database (pass --no-snapshot to roll back without one)")?;
+        let decision = recovery::strategy(
+            &ctx.root,
+            &inst,
+            &jobs,
+            args.in_place,
+            args.db_admin.as_deref(),
+            Default::default(),
+        );
+        if decision.strategy == rewind_engine::restore::beside::Strategy::Beside {
+            let why = decision.reasons.join("; ");
+            because = format!(
+                "not needed: the restore will run beside the live database and keep it whole ({why})"
+            );
+            beside_reason = Some(why);
+        }
+        jobs
     };
     let journal = open_journal(ctx)?;
     let sink = CliSink::new(ctx);
@@ -191,7 +217,8 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
             plan: &p,
             databases: &databases,
             backup_path: &ctx.root.join(&inst.backup_path),
-            snapshot: !args.no_snapshot,
+            snapshot: !args.no_snapshot && beside_reason.is_none(),
+            no_snapshot_because: &because,
             taken: &Default::default(),
         },
         &journal,
@@ -208,6 +235,11 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
                 outcome.detected
             ))
         );
+        if let Some(why) = &beside_reason {
+            println!(
+                "No safety snapshot was taken: `rewind restore` will restore beside the live database and keep it whole ({why}). Pass --in-place to take one."
+            );
+        }
         for snap in &snapshots {
             println!(
                 "Safety snapshot of {} (taken before the package step): {}",

@@ -660,6 +660,7 @@ fn run_action(
                             databases: &databases,
                             backup_path: &root.join(&inst.backup_path),
                             snapshot: env.snapshot,
+                            no_snapshot_because: "declined by the user (second warning)",
                             taken: env.taken,
                         },
                         journal,
@@ -731,6 +732,7 @@ fn restore_options(snapshot: bool) -> RestoreOptions {
         allow_version_mismatch: false,
         drop: DropOptions::default(),
         throwaway: false,
+        beside: None,
     }
 }
 
@@ -1196,6 +1198,9 @@ fn restore(
             bundle_pushed: matches!(confirmed.repositories, RepoChoice::Replace { bundle: true }),
             ..Default::default()
         },
+        // The wizard runs in place (its snapshot is taken before the package step).
+        in_place: true,
+        db_admin: None,
     };
     let started = std::time::Instant::now();
     let report = rewind_engine::recovery::restore(&req, &journal, &sink, cancel)

@@ -285,6 +285,21 @@ pub fn run(
     // The safety snapshots of the in-place strategy are taken before the package step and
     // reused by the restore.
     let mut snapshots: BTreeMap<String, PathBuf> = BTreeMap::new();
+    // Beside-and-swap keeps the failed upgrade's database whole: no snapshot then.
+    let beside = crate::recovery::databases_for(&sb.root, &inst, None)
+        .map(|dbs| {
+            crate::recovery::strategy(
+                &sb.root,
+                &inst,
+                &dbs,
+                opts.in_place,
+                sb.db_admin().as_deref(),
+                BTreeMap::new(),
+            )
+            .strategy
+                == crate::restore::beside::Strategy::Beside
+        })
+        .unwrap_or(false);
     if let RollbackPlan::Package(pp) = &plan {
         let done = step(
             report,
@@ -304,7 +319,9 @@ pub fn run(
                         plan: pp,
                         databases: &databases,
                         backup_path: &sb.root.join(&inst.backup_path),
-                        snapshot: true,
+                        snapshot: !beside,
+                        no_snapshot_because:
+                            "not needed: the restore runs beside the live database and keeps it whole",
                         taken: &BTreeMap::new(),
                     },
                     &journal,
@@ -321,8 +338,13 @@ pub fn run(
                     (
                         (),
                         format!(
-                            "GitLab {} installed after the safety snapshot{hold}",
-                            o.detected
+                            "GitLab {} installed{}{hold}",
+                            o.detected,
+                            if beside {
+                                " (no snapshot: the restore goes beside the live database)"
+                            } else {
+                                " after the safety snapshot"
+                            }
                         ),
                     )
                 })
@@ -369,6 +391,8 @@ pub fn run(
                 parallel: Some(2),
                 parallel_storage: Some(1),
             },
+            in_place: opts.in_place,
+            db_admin: sb.db_admin(),
         };
         let out = crate::recovery::restore(&req, &journal, sink, &opts.cancel)
             .map_err(|e| e.to_string())?;
@@ -381,11 +405,11 @@ pub fn run(
                     .as_ref()
                     .map(|l| l.tables.iter().map(|t| t.rows).sum())
                     .unwrap_or(0);
-                let snap = o
-                    .snapshot
-                    .as_ref()
-                    .map(|_| " after a safety snapshot")
-                    .unwrap_or("");
+                let snap = match (&o.snapshot, &o.kept_database) {
+                    (Some(_), _) => " after a safety snapshot".to_string(),
+                    (None, Some(k)) => format!(", failed upgrade's database kept as {k}"),
+                    _ => String::new(),
+                };
                 format!("{}: {} ({rows} rows){snap}", o.database, o.status)
             })
             .collect();
@@ -551,6 +575,8 @@ fn refuse_mismatch(
                 confirm: true,
                 ..Default::default()
             },
+            in_place: false,
+            db_admin: sb.db_admin(),
         };
         crate::recovery::restore(
             &req,

@@ -186,6 +186,11 @@ fn snapshots_before_package(sb: &Sandbox, report: &mut DrillReport) {
         report.check(NAME, false, "the journal records no package step");
         return;
     };
+    let beside = entries.iter().rev().find(|e| e.step == "recovery.strategy");
+    if beside.is_some_and(|e| e.detail["strategy"] == "beside") {
+        kept_beside(sb, report, &entries);
+        return;
+    }
     let mut current: Option<String> = None;
     let mut before = std::collections::BTreeSet::new();
     for e in &entries[..install] {
@@ -269,6 +274,58 @@ fn doctor_check(sb: &Sandbox, report: &mut DrillReport) {
         }
         Err(e) => report.check(name, false, e.to_string()),
     }
+}
+
+/// With beside-and-swap: no snapshot at all, and each database's failed-upgrade state kept
+/// whole under its kept name (the upgrade's newest migration still recorded there).
+fn kept_beside(sb: &Sandbox, report: &mut DrillReport, entries: &[crate::journal::Entry]) {
+    const NAME: &str = "failed upgrade's databases kept beside (no snapshot needed)";
+    let snapshots = entries
+        .iter()
+        .filter(|e| e.step == "snapshot" && e.stage == crate::journal::Stage::Begin)
+        .count();
+    let kept = crate::restore::beside::completed(entries);
+    let mut want = vec![sb.main.conn.dbname.clone()];
+    want.extend(sb.ci.as_ref().map(|c| c.conn.dbname.clone()));
+    let mut problems = Vec::new();
+    if snapshots > 0 {
+        problems.push(format!("{snapshots} snapshot journal entries"));
+    }
+    let mut found = Vec::new();
+    for db in &want {
+        let Some(rec) = kept.iter().find(|r| &r.live == db) else {
+            problems.push(format!("no swap of {db} in the journal"));
+            continue;
+        };
+        let version = sb
+            .main
+            .with_dbname(&rec.kept)
+            .connect()
+            .ok()
+            .and_then(|mut c| sandbox::current_db_version(&mut c).ok());
+        match version {
+            // Same-length version strings: newer than the backup's means the failed
+            // upgrade's migrations are still recorded there.
+            Some(v) if db != &sb.main.conn.dbname || v.as_str() > sandbox::DB_VERSION => {
+                found.push(format!("{db} -> {} (db version {v})", rec.kept))
+            }
+            Some(v) => problems.push(format!(
+                "{} holds db version {v}, not newer than the backup's {}",
+                rec.kept,
+                sandbox::DB_VERSION
+            )),
+            None => problems.push(format!("{} cannot be read", rec.kept)),
+        }
+    }
+    report.check(
+        NAME,
+        problems.is_empty(),
+        if problems.is_empty() {
+            found.join("; ")
+        } else {
+            problems.join("; ")
+        },
+    );
 }
 
 /// The repositories gitaly-backup restored: as many with refs as the backup holds, each

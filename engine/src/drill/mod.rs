@@ -42,6 +42,8 @@ pub struct DrillOptions {
     pub keep: bool,
     /// Set by Ctrl-C/SIGTERM: the drill stops at the next step and cleans up.
     pub cancel: Cancel,
+    /// Restore in place (snapshot, drop, load) instead of beside-and-swap.
+    pub in_place: bool,
 }
 
 impl DrillOptions {
@@ -54,6 +56,7 @@ impl DrillOptions {
                 .unwrap_or(2),
             keep: false,
             cancel: Cancel::new(),
+            in_place: false,
         }
     }
 }

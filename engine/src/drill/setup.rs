@@ -62,6 +62,15 @@ pub struct Sandbox {
     pub installed_before: String,
 }
 
+impl Sandbox {
+    /// The sandbox cluster's administrator as `--db-admin` names it (`OSUSER:ROLE`): the
+    /// superuser, reached by peer as the OS user the server runs as.
+    pub fn db_admin(&self) -> Option<String> {
+        let c = self.cluster.as_ref()?;
+        Some(format!("{}:{}", c.server_os_user()?, c.superuser()))
+    }
+}
+
 impl std::fmt::Debug for Sandbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sandbox")

@@ -37,6 +37,6 @@ pub mod steps;
 
 pub use journal_read::last_verification;
 pub use runner::{
-    components_of, databases_for, facts_of, restore, validate_skip, RecoveryError,
-    RepositoriesOutcome, RepositoriesRequest, RestoreReport, RestoreRequest,
+    components_of, databases_for, facts_of, resolve_interrupted, restore, strategy, validate_skip,
+    RecoveryError, RepositoriesOutcome, RepositoriesRequest, RestoreReport, RestoreRequest,
 };

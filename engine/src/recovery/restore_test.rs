@@ -687,6 +687,7 @@ fn run_inner(
         allow_version_mismatch: backup_version.is_none(),
         drop: DropOptions::default(),
         throwaway: true,
+        beside: None,
     };
     let t = Instant::now();
     let run = RestoreRun {

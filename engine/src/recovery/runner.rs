@@ -13,6 +13,8 @@ use crate::journal::{Journal, JournalError};
 use crate::pg::conn::{ConnError, ConnSpec};
 use crate::progress::{Cancel, Sink, SinkExt};
 use crate::repositories;
+use crate::restore::beside::{self, DecideInput, Strategy, StrategyDecision};
+use crate::restore::database::BesidePlan;
 use crate::restore::database::{
     check_version, member_for, ArchiveSource, DatabaseJob, DatabaseOutcome, Outcome,
     ParallelLoader, RestoreError, RestoreFacts, RestoreOptions, RestoreRun,
@@ -51,6 +53,11 @@ pub struct RestoreRequest<'a> {
     pub command: String,
     /// The repository restore's confirmation and options.
     pub repositories: RepositoriesRequest,
+    /// `--in-place`: GitLab's way (snapshot, drop, load) even where beside-and-swap can run.
+    pub in_place: bool,
+    /// `--db-admin OSUSER[:ROLE]`: the administrator that creates and renames databases
+    /// when the owner role cannot (default: Omnibus's `gitlab-psql`).
+    pub db_admin: Option<String>,
 }
 
 /// What the user chose for the repositories.
@@ -93,6 +100,12 @@ pub struct RestoreReport {
     pub notes: Vec<String>,
     /// The repositories (`None` when not restored: skipped or absent).
     pub repositories: Option<RepositoriesOutcome>,
+    /// The strategy that ran, and why (`None` with `--skip db`).
+    pub strategy: Option<StrategyDecision>,
+    /// Databases the failed upgrade's data is kept in (beside strategy).
+    pub kept_databases: Vec<String>,
+    /// Interrupted swaps found in the journal and completed by this run.
+    pub resolved: Vec<String>,
 }
 
 impl RestoreReport {
@@ -215,6 +228,81 @@ pub fn databases_for(
     Ok(jobs)
 }
 
+/// Which strategy a restore of `databases` will run, and why (read-only): beside-and-swap
+/// where it can run, in place otherwise or with `in_place`. `dump_bytes`: the decompressed
+/// dump size per database name, when known (else the live database's size is the estimate).
+pub fn strategy(
+    root: &HostRoot,
+    inst: &Installation,
+    databases: &[DatabaseJob],
+    in_place: bool,
+    db_admin: Option<&str>,
+    dump_bytes: std::collections::BTreeMap<String, u64>,
+) -> StrategyDecision {
+    let server = databases
+        .first()
+        .and_then(|j| beside::live_facts(&j.spec).ok())
+        .map(|f| f.server_version_num)
+        .unwrap_or(0);
+    let admin = db_admin.and_then(|a| beside::AdminConfig::parse(a, root, server));
+    beside::decide(
+        root,
+        inst.kind,
+        databases,
+        &DecideInput {
+            in_place,
+            admin,
+            dump_bytes,
+        },
+    )
+}
+
+/// Swaps the journal says were interrupted between their renames, completed (`how`
+/// Complete) or reversed; one line per swap resolved.
+pub fn resolve_interrupted(
+    databases: &[DatabaseJob],
+    how: beside::Resolve,
+    journal: &Journal,
+    sink: &dyn Sink,
+) -> Result<Vec<String>, RecoveryError> {
+    let entries = Journal::read(journal.path())?;
+    let mut out = Vec::new();
+    for rec in beside::interrupted(&entries) {
+        let Some(job) = databases
+            .iter()
+            .find(|j| j.spec.dbname == rec.live)
+            .or_else(|| {
+                databases
+                    .iter()
+                    .find(|j| j.connection.to_string() == rec.connection)
+            })
+        else {
+            continue;
+        };
+        match beside::finish_interrupted(&job.spec, &rec, how, journal) {
+            Ok(Some(msg)) => {
+                sink.warn(msg.clone());
+                out.push(msg);
+            }
+            Ok(None) => {}
+            Err(detail) => {
+                return Err(RecoveryError::Restore(RestoreError::Beside {
+                    detail: format!(
+                        "an interrupted swap of `{}` (journal: {}) could not be resolved: {detail}. Run `rewind undo` or rename the databases by hand ({} / {} / {})",
+                        rec.live,
+                        journal.path().display(),
+                        rec.live,
+                        rec.new,
+                        rec.kept
+                    ),
+                    changed: false,
+                }))
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// The facts a restore compares against.
 pub fn facts_of(root: &HostRoot, inst: &Installation, backup: &BackupEntry) -> RestoreFacts {
     let info = backup.information.clone().unwrap_or_default();
@@ -288,6 +376,32 @@ pub fn restore(
                 .or(req.confirm_drop.first());
             DropConfirmation::new(given.map(String::as_str), &job.spec.dbname)
                 .map_err(RestoreError::Confirm)?;
+        }
+    }
+    // A swap interrupted between its renames (a crash, a kill) is finished first: its new
+    // database was verified before the first rename.
+    if !skip_db {
+        let resolved =
+            resolve_interrupted(&req.databases, beside::Resolve::Complete, journal, sink)?;
+        if !resolved.is_empty() {
+            drop(host_lock);
+            let kept = Journal::read(journal.path())
+                .map(|e| beside::completed(&e).into_iter().map(|r| r.kept).collect())
+                .unwrap_or_default();
+            return Ok(RestoreReport {
+                backup: backup.id.clone(),
+                databases: Vec::new(),
+                files: Vec::new(),
+                components: Vec::new(),
+                jobs: 0,
+                notes: vec![
+                    "an interrupted swap was completed; nothing else was done. Run `rewind restore` again only to restore anew, or `rewind undo` to go back to the failed upgrade's database".into(),
+                ],
+                repositories: None,
+                strategy: None,
+                kept_databases: kept,
+                resolved,
+            });
         }
     }
     let members: Vec<String> = backup.components.iter().map(|c| c.member.clone()).collect();
@@ -403,6 +517,8 @@ pub fn restore(
     let mut notes = Vec::new();
     let mut jobs = req.jobs.max(1);
     let mut databases = Vec::new();
+    let mut decision = None;
+    let mut kept_databases = Vec::new();
     if skip_db {
         journal.note(
             "restore",
@@ -445,6 +561,40 @@ pub fn restore(
             }
             locks.push(l);
         }
+        let dump_bytes = req
+            .databases
+            .iter()
+            .filter_map(|j| {
+                decoded
+                    .get(j.member.as_str())
+                    .map(|b| (j.spec.dbname.clone(), *b))
+            })
+            .collect();
+        let d = strategy(
+            req.root,
+            inst,
+            &req.databases,
+            req.in_place,
+            req.db_admin.as_deref(),
+            dump_bytes,
+        );
+        journal.note(
+            "recovery.strategy",
+            format!("{}: {}", d.strategy.label(), d.reasons.join("; ")),
+            serde_json::to_value(&d).unwrap_or_default(),
+        )?;
+        sink.info(format!(
+            "strategy: {} ({})",
+            d.strategy.label(),
+            d.reasons.join("; ")
+        ));
+        let beside_plan = match (&d.strategy, &d.admin) {
+            (Strategy::Beside, Some(admin)) => Some(BesidePlan {
+                admin: admin.clone(),
+                stamp: d.stamp.clone(),
+            }),
+            _ => None,
+        };
         let opts = RestoreOptions {
             confirm_drop: req.confirm_drop.clone(),
             snapshot: req.snapshot,
@@ -454,6 +604,7 @@ pub fn restore(
             allow_version_mismatch: req.allow_version_mismatch,
             drop: DropOptions::default(),
             throwaway: false,
+            beside: beside_plan.clone(),
         };
         let source = ArchiveSource::new(backup);
         let run = RestoreRun {
@@ -467,7 +618,16 @@ pub fn restore(
             cancel,
         };
         databases = run.run(&req.databases)?;
+        // Rewind's own sessions on the live databases end before they are renamed.
         drop(locks);
+        if let Some(plan) = &beside_plan {
+            swap_all(req, plan, &mut databases, journal, sink)?;
+            kept_databases = databases
+                .iter()
+                .filter_map(|o| o.kept_database.clone())
+                .collect();
+        }
+        decision = Some(d);
     }
 
     let files = if file_components.is_empty() {
@@ -517,7 +677,94 @@ pub fn restore(
         jobs,
         notes,
         repositories: repos_outcome,
+        strategy: decision,
+        kept_databases,
+        resolved: Vec::new(),
     })
+}
+
+/// Swap every new database in (each verified already), main first. A failure before a
+/// database's first rename removes the new databases not swapped yet.
+fn swap_all(
+    req: &RestoreRequest<'_>,
+    plan: &BesidePlan,
+    databases: &mut [crate::restore::database::DatabaseOutcome],
+    journal: &Journal,
+    sink: &dyn Sink,
+) -> Result<(), RecoveryError> {
+    let mut swapped: Vec<String> = Vec::new();
+    for i in 0..databases.len() {
+        let Some(b) = databases[i].beside.clone() else {
+            continue;
+        };
+        let Some(job) = req.databases.iter().find(|j| j.spec.dbname == b.live) else {
+            continue;
+        };
+        let rec = beside::SwapRecord {
+            connection: job.connection.to_string(),
+            live: b.live.clone(),
+            new: b.new.clone(),
+            kept: b.kept_database.clone(),
+            admin: plan.admin.clone(),
+        };
+        match beside::swap(&job.spec, &rec, journal, sink) {
+            Ok(done) => {
+                databases[i].kept_database = Some(done.kept_database.clone());
+                databases[i].status = format!(
+                    "restored (beside, swapped in; the failed upgrade's database is kept as {})",
+                    done.kept_database
+                );
+                databases[i].beside = Some(done);
+                swapped.push(b.live.clone());
+            }
+            Err(e) => {
+                // Remove the new databases not swapped in (this one included when its
+                // first rename did not run).
+                let mut removed = Vec::new();
+                for o in databases.iter().skip(i) {
+                    if let (Some(nb), Some(j)) = (
+                        o.beside.as_ref(),
+                        req.databases
+                            .iter()
+                            .find(|j| o.beside.as_ref().is_some_and(|b| b.live == j.spec.dbname)),
+                    ) {
+                        if beside::exists(&plan.admin, &j.spec, &nb.live).unwrap_or(false)
+                            && beside::drop_new(
+                                &plan.admin,
+                                &j.spec,
+                                &nb.new,
+                                journal,
+                                "beside.remove",
+                            )
+                            .is_ok()
+                        {
+                            removed.push(nb.new.clone());
+                        }
+                    }
+                }
+                return Err(RecoveryError::Restore(RestoreError::Beside {
+                    detail: format!(
+                        "{e}{}{}",
+                        if removed.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" Removed the new database(s) {}.", removed.join(", "))
+                        },
+                        if swapped.is_empty() {
+                            String::new()
+                        } else {
+                            format!(
+                                " Already swapped: {} (`rewind undo` swaps back).",
+                                swapped.join(", ")
+                            )
+                        }
+                    ),
+                    changed: !swapped.is_empty() || e.to_string().contains("there is no database"),
+                }));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Whether this run restores repositories: in the backup, not skipped now or then.

@@ -124,8 +124,11 @@ pub struct PackageStep<'a> {
     /// The installation's backup directory (the snapshots go under it).
     pub backup_path: &'a Path,
     /// Take the snapshot of each database without one in `taken`; false when the user
-    /// declined it (`--no-snapshot`, the wizard's second warning).
+    /// declined it (`--no-snapshot`, the wizard's second warning) or when the restore will
+    /// run beside the live database (which it keeps whole).
     pub snapshot: bool,
+    /// Why there is no snapshot, for the journal (when `snapshot` is false).
+    pub no_snapshot_because: &'a str,
     /// Snapshots this recovery already took, by database name.
     pub taken: &'a BTreeMap<String, PathBuf>,
 }
@@ -156,7 +159,7 @@ pub fn roll_back(
         if !step.snapshot {
             journal.note(
                 "rollback.snapshot",
-                "declined (no safety snapshot before the package step)",
+                step.no_snapshot_because,
                 serde_json::json!({}),
             )?;
             return Ok(());

@@ -499,6 +499,17 @@ pub struct RestoreOptions {
     /// The target is a throwaway database made for a restore test (`rewind drill
     /// --backup`): nothing there to protect, so no safety snapshot and no warning about it.
     pub throwaway: bool,
+    /// Restore beside the live database and swap ([`super::beside`]): no snapshot, no
+    /// drop. `None`: in place.
+    pub beside: Option<BesidePlan>,
+}
+
+/// How the beside strategy runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct BesidePlan {
+    pub admin: super::beside::AdminPath,
+    /// Time stamp of the new and kept databases' names.
+    pub stamp: String,
 }
 
 /// The facts a restore compares against.
@@ -551,6 +562,12 @@ pub enum RestoreError {
     },
     #[error("verification of `{database}` could not run: {detail}")]
     Verify { database: String, detail: String },
+    #[error("{detail}")]
+    Beside {
+        detail: String,
+        /// Whether the live database (or anything else) changed.
+        changed: bool,
+    },
     #[error("restore of `{database}` cancelled {when}")]
     Cancelled { database: String, when: String },
     #[error(transparent)]
@@ -582,6 +599,7 @@ impl RestoreError {
             | RestoreError::Privileges(_)
             | RestoreError::Snapshot(_) => Outcome::NothingChanged,
             RestoreError::Cancelled { .. } => Outcome::Interrupted,
+            RestoreError::Beside { changed: false, .. } => Outcome::NothingChanged,
             _ => Outcome::Changed,
         }
     }
@@ -603,6 +621,13 @@ pub struct DatabaseOutcome {
     /// What the restoring role may do with the dump (checked before the drop).
     pub privileges: Option<PrivilegeReport>,
     pub verify: Option<VerifyReport>,
+    /// The beside strategy: the new database, and the kept one after the swap.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub beside: Option<super::beside::BesideOutcome>,
+    /// The failed upgrade's database, kept whole under this name (beside strategy, after
+    /// the swap).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kept_database: Option<String>,
 }
 
 /// Preconditions on one database, checked before anything is changed anywhere.
@@ -772,6 +797,8 @@ impl RestoreRun<'_> {
                     leftovers: None,
                     privileges: None,
                     verify: None,
+                    beside: None,
+                    kept_database: None,
                 });
                 break;
             }
@@ -795,6 +822,52 @@ impl RestoreRun<'_> {
             staged.push(self.first_pass(p)?);
         }
         let mut done = Vec::new();
+        if let Some(plan) = &self.opts.beside {
+            // Load and verify every new database before the first swap; any failure
+            // removes the new ones and leaves the live ones as they were.
+            let mut made: Vec<String> = Vec::new();
+            for st in staged {
+                let spec = st.prepared.job.spec.clone();
+                match self.build_beside(st, plan, &mut made) {
+                    Ok(o) => done.push(o),
+                    Err(e) => {
+                        let mut left = Vec::new();
+                        for new in &made {
+                            if let Err(d) = super::beside::drop_new(
+                                &plan.admin,
+                                &spec,
+                                new,
+                                self.journal,
+                                "beside.remove",
+                            ) {
+                                left.push(format!("`{new}` ({d})"));
+                            }
+                        }
+                        let cleaned = if left.is_empty() {
+                            if made.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" The new database(s) were removed ({}); the live database(s) were not changed.", made.join(", "))
+                            }
+                        } else {
+                            format!(" Removing the new database(s) failed: {}; drop them with `rewind cleanup`. The live database(s) were not changed.", left.join(", "))
+                        };
+                        let detail = format!("{}{cleaned}", e.to_string().replace(
+                            "The tables were dropped and the load is incomplete: do not start GitLab. Run the restore again (drop + load is idempotent)",
+                            "The load went into a new database beside the live one"));
+                        return Err(match e {
+                            RestoreError::Cancelled { .. } => e,
+                            _ => RestoreError::Beside {
+                                detail,
+                                changed: !left.is_empty(),
+                            },
+                        });
+                    }
+                }
+            }
+            done.extend(outcomes);
+            return Ok(done);
+        }
         for st in staged {
             done.push(self.replace(st)?);
         }
@@ -939,6 +1012,13 @@ impl RestoreRun<'_> {
                 path,
             ));
             None
+        } else if self.opts.beside.is_some() {
+            j.note(
+                "snapshot",
+                "not needed: the restore goes into a new database beside the live one, which is kept whole",
+                serde_json::json!({"database": db}),
+            )?;
+            None
         } else if self.opts.throwaway {
             j.note(
                 "snapshot",
@@ -987,6 +1067,83 @@ impl RestoreRun<'_> {
         })
     }
 
+    /// The beside strategy up to the swap: create the new database like the live one,
+    /// load into it as the owner, verify there. Nothing of the live database changes.
+    fn build_beside(
+        &self,
+        st: Staged,
+        plan: &BesidePlan,
+        made: &mut Vec<String>,
+    ) -> Result<DatabaseOutcome, RestoreError> {
+        let Staged {
+            prepared: p,
+            catalog,
+            cost,
+            left,
+            privileges,
+            snapshot,
+            snap_hint,
+        } = st;
+        let job = &p.job;
+        let live = job.spec.dbname.clone();
+        self.check_cancel(
+            &live,
+            "before the new database was made: nothing was changed",
+        )?;
+        let (new, kept) = super::beside::names(&live, &plan.stamp);
+        let facts =
+            super::beside::live_facts(&job.spec).map_err(|detail| RestoreError::Inventory {
+                database: live.clone(),
+                detail,
+            })?;
+        made.push(new.clone());
+        super::beside::create_beside(
+            &plan.admin,
+            &job.spec,
+            &facts,
+            &new,
+            self.journal,
+            &format!("beside.{}.create", job.connection),
+        )
+        .map_err(|e| RestoreError::Beside {
+            detail: e.to_string(),
+            changed: false,
+        })?;
+        self.sink.info(format!(
+            "loading into `{new}` beside `{live}` (which stays as it is until the swap)"
+        ));
+        let target = job.spec.with_dbname(&new);
+        let (load, report) = self.load_verify(job, &target, &p, &catalog, &left, &snap_hint)?;
+        if !report.ok() {
+            return Err(RestoreError::Verify {
+                database: new,
+                detail: "the checks failed (see the journal); the live database was not swapped"
+                    .into(),
+            });
+        }
+        Ok(DatabaseOutcome {
+            connection: job.connection.clone(),
+            database: live.clone(),
+            member: job.member.clone(),
+            status: "loaded beside, verified".into(),
+            snapshot,
+            drop: None,
+            load: Some(load),
+            catalog_cost: Some(cost),
+            leftovers: Some(left),
+            privileges: Some(privileges),
+            verify: Some(report),
+            beside: Some(super::beside::BesideOutcome {
+                live,
+                new,
+                kept_database: kept,
+                swapped: false,
+                ended_sessions: Vec::new(),
+            }),
+            kept_database: None,
+        })
+    }
+
     /// The destructive part: drop, load, verify.
     fn replace(&self, st: Staged) -> Result<DatabaseOutcome, RestoreError> {
         let Staged {
@@ -1001,7 +1158,6 @@ impl RestoreRun<'_> {
         let job = &p.job;
         let db = job.spec.dbname.clone();
         let j = self.journal;
-        let step = |s: &str| format!("restore.{}.{s}", job.connection);
         self.check_cancel(&db, "before the drop: nothing was dropped")?;
 
         // 3. Drop.
@@ -1017,6 +1173,39 @@ impl RestoreRun<'_> {
         .map_err(RestoreError::Drop)?;
         drop(client);
 
+        let (load, report) = self.load_verify(job, &job.spec, &p, &catalog, &left, &snap_hint)?;
+        Ok(DatabaseOutcome {
+            connection: job.connection.clone(),
+            database: db,
+            member: job.member.clone(),
+            status: "restored".into(),
+            snapshot,
+            drop: Some(dropped),
+            load: Some(load),
+            catalog_cost: Some(cost),
+            leftovers: Some(left),
+            privileges: Some(privileges),
+            verify: Some(report),
+            beside: None,
+            kept_database: None,
+        })
+    }
+
+    /// Load the dump into `target` (the live database after the drop, or the new one
+    /// beside it) and verify it there.
+    #[allow(clippy::too_many_arguments)]
+    fn load_verify(
+        &self,
+        job: &DatabaseJob,
+        target: &ConnSpec,
+        p: &Prepared,
+        catalog: &DumpCatalog,
+        left: &Leftovers,
+        snap_hint: &str,
+    ) -> Result<(LoadOutcome, VerifyReport), RestoreError> {
+        let db = target.dbname.clone();
+        let j = self.journal;
+        let step = |s: &str| format!("restore.{}.{s}", job.connection);
         // 4. Load.
         j.begin(
             &step("load"),
@@ -1028,7 +1217,7 @@ impl RestoreRun<'_> {
                 LoadInput {
                     dump,
                     member: &job.member,
-                    spec: &job.spec,
+                    spec: target,
                     server_version_num: p.inventory.server_version_num,
                     jobs: self.opts.jobs,
                     continue_on_error: self.opts.continue_on_error,
@@ -1051,9 +1240,9 @@ impl RestoreRun<'_> {
                 )?;
                 return Err(RestoreError::Load {
                     member: job.member.clone(),
-                    database: db,
+                    database: db.clone(),
                     detail,
-                    snapshot: snap_hint,
+                    snapshot: snap_hint.to_string(),
                 });
             }
         };
@@ -1086,10 +1275,10 @@ impl RestoreRun<'_> {
         if !load.errors.is_empty() && !self.opts.continue_on_error {
             return Err(RestoreError::LoadErrors {
                 member: job.member.clone(),
-                database: db,
+                database: db.clone(),
                 count: load.errors.len(),
                 first: load.errors[0].clone(),
-                snapshot: snap_hint,
+                snapshot: snap_hint.to_string(),
             });
         }
 
@@ -1103,8 +1292,7 @@ impl RestoreRun<'_> {
             phase: Phase::Check,
             total: None,
         });
-        let verified = job
-            .spec
+        let verified = target
             .connect()
             .map_err(|e| e.to_string())
             .and_then(|mut c| {
@@ -1114,8 +1302,8 @@ impl RestoreRun<'_> {
                     &Expected {
                         db_version: self.facts.db_version.as_deref(),
                         table_rows: &load.tables,
-                        dump: Some(&catalog),
-                        leftovers_before: Some(&left),
+                        dump: Some(catalog),
+                        leftovers_before: Some(left),
                         backup_version: self.facts.backup_version.as_ref(),
                         installed_version: self.facts.installed_version.as_ref(),
                     },
@@ -1135,7 +1323,7 @@ impl RestoreRun<'_> {
                     serde_json::json!({"error": detail}),
                 )?;
                 return Err(RestoreError::Verify {
-                    database: db,
+                    database: db.clone(),
                     detail,
                 });
             }
@@ -1145,19 +1333,7 @@ impl RestoreRun<'_> {
             if report.ok() { "ok" } else { "failed" },
             serde_json::to_value(&report).unwrap_or_default(),
         )?;
-        Ok(DatabaseOutcome {
-            connection: job.connection.clone(),
-            database: db,
-            member: job.member.clone(),
-            status: "restored".into(),
-            snapshot,
-            drop: Some(dropped),
-            load: Some(load),
-            catalog_cost: Some(cost),
-            leftovers: Some(left),
-            privileges: Some(privileges),
-            verify: Some(report),
-        })
+        Ok((load, report))
     }
 }
 
@@ -1454,6 +1630,7 @@ pub(crate) mod tests {
             allow_version_mismatch: false,
             drop: DropOptions::default(),
             throwaway: false,
+            beside: None,
         }
     }
 

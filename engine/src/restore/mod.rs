@@ -2,6 +2,7 @@
 //! of a failed upgrade, the guarded drop of all tables, the safety snapshot, the load, and
 //! the verification afterwards.
 
+pub mod beside;
 pub mod database;
 pub mod drop;
 pub mod inventory;

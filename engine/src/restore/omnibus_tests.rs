@@ -138,6 +138,7 @@ fn opts(db: &str, snapshot: bool) -> RestoreOptions {
         allow_version_mismatch: false,
         drop: DropOptions::default(),
         throwaway: false,
+        beside: None,
     }
 }
 

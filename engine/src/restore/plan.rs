@@ -441,6 +441,7 @@ mod tests {
             allow_version_mismatch: false,
             drop: DropOptions::default(),
             throwaway: false,
+            beside: None,
         };
         let jobs = vec![DatabaseJob {
             connection: "main".into(),
