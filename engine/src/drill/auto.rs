@@ -405,10 +405,10 @@ pub fn run(
                     .as_ref()
                     .map(|l| l.tables.iter().map(|t| t.rows).sum())
                     .unwrap_or(0);
-                let snap = match (&o.snapshot, &o.kept_database) {
-                    (Some(_), _) => " after a safety snapshot".to_string(),
-                    (None, Some(k)) => format!(", failed upgrade's database kept as {k}"),
-                    _ => String::new(),
+                // The status of a beside restore already names the kept database.
+                let snap = match &o.snapshot {
+                    Some(_) => " after a safety snapshot",
+                    None => "",
                 };
                 format!("{}: {} ({rows} rows){snap}", o.database, o.status)
             })
