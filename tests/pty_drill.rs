@@ -261,6 +261,30 @@ fn the_interactive_drill_is_recovered_by_keystrokes() {
     assert!(out.contains("\x1b[?1049l"), "alternate screen not left");
 }
 
+/// The drop screen offers to salvage what was written since the backup: Ctrl-S writes it
+/// (the drop waits), the screen says how many rows and where, and the recovery finishes.
+#[test]
+fn the_interactive_drill_salvages_the_rows_written_since_the_backup_with_ctrl_s() {
+    let (mut t, mut child) = spawn_drill(&[]);
+    t.wait_for("DRILL (failed-upgrade)");
+    t.pick_the_newest_backup("16.11.0-ee", "16.10.3");
+    t.stop_services_and_roll_back();
+    t.wait_for("Written since the backup");
+    t.wait_for("marked new");
+    t.send(b"\x13");
+    t.wait_for("Salvaged ");
+    let screen = t.screen.lock().unwrap().screen().contents();
+    assert!(screen.contains("/salvage-"), "{screen}");
+    t.send(b"gitlabhq_production");
+    t.wait_for("Drop and restore (Enter)");
+    t.send(b"\r");
+    t.wait_for("Pushed to since the backup: 1");
+    t.restore_and_verify("gitlab version: installed 16.10.3-ee");
+    t.start_services_and_finish();
+    let out = wait_exit(&t, &mut child);
+    assert!(out.contains("DRILL PASSED"), "{out}");
+}
+
 /// The 14-digit version the repair screen asks to type, if it asks.
 fn asked_version(screen: &str) -> Option<String> {
     let i = screen.find("Type ")?;
