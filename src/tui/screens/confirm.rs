@@ -3,6 +3,7 @@
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
 
 use super::{boxed, fit, pending};
@@ -36,17 +37,6 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
             files.join(", ")
         )
     });
-    let inner = area.width.saturating_sub(2).max(1) as usize;
-    let files_rows = files_line
-        .as_ref()
-        .map_or(0, |l| l.chars().count().div_ceil(inner) as u16);
-    let multi_rows = u16::from(count > 1);
-    let [warn_area, list_area, input_area] = Layout::vertical([
-        Constraint::Length(4 + files_rows + multi_rows),
-        Constraint::Min(4),
-        Constraint::Length(5),
-    ])
-    .areas(area);
     let snap = match (s.snapshots_taken.get(&db), s.snapshot_declined) {
         (Some(p), _) => format!("A safety snapshot was already taken: {}", p.display()),
         (None, true) => "The safety snapshot was declined.".to_string(),
@@ -71,6 +61,16 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
     ));
     warn.push(Line::from(format!(" {snap}")));
     warn.extend(files_line.map(Line::from));
+    // Sized to the warning as it wraps (the snapshot's path is long), never cut.
+    let warn_rows = Paragraph::new(warn.clone())
+        .wrap(Wrap { trim: false })
+        .line_count(area.width.saturating_sub(2).max(1)) as u16;
+    let [warn_area, list_area, input_area] = Layout::vertical([
+        Constraint::Length(warn_rows + 2),
+        Constraint::Min(4),
+        Constraint::Length(5),
+    ])
+    .areas(area);
     f.render_widget(
         super::boxed_wrap("Danger: this drops every table", warn),
         warn_area,
