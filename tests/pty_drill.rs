@@ -202,7 +202,15 @@ fn wait_exit(t: &Term, child: &mut Box<dyn portable_pty::Child + Send + Sync>) -
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    std::thread::sleep(Duration::from_millis(300));
+    // The child may have exited before the reader thread read its last bytes: wait for
+    // the report's verdict line (a drill that refuses early has none: give it a moment).
+    let end = Instant::now() + Duration::from_secs(10);
+    let mut out = t.raw_text();
+    while !(out.contains("DRILL PASSED") || out.contains("DRILL FAILED")) && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+        out = t.raw_text();
+    }
+    std::thread::sleep(Duration::from_millis(100));
     let out = t.raw_text();
     assert!(status.success(), "drill failed:\n{out}");
     out

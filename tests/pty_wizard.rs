@@ -117,6 +117,28 @@ impl Wizard {
         }
     }
 
+    /// What the wizard wrote after it left the alternate screen, once that holds every one
+    /// of `needles`: the child may have exited before the reader thread read its last
+    /// bytes (fails after `timeout` with what arrived).
+    fn after_exit_once(&self, needles: &[&str], timeout: Duration) -> String {
+        let end = Instant::now() + timeout;
+        loop {
+            let text = String::from_utf8_lossy(&self.raw.lock().unwrap()).into_owned();
+            let after = text
+                .rfind("\x1b[?1049l")
+                .map(|i| text[i..].to_string())
+                .unwrap_or_default();
+            if !after.is_empty() && needles.iter().all(|n| after.contains(n)) {
+                return after;
+            }
+            let needle = needles.join(", ");
+            if Instant::now() > end {
+                panic!("the wizard's output never held {needle:?}:\n{text}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// After the wizard left: the alternate screen was left, the cursor shown, and the
     /// pty is back in canonical mode with echo (no raw mode), as `stty -a` on it reports.
     fn assert_terminal_sane(&mut self) {
@@ -260,9 +282,17 @@ fn the_wizard_restores_the_backup_from_detect_to_done() {
     w.enter();
     let st = w.wait_exit(STEP);
     assert!(st.success(), "exit status {st:?}");
-    // What stays in the terminal after the alternate screen is left.
-    let raw = String::from_utf8_lossy(&w.raw.lock().unwrap()).into_owned();
-    let after_exit = &raw[raw.rfind("\x1b[?1049l").expect("alternate screen left")..];
+    // What stays in the terminal after the alternate screen is left (read once the
+    // summary's last line has arrived).
+    let after_exit = &w.after_exit_once(
+        &[
+            "Rewind: the recovery finished.",
+            "journal.jsonl",
+            "snapshot    gitlabhq_production: ",
+            "gitlab:check SANITIZE=true",
+        ],
+        Duration::from_secs(10),
+    );
     assert!(
         after_exit.contains("Rewind: the recovery finished."),
         "{after_exit}"
