@@ -572,3 +572,109 @@ fn too_little_space_beside_runs_in_place_and_says_why() {
     assert!(reasons.contains("not enough free space"), "{reasons}");
     assert!(reasons.contains("postgresql/data"), "{reasons}");
 }
+
+/// `rewind cleanup` offers and removes only what Rewind itself kept, through handles opened
+/// without following links: a link or a directory of another owner planted where the
+/// journal points is neither listed nor followed, and a `tmp` swapped for a link between
+/// listing and removal is refused with the victim untouched.
+#[test]
+fn cleanup_removes_kept_files_without_following_planted_links() {
+    use std::os::unix::fs::{symlink, PermissionsExt};
+    let f = Fixture::new();
+    let victim = tempfile::tempdir().unwrap();
+    std::fs::write(victim.path().join("precious"), "keep me").unwrap();
+    let host_tmp = Path::new("/var/opt/gitlab/backups/tmp");
+    let tmp = f.backup_dir.join("tmp");
+    // What a file restore keeps: tmp/<component>.<epoch>/<dir>, root's own, 0700.
+    let aside = tmp.join("uploads.1700000000");
+    std::fs::create_dir_all(aside.join("uploads/sub")).unwrap();
+    std::fs::set_permissions(&aside, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::write(aside.join("uploads/sub/a.txt"), "old upload").unwrap();
+    // Planted: a link where a kept directory would be, and a directory of another owner.
+    symlink(victim.path(), tmp.join("builds.1700000001")).unwrap();
+    std::fs::create_dir(tmp.join("artifacts.1700000002")).unwrap();
+    std::os::unix::fs::chown(tmp.join("artifacts.1700000002"), Some(1234), Some(1234)).unwrap();
+    // A snapshot, and a link planted beside it.
+    let journal = Journal::open_in(&f.journal()).unwrap();
+    let snaps = f.journal().join("snapshots");
+    std::fs::create_dir(&snaps).unwrap();
+    std::fs::set_permissions(&snaps, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::write(snaps.join("gitlabhq_production-1700000000.dump"), "PGDMP").unwrap();
+    symlink(victim.path().join("precious"), snaps.join("planted.dump")).unwrap();
+    for (name, dir) in [
+        ("uploads", "uploads.1700000000"),
+        ("builds", "builds.1700000001"),
+        ("artifacts", "artifacts.1700000002"),
+    ] {
+        let path = host_tmp.join(dir).join(name);
+        let step = format!("files.{name}");
+        journal
+            .begin(&step, "restore", serde_json::json!({}))
+            .unwrap();
+        journal
+            .end(
+                &step,
+                "ok",
+                serde_json::json!({"moved_aside": {"path": path, "files": 1, "bytes": 10}}),
+            )
+            .unwrap();
+    }
+
+    let listed = f.rewind(&["--json", "cleanup"]);
+    assert!(listed.status.success(), "{}", text(&listed));
+    let listed = json(&listed);
+    let names: Vec<String> = listed["kept"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["kind"] != "database")
+        .map(|k| k["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            "gitlabhq_production-1700000000.dump".to_string(),
+            "uploads.1700000000".to_string()
+        ],
+        "{listed:#}"
+    );
+
+    // The planted names cannot be removed: they are not among what Rewind kept.
+    for planted in ["builds.1700000001", "planted.dump"] {
+        let out = f.rewind(&["cleanup", "--remove", planted]);
+        assert!(!out.status.success(), "{}", text(&out));
+    }
+
+    let out = f.rewind(&[
+        "cleanup",
+        "--remove",
+        "gitlabhq_production-1700000000.dump",
+        "--remove",
+        "uploads.1700000000",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!aside.exists());
+    assert!(!snaps.join("gitlabhq_production-1700000000.dump").exists());
+    assert!(snaps.join("planted.dump").symlink_metadata().is_ok());
+    assert_eq!(
+        std::fs::read_to_string(victim.path().join("precious")).unwrap(),
+        "keep me"
+    );
+
+    // Listed, then `tmp` swapped for a link to a tree holding the same name: refused.
+    std::fs::create_dir_all(aside.join("uploads")).unwrap();
+    let listed = f.rewind(&["--json", "cleanup"]);
+    assert!(listed.status.success(), "{}", text(&listed));
+    std::fs::create_dir(victim.path().join("uploads.1700000000")).unwrap();
+    std::fs::write(victim.path().join("uploads.1700000000/x"), "victim").unwrap();
+    std::fs::rename(&tmp, f.backup_dir.join("tmp.real")).unwrap();
+    symlink(victim.path(), &tmp).unwrap();
+    let out = f.rewind(&["cleanup", "--remove", "uploads.1700000000"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert_eq!(
+        std::fs::read_to_string(victim.path().join("uploads.1700000000/x")).unwrap(),
+        "victim"
+    );
+    let j = std::fs::read_to_string(f.journal().join("journal.jsonl")).unwrap();
+    assert!(j.contains("cleanup.path"), "{j}");
+}

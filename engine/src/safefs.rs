@@ -98,6 +98,17 @@ pub fn open_dir_at(dir: impl AsFd, name: &OsStr) -> io::Result<OwnedFd> {
     Ok(nix::fcntl::openat(dir, name, DIR_FLAGS, Mode::empty())?)
 }
 
+/// Open a directory by its path, the way Rewind opens a configured directory (the backup
+/// directory, a data directory): links in the path, an admin's choice, are followed; what
+/// is below is then used only through this handle.
+pub fn open_dir_path(path: &Path) -> io::Result<OwnedFd> {
+    Ok(nix::fcntl::open(
+        path,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
 /// A second, independent handle on a directory (for reading its entries).
 pub fn reopen_dir(dir: impl AsFd) -> io::Result<OwnedFd> {
     open_dir_at(dir, OsStr::new("."))
@@ -438,30 +449,32 @@ pub fn unique_name(prefix: &str) -> OsString {
     ))
 }
 
-/// Remove `path` (a file, or a directory tree) without following any link: its parent is
-/// opened with `O_NOFOLLOW` and everything below is removed relative to opened
-/// directories. A link at `path` itself is removed, never followed.
-pub fn remove_path(path: &Path) -> io::Result<()> {
-    use nix::fcntl::{open, OFlag};
-    let parent = path
-        .parent()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no parent directory"))?;
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
-    let pfd = open(
-        parent,
-        OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )?;
-    let st = stat_at(&pfd, name)?
+/// Remove the entry `name` of the directory `dir`: a file or link (the link itself), or a
+/// directory with everything in it, never following a link. `name` must be one plain path
+/// component (no `/`, not `.` or `..`).
+pub fn remove_entry_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
+    let bytes = name.as_bytes();
+    if bytes.is_empty() || bytes == b"." || bytes == b".." || bytes.contains(&b'/') {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("`{}` is not a plain file name", name.to_string_lossy()),
+        ));
+    }
+    let st = stat_at(dir, name)?
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "already gone"))?;
     if is_dir(&st) {
-        let d = open_dir_at(&pfd, name)?;
+        // Opened without following a link: a directory swapped for a link since the stat
+        // fails here (ELOOP/ENOTDIR) instead of emptying the link's target.
+        let d = open_dir_at(dir, name)?;
+        if !same(&fstat(&d)?, &st) {
+            return Err(io::Error::other(
+                "it was replaced while Rewind was removing it",
+            ));
+        }
         remove_contents(d.as_fd())?;
-        nix::unistd::unlinkat(&pfd, name, nix::unistd::UnlinkatFlags::RemoveDir)?;
+        nix::unistd::unlinkat(dir, name, UnlinkatFlags::RemoveDir)?;
     } else {
-        nix::unistd::unlinkat(&pfd, name, nix::unistd::UnlinkatFlags::NoRemoveDir)?;
+        nix::unistd::unlinkat(dir, name, UnlinkatFlags::NoRemoveDir)?;
     }
     Ok(())
 }

@@ -2,12 +2,15 @@
 //! beside strategy, safety snapshots, file components' moved-aside contents), with their
 //! sizes, and remove each only when its name is typed (`--remove NAME`).
 
-use std::path::PathBuf;
+use std::ffi::{OsStr, OsString};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
 use std::process::ExitCode;
 
 use color_eyre::eyre::{eyre, WrapErr};
 use rewind_engine::detect::{detect, DetectOptions};
-use rewind_engine::journal::{Journal, Stage};
+use rewind_engine::journal::{open_private_dir, Journal, Stage};
 use rewind_engine::recovery;
 use rewind_engine::restore::beside;
 use rewind_engine::safefs;
@@ -33,8 +36,9 @@ struct Kept {
     bytes: u64,
     /// Host path (files), or the database's server.
     location: String,
+    /// Where a file item is, relative to a directory opened without following links.
     #[serde(skip)]
-    path: Option<PathBuf>,
+    place: Option<Place>,
     removed: bool,
 }
 
@@ -59,56 +63,73 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
                 name,
                 bytes,
                 location: job.spec.target(),
-                path: None,
+                place: None,
                 removed: false,
             })),
             Err(e) => eprintln!("warning: the kept databases could not be listed: {e}"),
         }
     }
-    // Snapshots: regular files in the snapshot directory.
-    let snaps = rewind_engine::restore::snapshot::snapshot_dir(&backup_path);
-    if let Ok(rd) = std::fs::read_dir(&snaps) {
-        for e in rd.flatten() {
-            let Ok(m) = e.path().symlink_metadata() else {
+    // Snapshots: regular files in Rewind's own snapshot directory (opened without
+    // following links, refused unless it is root's own).
+    let snap_dir = rewind_engine::restore::snapshot::snapshot_dir(&backup_path);
+    if let Some(sfd) = open_snapshots(&backup_path, &snap_dir)? {
+        for name in
+            safefs::list(&sfd).wrap_err_with(|| format!("reading {}", snap_dir.display()))?
+        {
+            let Ok(Some(st)) = safefs::stat_at(&sfd, &name) else {
                 continue;
             };
-            if m.is_file() {
+            if safefs::is_file(&st) {
                 items.push(Kept {
                     kind: "snapshot",
-                    name: e.file_name().to_string_lossy().into_owned(),
-                    bytes: m.len(),
-                    location: ctx.root.host_path(&e.path()).display().to_string(),
-                    path: Some(e.path()),
+                    name: name.to_string_lossy().into_owned(),
+                    bytes: st.st_size as u64,
+                    location: ctx
+                        .root
+                        .host_path(&snap_dir.join(&name))
+                        .display()
+                        .to_string(),
+                    place: Some(Place::Snapshot(name)),
                     removed: false,
                 });
             }
         }
     }
-    // Moved-aside contents, from the journal.
+    // Moved-aside contents, from the journal: each in a directory of Rewind's own,
+    // `<backup dir>/tmp/<component>.<epoch>` (GitLab's place for them); anything the journal
+    // names elsewhere, or that is no longer a directory of root's there, is not offered.
+    let tmp_host = inst.backup_path.join("tmp");
     for e in &entries {
         if e.stage != Stage::End || e.result.as_deref() != Some("ok") {
             continue;
         }
-        if let Some(p) = e.detail["moved_aside"]["path"].as_str() {
-            let host = PathBuf::from(p);
-            let real = ctx.root.join(&host);
-            if real.symlink_metadata().is_ok_and(|m| m.is_dir())
-                && !items
-                    .iter()
-                    .any(|i| i.location == host.display().to_string())
-            {
-                items.push(Kept {
-                    kind: "moved_aside",
-                    name: host
-                        .file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_default(),
-                    bytes: e.detail["moved_aside"]["bytes"].as_u64().unwrap_or(0),
-                    location: host.display().to_string(),
-                    path: Some(real),
-                    removed: false,
-                });
-            }
+        let Some(p) = e.detail["moved_aside"]["path"].as_str() else {
+            continue;
+        };
+        let host = PathBuf::from(p);
+        let Some(container) = host
+            .parent()
+            .filter(|c| c.parent() == Some(tmp_host.as_path()))
+            .and_then(|c| c.file_name())
+            .map(|n| n.to_os_string())
+        else {
+            continue;
+        };
+        if items
+            .iter()
+            .any(|i| matches!(&i.place, Some(Place::Aside(n)) if *n == container))
+        {
+            continue;
+        }
+        if aside_dir(&backup_path, &container).is_ok_and(|d| d.is_some()) {
+            items.push(Kept {
+                kind: "moved_aside",
+                name: container.to_string_lossy().into_owned(),
+                bytes: e.detail["moved_aside"]["bytes"].as_u64().unwrap_or(0),
+                location: tmp_host.join(&container).display().to_string(),
+                place: Some(Place::Aside(container)),
+                removed: false,
+            });
         }
     }
     for r in &args.remove {
@@ -133,12 +154,14 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
                 })
         });
         for it in items.iter_mut().filter(|i| args.remove.contains(&i.name)) {
-            let res = match (it.kind, &it.path) {
+            let res = match (it.kind, &it.place) {
                 ("database", _) => match (&admin, jobs.first()) {
                     (Some(a), Some(j)) => beside::drop_kept(a, &j.spec, &it.name, &journal),
                     _ => Err("no database connection".into()),
                 },
-                (_, Some(p)) => remove_path(p, &journal),
+                (_, Some(place)) => {
+                    remove_kept(&backup_path, &snap_dir, place, &it.location, &journal)
+                }
                 _ => Err("nothing to remove".into()),
             };
             res.map_err(|e| eyre!("removing `{}` failed: {e}", it.name))?;
@@ -170,17 +193,86 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Remove a file, or a directory tree without following links (relative to its opened
-/// parent), journaled first.
-fn remove_path(p: &std::path::Path, journal: &Journal) -> Result<(), String> {
+/// A kept file item, by the directory it is in.
+#[derive(Debug, Clone)]
+enum Place {
+    /// A file in Rewind's snapshot directory.
+    Snapshot(OsString),
+    /// A directory `<component>.<epoch>` in the backup directory's `tmp`.
+    Aside(OsString),
+}
+
+/// Rewind's snapshot directory, opened as its private directories are (`None` when absent).
+fn open_snapshots(backup_path: &Path, snap_dir: &Path) -> color_eyre::Result<Option<OwnedFd>> {
+    let Some(jfd) = open_private_dir(&Journal::dir_for(backup_path), false)? else {
+        return Ok(None);
+    };
+    Ok(safefs::private_dir(
+        jfd.as_fd(),
+        OsStr::new("snapshots"),
+        snap_dir,
+        false,
+    )?)
+}
+
+/// The backup directory's `tmp`, opened, when the moved-aside directory `container` in it
+/// is a directory (not a link) owned by the user running Rewind, which created it `0700`.
+fn aside_dir(backup_path: &Path, container: &OsStr) -> Result<Option<OwnedFd>, String> {
+    let bfd = safefs::open_dir_path(backup_path)
+        .map_err(|e| format!("opening {}: {e}", backup_path.display()))?;
+    let tmp_shown = backup_path.join("tmp");
+    let tfd = safefs::open_dir_checked(bfd.as_fd(), OsStr::new("tmp"), &tmp_shown)
+        .map_err(|e| e.to_string())?;
+    let shown = tmp_shown.join(container);
+    match safefs::stat_at(&tfd, container) {
+        Ok(Some(st)) if safefs::is_dir(&st) => {
+            safefs::check_owner(&st, &shown).map_err(|e| e.to_string())?;
+            safefs::open_dir_checked(tfd.as_fd(), container, &shown).map_err(|e| e.to_string())?;
+            Ok(Some(tfd))
+        }
+        Ok(Some(_)) => Err(format!("{} is not a directory", shown.display())),
+        Ok(None) => Ok(None),
+        Err(e) => Err(format!("reading {}: {e}", shown.display())),
+    }
+}
+
+/// Remove a kept snapshot file or moved-aside directory, journaled first, relative to its
+/// opened directory and without following links.
+fn remove_kept(
+    backup_path: &Path,
+    snap_dir: &Path,
+    place: &Place,
+    shown: &str,
+    journal: &Journal,
+) -> Result<(), String> {
     journal
         .begin(
             "cleanup.path",
-            format!("remove {}", p.display()),
-            serde_json::json!({"path": p}),
+            format!("remove {shown}"),
+            serde_json::json!({"path": shown}),
         )
         .map_err(|e| e.to_string())?;
-    let r = safefs::remove_path(p).map_err(|e| e.to_string());
+    let r = match place {
+        Place::Snapshot(name) => match open_snapshots(backup_path, snap_dir) {
+            Ok(Some(sfd)) => match safefs::stat_at(&sfd, name) {
+                Ok(Some(st)) if safefs::is_file(&st) => {
+                    safefs::remove_entry_at(sfd.as_fd(), name).map_err(|e| e.to_string())
+                }
+                Ok(Some(_)) => Err(format!("{shown} is no longer a regular file")),
+                Ok(None) => Err(format!("{shown} is already gone")),
+                Err(e) => Err(e.to_string()),
+            },
+            Ok(None) => Err(format!("{} is gone", snap_dir.display())),
+            Err(e) => Err(e.to_string()),
+        },
+        Place::Aside(container) => match aside_dir(backup_path, container) {
+            Ok(Some(tfd)) => {
+                safefs::remove_entry_at(tfd.as_fd(), container).map_err(|e| e.to_string())
+            }
+            Ok(None) => Err(format!("{shown} is already gone")),
+            Err(e) => Err(e),
+        },
+    };
     let _ = journal.end(
         "cleanup.path",
         if r.is_ok() { "ok" } else { "failed" },
