@@ -678,3 +678,33 @@ fn cleanup_removes_kept_files_without_following_planted_links() {
     let j = std::fs::read_to_string(f.journal().join("journal.jsonl")).unwrap();
     assert!(j.contains("cleanup.path"), "{j}");
 }
+
+/// The owner path (a non-superuser role with CREATEDB) cannot end a superuser's session on
+/// the live database: the swap is refused naming that session and what to do, the live
+/// database keeps the failed state, and the new database is not left behind.
+#[test]
+fn an_owner_that_cannot_end_a_session_names_it_and_changes_nothing_live() {
+    let f = Fixture::new();
+    let mut admin = f.cluster.connect("postgres").unwrap();
+    admin.batch_execute("ALTER ROLE gitlab CREATEDB").unwrap();
+    f.cluster
+        .connect_app(DB)
+        .unwrap()
+        .batch_execute(FAILED_UPGRADE)
+        .unwrap();
+    let failed = fingerprint(&f.cluster, DB);
+    // A superuser session on the live database that the owner may not end.
+    let mut holder = f.cluster.connect(DB).unwrap();
+    holder
+        .batch_execute("SET application_name = 'held-by-a-superuser'")
+        .unwrap();
+    let out = f.restore(&["--confirm-drop", DB, "--db-admin", "rewind-no-such-user"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    let msg = text(&out);
+    assert!(msg.contains("held-by-a-superuser"), "{msg}");
+    assert!(msg.contains("pg_signal_backend"), "{msg}");
+    holder.batch_execute("SELECT 1").unwrap();
+    drop(holder);
+    assert_eq!(fingerprint(&f.cluster, DB), failed);
+    assert_eq!(f.databases(), vec![DB.to_string()], "{msg}");
+}

@@ -509,7 +509,7 @@ pub enum BesideError {
         new: String,
         detail: String,
     },
-    #[error("swapping `{new}` in for `{live}` failed at {step}: {detail}. {state}")]
+    #[error("swapping `{new}` in for `{live}` failed at {step}: {detail}. {state}.")]
     Swap {
         live: String,
         new: String,
@@ -622,17 +622,49 @@ pub fn drop_new(
 }
 
 /// End the sessions connected to `db`: `pid user application client` of each ended.
+/// A role that is not a superuser can end only its own roles' sessions (PostgreSQL's
+/// `pg_terminate_backend` rule): when it may not end one, nothing is renamed and the
+/// error lists who is still connected and what to do.
 pub fn end_sessions(admin: &AdminPath, spec: &ConnSpec, db: &str) -> Result<Vec<String>, String> {
-    admin.exec(
+    let who = "pid || ' ' || coalesce(usename, '?') || ' ' || coalesce(nullif(application_name, ''), '-') \
+               || ' ' || coalesce(client_addr::text, 'local')";
+    let r = admin.exec(
         spec,
         "postgres",
         &format!(
-            "SELECT pid || ' ' || coalesce(usename, '?') || ' ' || coalesce(nullif(application_name, ''), '-') \
-             || ' ' || coalesce(client_addr::text, 'local') || ' ' || pg_terminate_backend(pid)::text \
+            "SELECT {who} || ' ' || pg_terminate_backend(pid)::text \
              FROM pg_stat_activity WHERE datname = {} AND pid <> pg_backend_pid()",
             quote_literal(db)
         ),
-    )
+    );
+    match r {
+        Err(e)
+            if e.contains("permission denied")
+                || e.contains("must be a member of the role")
+                || e.contains("must be a superuser") =>
+        {
+            let still = admin
+                .exec(
+                    spec,
+                    "postgres",
+                    &format!(
+                        "SELECT {who} FROM pg_stat_activity WHERE datname = {} AND pid <> pg_backend_pid()",
+                        quote_literal(db)
+                    ),
+                )
+                .unwrap_or_default();
+            Err(format!(
+                "{} may not end other roles' sessions ({e}); still connected to `{db}` (pid user application client): {}. Stop those clients (PgBouncer, Puma, Sidekiq, a psql session), or grant that role pg_signal_backend (not enough for a superuser's session), or name a superuser path with --db-admin OSUSER[:ROLE], then run the restore again",
+                admin.describe(),
+                if still.is_empty() {
+                    "none now".to_string()
+                } else {
+                    still.join("; ")
+                }
+            ))
+        }
+        other => other,
+    }
 }
 
 fn rename(admin: &AdminPath, spec: &ConnSpec, from: &str, to: &str) -> Result<(), String> {
