@@ -11,6 +11,7 @@ use std::process::{Command, Output, Stdio};
 use rewind_engine::journal::Journal;
 use rewind_engine::pg::cluster::TempCluster;
 use rewind_engine::restore::beside::{AdminConfig, AdminPath, SwapRecord};
+use rewind_engine::sandbox::compare::{content_fingerprint, normalize_schema, DbFingerprint};
 
 const DB: &str = "gitlabhq_production";
 const ID: &str = "1713867342_2024_04_23_16.10.3-ee";
@@ -162,46 +163,19 @@ impl Fixture {
     }
 }
 
+/// `pg_dump -s`, normalised as the drill compares schemas.
 fn schema_of(c: &TempCluster, db: &str) -> String {
-    String::from_utf8_lossy(&run_pg(c, "pg_dump", &["-s", db]).stdout)
-        .lines()
-        .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
-        .collect::<Vec<_>>()
-        .join("\n")
+    normalize_schema(&String::from_utf8_lossy(
+        &run_pg(c, "pg_dump", &["-s", db]).stdout,
+    ))
 }
 
-fn data_of(c: &TempCluster, db: &str) -> Vec<(String, i64, String)> {
-    let mut client = c.connect(db).unwrap();
-    let tables: Vec<(String, String)> = client
-        .query(
-            "SELECT n.nspname::text, c.relname::text FROM pg_class c JOIN pg_namespace n \
-             ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'm') \
-             AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
-             AND n.nspname !~ '^pg_' ORDER BY 1, 2",
-            &[],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
-    tables
-        .into_iter()
-        .map(|(s, t)| {
-            let r = client
-                .query_one(
-                    &format!(
-                        "SELECT count(*), coalesce(md5(string_agg(h, '' ORDER BY h)), '') \
-                         FROM (SELECT md5(x::text) h FROM \"{s}\".\"{t}\" x) s"
-                    ),
-                    &[],
-                )
-                .unwrap();
-            (format!("{s}.{t}"), r.get(0), r.get(1))
-        })
-        .collect()
+/// Per table and materialized view: rows and an order-independent hash; sequences.
+fn data_of(c: &TempCluster, db: &str) -> DbFingerprint {
+    content_fingerprint(&mut c.connect(db).unwrap()).unwrap()
 }
 
-fn fingerprint(c: &TempCluster, db: &str) -> (String, Vec<(String, i64, String)>) {
+fn fingerprint(c: &TempCluster, db: &str) -> (String, DbFingerprint) {
     (schema_of(c, db), data_of(c, db))
 }
 

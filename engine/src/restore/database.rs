@@ -1537,51 +1537,19 @@ pub(crate) mod tests {
         gz.finish().unwrap();
     }
 
-    /// `pg_dump -s` without the random `\restrict` keys.
+    /// `pg_dump -s`, normalised as the drill compares schemas.
     pub fn schema_of(c: &TempCluster, db: &str) -> String {
         let out = c
             .command("pg_dump", &[OsStr::new("-s"), OsStr::new(db)])
             .output()
             .unwrap();
         assert!(out.status.success());
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
-            .collect::<Vec<_>>()
-            .join("\n")
+        crate::sandbox::compare::normalize_schema(&String::from_utf8_lossy(&out.stdout))
     }
 
-    /// Per table: row count and an order-independent hash of the rows.
-    pub fn data_of(c: &TempCluster, db: &str) -> Vec<(String, i64, String)> {
-        let mut client = c.connect(db).unwrap();
-        let tables: Vec<(String, String)> = client
-            .query(
-                "SELECT n.nspname::text, c.relname::text FROM pg_class c JOIN pg_namespace n \
-                 ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'm') \
-                 AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
-                 AND n.nspname !~ '^pg_' ORDER BY 1, 2",
-                &[],
-            )
-            .unwrap()
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
-        tables
-            .into_iter()
-            .map(|(s, t)| {
-                let q = crate::pg::ident::qualified(&s, &t);
-                let r = client
-                    .query_one(
-                        &format!(
-                            "SELECT count(*), coalesce(md5(string_agg(h, '' ORDER BY h)), '') \
-                             FROM (SELECT md5(x::text) h FROM {q} x) s"
-                        ),
-                        &[],
-                    )
-                    .unwrap();
-                (format!("{s}.{t}"), r.get(0), r.get(1))
-            })
-            .collect()
+    /// Per table and materialized view: rows and an order-independent hash; sequences.
+    pub fn data_of(c: &TempCluster, db: &str) -> crate::sandbox::compare::DbFingerprint {
+        crate::sandbox::compare::content_fingerprint(&mut c.connect(db).unwrap()).unwrap()
     }
 
     fn psql_reference(c: &TempCluster, gz: &Path, db: &str) {
