@@ -11,7 +11,8 @@
 #        LOADER=path of a prebuilt load_dump example (skips the release build),
 #        DATASET=gitlab (default) or skewed: one table (`notes`) holds about half the data
 #        and carries a `gin_trgm_ops` GIN index on its text (pg_trgm), the rest is spread
-#        over several tables with btree indexes and foreign keys,
+#        over several tables with btree indexes and foreign keys; or wide: GitLab's scale of
+#        schema (1,000 tables, 4,000 indexes, about 1,500 foreign keys, ten large tables),
 #        FSYNC=on (default, production's setting) or off for the server,
 # Rewind's time includes its first pass over the dump (the restore does that pass before the
 # drop anyway).
@@ -263,6 +264,51 @@ CREATE UNIQUE INDEX index_project_note_counts ON project_note_counts (project_id
 SQL
 }
 
+# GitLab's scale of schema (DATASET=wide): 1,000 tables, each with a primary key and three
+# secondary btree indexes (4,000 indexes), 1,500 foreign keys to two parent tables, most
+# tables holding 20 rows, ten large ones holding the ~$1 MB of data. Per-object overhead, not
+# bytes, dominates this restore.
+generate_wide() {
+  local mb=$1 db=$2
+  local big
+  big=$(awk -v mb="$mb" 'BEGIN { printf "%d", mb * 1048576 / 190 / 10 }')
+  psqlc -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
+  psqlc -d "$db" -v ON_ERROR_STOP=1 -v big="$big" <<'SQL'
+SET client_min_messages = warning;
+CREATE TABLE t_0001 (id bigint PRIMARY KEY, name text NOT NULL, path text NOT NULL);
+CREATE TABLE t_0002 (id bigint PRIMARY KEY, username text NOT NULL, email text NOT NULL);
+INSERT INTO t_0001 SELECT g, 'group-' || g, 'g/' || g FROM generate_series(1, 1000) g;
+INSERT INTO t_0002 SELECT g, 'user' || g, 'user' || g || '@example.com' FROM generate_series(1, 1000) g;
+SELECT set_config('bench.big', :'big', false);
+DO $$
+DECLARE
+  i int;
+  t text;
+  n bigint;
+BEGIN
+  FOR i IN 3..1000 LOOP
+    t := format('t_%s', lpad(i::text, 4, '0'));
+    EXECUTE format('CREATE TABLE %I (id bigint PRIMARY KEY, project_id bigint NOT NULL, author_id bigint,
+      created_at timestamptz NOT NULL, updated_at timestamptz, title text, state smallint, data jsonb)', t);
+    n := CASE WHEN i <= 12 THEN current_setting('bench.big')::bigint ELSE 20 END;
+    EXECUTE format('INSERT INTO %I SELECT g, 1 + g %% 1000, 1 + g %% 997,
+      ''2024-01-01''::timestamptz + g * interval ''1 second'', now(), ''title of row '' || g,
+      (g %% 4)::smallint, jsonb_build_object(''n'', g, ''k'', ''v'' || (g %% 100))
+      FROM generate_series(1, %s) g', t, n);
+    EXECUTE format('CREATE INDEX %I ON %I (project_id)', 'index_' || t || '_on_project_id', t);
+    EXECUTE format('CREATE INDEX %I ON %I (author_id)', 'index_' || t || '_on_author_id', t);
+    EXECUTE format('CREATE INDEX %I ON %I (project_id, state, created_at)', 'index_' || t || '_on_project_state', t);
+    IF i % 10 <> 0 THEN
+      EXECUTE format('ALTER TABLE %I ADD CONSTRAINT %I FOREIGN KEY (project_id) REFERENCES t_0001(id) ON DELETE CASCADE', t, 'fk_' || t || '_project');
+    END IF;
+    IF i % 5 < 3 THEN
+      EXECUTE format('ALTER TABLE %I ADD CONSTRAINT %I FOREIGN KEY (author_id) REFERENCES t_0002(id) ON DELETE SET NULL', t, 'fk_' || t || '_author');
+    END IF;
+  END LOOP;
+END $$;
+SQL
+}
+
 # run NAME DB COMMAND...: fresh database DB, then time COMMAND; prints "NAME wall rss_mb".
 run() {
   local name=$1 db=$2
@@ -288,6 +334,8 @@ for mb in "${SIZES[@]}"; do
   t0=$(date +%s)
   if [[ "$DATASET" == skewed ]]; then
     generate_skewed "$mb" gitlabhq_source
+  elif [[ "$DATASET" == wide ]]; then
+    generate_wide "$mb" gitlabhq_source
   else
     generate "$mb" gitlabhq_source
   fi
