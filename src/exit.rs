@@ -61,6 +61,13 @@ pub fn outcome(report: &color_eyre::Report, may_change: bool) -> Outcome {
                 Outcome::NothingChanged
             };
         }
+        // The host lock is taken before anything changes.
+        if cause
+            .downcast_ref::<rewind_engine::recovery::lock::LockError>()
+            .is_some()
+        {
+            return Outcome::NothingChanged;
+        }
         if let Some(e) = cause.downcast_ref::<ConfigError>() {
             // Every refusal comes before the first file is moved.
             return match e {

@@ -145,6 +145,7 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
         }
     }
     if !args.remove.is_empty() {
+        let _lock = ctx.host_lock()?;
         let journal = Journal::open_in(&dir)?;
         let admin = jobs.first().map(|j| {
             recovery::strategy(&ctx.root, &inst, &jobs, false, None, Default::default())

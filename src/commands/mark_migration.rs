@@ -95,6 +95,7 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     let conns = connections(ctx, &args.database)?;
+    let _lock = ctx.host_lock()?;
     let journal = open_journal(ctx)?;
     let mut results: Vec<MarkResult> = Vec::new();
     for conn in &conns {

@@ -57,6 +57,16 @@ impl Ctx {
     pub fn json(&self) -> bool {
         self.global.json
     }
+
+    /// The host lock every command that changes the host holds while it does (the
+    /// restore's runner and the package step take it in the engine): one change at a time.
+    pub fn host_lock(
+        &self,
+    ) -> Result<rewind_engine::recovery::lock::HostLock, rewind_engine::recovery::lock::LockError>
+    {
+        use rewind_engine::recovery::lock;
+        lock::host(&self.root, &lock::invocation())
+    }
 }
 
 /// Ctrl-C, SIGTERM and SIGHUP (the SSH session that ran Rewind went away) set `cancel`,

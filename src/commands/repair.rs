@@ -213,6 +213,7 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
         .map(|a| a.to_string_lossy().into_owned())
         .collect::<Vec<_>>()
         .join(" ");
+    let _lock = ctx.host_lock()?;
     let journal = open_journal(ctx)?;
     if !ctx.json() {
         // Show the first assessment in full before anything is written.

@@ -362,7 +362,7 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
         Some("\nrewind: stopping at the next safe point (the journal records where)..."),
     )
     .wrap_err("installing the signal handler")?;
-    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let command = rewind_engine::recovery::lock::invocation();
     journal.begin(
         "restore",
         format!("rewind restore --backup {}", backup.id),

@@ -62,6 +62,11 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
             ))
             .into());
         }
+        let _lock = if args.dry_run {
+            None
+        } else {
+            Some(ctx.host_lock()?)
+        };
         let journal = if args.dry_run {
             None
         } else {

@@ -208,6 +208,7 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
                     return Ok(ExitCode::SUCCESS);
                 }
             }
+            let _lock = ctx.host_lock()?;
             let journal = open_journal(ctx)?;
             let sink = CliSink::new(ctx);
             ctl.stop(&Runner::new(&sink, Some(&journal)), name.as_deref())?;
@@ -232,6 +233,7 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
             },
         ),
         Action::Start { name } => {
+            let _lock = ctx.host_lock()?;
             let journal = open_journal(ctx)?;
             let sink = CliSink::new(ctx);
             ctl.start(&Runner::new(&sink, Some(&journal)), name.as_deref())?;
@@ -410,6 +412,7 @@ fn finish(ctx: &Ctx, o: &FinishOpts) -> color_eyre::Result<ExitCode> {
         println!("Not run. Pass --yes to run these commands.");
         return Ok(ExitCode::SUCCESS);
     }
+    let _lock = ctx.host_lock()?;
     let journal = open_journal(ctx)?;
     let sink = CliSink::new(ctx);
     let runner = Runner::new(&sink, Some(&journal));

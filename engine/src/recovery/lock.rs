@@ -37,6 +37,47 @@ pub enum LockError {
     Connect(#[from] ConnError),
 }
 
+/// This process's command line, as recorded in the host lock and shown to whoever finds
+/// it taken, with passwords redacted: `scheme://user:PASSWORD@host` and libpq's
+/// `password=...` (in one argument or the next).
+pub fn invocation() -> String {
+    redact_args(std::env::args())
+}
+
+/// [`invocation`] for any argument list.
+pub fn redact_args(args: impl IntoIterator<Item = String>) -> String {
+    args.into_iter()
+        .map(|a| redact_arg(&a))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn redact_arg(a: &str) -> String {
+    let mut out = a.to_string();
+    // URL userinfo: `://user:secret@`.
+    if let Some(scheme) = out.find("://") {
+        let rest = &out[scheme + 3..];
+        if let Some(at) = rest.find('@') {
+            if let Some(colon) = rest[..at].find(':') {
+                let start = scheme + 3 + colon + 1;
+                let end = scheme + 3 + at;
+                out.replace_range(start..end, "<redacted>");
+            }
+        }
+    }
+    // key=value connection strings and URL query parameters: `password=secret`.
+    let lower = out.to_ascii_lowercase();
+    if let Some(i) = lower.find("password=") {
+        let start = i + "password=".len();
+        let end = out[start..]
+            .find([' ', '&'])
+            .map(|e| start + e)
+            .unwrap_or(out.len());
+        out.replace_range(start..end, "<redacted>");
+    }
+    out
+}
+
 /// The host lock, held until dropped.
 #[derive(Debug)]
 pub struct HostLock {
@@ -88,7 +129,7 @@ pub fn host(root: &HostRoot, command: &str) -> Result<HostLock, LockError> {
                     path: path.clone(),
                     pid: lines.next().unwrap_or("?").to_string(),
                     started: lines.next().unwrap_or("?").to_string(),
-                    command: lines.next().unwrap_or("?").to_string(),
+                    command: redact_args(lines.next().unwrap_or("?").split(' ').map(String::from)),
                 });
             }
             Err((_, e)) => return Err(err(e.to_string())),
@@ -97,7 +138,7 @@ pub fn host(root: &HostRoot, command: &str) -> Result<HostLock, LockError> {
         "{}\n{}\n{}\n",
         std::process::id(),
         chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ"),
-        command.replace('\n', " ")
+        redact_args(command.replace('\n', " ").split(' ').map(String::from))
     );
     locked
         .set_len(0)
@@ -219,6 +260,29 @@ fn lock_line_matches(line: &str, dev: u64, ino: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recorded_command_lines_never_hold_a_password() {
+        let line = redact_args(
+            [
+                "rewind",
+                "restore",
+                "--database-url",
+                "postgresql://gitlab:hunter2@db.example:5432/gitlabhq_production?sslmode=require",
+                "host=db user=gitlab password=s3cret dbname=x",
+                "postgresql://gitlab@db/x?password=qwerty&sslmode=require",
+            ]
+            .map(String::from),
+        );
+        for secret in ["hunter2", "s3cret", "qwerty"] {
+            assert!(!line.contains(secret), "{line}");
+        }
+        assert!(
+            line.contains("postgresql://gitlab:<redacted>@db.example:5432"),
+            "{line}"
+        );
+        assert!(line.contains("sslmode=require"), "{line}");
+    }
 
     #[test]
     fn second_holder_is_refused_with_the_first_ones_pid() {

@@ -151,6 +151,9 @@ pub fn roll_back(
     sink: &dyn Sink,
     cancel: &Cancel,
 ) -> Result<(RollbackOutcome, Vec<Snapshot>), PackageStepError> {
+    // One change to the host at a time: not while a restore (or another package step) runs.
+    let _lock =
+        super::lock::host(step.root, &super::lock::invocation()).map_err(RecoveryError::from)?;
     if step.snapshot {
         precheck(step.backup_path, step.databases, step.taken)?;
     }
