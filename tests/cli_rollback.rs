@@ -524,6 +524,10 @@ fn flate2_like_gzip(data: &[u8]) -> Vec<u8> {
 fn services_finish_reconfigures_starts_and_captures_checks() {
     let dir = tempfile::tempdir().unwrap();
     let host = HostRoot::new(dir.path());
+    // An Omnibus install (its version file), for the hints that follow GitLab's output.
+    let version = host.join("/opt/gitlab/embedded/service/gitlab-rails/VERSION");
+    fs::create_dir_all(version.parent().unwrap()).unwrap();
+    fs::write(&version, "16.10.3-ee\n").unwrap();
     let calls = sandbox_repo::write_gitlab_ctl_standin(&host).unwrap();
     // A gitlab-rake that fails the secrets check.
     let rake = host.join("/opt/gitlab/bin/gitlab-rake");
@@ -570,6 +574,20 @@ fn services_finish_reconfigures_starts_and_captures_checks() {
     );
     assert!(
         out.contains("Checking GitLab ... Finished (gitlab:check SANITIZE=true)"),
+        "{out}"
+    );
+    // GitLab's report, then the next steps for this Omnibus host (gitlab-ctl, gitlab-rake).
+    let report = out.find("2 row(s) cannot be decrypted").unwrap();
+    let after = &out[report..];
+    assert!(
+        after.contains("`sudo gitlab-ctl reconfigure`")
+            && after.contains("`sudo gitlab-rake gitlab:doctor:secrets VERBOSE=1` again"),
+        "{out}"
+    );
+    assert!(!after.contains("bundle exec"), "{out}");
+    // gitlab:check passed: no hint for it.
+    assert!(
+        !after.contains("gitlab:check SANITIZE=true` again"),
         "{out}"
     );
     assert_eq!(
