@@ -16,7 +16,6 @@ use rewind_engine::progress::{Cancel, Event, Level, Phase, Sink};
 use rewind_engine::recovery::plan::{PlanOptions, PlanRequest};
 use rewind_engine::recovery::{self, RestoreRequest};
 use rewind_engine::restore::database::DatabaseOutcome;
-use rewind_engine::restore::plan::FILES_NOT_SUPPORTED;
 use rewind_engine::restore::verify::Status;
 use serde::Serialize;
 
@@ -388,17 +387,6 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
             )));
         }
     };
-    for c in report
-        .components
-        .iter()
-        .filter(|c| c.status == FILES_NOT_SUPPORTED)
-    {
-        journal.note(
-            "restore.files",
-            format!("{}: {}", c.name, c.status),
-            serde_json::Value::Null,
-        )?;
-    }
     let ok = report.ok();
     journal.end(
         "restore",
