@@ -734,7 +734,8 @@ pub fn plan(req: &PlanRequest<'_>) -> RecoveryPlan {
                 ));
             }
         }
-        Err(e) => config = config.not_run(e.to_string()),
+        // No archive to compare: the step still matters (the user's own copy).
+        Err(e) => config.does.push(e.to_string()),
     }
 
     // 13. Reconfigure and start.
@@ -847,5 +848,90 @@ pub fn plan(req: &PlanRequest<'_>) -> RecoveryPlan {
         journal: restore_plan.as_ref().map(|p| p.journal.clone()),
         restore_command,
         warnings,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bare(kind: Option<InstallKind>) -> Installation {
+        Installation {
+            kind,
+            version: Some("16.11.0-ee".parse().unwrap()),
+            edition: None,
+            package: None,
+            rails_root: None,
+            backup_path: PathBuf::from("/var/opt/gitlab/backups"),
+            databases: Vec::new(),
+            log_dir: None,
+            findings: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn every_step_in_order_and_what_stops_it_on_a_bare_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(dir.path());
+        let inst = bare(Some(InstallKind::Omnibus));
+        let p = plan(&PlanRequest {
+            root: &root,
+            installation: &inst,
+            backup: None,
+            options: PlanOptions {
+                snapshot: true,
+                ..Default::default()
+            },
+        });
+        let ids: Vec<StepId> = p.steps.iter().map(|s| s.step.id).collect();
+        let want: Vec<StepId> = steps::STEPS.iter().map(|s| s.id).collect();
+        assert_eq!(ids, want);
+        // No database and no backup: both refused as needing the host fixed, nothing
+        // else claimed.
+        let blocked: Vec<StepId> = p
+            .refusals
+            .iter()
+            .filter(|r| r.kind == RefusalKind::Blocked)
+            .map(|r| r.step)
+            .collect();
+        assert_eq!(
+            blocked,
+            vec![StepId::Detect, StepId::SelectBackup],
+            "{p:#?}"
+        );
+        assert!(!p.followable() && !p.runnable());
+        assert!(p.refusals[0].message.contains("--database-url"), "{p:#?}");
+        assert!(p.strategy.is_none());
+        for id in [
+            StepId::RollbackPackage,
+            StepId::RestoreFiles,
+            StepId::RepairMigrations,
+        ] {
+            assert!(!p.step(id).unwrap().runs, "{id:?}");
+        }
+        assert!(p.restore_command.contains("--backup <ID>"));
+        // --skip db: no database needed, no database step runs.
+        let p = plan(&PlanRequest {
+            root: &root,
+            installation: &inst,
+            backup: None,
+            options: PlanOptions {
+                skip: vec!["db".into()],
+                ..Default::default()
+            },
+        });
+        assert!(
+            p.refusals.iter().all(|r| r.step != StepId::Detect),
+            "{p:#?}"
+        );
+        for id in [
+            StepId::SafetySnapshot,
+            StepId::ConfirmDrop,
+            StepId::RestoreDatabases,
+            StepId::Verify,
+        ] {
+            assert!(!p.step(id).unwrap().runs, "{id:?}");
+        }
+        assert!(!p.restore_command.contains("--confirm-drop"));
     }
 }
