@@ -65,11 +65,9 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
         installation: &inst,
         backup: backup.as_ref(),
         options: PlanOptions {
-            confirm_drop: inst
-                .databases
-                .iter()
-                .map(|d| d.spec.dbname.clone())
-                .collect(),
+            confirm_drop: recovery::databases_for(root, &inst, ctx.global.database_url.as_deref())
+                .map(|jobs| jobs.into_iter().map(|j| j.spec.dbname).collect())
+                .unwrap_or_default(),
             confirm_files: true,
             confirm_repositories: true,
             snapshot: true,
