@@ -263,7 +263,10 @@ fn restore_after_a_failed_upgrade_equals_gitlabs_pipeline() {
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     let plan = String::from_utf8_lossy(&out.stdout);
     assert!(plan.contains("would be refused"), "{plan}");
-    let confirmed = f.rewind("gitlab", &["--dry-run", "--confirm-drop", DB]);
+    let confirmed = f.rewind(
+        "gitlab",
+        &["--dry-run", "--confirm-drop", DB, "--confirm-files"],
+    );
     assert!(confirmed.status.success(), "{}", text(&confirmed));
     assert!(plan.contains("public.lfs_objects"), "{plan}");
     assert!(plan.contains("jobs:       3"), "{plan}");
@@ -864,7 +867,16 @@ fn dry_run_says_what_was_written_since_the_backup() {
     f.apply("INSERT INTO lfs_objects (oid) VALUES ('a'), ('b');");
     let before = fingerprint(&f.cluster);
 
-    let out = f.rewind("gitlab", &["--dry-run", "--json", "--confirm-drop", DB]);
+    let out = f.rewind(
+        "gitlab",
+        &[
+            "--dry-run",
+            "--json",
+            "--confirm-drop",
+            DB,
+            "--confirm-files",
+        ],
+    );
     assert!(out.status.success(), "{}", text(&out));
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let since = &plan["databases"][0]["since_backup"];

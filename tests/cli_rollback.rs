@@ -438,27 +438,58 @@ fn plan_lists_the_whole_recovery_in_order() {
         .unwrap();
     assert!(st.success());
 
+    // The sandbox has no database server: the plan says so and exits 4 (act on it).
     let o = rewind(&sb.root, &["--json", "plan"]);
-    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
     let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(plan["backup"], "1713867342_2024_04_23_16.10.3-ee");
     assert_eq!(plan["installed"], "16.11.0-ee");
+    let blocked: Vec<&serde_json::Value> = plan["refusals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] == "blocked")
+        .collect();
+    assert_eq!(blocked.len(), 1, "{plan:#}");
+    assert_eq!(blocked[0]["step"], "restore_databases");
+    assert!(
+        blocked[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot connect to PostgreSQL"),
+        "{plan:#}"
+    );
     let steps = plan["steps"].as_array().unwrap();
-    let titles: Vec<&str> = steps.iter().map(|s| s["title"].as_str().unwrap()).collect();
-    let pos = |needle: &str| {
-        titles
-            .iter()
-            .position(|t| t.contains(needle))
-            .unwrap_or_else(|| panic!("{needle} missing from {titles:?}"))
+    let ids: Vec<&str> = steps
+        .iter()
+        .map(|s| s["step"]["id"].as_str().unwrap())
+        .collect();
+    let pos = |id: &str| {
+        ids.iter()
+            .position(|t| *t == id)
+            .unwrap_or_else(|| panic!("{id} missing from {ids:?}"))
     };
-    assert!(pos("Stop Puma") < pos("Roll back GitLab to 16.10.3-ee"));
-    assert!(pos("Roll back") < pos("drop"));
-    assert!(pos("drop") < pos("Restore the databases"));
-    assert!(pos("Restore the databases") < pos("file components"));
-    assert!(pos("file components") < pos("Restore gitlab-secrets.json"));
-    assert!(pos("Restore gitlab-secrets.json") < pos("reconfigure"));
-    assert!(pos("reconfigure") < pos("start every"));
-    assert!(pos("start every") < pos("/-/readiness, then check"));
+    let step = |id: &str| &steps[pos(id)];
+    assert!(pos("stop_services") < pos("safety_snapshot"));
+    assert!(pos("safety_snapshot") < pos("rollback_package"));
+    assert_eq!(step("rollback_package")["runs"], true);
+    assert_eq!(
+        step("rollback_package")["commands"][0],
+        "rewind rollback --to 16.10.3-ee"
+    );
+    assert!(pos("rollback_package") < pos("confirm_drop"));
+    assert!(pos("confirm_drop") < pos("restore_databases"));
+    assert!(pos("restore_databases") < pos("restore_files"));
+    assert!(pos("restore_files") < pos("restore_config"));
+    assert!(pos("restore_config") < pos("start_services"));
+    assert!(pos("start_services") < pos("post_checks"));
+    assert_eq!(
+        step("start_services")["does"],
+        serde_json::json!([
+            "reconfigure GitLab (renders configuration, runs pending migrations)",
+            "start every GitLab service"
+        ])
+    );
     let all = serde_json::to_string(&plan).unwrap();
     assert!(all.contains("gitlab-ee=16.10.3-ee.0"), "{all}");
     assert!(all.contains("gitlab-ctl stop puma"), "{all}");
@@ -493,6 +524,10 @@ fn flate2_like_gzip(data: &[u8]) -> Vec<u8> {
 fn services_finish_reconfigures_starts_and_captures_checks() {
     let dir = tempfile::tempdir().unwrap();
     let host = HostRoot::new(dir.path());
+    // An Omnibus install (its version file), for the hints that follow GitLab's output.
+    let version = host.join("/opt/gitlab/embedded/service/gitlab-rails/VERSION");
+    fs::create_dir_all(version.parent().unwrap()).unwrap();
+    fs::write(&version, "16.10.3-ee\n").unwrap();
     let calls = sandbox_repo::write_gitlab_ctl_standin(&host).unwrap();
     // A gitlab-rake that fails the secrets check.
     let rake = host.join("/opt/gitlab/bin/gitlab-rake");
@@ -539,6 +574,20 @@ fn services_finish_reconfigures_starts_and_captures_checks() {
     );
     assert!(
         out.contains("Checking GitLab ... Finished (gitlab:check SANITIZE=true)"),
+        "{out}"
+    );
+    // GitLab's report, then the next steps for this Omnibus host (gitlab-ctl, gitlab-rake).
+    let report = out.find("2 row(s) cannot be decrypted").unwrap();
+    let after = &out[report..];
+    assert!(
+        after.contains("`sudo gitlab-ctl reconfigure`")
+            && after.contains("`sudo gitlab-rake gitlab:doctor:secrets VERBOSE=1` again"),
+        "{out}"
+    );
+    assert!(!after.contains("bundle exec"), "{out}");
+    // gitlab:check passed: no hint for it.
+    assert!(
+        !after.contains("gitlab:check SANITIZE=true` again"),
         "{out}"
     );
     assert_eq!(

@@ -88,6 +88,19 @@ fn triage_before_and_after_a_failed_upgrade_and_for_each_class() {
         "{t}"
     );
     assert!(t.contains("PG::QueryCanceled"), "{t}");
+    // After the verdict on GitLab's failure: the next step for this Omnibus host.
+    let verdict = &t[t.find("Verdict:").unwrap()..];
+    assert!(
+        verdict.contains("Omnibus: `rewind rollback --to 16.10.3-ee` installs"),
+        "{t}"
+    );
+    assert!(!verdict.contains("bundle exec"), "{t}");
+    assert!(
+        v["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("rewind rollback --to 16.10.3-ee")),
+        "{v:#}"
+    );
 
     // Each class's output, given with --log.
     let cases: &[(&str, &str, &str, &str)] = &[

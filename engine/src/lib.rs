@@ -13,6 +13,7 @@ pub mod drill;
 pub mod dump;
 pub mod exec;
 pub mod files;
+pub mod hints;
 pub mod journal;
 pub mod limited;
 pub mod migrate;

@@ -13,10 +13,9 @@ use rewind_engine::backup::catalogue::resolve;
 use rewind_engine::detect::{detect, DetectOptions};
 use rewind_engine::journal::Journal;
 use rewind_engine::progress::{Cancel, Event, Level, Phase, Sink};
+use rewind_engine::recovery::plan::{PlanOptions, PlanRequest};
 use rewind_engine::recovery::{self, RestoreRequest};
-use rewind_engine::restore::database::{ArchiveSource, DatabaseOutcome, RestoreOptions};
-use rewind_engine::restore::drop::DropOptions;
-use rewind_engine::restore::plan::{build_plan, BackupFacts, RestorePlan, FILES_NOT_SUPPORTED};
+use rewind_engine::restore::database::DatabaseOutcome;
 use rewind_engine::restore::verify::Status;
 use serde::Serialize;
 
@@ -282,68 +281,38 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
     // Databases: database.yml (main, then ci when it has its own database, with GitLab's
     // GITLAB_BACKUP_* overrides applied by detection); --database-url replaces main.
     let jobs = recovery::databases_for(&ctx.root, &inst, ctx.global.database_url.as_deref())?;
-    let jobs_n = args
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
-        .max(1);
+    let jobs_n = args.jobs.unwrap_or_else(super::plan::default_jobs).max(1);
 
     if args.dry_run {
-        let mut jobs = jobs;
-        if let Some(kept) = &args.loss_from {
-            if let Some(main) = jobs.iter_mut().find(|j| j.connection == "main") {
-                main.spec = main.spec.with_dbname(kept);
-            }
-        }
-        let facts = recovery::facts_of(&ctx.root, &inst, &backup);
-        let opts = RestoreOptions {
-            confirm_drop: args.confirm_drop.clone(),
-            snapshot: !args.no_snapshot,
-            reuse_snapshots: args.reuse_snapshot.iter().cloned().collect(),
-            jobs: jobs_n,
-            continue_on_error: args.continue_on_error,
-            allow_version_mismatch: args.allow_version_mismatch,
-            drop: DropOptions::default(),
-            throwaway: false,
-            beside: None,
-        };
-        let backup_facts = BackupFacts {
-            id: backup.id.clone(),
-            components: recovery::components_of(&backup, &[])
-                .into_iter()
-                .map(|c| c.name)
-                .collect(),
-            skipped_at_backup: backup.skipped.clone(),
-            created_at: backup.backup_created_at(),
-        };
-        let source = ArchiveSource::new(&backup);
-        let decision = recovery::strategy(
-            &ctx.root,
-            &inst,
-            &jobs,
-            args.in_place,
-            args.db_admin.as_deref(),
-            Default::default(),
-        );
-        let plan = build_plan(&source, &jobs, &backup_facts, &facts, &opts, &args.skip);
+        // The same plan `rewind plan` prints, with this command's flags.
+        let plan = recovery::plan::plan(&PlanRequest {
+            root: &ctx.root,
+            installation: &inst,
+            backup: Some(&backup),
+            options: PlanOptions {
+                confirm_drop: args.confirm_drop.clone(),
+                confirm_files: args.confirm_files,
+                confirm_repositories: args.confirm_repositories,
+                snapshot: !args.no_snapshot,
+                reuse_snapshots: args.reuse_snapshot.iter().cloned().collect(),
+                jobs: jobs_n,
+                skip: args.skip.clone(),
+                continue_on_error: args.continue_on_error,
+                allow_version_mismatch: args.allow_version_mismatch,
+                in_place: args.in_place,
+                db_admin: args.db_admin.clone(),
+                repositories_parallel: args.repositories_parallel,
+                repositories_parallel_storage: args.repositories_parallel_storage,
+                database_url: ctx.global.database_url.clone(),
+                loss_from: args.loss_from.clone(),
+            },
+        });
         if ctx.json() {
-            let mut v = serde_json::to_value(&plan)?;
-            if let Some(o) = v.as_object_mut() {
-                o.insert("strategy".into(), serde_json::to_value(&decision)?);
-            }
-            print_json(&v)?;
+            print_json(&plan)?;
         } else {
-            println!(
-                "{}",
-                ctx.style
-                    .bold(&format!("Strategy: {}", decision.strategy.label()))
-            );
-            for r in &decision.reasons {
-                println!("  {r}");
-            }
-            if decision.strategy == rewind_engine::restore::beside::Strategy::Beside {
-                println!("  (no safety snapshot and no drop: the live database is renamed aside and kept whole; the snapshot and drop lines below are what --in-place would do)");
-            }
-            print_plan(ctx, &plan);
+            super::plan::print(ctx, &plan);
+            println!();
+            println!("Dry run: nothing was changed.");
         }
         // A dry run that would be refused: nothing failed, but something needs acting on.
         return Ok(if plan.runnable() {
@@ -418,17 +387,6 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
             )));
         }
     };
-    for c in report
-        .components
-        .iter()
-        .filter(|c| c.status == FILES_NOT_SUPPORTED)
-    {
-        journal.note(
-            "restore.files",
-            format!("{}: {}", c.name, c.status),
-            serde_json::Value::Null,
-        )?;
-    }
     let ok = report.ok();
     journal.end(
         "restore",
@@ -485,192 +443,6 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
-}
-
-fn print_plan(ctx: &Ctx, plan: &RestorePlan) {
-    let s = ctx.style;
-    println!(
-        "{}",
-        s.bold(&format!(
-            "Plan: restore backup {} (dry run, nothing changes)",
-            plan.backup
-        ))
-    );
-    println!(
-        "  versions:   backup {}, installed {}",
-        plan.backup_version.as_deref().unwrap_or("unknown"),
-        plan.installed_version.as_deref().unwrap_or("unknown")
-    );
-    if let Some(p) = &plan.version_problem {
-        println!("  {}", s.bad("refused:"));
-        for l in p.lines() {
-            println!("    {l}");
-        }
-    }
-    println!("  jobs:       {}", plan.jobs);
-    println!(
-        "  snapshot:   {}",
-        if plan.snapshot {
-            "yes (pg_dump -Fc, 0600)"
-        } else {
-            "NO (--no-snapshot)"
-        }
-    );
-    println!("  journal:    {}", plan.journal.display());
-    for db in &plan.databases {
-        println!();
-        println!(
-            "{}",
-            s.bold(&format!(
-                "Database {} ({} on {})",
-                db.connection, db.database, db.target
-            ))
-        );
-        println!("  member:   {}", db.member);
-        println!("  status:   {}", db.status);
-        if let Some(p) = &db.snapshot_path {
-            println!("  snapshot: {}", p.display());
-        }
-        if !db.phases.is_empty() {
-            println!("  phases:   {}", db.phases.join(" -> "));
-        }
-        for w in &db.privilege_warnings {
-            println!("  {} {w}", s.warn("note:"));
-        }
-        print_loss(ctx, db);
-        if let Some(c) = &db.catalog_cost {
-            println!(
-                "  catalogue pass: {} read in {:.1} s",
-                human_bytes(c.bytes),
-                c.seconds
-            );
-        }
-        if !db.drop.is_empty() {
-            println!(
-                "  drop (one transaction; * = not in the backup, added by the failed upgrade):"
-            );
-            for d in &db.drop {
-                let mark = if d.leftover { s.warn("*") } else { " ".into() };
-                let size = match (d.rows, d.bytes) {
-                    (Some(r), Some(b)) => format!("  ~{r} rows, {}", human_bytes(b)),
-                    _ => String::new(),
-                };
-                println!("   {mark} {:<24} {}{}", d.class, d.object, s.dim(&size));
-            }
-        }
-        if let Some(l) = &db.leftovers {
-            let surviving: Vec<_> = l.surviving().collect();
-            if !surviving.is_empty() {
-                println!(
-                    "  {}",
-                    s.warn("leftovers GitLab's drop does not remove (they survive the restore):")
-                );
-                for x in surviving {
-                    println!("    {} {}", x.kind.label(), x.display_name());
-                }
-            }
-            let cols: Vec<_> = l
-                .items
-                .iter()
-                .filter(|x| {
-                    matches!(
-                        x.kind,
-                        rewind_engine::restore::leftovers::LeftoverKind::Column
-                            | rewind_engine::restore::leftovers::LeftoverKind::Migration
-                    )
-                })
-                .collect();
-            for x in cols {
-                println!(
-                    "    * {} {} (removed by the restore)",
-                    x.kind.label(),
-                    x.display_name()
-                );
-            }
-        }
-    }
-    println!();
-    println!("{}", s.bold("Components"));
-    for c in &plan.components {
-        println!("  {:<16} {}", c.name, c.status);
-    }
-    if !plan.runnable() {
-        println!();
-        println!(
-            "{}",
-            s.warn("As it stands this restore would be refused; see the status lines above.")
-        );
-    }
-}
-
-/// What the restore throws away: written since the backup, read-only.
-fn print_loss(ctx: &Ctx, db: &rewind_engine::restore::plan::DatabasePlan) {
-    let s = ctx.style;
-    if let Some(e) = &db.since_backup_error {
-        println!("  {} {e}", s.warn("since the backup:"));
-    }
-    let Some(r) = &db.since_backup else {
-        return;
-    };
-    println!(
-        "  {}",
-        s.warn(&format!("{} (lost by the restore)", r.summary()))
-    );
-    let count = |n: Option<u64>, est: bool| match n {
-        Some(n) if est => format!("~{n}"),
-        Some(n) => n.to_string(),
-        None => "-".into(),
-    };
-    if !r.tables.is_empty() {
-        println!(
-            "    {:<32} {:>10} {:>10}   (tables checked: {})",
-            "table", "created", "updated", r.tables_checked
-        );
-        for t in &r.tables {
-            let mut tail = Vec::new();
-            if t.estimate {
-                tail.push("estimate".to_string());
-            }
-            tail.extend(t.notes.iter().cloned());
-            println!(
-                "    {:<32} {:>10} {:>10}   {}",
-                t.table,
-                count(t.created, t.estimate),
-                count(t.updated, t.estimate),
-                s.dim(&tail.join("; "))
-            );
-        }
-    }
-    if !r.new_tables.is_empty() {
-        println!("    tables the failed upgrade added:");
-        for t in &r.new_tables {
-            let mut tail = Vec::new();
-            if t.estimate {
-                tail.push("estimate".to_string());
-            }
-            tail.extend(t.notes.iter().cloned());
-            println!(
-                "      {:<30} {:>10} rows   {}",
-                t.table,
-                count(t.rows, t.estimate),
-                s.dim(&tail.join("; "))
-            );
-        }
-    }
-    if let Some(n) = r.pushed_projects {
-        let mut line = format!("    projects pushed to: {n}");
-        if !r.pushed_project_paths.is_empty() {
-            line.push_str(&format!(" ({}", r.pushed_project_paths.join(", ")));
-            if (r.pushed_project_paths.len() as u64) < n {
-                line.push_str(", ...");
-            }
-            line.push(')');
-        }
-        println!("{line}");
-    }
-    for n in &r.notes {
-        println!("    {}", s.dim(&format!("note: {n}")));
-    }
 }
 
 fn print_summary(

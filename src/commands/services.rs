@@ -8,8 +8,9 @@ use std::process::ExitCode;
 
 use color_eyre::eyre::WrapErr;
 use rewind_engine::backup::catalogue;
-use rewind_engine::detect::{detect, DetectOptions};
+use rewind_engine::detect::{detect, DetectOptions, InstallKind};
 use rewind_engine::exec::Runner;
+use rewind_engine::hints::{self, MessageClass};
 use rewind_engine::journal::Journal;
 use rewind_engine::progress::{Event, Level, Sink};
 use rewind_engine::recovery::config;
@@ -253,7 +254,7 @@ pub struct FinishOpts {
 }
 
 /// The doctor:secrets table: models with failures and GitLab's fix for each.
-pub fn print_doctor(ctx: &Ctx, d: &DoctorSecrets) {
+pub fn print_doctor(ctx: &Ctx, d: &DoctorSecrets, kind: Option<InstallKind>) {
     let s = ctx.style;
     if !d.done {
         println!(
@@ -293,7 +294,10 @@ pub fn print_doctor(ctx: &Ctx, d: &DoctorSecrets) {
         println!("  {:<28} {:>8}  {}", m.model, m.failures, f.breaks);
         println!("  {:<28} {:>8}  {}: {}", "", "", f.section, s.dim(f.fix));
     }
-    println!("  {}", s.warn(RESTORE_SECRETS_FIRST));
+    // GitLab's report above; the next step for this installation kind.
+    let hint = hints::hint(kind, &MessageClass::SecretsUndecryptable)
+        .unwrap_or_else(|| RESTORE_SECRETS_FIRST.to_string());
+    println!("  {}", s.warn(&hint));
 }
 
 fn finish(ctx: &Ctx, o: &FinishOpts) -> color_eyre::Result<ExitCode> {
@@ -457,6 +461,8 @@ fn finish(ctx: &Ctx, o: &FinishOpts) -> color_eyre::Result<ExitCode> {
         }
     }
     let mut failed_checks = Vec::new();
+    // gitlab:check itself reported problems (its hint follows the list).
+    let mut check_failed = false;
     for c in &checks {
         // A check that fails is reported, not fatal: its output says what to fix.
         let f = runner.run_unchecked(c.step, &c.cmd)?;
@@ -477,11 +483,12 @@ fn finish(ctx: &Ctx, o: &FinishOpts) -> color_eyre::Result<ExitCode> {
                 },
                 serde_json::to_value(&d)?,
             )?;
-            print_doctor(ctx, &d);
+            print_doctor(ctx, &d, inst.as_ref().and_then(|i| i.kind));
             ok = ok && d.ok();
         }
         if !ok {
             failed_checks.push(c.cmd.display());
+            check_failed |= c.step == "post.check";
         }
     }
     if failed_checks.is_empty() {
@@ -499,6 +506,14 @@ fn finish(ctx: &Ctx, o: &FinishOpts) -> color_eyre::Result<ExitCode> {
                 failed_checks.join("; ")
             ))
         );
+        if let Some(h) = hints::hint(
+            inst.as_ref().and_then(|i| i.kind),
+            &MessageClass::CheckFailed,
+        )
+        .filter(|_| check_failed)
+        {
+            println!("{h}");
+        }
         Ok(crate::exit::code(crate::exit::ACT))
     }
 }

@@ -107,4 +107,7 @@ pub fn print_triage(s: Style, t: &Triage) {
     if c.decision == Decision::RollbackNeeded {
         println!("  Restore with the wizard (rewind) or `rewind restore`; `rewind restore --dry-run` shows what is lost.");
     }
+    if let Some(h) = &t.hint {
+        println!("  {h}");
+    }
 }

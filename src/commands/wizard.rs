@@ -35,6 +35,7 @@ fn print_plan(ctx: &Ctx) -> color_eyre::Result<ExitCode> {
             skip: Vec::new(),
             repositories_parallel: None,
             repositories_parallel_storage: None,
+            in_place: false,
         },
     )?;
     if !ctx.json() {

@@ -559,6 +559,7 @@ pub fn triage(log: &str) -> rewind_engine::migrate::triage::Triage {
         },
         classification,
         assessment: None,
+        hint: None,
     }
 }
 

@@ -496,6 +496,9 @@ pub struct Triage {
     /// The repair path's assessment, for duplicate objects (verdict and reason).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub assessment: Option<String>,
+    /// The next step after GitLab's message for this installation kind
+    /// ([`crate::hints::hint`]).
+    pub hint: Option<String>,
 }
 
 impl Triage {
@@ -674,6 +677,7 @@ pub fn triage(
         upgrade: up,
         classification,
         assessment: None,
+        hint: None,
     };
 
     // A failed log Rewind found itself that predates the backup is not this upgrade's.
@@ -733,7 +737,22 @@ pub fn triage(
             }
         }
     }
+    t.hint = next_step(&t, inst.kind);
     t
+}
+
+/// The hint that follows the verdict: what the decision means on this installation kind.
+fn next_step(t: &Triage, kind: Option<InstallKind>) -> Option<String> {
+    use crate::hints::{hint, MessageClass};
+    let class = match (t.classification.decision, t.classification.class) {
+        (Decision::NothingFailed, _) | (_, Class::PostgresqlVersion) => return None,
+        (Decision::RollbackNeeded, _) => MessageClass::RollbackNeeded {
+            backup_version: t.upgrade.backup_version.clone(),
+        },
+        (Decision::FixForward, Class::Configuration) => MessageClass::ReconfigureFailed,
+        (Decision::FixForward, _) => MessageClass::MigrateFailed,
+    };
+    hint(kind, &class)
 }
 
 #[cfg(test)]

@@ -22,13 +22,14 @@
 //! 6. The journal records each step before and after it runs; events reach the front end
 //!    after the journal.
 //!
-//! `rewind restore` and the drill's automatic mode call [`restore`]; `rewind plan` reads
-//! [`steps::STEPS`].
+//! `rewind restore` and the drill's automatic mode call [`restore`]; `rewind plan` and
+//! `rewind restore --dry-run` both print [`plan::plan`], built on [`steps::STEPS`].
 
 pub mod capacity;
 pub mod config;
 mod journal_read;
 pub mod lock;
+pub mod plan;
 pub mod postcheck;
 pub mod restore_test;
 mod runner;

@@ -353,16 +353,20 @@ pub fn restore(
     let facts = facts_of(req.root, inst, backup);
     // The version gate leads, whatever is skipped.
     check_version(&facts, req.allow_version_mismatch).map_err(|e| match e {
-        // GitLab's message ends with its source-install hint; add the one for Omnibus.
-        RestoreError::VersionMismatch(m) if inst.kind == Some(InstallKind::Omnibus) => {
+        // GitLab's message, then the next step for this installation kind.
+        RestoreError::VersionMismatch(m) => {
             let v = facts
                 .backup_version
                 .as_ref()
                 .map(|v| v.to_string())
                 .unwrap_or_else(|| "<the backup's version>".into());
-            RestoreError::VersionMismatch(format!(
-                "{m}\n\nThis is an Omnibus install (the git hint above is for source installs): install GitLab {v} first with `rewind rollback --to {v}` (or the wizard's Roll back package step), which stops Puma and Sidekiq, installs that package version and reconfigures."
-            ))
+            match crate::hints::hint(
+                inst.kind,
+                &crate::hints::MessageClass::VersionMismatch { backup_version: v },
+            ) {
+                Some(h) => RestoreError::VersionMismatch(format!("{m}\n\n{h}")),
+                None => RestoreError::VersionMismatch(m),
+            }
         }
         e => e,
     })?;

@@ -1,6 +1,7 @@
 //! The steps of a recovery after a failed upgrade, as data: their order, the step of
 //! GitLab's procedure each one stands for, what it changes and whether it can be undone.
-//! `rewind plan` prints them; the runner and the front ends name steps by [`StepId`].
+//! [`super::plan::plan`] builds `rewind plan`'s and `rewind restore --dry-run`'s plan from
+//! them; the runner and the front ends name steps by [`StepId`].
 
 use serde::Serialize;
 

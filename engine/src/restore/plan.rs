@@ -38,10 +38,10 @@ pub const COMPONENT_ORDER: [&str; 12] = [
 /// aside to `<backup_path>/tmp/<name>.<epoch>/<dir>` (see `files::restore_components`).
 pub const FILES_RESTORED: &str = "restore (previous contents moved aside to <backup_path>/tmp)";
 
-/// What `rewind restore` does with `repositories/`: nothing yet; reported, never silently
-/// skipped.
-pub const FILES_NOT_SUPPORTED: &str =
-    "not restored (repositories: not yet supported by this command; use `gitlab-backup restore SKIP=db,uploads,builds,artifacts,lfs,pages,packages,terraform_state,registry,ci_secure_files,external_diffs`)";
+/// What `rewind restore` does with `repositories/`: gitaly-backup restores them (see
+/// `recovery::restore`), after `--confirm-repositories`.
+pub const REPOSITORIES_RESTORED: &str =
+    "restore with gitaly-backup (every repository on the storages is replaced; needs --confirm-repositories)";
 
 /// The phases of a database restore, in order.
 pub const PHASES: [&str; 6] = ["catalog", "snapshot", "drop", "load", "verify", "summary"];
@@ -51,7 +51,7 @@ pub const PHASES: [&str; 6] = ["catalog", "snapshot", "drop", "load", "verify", 
 pub struct ComponentPlan {
     pub name: String,
     /// `restore`, `skipped (--skip)`, `skipped (not in the backup: ...)` or
-    /// [`FILES_RESTORED`] or [`FILES_NOT_SUPPORTED`].
+    /// [`FILES_RESTORED`] or [`REPOSITORIES_RESTORED`].
     pub status: String,
 }
 
@@ -146,7 +146,7 @@ pub fn component_plan(
         } else if name == "db" {
             "restore".to_string()
         } else if name == "repositories" {
-            FILES_NOT_SUPPORTED.to_string()
+            REPOSITORIES_RESTORED.to_string()
         } else {
             FILES_RESTORED.to_string()
         };
@@ -392,7 +392,7 @@ mod tests {
             got,
             vec![
                 ("db", "restore"),
-                ("repositories", FILES_NOT_SUPPORTED),
+                ("repositories", REPOSITORIES_RESTORED),
                 ("uploads", FILES_RESTORED),
                 (
                     "builds",
