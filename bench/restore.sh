@@ -59,8 +59,12 @@
 # max_parallel_maintenance_workers=1 (--pmw 1) 54.9/75.8/67.7s, median 67.7s: within the
 # noise (the GIN build, the critical path, is not parallel in PG 15; btree builds are off
 # it); not enabled. maintenance_work_mem was not re-measured (issue #16: 64MB-1GB give the
-# same GIN build time); the 256MB default stays. FSYNC=off and the GitLab-scale dataset
-# were not re-run in this session.
+# same GIN build time); the 256MB default stays.
+# FSYNC=off once, smaller (DATASET=skewed FSYNC=off bench/restore.sh 100, same load):
+#    95 MB | psql 24.1s | rewind 14.6s (28.8 MB) | pg_restore -j2 14.1s | 0.60x psql,
+#          1.03x pg_restore; data 5.0s, pool 8.8s (connection 1 busy 8.8s with the GIN,
+#          connection 2 6.7s), tail 0.4s. One run only: not a median.
+# The GitLab-scale dataset was not re-run in this session.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
