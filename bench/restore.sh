@@ -14,6 +14,10 @@
 #        over several tables with btree indexes and foreign keys; or wide: GitLab's scale of
 #        schema (1,000 tables, 4,000 indexes, about 1,500 foreign keys, ten large tables),
 #        FSYNC=on (default, production's setting) or off for the server,
+#        REPEAT=n (default 1): run the three restores n times, interleaved, per size; the
+#        summary gives each run and the median,
+#        VARIANTS='--sync-commit;--mwm 1GB': extra Rewind runs with these loader options
+#        (`;`-separated), interleaved with the others (to measure session settings),
 # Rewind's time includes its first pass over the dump (the restore does that pass before the
 # drop anyway).
 # Needs: root (runs the server as `postgres`), PostgreSQL server binaries, gzip, cargo.
@@ -31,12 +35,37 @@
 # other builds, load average 4-7; PG 15, fsync=on, jobs=2, same run for all three):
 #   485 MB | psql 45.9s (8.7 MB) | rewind 29.7s (32.8 MB) | pg_restore -j2 34.7s (7.9 MB)
 #          | rewind/psql 0.65x | rewind/pg_restore 0.86x
-# Rewind's phases: data 8.3s, indexes 15.9s (the trigram GIN alone 14.6s), constraints
-# 5.3s; `pg_dump -s` identical for all restores. A dependency-driven schedule (each table's
-# indexes as soon as its data is in, the big table first from a second reader) was tried in
-# the same run and came out within noise (31.9s; the load is bound by the total work on 2
-# cores, and the other tenants' load moved psql between 46s and 93s from run to run); it
-# was not merged (issue #16 notes).
+# Rewind's phases then: data 8.3s, indexes 15.9s (the trigram GIN alone 14.6s, the second
+# connection idle after ~1s of it), constraints 5.3s serial afterwards.
+#
+# Foreign keys in the index pool (issue #16), measured 2026-11-30 (DATASET=skewed REPEAT=3
+# VARIANTS='--sync-commit;--pmw 1' bench/restore.sh 500; 2 cores shared with other builds,
+# load average 9-11 throughout, hence the slower absolute times; PG 15, fsync=on, jobs=2;
+# the five restores interleaved in each run):
+#   run 1: psql 156.5s | rewind 78.7s | pg_restore -j2 71.2s | 0.50x psql, 1.10x pg_restore
+#   run 2: psql 111.7s | rewind 64.8s | pg_restore -j2 85.2s | 0.58x psql, 0.76x pg_restore
+#   run 3: psql 112.4s | rewind 71.6s | pg_restore -j2 88.2s | 0.64x psql, 0.81x pg_restore
+#   median: psql 112.4s | rewind 71.6s | pg_restore -j2 85.2s | 0.64x psql, 0.84x pg_restore
+# Peak RSS: rewind 31-32 MB, psql 8.8 MB, pg_restore 7.9 MB. `pg_dump -s` identical for all.
+# Where Rewind's time goes (run 3): schema 0.2s; data 25.1s (both COPY connections busy
+# 25.0s); indexes+foreign keys pool 44.7s: connection 1 busy 44.7s (two ci_builds builds,
+# the trigram GIN on notes 38.1s, then notes' two foreign keys, which wait for it),
+# connection 2 busy 35.5s (the other 21 index and key builds and the 9 other foreign keys),
+# idle the last ~9s; the ordered tail
+# (matview refresh, attachments, ...) 1.6s, against 5.3s of serial constraints before. The
+# critical path is now notes' COPY share plus its GIN build plus its foreign keys.
+# Session settings, same runs: synchronous_commit=on (--sync-commit) 64.0/73.5/75.2s,
+# median 73.5s against 71.6s with it off (at 9 MB: 1.9/2.5s against 1.7/1.8s): kept off,
+# with one synchronous commit at the end making the load durable.
+# max_parallel_maintenance_workers=1 (--pmw 1) 54.9/75.8/67.7s, median 67.7s: within the
+# noise (the GIN build, the critical path, is not parallel in PG 15; btree builds are off
+# it); not enabled. maintenance_work_mem was not re-measured (issue #16: 64MB-1GB give the
+# same GIN build time); the 256MB default stays.
+# FSYNC=off once, smaller (DATASET=skewed FSYNC=off bench/restore.sh 100, same load):
+#    95 MB | psql 24.1s | rewind 14.6s (28.8 MB) | pg_restore -j2 14.1s | 0.60x psql,
+#          1.03x pg_restore; data 5.0s, pool 8.8s (connection 1 busy 8.8s with the GIN,
+#          connection 2 6.7s), tail 0.4s. One run only: not a median.
+# The GitLab-scale dataset was not re-run in this session.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -346,27 +375,58 @@ for mb in "${SIZES[@]}"; do
   gz=$(stat -c %s "$WORK/database.sql.gz")
   echo "   dump: $((raw / 1048576)) MB uncompressed, $((gz / 1048576)) MB gzip -1 ($(( $(date +%s) - t0 )) s to build)"
 
-  r_psql=$(run psql bench_psql bash -c "gzip -dc '$WORK/database.sql.gz' | '$PGBIN/psql' -X -q -h '$WORK' -p $PORT -U postgres -d bench_psql")
-  m_psql=$(schema_md5 bench_psql)
-  psqlc -d postgres -c "DROP DATABASE bench_psql"
-  r_rew=$(run rewind bench_rewind "$LOADER" "$WORK/database.sql.gz" "host=$WORK port=$PORT user=postgres dbname=bench_rewind" --jobs "$JOBS")
-  m_rew=$(schema_md5 bench_rewind)
-  sed 's/^/   rewind: /' "$WORK/err.rewind"
-  psqlc -d postgres -c "DROP DATABASE bench_rewind"
-  r_pgr=$(run pg_restore bench_pgr "$PGBIN/pg_restore" -h "$WORK" -p "$PORT" -U postgres -j 2 -d bench_pgr "$WORK/database.custom")
-  m_pgr=$(schema_md5 bench_pgr)
-  psqlc -d postgres -c "DROP DATABASE bench_pgr"
+  IFS=';' read -r -a VARS <<<"${VARIANTS:-}"
+  declare -A WALLS=()
+  for rep in $(seq 1 "${REPEAT:-1}"); do
+    r_psql=$(run psql bench_psql bash -c "gzip -dc '$WORK/database.sql.gz' | '$PGBIN/psql' -X -q -h '$WORK' -p $PORT -U postgres -d bench_psql")
+    m_psql=$(schema_md5 bench_psql)
+    psqlc -d postgres -c "DROP DATABASE bench_psql"
+    r_rew=$(run rewind bench_rewind "$LOADER" "$WORK/database.sql.gz" "host=$WORK port=$PORT user=postgres dbname=bench_rewind" --jobs "$JOBS")
+    m_rew=$(schema_md5 bench_rewind)
+    sed 's/^/   rewind: /' "$WORK/err.rewind"
+    psqlc -d postgres -c "DROP DATABASE bench_rewind"
+    r_pgr=$(run pg_restore bench_pgr "$PGBIN/pg_restore" -h "$WORK" -p "$PORT" -U postgres -j 2 -d bench_pgr "$WORK/database.custom")
+    m_pgr=$(schema_md5 bench_pgr)
+    psqlc -d postgres -c "DROP DATABASE bench_pgr"
+    extra=""
+    for v in "${VARS[@]}"; do
+      [[ -z "$v" ]] && continue
+      read -r -a vargs <<<"$v"
+      r_v=$(run variant bench_variant "$LOADER" "$WORK/database.sql.gz" "host=$WORK port=$PORT user=postgres dbname=bench_variant" --jobs "$JOBS" "${vargs[@]}")
+      m_v=$(schema_md5 bench_variant)
+      sed "s/^/   rewind $v: /" "$WORK/err.variant"
+      psqlc -d postgres -c "DROP DATABASE bench_variant"
+      read -r _ w_v _ <<<"$r_v"
+      WALLS["$v"]+="$w_v "
+      extra+=" | rewind $v ${w_v}s (schema $m_v)"
+    done
 
-  read -r _ w_psql rss_psql <<<"$r_psql"
-  read -r _ w_rew rss_rew <<<"$r_rew"
-  read -r _ w_pgr rss_pgr <<<"$r_pgr"
-  line=$(awk -v mb="$((raw / 1048576))" -v a="$w_psql" -v b="$w_rew" -v c="$w_pgr" \
-    -v ra="$rss_psql" -v rb="$rss_rew" -v rc="$rss_pgr" 'BEGIN {
-      printf "%6s MB | psql %7.1fs (%6.1f MB) | rewind %7.1fs (%6.1f MB) | pg_restore -j2 %7.1fs (%6.1f MB) | rewind/psql %.2fx | rewind/pg_restore %.2fx",
-        mb, a, ra, b, rb, c, rc, b / a, b / c }')
-  echo "   $line"
-  echo "   schema md5: psql $m_psql rewind $m_rew pg_restore $m_pgr"
-  RESULTS+=("$line")
+    read -r _ w_psql rss_psql <<<"$r_psql"
+    read -r _ w_rew rss_rew <<<"$r_rew"
+    read -r _ w_pgr rss_pgr <<<"$r_pgr"
+    WALLS[psql]+="$w_psql "
+    WALLS[rewind]+="$w_rew "
+    WALLS[pgr]+="$w_pgr "
+    line=$(awk -v mb="$((raw / 1048576))" -v a="$w_psql" -v b="$w_rew" -v c="$w_pgr" \
+      -v ra="$rss_psql" -v rb="$rss_rew" -v rc="$rss_pgr" 'BEGIN {
+        printf "%6s MB | psql %7.1fs (%6.1f MB) | rewind %7.1fs (%6.1f MB) | pg_restore -j2 %7.1fs (%6.1f MB) | rewind/psql %.2fx | rewind/pg_restore %.2fx",
+          mb, a, ra, b, rb, c, rc, b / a, b / c }')
+    echo "   run $rep: $line$extra"
+    echo "   schema md5: psql $m_psql rewind $m_rew pg_restore $m_pgr"
+    RESULTS+=("run $rep: $line$extra")
+  done
+  if [[ "${REPEAT:-1}" -gt 1 ]]; then
+    med() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+    mp=$(med "${WALLS[psql]}"); mr=$(med "${WALLS[rewind]}"); mg=$(med "${WALLS[pgr]}")
+    line=$(awk -v mb="$((raw / 1048576))" -v a="$mp" -v b="$mr" -v c="$mg" 'BEGIN {
+      printf "median %6s MB | psql %7.1fs | rewind %7.1fs | pg_restore -j2 %7.1fs | rewind/psql %.2fx | rewind/pg_restore %.2fx", mb, a, b, c, b / a, b / c }')
+    for v in "${VARS[@]}"; do
+      [[ -z "$v" ]] && continue
+      line+=" | rewind $v $(med "${WALLS[$v]}")s"
+    done
+    RESULTS+=("$line")
+  fi
+  unset WALLS
 done
 
 echo

@@ -13,7 +13,9 @@ use rewind_engine::restore::load::{load_dump, LoadOptions};
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.len() < 2 {
-        eprintln!("usage: load_dump DUMP[.gz] CONNINFO [--jobs N] [--continue-on-error]");
+        eprintln!(
+            "usage: load_dump DUMP[.gz] CONNINFO [--jobs N] [--continue-on-error] [--sync-commit] [--mwm SIZE]"
+        );
         return ExitCode::from(2);
     }
     let spec = match ConnSpec::from_url(&args[1]) {
@@ -32,6 +34,15 @@ fn main() -> ExitCode {
                 i += 1;
             }
             "--continue-on-error" => opts.continue_on_error = true,
+            "--sync-commit" => opts.async_commit = false,
+            "--pmw" => {
+                opts.parallel_maintenance_workers = args.get(i + 1).and_then(|v| v.parse().ok());
+                i += 1;
+            }
+            "--mwm" => {
+                opts.maintenance_work_mem = args.get(i + 1).cloned();
+                i += 1;
+            }
             other => {
                 eprintln!("unknown option {other}");
                 return ExitCode::from(2);
@@ -86,6 +97,16 @@ fn main() -> ExitCode {
                     p.statements
                 );
             }
+            for c in &report.connections {
+                eprintln!(
+                    "{:12} connection {} busy {:7.2}s of {:7.2}s, {} units",
+                    c.phase.label(),
+                    c.slot + 1,
+                    c.busy_seconds,
+                    c.wall_seconds,
+                    c.units
+                );
+            }
             let rows: u64 = report.tables.iter().map(|t| t.rows).sum();
             let summary = serde_json::json!({
                 "seconds": report.seconds,
@@ -97,6 +118,7 @@ fn main() -> ExitCode {
                 "ignored": report.ignored.len(),
                 "failed": report.failed.len(),
                 "jobs": report.jobs,
+                "connections": report.connections,
             });
             println!("{summary}");
             ExitCode::SUCCESS

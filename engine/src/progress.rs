@@ -70,6 +70,15 @@ pub enum Event {
     },
     /// A phase ended.
     PhaseFinished { phase: Phase, ok: bool },
+    /// What one connection of a parallel phase is working on now: `slot` numbers the
+    /// phase's connections from 0; `what` is the object (`INDEX public.index_notes_on_note`,
+    /// `FK CONSTRAINT public.notes fk_rails_...`), `None` when the connection is idle or
+    /// done with the phase.
+    Worker {
+        slot: usize,
+        phase: Phase,
+        what: Option<String>,
+    },
     /// A line for the log pane.
     Log { level: Level, message: String },
     /// A line of output of an external command Rewind runs.

@@ -643,3 +643,153 @@ fn parallel_loader_behind_the_restore_trait_reads_gzip_members() {
         .unwrap_err();
     assert!(err.contains("db/database.sql.gz"), "{err}");
 }
+
+/// Foreign keys in several directions, run in the post-data pool beside index builds.
+const FK_SQL: &str = r#"
+CREATE SCHEMA s2;
+CREATE TABLE public.namespaces (id bigint PRIMARY KEY, parent_id bigint
+  REFERENCES public.namespaces(id), path text NOT NULL, project_id bigint);
+CREATE TABLE public.users (id bigint PRIMARY KEY, email text NOT NULL, namespace_id bigint
+  REFERENCES public.namespaces(id) ON DELETE SET NULL);
+CREATE UNIQUE INDEX index_users_on_email ON public.users (email);
+CREATE INDEX index_users_on_namespace_id ON public.users (namespace_id);
+CREATE TABLE s2.projects (id bigint PRIMARY KEY, namespace_id bigint NOT NULL
+  REFERENCES public.namespaces(id), creator_email text REFERENCES public.users(email)
+  ON UPDATE CASCADE, name text);
+CREATE INDEX index_projects_on_name ON s2.projects (name);
+ALTER TABLE public.namespaces ADD CONSTRAINT fk_namespaces_project FOREIGN KEY (project_id)
+  REFERENCES s2.projects(id) DEFERRABLE INITIALLY DEFERRED NOT VALID;
+CREATE TABLE public.notes (id bigint PRIMARY KEY, project_id bigint REFERENCES s2.projects(id)
+  ON DELETE CASCADE, author_id bigint REFERENCES public.users(id), note text);
+CREATE INDEX index_notes_on_note ON public.notes (note);
+CREATE INDEX index_notes_on_project_id ON public.notes (project_id);
+ALTER TABLE public.notes ADD CONSTRAINT check_note_length CHECK (length(note) < 10000) NOT VALID;
+CREATE TABLE public.audit (id bigint NOT NULL, created_at date NOT NULL, author_id bigint
+  REFERENCES public.users(id), PRIMARY KEY (id, created_at)) PARTITION BY RANGE (created_at);
+CREATE TABLE public.audit_2024 PARTITION OF public.audit FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+CREATE TABLE public.audit_2025 PARTITION OF public.audit FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+CREATE TABLE public.audit_refs (id bigint PRIMARY KEY, audit_id bigint, audit_at date,
+  FOREIGN KEY (audit_id, audit_at) REFERENCES public.audit(id, created_at));
+CREATE FUNCTION public.bump() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN NEW.note := NEW.note || '!'; RETURN NEW; END $$;
+CREATE TRIGGER notes_bump BEFORE UPDATE ON public.notes FOR EACH ROW EXECUTE FUNCTION public.bump();
+
+INSERT INTO public.namespaces (id, parent_id, path) SELECT g, NULL, 'group' || g FROM generate_series(1, 50) g;
+INSERT INTO public.namespaces (id, parent_id, path) SELECT g, g % 50 + 1, 'sub' || g FROM generate_series(51, 400) g;
+INSERT INTO public.users SELECT g, 'u' || g || '@example.com', g % 400 + 1 FROM generate_series(1, 2000) g;
+INSERT INTO s2.projects SELECT g, g % 400 + 1, 'u' || (g % 2000 + 1) || '@example.com', 'project ' || g
+  FROM generate_series(1, 3000) g;
+UPDATE public.namespaces SET project_id = id WHERE id <= 300;
+INSERT INTO public.notes SELECT g, g % 3000 + 1, g % 2000 + 1, repeat(md5(g::text), 2)
+  FROM generate_series(1, 30000) g;
+INSERT INTO public.audit SELECT g, DATE '2024-06-01' + (g % 400), g % 2000 + 1 FROM generate_series(1, 4000) g;
+INSERT INTO public.audit_refs SELECT g, g, DATE '2024-06-01' + (g % 400) FROM generate_series(1, 4000, 3) g;
+"#;
+
+/// A sink that keeps the `Worker` events.
+struct Workers(std::sync::Mutex<Vec<(usize, Option<String>)>>);
+
+impl rewind_engine::progress::Sink for Workers {
+    fn event(&self, e: rewind_engine::progress::Event) {
+        if let rewind_engine::progress::Event::Worker { slot, what, .. } = e {
+            self.0.lock().unwrap().push((slot, what));
+        }
+    }
+}
+
+#[test]
+fn foreign_keys_in_the_post_data_pool_equal_psql() {
+    let c = TempCluster::start().expect("cluster");
+    c.create_database("src").expect("db");
+    sql(&c, "src", FK_SQL);
+    let dump = pg_dump(&c, "src", &["--clean", "--if-exists"]);
+    c.create_database("by_psql").expect("db");
+    c.create_database("by_load").expect("db");
+    let stderr = psql_restore(&c, "by_psql", None, &dump);
+    assert!(!stderr.contains("ERROR"), "{stderr}");
+    let sink = Workers(Default::default());
+    let report = load_dump(&dump[..], &opts(&c, "by_load", 2), &sink).expect("load");
+    assert_same(&c, "by_psql", "by_load");
+    assert_same(&c, "src", "by_load");
+    check_report(&c, "by_load", &report);
+    let worked: Vec<String> = sink
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|(_, w)| w.clone())
+        .collect();
+    // Plain tables' foreign keys (self-reference, to a unique index, both directions) ran
+    // in the pool; those on or to the partitioned table in dump order afterwards.
+    for name in [
+        "namespaces_parent_id_fkey",
+        "projects_creator_email_fkey",
+        "fk_namespaces_project",
+        "notes_author_id_fkey",
+    ] {
+        assert!(
+            worked
+                .iter()
+                .any(|w| w.contains("FK CONSTRAINT") && w.contains(name)),
+            "{name} not in the pool: {worked:?}"
+        );
+    }
+    assert!(
+        !worked
+            .iter()
+            .any(|w| w.contains("audit") && w.contains("FK CONSTRAINT")),
+        "{worked:?}"
+    );
+    assert!(
+        sink.0.lock().unwrap().iter().any(|(s, _)| *s == 1),
+        "both connections worked"
+    );
+    let pool = report
+        .connections
+        .iter()
+        .filter(|c| c.phase == rewind_engine::progress::Phase::Indexes)
+        .count();
+    assert_eq!(pool, 2, "{:?}", report.connections);
+    let constraints = report
+        .phases
+        .iter()
+        .find(|p| p.phase == rewind_engine::progress::Phase::Constraints)
+        .expect("constraints counted");
+    assert!(constraints.statements >= 6, "{:?}", report.phases);
+
+    // A foreign key the data violates: stops the load naming it, or with
+    // --continue-on-error is recorded and the result equals psql's.
+    let text = String::from_utf8(dump).expect("utf8");
+    let at = text.find("COPY public.notes ").expect("notes copy");
+    let row_at = at + text[at..].find('\n').expect("header end") + 1;
+    let bad = format!(
+        "{}900001\t1\t999999\tdangling\n{}",
+        &text[..row_at],
+        &text[row_at..]
+    );
+    for db in ["bad_psql", "bad_load", "bad_stop"] {
+        c.create_database(db).expect("db");
+    }
+    let stderr = psql_restore(&c, "bad_psql", None, bad.as_bytes());
+    assert!(stderr.contains("notes_author_id_fkey"), "{stderr}");
+    let err = load_dump(bad.as_bytes(), &opts(&c, "bad_stop", 2), &NullSink).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, LoadError::Statement(_)), "{msg}");
+    assert!(
+        msg.contains("FK CONSTRAINT")
+            && msg.contains("notes_author_id_fkey")
+            && msg.contains("violates foreign key constraint")
+            && msg.contains("ADD CONSTRAINT notes_author_id_fkey"),
+        "{msg}"
+    );
+    let mut o = opts(&c, "bad_load", 2);
+    o.continue_on_error = true;
+    let report = load_dump(bad.as_bytes(), &o, &NullSink).expect("continue");
+    assert_eq!(report.failed.len(), 1, "{:?}", report.failed);
+    assert_eq!(
+        report.failed[0].phase,
+        rewind_engine::progress::Phase::Constraints
+    );
+    assert!(report.failed[0].object.contains("notes_author_id_fkey"));
+    assert_same(&c, "bad_psql", "bad_load");
+}

@@ -137,6 +137,26 @@ struct LiveState {
     phase: Option<Phase>,
     started: Instant,
     line_open: bool,
+    /// What each connection of the running phase works on (`Event::Worker`).
+    workers: Vec<Option<String>>,
+    /// The amount part of the last progress line (redrawn when a worker changes).
+    amount: String,
+}
+
+/// The work in flight per connection, compactly: `1: INDEX public.a  2: idle`.
+fn in_flight(workers: &[Option<String>]) -> String {
+    workers
+        .iter()
+        .enumerate()
+        .map(|(i, w)| format!("{}: {}", i + 1, w.as_deref().unwrap_or("idle")))
+        .collect::<Vec<_>>()
+        .join("  ")
+}
+
+/// A live line cut to 79 columns, so that `\r` redraws it in place at 80 columns.
+fn live_line(mut line: String) -> String {
+    line.truncate(line.char_indices().nth(79).map_or(line.len(), |(i, _)| i));
+    line
 }
 
 impl CliSink {
@@ -148,6 +168,8 @@ impl CliSink {
                 phase: None,
                 started: Instant::now(),
                 line_open: false,
+                workers: Vec::new(),
+                amount: String::new(),
             }),
         }
     }
@@ -180,6 +202,8 @@ impl Sink for CliSink {
             Event::PhaseStarted { phase, .. } => {
                 st.phase = Some(phase);
                 st.started = Instant::now();
+                st.workers.clear();
+                st.amount.clear();
                 if !self.quiet {
                     close(&mut st, &mut err);
                     let _ = writeln!(err, "==> {}", phase.label());
@@ -228,10 +252,29 @@ impl Sink for CliSink {
                 } else {
                     String::new()
                 };
-                let cur = current.unwrap_or_default();
+                let cur = if st.workers.iter().any(Option::is_some) {
+                    in_flight(&st.workers)
+                } else {
+                    current.unwrap_or_default()
+                };
                 let rows = rows.map(|r| format!(" {r} rows")).unwrap_or_default();
-                let mut line = format!("    {amount}{speed}  {cur}{rows}");
-                line.truncate(line.char_indices().nth(100).map_or(line.len(), |(i, _)| i));
+                let line = live_line(format!("    {amount}{speed}  {cur}{rows}"));
+                let _ = write!(err, "\r\x1b[2K{line}");
+                st.amount = amount;
+                st.line_open = true;
+            }
+            Event::Worker { slot, phase, what } => {
+                if st.phase != Some(phase) {
+                    return;
+                }
+                if st.workers.len() <= slot {
+                    st.workers.resize(slot + 1, None);
+                }
+                st.workers[slot] = what;
+                if self.quiet || !self.tty {
+                    return;
+                }
+                let line = live_line(format!("    {}  {}", st.amount, in_flight(&st.workers)));
                 let _ = write!(err, "\r\x1b[2K{line}");
                 st.line_open = true;
             }

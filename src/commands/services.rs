@@ -64,7 +64,8 @@ impl Sink for CliSink {
             | Event::PhaseStarted { .. }
             | Event::Progress { .. }
             | Event::SnapshotWritten { .. }
-            | Event::Dropped { .. } => {}
+            | Event::Dropped { .. }
+            | Event::Worker { .. } => {}
         }
     }
 }

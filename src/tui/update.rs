@@ -2276,6 +2276,8 @@ fn on_progress(s: &mut State, p: Progress) -> Vec<Command> {
             out
         }
         Progress::SnapshotWritten { .. } => Vec::new(),
+        // Drawn by the progress screen's own work (not yet).
+        Progress::Worker { .. } => Vec::new(),
     }
 }
 

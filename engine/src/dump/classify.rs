@@ -367,6 +367,102 @@ pub fn classify(sql: &str, toc: Option<&TocHeader>) -> Kind {
     Kind::Other
 }
 
+/// A foreign key added in post-data: `ALTER TABLE [IF EXISTS] [ONLY] table ADD CONSTRAINT
+/// name FOREIGN KEY (cols) REFERENCES [ONLY] other [(cols)] [options]`, one action only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignKey {
+    /// The table the constraint is declared on.
+    pub table: QualifiedName,
+    /// The referenced table.
+    pub references: QualifiedName,
+    /// `ALTER TABLE ONLY`: pg_dump writes it for every table but a partitioned one (whose
+    /// foreign key recurses to, and locks, its partitions).
+    pub only: bool,
+}
+
+/// The foreign key `sql` adds, if it is one `ADD CONSTRAINT ... FOREIGN KEY` and nothing
+/// else (a second action after a top-level comma makes it `None`).
+pub fn foreign_key(sql: &str) -> Option<ForeignKey> {
+    let t = tokens(sql, 4096);
+    let kw = |i: usize, k: &str| t.get(i).is_some_and(|x| x.is_kw(k));
+    if !(kw(0, "ALTER") && kw(1, "TABLE")) {
+        return None;
+    }
+    let mut i = 2;
+    if kw(i, "IF") && kw(i + 1, "EXISTS") {
+        i += 2;
+    }
+    let only = kw(i, "ONLY");
+    if only {
+        i += 1;
+    }
+    let (table, next) = qualified_at(&t, i)?;
+    if !(kw(next, "ADD") && kw(next + 1, "CONSTRAINT")) {
+        return None;
+    }
+    t.get(next + 2)?.name()?;
+    let mut i = next + 3;
+    if !(kw(i, "FOREIGN") && kw(i + 1, "KEY") && t.get(i + 2) == Some(&Tok::Punct('('))) {
+        return None;
+    }
+    i += 3;
+    while t.get(i)? != &Tok::Punct(')') {
+        i += 1;
+    }
+    i += 1;
+    if !kw(i, "REFERENCES") {
+        return None;
+    }
+    i += 1;
+    if kw(i, "ONLY") {
+        i += 1;
+    }
+    let (references, mut i) = qualified_at(&t, i)?;
+    let mut depth = 0usize;
+    while let Some(x) = t.get(i) {
+        match x {
+            Tok::Punct('(') => depth += 1,
+            Tok::Punct(')') => depth = depth.checked_sub(1)?,
+            Tok::Punct(',') if depth == 0 => return None,
+            Tok::Punct(';') if depth == 0 => break,
+            _ => {}
+        }
+        i += 1;
+    }
+    if t.len() >= 4096 {
+        return None;
+    }
+    Some(ForeignKey {
+        table,
+        references,
+        only,
+    })
+}
+
+/// Whether a `CREATE TABLE` makes a partitioned table (`PARTITION BY` outside parentheses).
+pub fn creates_partitioned_table(sql: &str) -> bool {
+    let t = tokens(sql, usize::MAX);
+    if !matches!(classify(sql, None), Kind::CreateTable { .. }) {
+        return false;
+    }
+    let mut depth = 0usize;
+    for (i, x) in t.iter().enumerate() {
+        match x {
+            Tok::Punct('(') => depth += 1,
+            Tok::Punct(')') => depth = depth.saturating_sub(1),
+            Tok::Word(w)
+                if depth == 0
+                    && w.eq_ignore_ascii_case("PARTITION")
+                    && t.get(i + 1).is_some_and(|n| n.is_kw("BY")) =>
+            {
+                return true;
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
 /// An ownership or privilege statement: one the restoring role may not be allowed to run
 /// (GitLab's psql restore fails on it too, and the database is the same without it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -675,6 +771,59 @@ mod tests {
 
     fn q(s: Option<&str>, n: &str) -> QualifiedName {
         QualifiedName::new(s, n)
+    }
+
+    #[test]
+    fn foreign_keys_as_pg_dump_writes_them() {
+        let fk = foreign_key(
+            "ALTER TABLE ONLY public.notes\n    ADD CONSTRAINT \"fk_rails_9;x\" FOREIGN KEY (project_id, \"Odd)\") REFERENCES public.projects(id) ON DELETE CASCADE NOT VALID;",
+        )
+        .expect("fk");
+        assert_eq!(fk.table, q(Some("public"), "notes"));
+        assert_eq!(fk.references, q(Some("public"), "projects"));
+        assert!(fk.only);
+        // A partitioned table's foreign key: no ONLY.
+        let fk = foreign_key(
+            "ALTER TABLE public.audit_events ADD CONSTRAINT fk FOREIGN KEY (author_id) REFERENCES public.users(id);",
+        )
+        .expect("fk");
+        assert!(!fk.only);
+        // Self-reference, quoted names.
+        let fk = foreign_key(
+            "ALTER TABLE ONLY \"S\".\"T t\" ADD CONSTRAINT c FOREIGN KEY (parent_id) REFERENCES \"S\".\"T t\"(id) DEFERRABLE;",
+        )
+        .expect("fk");
+        assert_eq!(fk.table, fk.references);
+        assert_eq!(fk.table, q(Some("S"), "T t"));
+        // Not one foreign key: other constraints, two actions.
+        for sql in [
+            "ALTER TABLE ONLY public.t ADD CONSTRAINT t_pkey PRIMARY KEY (id);",
+            "ALTER TABLE public.t ADD CONSTRAINT c CHECK (a > 0) NOT VALID;",
+            "ALTER TABLE ONLY public.t ADD CONSTRAINT a FOREIGN KEY (x) REFERENCES public.u(id), ADD CONSTRAINT b FOREIGN KEY (y) REFERENCES public.v(id);",
+            "ALTER TABLE ONLY public.t CLUSTER ON t_pkey;",
+            "CREATE INDEX i ON public.t (a);",
+        ] {
+            assert_eq!(foreign_key(sql), None, "{sql}");
+        }
+    }
+
+    #[test]
+    fn partitioned_tables() {
+        assert!(creates_partitioned_table(
+            "CREATE TABLE public.events (\n    id bigint NOT NULL,\n    created_at date NOT NULL\n)\nPARTITION BY RANGE (created_at);"
+        ));
+        assert!(creates_partitioned_table(
+            "CREATE TABLE s.p2 PARTITION OF s.p FOR VALUES FROM (1) TO (2) PARTITION BY LIST (k);"
+        ));
+        assert!(!creates_partitioned_table(
+            "CREATE TABLE s.p1 PARTITION OF s.p FOR VALUES FROM (1) TO (2);"
+        ));
+        assert!(!creates_partitioned_table(
+            "CREATE TABLE public.t (\"partition\" text, by text DEFAULT 'PARTITION BY');"
+        ));
+        assert!(!creates_partitioned_table(
+            "CREATE INDEX i ON public.t (a);"
+        ));
     }
 
     #[test]

@@ -10,8 +10,9 @@ pub mod parser;
 pub mod toc;
 
 pub use classify::{
-    classify, create_extension, created_object, describe, dropped_object, privilege_statement,
-    session_role, Kind, ObjectKey, PrivilegeStatement, QualifiedName,
+    classify, create_extension, created_object, creates_partitioned_table, describe,
+    dropped_object, foreign_key, privilege_statement, session_role, ForeignKey, Kind, ObjectKey,
+    PrivilegeStatement, QualifiedName,
 };
 pub use parser::{
     CopyChunk, CopyHeader, DumpParser, Item, MetaCommand, ParseError, Position, Statement,

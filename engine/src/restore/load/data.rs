@@ -168,6 +168,8 @@ pub(crate) struct Shared {
     pub errors: Mutex<Vec<WorkerError>>,
     pub continue_on_error: bool,
     free: Mutex<Vec<Vec<u8>>>,
+    /// Per worker connection: table parts loaded and seconds spent loading them.
+    pub busy: Mutex<Vec<(u64, f64)>>,
 }
 
 impl Shared {
@@ -210,6 +212,8 @@ pub(crate) struct DataPool {
     pub shared: Arc<Shared>,
     pub jobs: Vec<Arc<TableJob>>,
     queue_chunks: usize,
+    /// When the pool started (its wall time in the report).
+    pub started: Instant,
 }
 
 impl DataPool {
@@ -219,16 +223,18 @@ impl DataPool {
             errors: Mutex::new(Vec::new()),
             continue_on_error,
             free: Mutex::new(Vec::new()),
+            busy: Mutex::new(vec![(0, 0.0); conns.len()]),
         });
         let n = conns.len();
         let workers = conns
             .into_iter()
-            .map(|conn| {
+            .enumerate()
+            .map(|(slot, conn)| {
                 let (tx, rx) = sync_channel::<Arc<TableJob>>(2);
                 let pending = Arc::new(AtomicUsize::new(0));
                 let p = pending.clone();
                 let sh = shared.clone();
-                let handle = std::thread::spawn(move || worker(conn, rx, p, sh));
+                let handle = std::thread::spawn(move || worker(conn, slot, rx, p, sh));
                 Worker {
                     tx,
                     pending,
@@ -241,6 +247,7 @@ impl DataPool {
             shared,
             jobs: Vec::new(),
             queue_chunks: 2 * n + 2,
+            started: Instant::now(),
         }
     }
 
@@ -323,12 +330,23 @@ impl DataPool {
 
 fn worker(
     mut conn: Conn,
+    slot: usize,
     rx: Receiver<Arc<TableJob>>,
     pending: Arc<AtomicUsize>,
     shared: Arc<Shared>,
 ) -> Option<Conn> {
     for job in rx {
+        let t = Instant::now();
         let r = load_part(&mut conn, &job, &shared);
+        if let Some(b) = shared
+            .busy
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(slot)
+        {
+            b.0 += 1;
+            b.1 += t.elapsed().as_secs_f64();
+        }
         pending.fetch_sub(1, Ordering::SeqCst);
         let now = job.started.elapsed().as_nanos() as u64;
         job.nanos.fetch_max(now, Ordering::SeqCst);

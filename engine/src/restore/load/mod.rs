@@ -10,12 +10,20 @@
 //!   calling thread overlap with the server's COPY work; small tables go whole to the least
 //!   busy worker, large ones are loaded by all workers at once, committed together only if
 //!   every part succeeded. Sequence `setval`s run in order on the main connection.
-//! - **Indexes**: post-data `CREATE INDEX` and primary/unique/exclusion keys are built
-//!   concurrently, largest tables first, with a larger `maintenance_work_mem`; key
-//!   constraints run alone on their table.
-//! - **Constraints**: the rest of post-data (foreign keys, index attachments, triggers,
-//!   rules, comments, ACLs, materialized view refreshes, ...) in dump order on the main
-//!   connection.
+//! - **Indexes and foreign keys**: post-data `CREATE INDEX`, primary/unique/exclusion keys
+//!   and foreign keys run in one pool over the worker connections, largest work first,
+//!   with a larger `maintenance_work_mem`: key constraints alone on their table, each
+//!   foreign key alone on both its tables once their indexes and keys are built (lock
+//!   rules in `post.rs`), so a connection never idles behind one long index build while
+//!   foreign keys of other tables wait.
+//! - **Constraints**: the rest of post-data (foreign keys of partitioned tables, index
+//!   attachments, triggers, rules, comments, ACLs, materialized view refreshes, anything
+//!   unrecognised) in dump order on the main connection, after the pool.
+//!
+//! The load connections commit with `synchronous_commit = off` (the server flushes the
+//! WAL within a few hundred milliseconds instead of at every statement's commit); before
+//! [`load_dump`] reports success it commits one transaction with `synchronous_commit = on`,
+//! whose WAL flush covers every commit before it, so a success is durable.
 //!
 //! Session settings from the dump (`SET ...`, `set_config('search_path', '', false)`) are
 //! replayed on every connection. Each statement runs in its own implicit transaction as in
@@ -34,7 +42,7 @@ mod data;
 mod post;
 mod session;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::BufRead;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -43,14 +51,14 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::dump::{
-    classify, describe, CopyHeader, DumpParser, Item, Kind, MetaCommand, ParseError, Position,
-    QualifiedName, Statement,
+    classify, creates_partitioned_table, describe, foreign_key, CopyHeader, DumpParser, Item, Kind,
+    MetaCommand, ParseError, Position, QualifiedName, Statement,
 };
 use crate::pg::conn::{ConnError, ConnSpec};
 use crate::progress::{Cancel, Event, Phase, Sink, SinkExt};
 
 use data::{DataPool, TableJob};
-use post::{run_units, IndexUnit};
+use post::{run_units, Hooks, IndexUnit, UnitKind};
 pub use session::{
     already_exists_error, ignored_by_gitlab, kept_by_drop, privilege_error, skip_reason,
     OwnedElsewhere, SkipReason, StatementFacts,
@@ -74,6 +82,12 @@ pub struct LoadOptions {
     pub maintenance_work_mem: Option<String>,
     /// Size of the data chunks handed to workers (default 1 MiB).
     pub chunk_bytes: usize,
+    /// `max_parallel_maintenance_workers` for index-building connections (parallel btree
+    /// builds); `None` keeps the server's.
+    pub parallel_maintenance_workers: Option<u32>,
+    /// Commit with `synchronous_commit = off` on the load connections (default); the load
+    /// is made durable once at the end before success is reported.
+    pub async_commit: bool,
 }
 
 impl LoadOptions {
@@ -89,6 +103,8 @@ impl LoadOptions {
             cancel: Cancel::new(),
             maintenance_work_mem: Some("256MB".into()),
             chunk_bytes: 1 << 20,
+            async_commit: true,
+            parallel_maintenance_workers: None,
         }
     }
 }
@@ -169,6 +185,22 @@ pub struct PhaseReport {
     pub seconds: f64,
 }
 
+/// What one connection of a parallel phase did (where the time went).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConnectionReport {
+    /// `data` for COPY workers, `indexes` for the post-data pool (index builds, keys and
+    /// foreign keys).
+    pub phase: Phase,
+    /// The connection within its pool, from 0.
+    pub slot: usize,
+    /// Tables (data) or statements (indexes) it ran.
+    pub units: u64,
+    /// Seconds it spent running them (the rest of the phase it idled).
+    pub busy_seconds: f64,
+    /// Seconds the pool ran.
+    pub wall_seconds: f64,
+}
+
 /// What a load did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct LoadReport {
@@ -188,6 +220,8 @@ pub struct LoadReport {
     pub bytes: u64,
     pub seconds: f64,
     pub jobs: usize,
+    /// Per connection of the parallel phases, summed over the dump's stretches.
+    pub connections: Vec<ConnectionReport>,
 }
 
 /// Why a load stopped.
@@ -248,6 +282,8 @@ struct Loader<'a> {
     last_progress: Instant,
     /// Objects whose `DROP ... IF EXISTS` failed for lack of ownership.
     kept: OwnedElsewhere,
+    /// Partitioned tables created by the dump (their foreign keys stay in dump order).
+    partitioned: HashSet<QualifiedName>,
 }
 
 /// Load a plain pg_dump script from `input` (the decompressed stream, read once) into
@@ -280,6 +316,7 @@ pub fn load_dump<R: BufRead>(
         phase_stats: Vec::new(),
         last_progress: Instant::now(),
         kept: OwnedElsewhere::new(),
+        partitioned: HashSet::new(),
     };
     let mut parser = DumpParser::new(input);
     let result = loader.run(&mut parser);
@@ -288,6 +325,15 @@ pub fn load_dump<R: BufRead>(
         loader.abort_pool();
         loader.end_phase(false);
         return Err(e);
+    }
+    if let Err(detail) = loader.main.make_durable() {
+        loader.end_phase(false);
+        return Err(LoadError::ConnectionLost {
+            phase: "final commit",
+            object: opts.conn.target(),
+            at: parser.position(),
+            detail,
+        });
     }
     loader.end_phase(true);
     let mut report = loader.report;
@@ -298,13 +344,18 @@ pub fn load_dump<R: BufRead>(
 
 fn connect(opts: &LoadOptions, role: Role) -> Result<Conn, LoadError> {
     let client = opts.conn.connect()?;
-    Conn::new(client, role, opts.maintenance_work_mem.clone()).map_err(|detail| {
-        LoadError::ConnectionLost {
-            phase: "connection setup",
-            object: opts.conn.target(),
-            at: Position::default(),
-            detail,
-        }
+    Conn::new(
+        client,
+        role,
+        opts.maintenance_work_mem.clone(),
+        opts.parallel_maintenance_workers,
+        opts.async_commit,
+    )
+    .map_err(|detail| LoadError::ConnectionLost {
+        phase: "connection setup",
+        object: opts.conn.target(),
+        at: Position::default(),
+        detail,
     })
 }
 
@@ -417,8 +468,28 @@ impl Loader<'_> {
             Mode::Post => {
                 match kind {
                     Kind::Session { key } => self.session = self.session.with(&key, &s.sql),
-                    Kind::Index { table } => self.push_unit(s, table, false),
-                    Kind::KeyConstraint { table } => self.push_unit(s, table, true),
+                    Kind::Index { table } => self.push_unit(s, table, UnitKind::Index),
+                    Kind::KeyConstraint { table } => self.push_unit(s, table, UnitKind::Key),
+                    Kind::PostData => match foreign_key(&s.sql) {
+                        // Only a plain table's foreign key, both names schema-qualified as
+                        // pg_dump writes them (the pool tracks locks by name).
+                        Some(fk)
+                            if fk.only
+                                && fk.table.schema.is_some()
+                                && fk.references.schema.is_some()
+                                && !self.partitioned.contains(&fk.table)
+                                && !self.partitioned.contains(&fk.references) =>
+                        {
+                            self.push_unit(
+                                s,
+                                fk.table,
+                                UnitKind::ForeignKey {
+                                    references: fk.references,
+                                },
+                            )
+                        }
+                        _ => self.tail.push((s, self.session.clone())),
+                    },
                     _ => self.tail.push((s, self.session.clone())),
                 }
                 Ok(())
@@ -439,6 +510,11 @@ impl Loader<'_> {
             },
             Mode::Pre => {
                 self.enter(Phase::Schema);
+                if let Kind::CreateTable { table } = &kind {
+                    if creates_partitioned_table(&s.sql) {
+                        self.partitioned.insert(table.clone());
+                    }
+                }
                 match kind {
                     Kind::Session { key } => self.run_session(&s, &key, Phase::Schema),
                     _ => self.exec_main(&s, Phase::Schema),
@@ -447,12 +523,18 @@ impl Loader<'_> {
         }
     }
 
-    fn push_unit(&mut self, stmt: Statement, table: QualifiedName, exclusive: bool) {
-        let weight = self.table_bytes.get(&table).copied().unwrap_or(0);
+    fn push_unit(&mut self, stmt: Statement, table: QualifiedName, kind: UnitKind) {
+        let bytes = |t: &QualifiedName| self.table_bytes.get(t).copied().unwrap_or(0);
+        let mut weight = bytes(&table);
+        if let UnitKind::ForeignKey { references } = &kind {
+            if references != &table {
+                weight += bytes(references);
+            }
+        }
         self.units.push(IndexUnit {
             stmt,
             table,
-            exclusive,
+            kind,
             session: self.session.clone(),
             weight,
             order: self.order,
@@ -651,8 +733,16 @@ impl Loader<'_> {
         let Some(pool) = self.pool.take() else {
             return Ok(());
         };
+        let started = pool.started;
         let (conns, shared, _jobs) = pool.finish();
+        let wall = started.elapsed();
         self.spare.extend(conns);
+        let busy = shared
+            .busy
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        self.add_connections(Phase::Data, busy, wall.as_secs_f64());
         for t in self.pending_tables.drain(..) {
             let failed = t.job.failed.load(std::sync::atomic::Ordering::SeqCst);
             self.report.tables.push(TableLoad {
@@ -699,7 +789,34 @@ impl Loader<'_> {
         }
     }
 
-    /// Run everything buffered: data in flight, then index builds, then the ordered tail.
+    /// Add one pool's per-connection figures (`(units, busy seconds)` per slot) to the
+    /// report, summed with earlier pools of the same phase.
+    fn add_connections(&mut self, phase: Phase, slots: Vec<(u64, f64)>, wall: f64) {
+        for (slot, (units, busy)) in slots.into_iter().enumerate() {
+            match self
+                .report
+                .connections
+                .iter_mut()
+                .find(|c| c.phase == phase && c.slot == slot)
+            {
+                Some(c) => {
+                    c.units += units;
+                    c.busy_seconds += busy;
+                    c.wall_seconds += wall;
+                }
+                None => self.report.connections.push(ConnectionReport {
+                    phase,
+                    slot,
+                    units,
+                    busy_seconds: busy,
+                    wall_seconds: wall,
+                }),
+            }
+        }
+    }
+
+    /// Run everything buffered: data in flight, then the post-data pool (index builds,
+    /// keys, foreign keys), then the ordered tail.
     fn flush(&mut self) -> Result<(), LoadError> {
         self.finish_pool()?;
         self.mode = Mode::Pre;
@@ -720,29 +837,52 @@ impl Loader<'_> {
                     rows: None,
                 });
             };
-            let (results, conns) = run_units(
+            let on_start = |slot: usize, u: Option<&IndexUnit>| {
+                sink.event(Event::Worker {
+                    slot,
+                    phase: Phase::Indexes,
+                    what: u.map(|u| describe(&u.stmt.sql, u.stmt.toc.as_deref())),
+                });
+            };
+            let started = Instant::now();
+            let (results, conns, stats) = run_units(
                 units,
                 conns,
                 &self.kept,
                 &stop,
                 &self.opts.cancel,
                 self.opts.continue_on_error,
-                &on_done,
+                &Hooks {
+                    on_start: &on_start,
+                    on_done: &on_done,
+                },
             );
             self.spare.extend(conns);
+            self.add_connections(
+                Phase::Indexes,
+                stats.iter().map(|s| (s.units, s.busy_seconds)).collect(),
+                started.elapsed().as_secs_f64(),
+            );
             let mut results = results;
             results.sort_by_key(|r| r.unit.order);
             let mut first_err = None;
             for r in results {
-                self.count(Phase::Indexes);
+                let phase = r.unit.phase();
+                self.count(phase);
                 if r.seconds >= 1.0 {
                     self.sink.info(format!(
-                        "{} built in {:.1}s",
+                        "{} {} in {:.1}s (connection {})",
                         describe(&r.unit.stmt.sql, r.unit.stmt.toc.as_deref()),
-                        r.seconds
+                        if phase == Phase::Indexes {
+                            "built"
+                        } else {
+                            "added"
+                        },
+                        r.seconds,
+                        r.slot + 1
                     ));
                 }
-                if let Err(e) = self.account(Phase::Indexes, &r.unit.stmt, r.outcome) {
+                if let Err(e) = self.account(phase, &r.unit.stmt, r.outcome) {
                     if first_err.is_none() || matches!(e, LoadError::ConnectionLost { .. }) {
                         first_err = Some(e);
                     }

@@ -1,31 +1,87 @@
-//! Post-data index builds over several connections.
+//! The post-data pool: index builds, keys and foreign keys over several connections.
 //!
-//! `CREATE INDEX` takes a SHARE lock, so several can build on the same table at once;
-//! `ALTER TABLE ... ADD CONSTRAINT ... PRIMARY KEY|UNIQUE|EXCLUDE` takes ACCESS EXCLUSIVE,
-//! so it runs alone on its table (never waiting on a lock while holding a connection).
-//! Largest tables first. Everything else of post-data (foreign keys, attachments,
-//! triggers, ...) runs afterwards in dump order on the main connection.
+//! Lock levels (PostgreSQL documentation, "Explicit Locking" and `ALTER TABLE`):
+//! - `CREATE INDEX` takes SHARE on its table: several builds on one table run at once.
+//! - `ALTER TABLE ... ADD CONSTRAINT ... PRIMARY KEY|UNIQUE|EXCLUDE` takes ACCESS EXCLUSIVE:
+//!   it runs alone on its table.
+//! - `ALTER TABLE ... ADD CONSTRAINT ... FOREIGN KEY` takes SHARE ROW EXCLUSIVE on the table
+//!   and on the referenced table. That mode conflicts with SHARE (index builds), with
+//!   ACCESS EXCLUSIVE (keys) and with itself, so a foreign key runs alone on both its tables.
+//!   It also needs the referenced key (a primary key or unique index) and is best checked
+//!   with the tables' indexes in place, so it waits until every index and key of both
+//!   tables is built.
+//!
+//! A unit is handed to a connection only when no unit running on another connection holds
+//! a conflicting lock on any of its tables, so no connection ever waits on a lock held by
+//! another of the pool's connections. Largest work first (bytes of COPY data of the tables
+//! involved), dump order on ties.
+//!
+//! Not in the pool (they run afterwards in dump order on the main connection): a foreign key
+//! on or to a partitioned table (it recurses to, and locks, partitions the scheduler does
+//! not track), and every statement whose dependencies and locks are not known here:
+//! triggers, rules, policies, index attachments, CHECK constraints added `NOT VALID` (ACCESS
+//! EXCLUSIVE, no scan: nothing to gain), `CLUSTER ON`, comments, grants, owners,
+//! materialized view refreshes, anything unrecognised.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::session::{skip_reason, Conn, Outcome, OwnedElsewhere, Session, StatementFacts};
 use crate::dump::{QualifiedName, Statement};
-use crate::progress::Cancel;
+use crate::progress::{Cancel, Phase};
 
-/// One index build.
+/// What a unit is, as far as locks and dependencies go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum UnitKind {
+    /// `CREATE INDEX`: SHARE on `table`.
+    Index,
+    /// Primary key, unique or exclusion constraint: ACCESS EXCLUSIVE on `table`.
+    Key,
+    /// Foreign key: SHARE ROW EXCLUSIVE on `table` and `references`, after their indexes.
+    ForeignKey { references: QualifiedName },
+}
+
+/// One unit of post-data work.
 pub(crate) struct IndexUnit {
     pub stmt: Statement,
     pub table: QualifiedName,
-    /// Needs the table alone (key constraints).
-    pub exclusive: bool,
+    pub kind: UnitKind,
     pub session: Arc<Session>,
-    /// Bytes of COPY data the table had (scheduling weight).
+    /// Bytes of COPY data of the tables involved (scheduling weight).
     pub weight: u64,
-    /// Position in the dump (tie-break).
+    /// Position in the dump (tie-break, and the order results are accounted in).
     pub order: usize,
+}
+
+impl IndexUnit {
+    /// The phase its statement belongs to (for counts and errors).
+    pub fn phase(&self) -> Phase {
+        match self.kind {
+            UnitKind::ForeignKey { .. } => Phase::Constraints,
+            _ => Phase::Indexes,
+        }
+    }
+
+    /// The tables it locks, each with whether the lock excludes every other unit.
+    fn locks(&self) -> Vec<(&QualifiedName, bool)> {
+        match &self.kind {
+            UnitKind::Index => vec![(&self.table, false)],
+            UnitKind::Key => vec![(&self.table, true)],
+            UnitKind::ForeignKey { references } if references == &self.table => {
+                vec![(&self.table, true)]
+            }
+            UnitKind::ForeignKey { references } => {
+                vec![(&self.table, true), (references, true)]
+            }
+        }
+    }
+
+    /// Whether it builds an index (something foreign keys wait for).
+    fn builds_index(&self) -> bool {
+        matches!(self.kind, UnitKind::Index | UnitKind::Key)
+    }
 }
 
 /// Result of one unit.
@@ -33,6 +89,15 @@ pub(crate) struct UnitResult {
     pub unit: IndexUnit,
     pub outcome: Outcome,
     pub seconds: f64,
+    /// The pool connection (0-based) that ran it.
+    pub slot: usize,
+}
+
+/// What one pool connection did.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SlotStats {
+    pub units: u64,
+    pub busy_seconds: f64,
 }
 
 #[derive(Default)]
@@ -44,7 +109,69 @@ struct TableLocks {
 struct Sched {
     pending: Vec<IndexUnit>,
     running: HashMap<QualifiedName, TableLocks>,
+    /// Index and key units not finished yet, per table (foreign keys wait for zero).
+    unbuilt: HashMap<QualifiedName, usize>,
     results: Vec<UnitResult>,
+}
+
+impl Sched {
+    /// Whether `u` may start now: no conflicting lock held by a running unit, and for a
+    /// foreign key, every index and key of both its tables built.
+    fn ready(&self, u: &IndexUnit) -> bool {
+        if let UnitKind::ForeignKey { references } = &u.kind {
+            if [&u.table, references]
+                .iter()
+                .any(|t| self.unbuilt.get(*t).is_some_and(|n| *n > 0))
+            {
+                return false;
+            }
+        }
+        u.locks()
+            .iter()
+            .all(|(t, exclusive)| match self.running.get(*t) {
+                None => true,
+                Some(l) if *exclusive => l.shared == 0 && !l.exclusive,
+                Some(l) => !l.exclusive,
+            })
+    }
+
+    fn take(&mut self, u: &IndexUnit) {
+        for (t, exclusive) in u.locks() {
+            let l = self.running.entry(t.clone()).or_default();
+            if exclusive {
+                l.exclusive = true;
+            } else {
+                l.shared += 1;
+            }
+        }
+    }
+
+    fn release(&mut self, u: &IndexUnit) {
+        for (t, exclusive) in u.locks() {
+            if let Some(l) = self.running.get_mut(t) {
+                if exclusive {
+                    l.exclusive = false;
+                } else {
+                    l.shared = l.shared.saturating_sub(1);
+                }
+                if l.shared == 0 && !l.exclusive {
+                    self.running.remove(t);
+                }
+            }
+        }
+        if u.builds_index() {
+            if let Some(n) = self.unbuilt.get_mut(&u.table) {
+                *n = n.saturating_sub(1);
+            }
+        }
+    }
+}
+
+/// Callbacks of the pool: a connection started a unit (`Some`) or has nothing more to do
+/// (`None`); a unit finished (with the count finished so far).
+pub(crate) struct Hooks<'a> {
+    pub on_start: &'a (dyn Fn(usize, Option<&IndexUnit>) + Sync),
+    pub on_done: &'a (dyn Fn(&UnitResult, usize) + Sync),
 }
 
 /// Run the units over `conns`; returns the results (in completion order) and the
@@ -57,25 +184,33 @@ pub(crate) fn run_units(
     stop: &AtomicBool,
     cancel: &Cancel,
     continue_on_error: bool,
-    on_done: &(dyn Fn(&UnitResult, usize) + Sync),
-) -> (Vec<UnitResult>, Vec<Conn>) {
+    hooks: &Hooks<'_>,
+) -> (Vec<UnitResult>, Vec<Conn>, Vec<SlotStats>) {
     units.sort_by(|a, b| b.weight.cmp(&a.weight).then(a.order.cmp(&b.order)));
+    let mut unbuilt: HashMap<QualifiedName, usize> = HashMap::new();
+    for u in units.iter().filter(|u| u.builds_index()) {
+        *unbuilt.entry(u.table.clone()).or_default() += 1;
+    }
     let sched = Mutex::new(Sched {
         pending: units,
         running: HashMap::new(),
+        unbuilt,
         results: Vec::new(),
     });
     let cv = Condvar::new();
     let mut usable = Vec::new();
+    let mut stats = Vec::new();
     std::thread::scope(|scope| {
         let handles: Vec<_> = conns
             .into_iter()
-            .map(|conn| {
+            .enumerate()
+            .map(|(slot, conn)| {
                 let sched = &sched;
                 let cv = &cv;
                 scope.spawn(move || {
                     unit_worker(
                         conn,
+                        slot,
                         sched,
                         cv,
                         Policy {
@@ -84,19 +219,20 @@ pub(crate) fn run_units(
                             cancel,
                             continue_on_error,
                         },
-                        on_done,
+                        hooks,
                     )
                 })
             })
             .collect();
         for h in handles {
-            if let Ok(Some(c)) = h.join() {
-                usable.push(c);
+            if let Ok((c, st)) = h.join() {
+                usable.extend(c);
+                stats.push(st);
             }
         }
     });
     let s = sched.into_inner().unwrap_or_else(|p| p.into_inner());
-    (s.results, usable)
+    (s.results, usable, stats)
 }
 
 /// When a worker stops taking work.
@@ -126,36 +262,27 @@ impl Policy<'_> {
 
 fn unit_worker(
     mut conn: Conn,
+    slot: usize,
     sched: &Mutex<Sched>,
     cv: &Condvar,
     policy: Policy<'_>,
-    on_done: &(dyn Fn(&UnitResult, usize) + Sync),
-) -> Option<Conn> {
+    hooks: &Hooks<'_>,
+) -> (Option<Conn>, SlotStats) {
     let Policy { stop, cancel, .. } = policy;
+    let mut stats = SlotStats::default();
     loop {
         let unit = {
             let mut s = sched.lock().unwrap_or_else(|p| p.into_inner());
             loop {
                 if stop.load(Ordering::SeqCst) || cancel.is_cancelled() || s.pending.is_empty() {
-                    return Some(conn);
+                    drop(s);
+                    (hooks.on_start)(slot, None);
+                    return (Some(conn), stats);
                 }
-                let pick = s.pending.iter().position(|u| {
-                    let l = s.running.get(&u.table);
-                    match l {
-                        None => true,
-                        Some(l) if u.exclusive => l.shared == 0 && !l.exclusive,
-                        Some(l) => !l.exclusive,
-                    }
-                });
-                match pick {
+                match s.pending.iter().position(|u| s.ready(u)) {
                     Some(i) => {
                         let u = s.pending.remove(i);
-                        let l = s.running.entry(u.table.clone()).or_default();
-                        if u.exclusive {
-                            l.exclusive = true;
-                        } else {
-                            l.shared += 1;
-                        }
+                        s.take(&u);
                         break u;
                     }
                     None => {
@@ -167,12 +294,13 @@ fn unit_worker(
                 }
             }
         };
-        let started = std::time::Instant::now();
+        (hooks.on_start)(slot, Some(&unit));
+        let started = Instant::now();
         let outcome = match conn.apply(&unit.session) {
             Err(m) => Outcome::Fatal(m),
             Ok(()) => {
                 let mut o = conn.run(&unit.stmt.sql);
-                // A deadlock between concurrent builds is Rewind's doing, not the dump's:
+                // A deadlock between concurrent units is Rewind's doing, not the dump's:
                 // run the statement again once.
                 if matches!(&o, Outcome::Failed(_, Some(code)) if code == "40P01") {
                     o = conn.run(&unit.stmt.sql);
@@ -184,30 +312,104 @@ fn unit_worker(
         if policy.stops(&unit.stmt.sql, &outcome) {
             stop.store(true, Ordering::SeqCst);
         }
+        let seconds = started.elapsed().as_secs_f64();
+        stats.units += 1;
+        stats.busy_seconds += seconds;
         let result = UnitResult {
             unit,
             outcome,
-            seconds: started.elapsed().as_secs_f64(),
+            seconds,
+            slot,
         };
         {
             let mut s = sched.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(l) = s.running.get_mut(&result.unit.table) {
-                if result.unit.exclusive {
-                    l.exclusive = false;
-                } else {
-                    l.shared -= 1;
-                }
-                if l.shared == 0 && !l.exclusive {
-                    s.running.remove(&result.unit.table);
-                }
-            }
+            s.release(&result.unit);
             let n = s.results.len() + 1;
-            on_done(&result, n);
+            (hooks.on_done)(&result, n);
             s.results.push(result);
         }
         cv.notify_all();
         if fatal {
-            return None;
+            (hooks.on_start)(slot, None);
+            return (None, stats);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dump::Position;
+
+    fn unit(table: &str, kind: UnitKind) -> IndexUnit {
+        IndexUnit {
+            stmt: Statement {
+                sql: String::new(),
+                toc: None,
+                at: Position::default(),
+            },
+            table: QualifiedName::new(Some("public"), table),
+            kind,
+            session: Arc::new(Session::default()),
+            weight: 0,
+            order: 0,
+        }
+    }
+
+    fn fk(table: &str, references: &str) -> IndexUnit {
+        unit(
+            table,
+            UnitKind::ForeignKey {
+                references: QualifiedName::new(Some("public"), references),
+            },
+        )
+    }
+
+    fn sched(units: &[&IndexUnit]) -> Sched {
+        let mut unbuilt: HashMap<QualifiedName, usize> = HashMap::new();
+        for u in units.iter().filter(|u| u.builds_index()) {
+            *unbuilt.entry(u.table.clone()).or_default() += 1;
+        }
+        Sched {
+            pending: Vec::new(),
+            running: HashMap::new(),
+            unbuilt,
+            results: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn foreign_keys_wait_for_both_tables_indexes_and_run_alone_on_them() {
+        let gin = unit("notes", UnitKind::Index);
+        let users_key = unit("users", UnitKind::Key);
+        let notes_users = fk("notes", "users");
+        let projects_users = fk("projects", "users");
+        let tree = fk("namespaces", "namespaces");
+        let mut s = sched(&[&gin, &users_key]);
+        // Nothing built yet: only tables without pending index work may go.
+        assert!(!s.ready(&notes_users));
+        assert!(!s.ready(&projects_users));
+        assert!(s.ready(&tree));
+        s.take(&gin);
+        s.take(&users_key);
+        s.release(&users_key);
+        // users is built; notes' index still runs (SHARE vs SHARE ROW EXCLUSIVE).
+        assert!(s.ready(&projects_users));
+        assert!(!s.ready(&notes_users));
+        // Two foreign keys touching users never run together (self-exclusive lock).
+        s.take(&projects_users);
+        s.release(&gin);
+        assert!(!s.ready(&notes_users));
+        // Nor an index build on a table a foreign key holds.
+        let late = unit("projects", UnitKind::Index);
+        assert!(!s.ready(&late));
+        s.release(&projects_users);
+        assert!(s.ready(&notes_users));
+        assert!(s.ready(&late));
+        // A self-reference locks its one table once and releases it.
+        s.take(&tree);
+        assert!(!s.ready(&unit("namespaces", UnitKind::Index)));
+        s.release(&tree);
+        assert!(s.running.is_empty());
     }
 }

@@ -61,6 +61,9 @@ pub(crate) struct Conn {
     applied: u64,
     role: Role,
     mwm: Option<String>,
+    async_commit: bool,
+    /// `max_parallel_maintenance_workers` on index builders.
+    pmw: Option<u32>,
 }
 
 /// How a statement ended.
@@ -206,22 +209,39 @@ pub(crate) fn outcome_of(client: &Client, e: &postgres::Error) -> Outcome {
 }
 
 impl Conn {
-    pub fn new(client: Client, role: Role, mwm: Option<String>) -> Result<Conn, String> {
+    pub fn new(
+        client: Client,
+        role: Role,
+        mwm: Option<String>,
+        pmw: Option<u32>,
+        async_commit: bool,
+    ) -> Result<Conn, String> {
         let mut c = Conn {
             client,
             applied: 0,
             role,
             mwm,
+            async_commit,
+            pmw,
         };
         c.own_settings()?;
         Ok(c)
     }
 
     fn own_settings(&mut self) -> Result<(), String> {
-        self.client
-            .batch_execute("SET synchronous_commit = off")
-            .map_err(|e| describe_pg_error(&e))?;
+        if self.async_commit {
+            // Commits return before their WAL is on disk; [`Conn::make_durable`] closes
+            // the load.
+            self.client
+                .batch_execute("SET synchronous_commit = off")
+                .map_err(|e| describe_pg_error(&e))?;
+        }
         if self.role == Role::Index {
+            if let Some(n) = self.pmw {
+                self.client
+                    .batch_execute(&format!("SET max_parallel_maintenance_workers = {n}"))
+                    .map_err(|e| describe_pg_error(&e))?;
+            }
             if let Some(mwm) = &self.mwm {
                 // Only ever raise it.
                 self.client
@@ -271,6 +291,20 @@ impl Conn {
     /// Mark `session` as applied (the caller ran its statements itself, in dump order).
     pub fn mark_applied(&mut self, session: &Session) {
         self.applied = session.gen;
+    }
+
+    /// Make every commit of every connection so far durable: one read-write transaction
+    /// that gets a transaction id and commits with `synchronous_commit = on` waits for the
+    /// WAL to be flushed up to its commit record, which lies after every earlier commit
+    /// (the load's, made with `synchronous_commit = off`). Run once, before success is
+    /// reported.
+    pub fn make_durable(&mut self) -> Result<(), String> {
+        self.client
+            .batch_execute(
+                "BEGIN READ WRITE; SET LOCAL synchronous_commit = on; \
+                 SELECT pg_catalog.txid_current(); COMMIT",
+            )
+            .map_err(|e| describe_pg_error(&e))
     }
 
     /// Run one statement as psql does in autocommit mode (its own implicit transaction).
