@@ -243,7 +243,7 @@ fn drive_to_restore(w: &mut Wizard) {
     w.wait_for("Skipped: GitLab 16.10.3", STEP);
     w.enter();
     w.wait_for("Type the database name", STEP);
-    w.wait_for("marked new", STEP);
+    w.wait_for(" objects, ", STEP);
     w.send(DB.as_bytes());
     w.wait_for("Drop and restore (Enter)", STEP);
     w.enter();
@@ -382,7 +382,7 @@ fn a_wizard_killed_during_the_data_phase_resumes_and_completes() {
     w.wait_for("is kept and not taken again", STEP);
     w.enter();
     w.wait_for("Type the database name", STEP);
-    w.wait_for("objects in ", STEP);
+    w.wait_for(" objects, ", STEP);
     w.wait_for("A safety snapshot was already taken", STEP);
     w.send(DB.as_bytes());
     w.wait_for("Drop and restore (Enter)", STEP);

@@ -63,7 +63,8 @@ impl Sink for CliSink {
             | Event::PhaseStarted { .. }
             | Event::Progress { .. }
             | Event::SnapshotWritten { .. }
-            | Event::Dropped { .. } => {}
+            | Event::Dropped { .. }
+            | Event::TableLoaded { .. } => {}
         }
     }
 }

@@ -291,6 +291,8 @@ fn verify() {
         Event::Engine(Msg::RestoreDone(Ok(RestoreSummary {
             text: "1412 objects, 1 873 220 rows in 1:42".into(),
             verify: Vec::new(),
+            rows: 0,
+            tables: 0,
         }))),
     );
     update(&mut s, key(KeyCode::Enter));
@@ -314,6 +316,8 @@ fn done() {
         Event::Engine(Msg::RestoreDone(Ok(RestoreSummary {
             text: "1412 objects, 1873220 rows in 1:42".into(),
             verify: Vec::new(),
+            rows: 0,
+            tables: 0,
         }))),
     );
     s.step = Step::Done;
@@ -685,6 +689,8 @@ fn at_config_diffed() -> State {
         Event::Engine(Msg::RestoreDone(Ok(RestoreSummary {
             text: "1412 objects, 1873220 rows in 1:42".into(),
             verify: Vec::new(),
+            rows: 0,
+            tables: 0,
         }))),
     );
     update(&mut s, key(KeyCode::Enter));
@@ -975,6 +981,8 @@ fn done_with_salvage() {
         Event::Engine(Msg::RestoreDone(Ok(RestoreSummary {
             text: "1412 objects, 1873220 rows in 1:42".into(),
             verify: Vec::new(),
+            rows: 0,
+            tables: 0,
         }))),
     );
     s.step = Step::Done;

@@ -342,6 +342,10 @@ impl Loader for PsqlLoader {
                     break 'items;
                 }
             }
+            sink.event(Event::TableLoaded {
+                table: format!("{schema}.{table}"),
+                rows,
+            });
             copies.push(TableRows {
                 schema,
                 table,
