@@ -223,6 +223,26 @@ fn rows_of(buf: &Buffer) -> Vec<Vec<(String, Style)>> {
             .take_while(|(c, _)| c.trim().is_empty())
             .count();
         cells.drain(..lead.min(2));
+        // Columns drawn for 400 columns are far apart: runs of spaces after the
+        // indentation become two, so rows wrap at words, not inside the gaps.
+        let indent = cells
+            .iter()
+            .take_while(|(c, _)| c.trim().is_empty())
+            .count();
+        let mut squeezed: Vec<(String, Style)> = Vec::with_capacity(cells.len());
+        let mut run = 0;
+        for (i, (sym, st)) in cells.into_iter().enumerate() {
+            if i >= indent && sym == " " {
+                run += 1;
+                if run > 2 {
+                    continue;
+                }
+            } else {
+                run = 0;
+            }
+            squeezed.push((sym, st));
+        }
+        let cells = squeezed;
         let mut runs: Vec<(String, Style)> = Vec::new();
         for (sym, st) in cells {
             match runs.last_mut() {

@@ -443,7 +443,12 @@ fn totals(inv: &Inventory) -> (usize, u64, u64) {
 /// marked), its totals, and the other databases' totals.
 fn draw_list(s: &State, t: &Theme, f: &mut Frame, list_area: Rect, db: &str) {
     let inv = s.confirm_inventory();
-    let block = super::block_owned(format!("What will be dropped in {db}"));
+    // The list's position goes in the title once it scrolls (known after the layout).
+    let title = |pos: Option<String>| match pos {
+        Some(p) => format!("What will be dropped in {db} ({p})"),
+        None => format!("What will be dropped in {db}"),
+    };
+    let block = super::block_owned(title(None));
     let inner = block.inner(list_area);
     f.render_widget(block, list_area);
     let w = inner.width as usize;
@@ -454,25 +459,6 @@ fn draw_list(s: &State, t: &Theme, f: &mut Frame, list_area: Rect, db: &str) {
     let Some(inv) = inv else {
         return;
     };
-    // What the restore throws away, first: at most 4 lines, fewer when the list would keep
-    // less than 3 rows.
-    let room = (inner.height.saturating_sub(2) as usize)
-        .saturating_sub(3)
-        .clamp(1, 4);
-    let mut head: Vec<Line> = inv
-        .since_backup
-        .as_deref()
-        .map(|text| wrap(text, w.saturating_sub(2).max(20), room))
-        .unwrap_or_default()
-        .into_iter()
-        .map(|l| Line::styled(format!(" {l}"), t.warn()))
-        .collect();
-    if let Some((text, ok)) = salvage_line(s, w.saturating_sub(2).max(20)) {
-        head.push(Line::styled(
-            format!(" {text}"),
-            if ok { t.ok() } else { t.accent() },
-        ));
-    }
     let others: Vec<String> = s
         .inventory
         .ready()
@@ -492,6 +478,26 @@ fn draw_list(s: &State, t: &Theme, f: &mut Frame, list_area: Rect, db: &str) {
         })
         .unwrap_or_default();
     let foot_h = 1 + u16::from(!others.is_empty());
+    // What the restore throws away, first: at most 4 lines, fewer when the list would keep
+    // less than 3 rows (below its header, above the totals).
+    let salvage = salvage_line(s, w.saturating_sub(2).max(20));
+    let room = (inner.height as usize)
+        .saturating_sub(foot_h as usize + 1 + 3 + usize::from(salvage.is_some()))
+        .clamp(1, 4);
+    let mut head: Vec<Line> = inv
+        .since_backup
+        .as_deref()
+        .map(|text| wrap(text, w.saturating_sub(2).max(20), room))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|l| Line::styled(format!(" {l}"), t.warn()))
+        .collect();
+    if let Some((text, ok)) = salvage {
+        head.push(Line::styled(
+            format!(" {text}"),
+            if ok { t.ok() } else { t.accent() },
+        ));
+    }
     let [head_area, table_area, foot_area] = Layout::vertical([
         Constraint::Length(head.len() as u16),
         Constraint::Min(2),
@@ -581,22 +587,7 @@ fn draw_list(s: &State, t: &Theme, f: &mut Frame, list_area: Rect, db: &str) {
             ),
             t.bold(),
         ),
-        Span::styled(
-            format!(
-                " · {leftovers} new{}",
-                if items.len() > visible {
-                    format!(
-                        " · {}-{}/{} ↑↓",
-                        first + 1,
-                        (first + visible).min(items.len()),
-                        items.len()
-                    )
-                } else {
-                    String::new()
-                }
-            ),
-            t.dim(),
-        ),
+        Span::styled(format!(" · {leftovers} new"), t.dim()),
     ])];
     if !others.is_empty() {
         foot.push(Line::styled(
@@ -616,4 +607,13 @@ fn draw_list(s: &State, t: &Theme, f: &mut Frame, list_area: Rect, db: &str) {
         })
         .collect();
     f.render_widget(Paragraph::new(foot), foot_area);
+    if items.len() > visible {
+        let pos = format!(
+            "{}-{} of {}, ↑↓",
+            first + 1,
+            (first + visible).min(items.len()),
+            items.len()
+        );
+        f.render_widget(super::block_owned(title(Some(pos))), list_area);
+    }
 }

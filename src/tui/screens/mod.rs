@@ -68,8 +68,10 @@ fn boxed_wrap<'a>(title: &'a str, lines: Vec<Line<'a>>) -> Paragraph<'a> {
 
 /// `label  value` with the label padded.
 fn field<'a>(t: &Theme, label: &str, value: impl Into<String>, style: Style) -> Line<'a> {
+    // A label as long as the column keeps a space before its value.
+    let w = label.chars().count().max(10) + 1;
     Line::from(vec![
-        Span::styled(format!(" {label:<11}"), t.dim()),
+        Span::styled(format!(" {label:<w$}"), t.dim()),
         Span::styled(value.into(), style),
     ])
 }

@@ -43,7 +43,7 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
         .unwrap_or_default();
     let data = s.restore.phases.iter().find(|g| g.phase == Phase::Data);
     let data_done = data.is_some_and(|g| g.state == PhaseState::Done);
-    let rate = match s.restore.data_rate(s.now) {
+    let rate = match s.restore.data_rate(now) {
         Some(r) if data_done => format!("{}/s (data, average)", human_bytes(r as u64)),
         Some(r) => format!("{}/s of the dump", human_bytes(r as u64)),
         None => "…".into(),
@@ -51,7 +51,7 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
     // Time left of the whole restore: the data by bytes of the dump read and the measured
     // rate, index builds and constraints by their measured pace once they run; the phases
     // that cannot be measured yet are named, not guessed.
-    let eta = match s.restore.eta(s.now) {
+    let eta = match s.restore.eta(now) {
         Eta::Finished => match &s.restore.result {
             Some(Ok(_)) => "done".to_string(),
             _ => "-".to_string(),
