@@ -230,6 +230,8 @@ fn skipped_owner_statements(sb: &Sandbox) -> Vec<String> {
 /// From Detect to the start of the restore.
 fn drive_to_restore(w: &mut Wizard) {
     w.wait_for("Enter backups", STEP);
+    // The key bar shows before detection ends; Enter then only says "Still detecting…".
+    w.wait_for("Omnibus package", STEP);
     w.enter();
     w.wait_for("Backups, newest first", STEP);
     w.wait_for("16.10.3", STEP);
