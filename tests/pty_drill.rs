@@ -245,7 +245,7 @@ fn the_interactive_drill_is_recovered_by_keystrokes() {
     t.stop_services_and_roll_back();
     t.wait_for("Danger: this drops every table");
     t.wait_for("Type the database name");
-    t.wait_for("marked new");
+    t.wait_for(" objects, ");
     t.send(b"gitlabhq_production");
     t.wait_for("Drop and restore (Enter)");
     t.send(b"\r");
@@ -278,7 +278,7 @@ fn the_interactive_drill_salvages_the_rows_written_since_the_backup_with_ctrl_s(
     t.pick_the_newest_backup("16.11.0-ee", "16.10.3");
     t.stop_services_and_roll_back();
     t.wait_for("Written since the backup");
-    t.wait_for("marked new");
+    t.wait_for(" objects, ");
     t.send(b"\x13");
     t.wait_for("Salvaged ");
     let screen = t.screen.lock().unwrap().screen().contents();
@@ -400,7 +400,7 @@ fn the_interactive_drill_asks_about_the_edition_and_installs_the_backups() {
     t.send(b"y");
     t.wait_for("GitLab 16.10.3-ce is installed");
     t.send(b"\r");
-    t.wait_for("marked new");
+    t.wait_for(" objects, ");
     t.send(b"gitlabhq_production");
     t.wait_for("Drop and restore (Enter)");
     t.send(b"\r");
@@ -450,7 +450,7 @@ fn a_restore_cancelled_at_once_runs_again_with_the_snapshot_of_the_package_step(
     t.wait_for("DRILL (failed-upgrade)");
     t.pick_the_newest_backup("16.11.0-ee", "16.10.3");
     t.stop_services_and_roll_back();
-    t.wait_for("marked new");
+    t.wait_for(" objects, ");
     t.send(b"gitlabhq_production");
     t.wait_for("Drop and restore (Enter)");
     t.send(b"\r");
@@ -488,7 +488,7 @@ fn the_interactive_drill_without_the_configuration_fails_its_configuration_check
     t.wait_for("DRILL (failed-upgrade)");
     t.pick_the_newest_backup("16.11.0-ee", "16.10.3");
     t.stop_services_and_roll_back();
-    t.wait_for("marked new");
+    t.wait_for(" objects, ");
     t.send(b"gitlabhq_production");
     t.wait_for("Drop and restore (Enter)");
     t.send(b"\r");

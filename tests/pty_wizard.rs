@@ -230,6 +230,8 @@ fn skipped_owner_statements(sb: &Sandbox) -> Vec<String> {
 /// From Detect to the start of the restore.
 fn drive_to_restore(w: &mut Wizard) {
     w.wait_for("Enter backups", STEP);
+    // The key bar shows before detection ends; Enter then only says "Still detecting…".
+    w.wait_for("Omnibus package", STEP);
     w.enter();
     w.wait_for("Backups, newest first", STEP);
     w.wait_for("16.10.3", STEP);
@@ -243,7 +245,7 @@ fn drive_to_restore(w: &mut Wizard) {
     w.wait_for("Skipped: GitLab 16.10.3", STEP);
     w.enter();
     w.wait_for("Type the database name", STEP);
-    w.wait_for("marked new", STEP);
+    w.wait_for(" objects, ", STEP);
     w.send(DB.as_bytes());
     w.wait_for("Drop and restore (Enter)", STEP);
     w.enter();
@@ -382,7 +384,7 @@ fn a_wizard_killed_during_the_data_phase_resumes_and_completes() {
     w.wait_for("is kept and not taken again", STEP);
     w.enter();
     w.wait_for("Type the database name", STEP);
-    w.wait_for("objects in ", STEP);
+    w.wait_for(" objects, ", STEP);
     w.wait_for("A safety snapshot was already taken", STEP);
     w.send(DB.as_bytes());
     w.wait_for("Drop and restore (Enter)", STEP);

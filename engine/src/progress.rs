@@ -92,6 +92,10 @@ pub enum Event {
     /// Every table of `database` was dropped (the transaction committed), and the journal
     /// says so: from here on the database holds no data until the load.
     Dropped { database: String },
+    /// All of a table's data was read from the dump and handed to the database (`rows`
+    /// rows): front ends add these up for the rows of all tables, which
+    /// [`Event::Progress`]'s `rows` (the current table's) is not.
+    TableLoaded { table: String, rows: u64 },
 }
 
 /// Receives progress events. Implemented for closures.

@@ -297,7 +297,7 @@ impl Sink for CliSink {
                 }
             }
             // Told by the engine's own lines (after the journal recorded them).
-            Event::SnapshotWritten { .. } | Event::Dropped { .. } => {}
+            Event::SnapshotWritten { .. } | Event::Dropped { .. } | Event::TableLoaded { .. } => {}
         }
     }
 }

@@ -65,7 +65,8 @@ impl Sink for CliSink {
             | Event::Progress { .. }
             | Event::SnapshotWritten { .. }
             | Event::Dropped { .. }
-            | Event::Worker { .. } => {}
+            | Event::Worker { .. }
+            | Event::TableLoaded { .. } => {}
         }
     }
 }

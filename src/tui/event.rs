@@ -29,8 +29,9 @@ pub enum Event {
     Paste(String),
     /// A clock tick: time since the wizard started.
     Tick(Duration),
-    /// The terminal was resized (the next draw adapts; nothing to change).
-    Resize,
+    /// The terminal was resized to (columns, rows) (the next draw adapts; the detail
+    /// view scrolls by it).
+    Resize(u16, u16),
     /// SIGTERM or SIGHUP: leave now (the session is saved; a running restore is cancelled
     /// at the next safe point by the runtime).
     Terminate,
@@ -130,6 +131,10 @@ pub enum Msg {
 pub struct RestoreSummary {
     pub text: String,
     pub verify: Vec<VerifyLine>,
+    /// Rows loaded, over every table of every database.
+    pub rows: u64,
+    /// Tables whose data was loaded.
+    pub tables: u64,
 }
 
 /// The host as the wizard knows it, which every engine command works on: commands carry

@@ -1207,9 +1207,11 @@ fn restore(
         .map_err(|e| e.to_string())?;
     let mut lines = Vec::new();
     let mut rows = 0u64;
+    let mut tables = 0u64;
     for o in &report.databases {
         if let Some(l) = &o.load {
             rows += l.tables.iter().map(|t| t.rows).sum::<u64>();
+            tables += l.tables.len() as u64;
         }
         match &o.verify {
             Some(v) => lines.extend(verify_lines(v)),
@@ -1256,12 +1258,15 @@ fn restore(
     let secs = started.elapsed().as_secs();
     Ok(RestoreSummary {
         text: format!(
-            "{} database(s), {rows} rows in {}:{:02}",
+            "{} database(s), {} rows in {tables} tables, in {}:{:02}",
             report.databases.len(),
+            crate::tui::screens::thousands(rows),
             secs / 60,
             secs % 60
         ),
         verify: lines,
+        rows,
+        tables,
     })
 }
 

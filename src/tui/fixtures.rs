@@ -494,7 +494,15 @@ pub fn mid_restore() -> State {
     );
     at(
         &mut s,
-        30,
+        4,
+        P::TableLoaded {
+            table: "public.projects".into(),
+            rows: 18_402,
+        },
+    );
+    at(
+        &mut s,
+        26,
         P::Progress {
             phase: Phase::Data,
             done: 671_088_640,

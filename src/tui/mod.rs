@@ -7,6 +7,7 @@
 //! - [`screens`]: one module per step's body.
 
 pub mod catalogue;
+pub mod detail;
 pub mod event;
 pub mod exec;
 pub mod overview;

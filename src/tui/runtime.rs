@@ -92,6 +92,9 @@ pub async fn run(opts: WizardOptions, started: Instant) -> color_eyre::Result<Ru
     let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
     let mut state = State::new(opts.root.clone(), opts.banner.clone());
     state.color = opts.color;
+    if let Ok(size) = terminal.size() {
+        state.size = (size.width, size.height);
+    }
     let mut exec = Executor::new(
         ExecOptions {
             root: opts.root.clone(),
@@ -169,7 +172,7 @@ fn map_terminal_event(e: CtEvent) -> Option<Event> {
     match e {
         CtEvent::Key(k) if k.kind != KeyEventKind::Release => Some(Event::Key(k)),
         CtEvent::Paste(s) => Some(Event::Paste(s)),
-        CtEvent::Resize(_, _) => Some(Event::Resize),
+        CtEvent::Resize(w, h) => Some(Event::Resize(w, h)),
         _ => None,
     }
 }

@@ -51,11 +51,109 @@ fn render(s: &State, w: u16, h: u16) -> String {
     out
 }
 
-/// Snapshot a state at 80x24 and 120x34.
+/// Snapshot a state at 80x24 and 120x34; at both sizes nothing is cut without the detail
+/// view offered and holding the whole text ([`assert_readable`]).
 fn check(name: &str, mut s: State) {
     settle(&mut s);
     insta::assert_snapshot!(format!("{name}_80x24"), render(&s, 80, 24));
     insta::assert_snapshot!(format!("{name}_120x34"), render(&s, 120, 34));
+    assert_readable(name, &s, 80, 24);
+    assert_readable(name, &s, 120, 34);
+}
+
+/// `text` without any whitespace (table columns and wrapping space words differently in
+/// the detail view).
+fn squeeze(text: &str) -> String {
+    text.chars().filter(|c| !c.is_whitespace()).collect()
+}
+
+/// At most `n` characters of `text` next to a cut, within its box (up to a border).
+fn near(text: &[char], n: usize) -> String {
+    let s: String = text.iter().collect();
+    let s = s.rsplit('│').next().unwrap_or_default().to_string();
+    let c: Vec<char> = s.chars().collect();
+    c[c.len().saturating_sub(n)..].iter().collect()
+}
+
+/// Every line of the screen at `w`x`h` either fits or the screen offers the detail key
+/// and the detail view holds the line's text in full. A line is cut where a `…` joins a
+/// word that the detail view does not show with `…` (the shorteners' mark, at the end or,
+/// for paths, at the start), or where text runs into a box's right border. Where nothing
+/// is cut, the key bar does not offer the view.
+fn assert_readable(name: &str, s: &State, w: u16, h: u16) {
+    let screen = render(s, w, h);
+    let rows: Vec<&str> = screen.lines().collect();
+    let (keybar, body) = rows.split_last().expect("rows");
+    let offered = keybar.contains("v details") || keybar.contains("F3 details");
+    if s.modal.is_some() || s.help || s.overview || s.detail.is_some() {
+        return;
+    }
+    let mut d = s.clone();
+    d.size = (w, h);
+    let a = super::detail::text_area(d.size);
+    let full: String = super::detail::lines(&d, a.width - 1)
+        .0
+        .iter()
+        .flat_map(|l| l.spans.iter().map(|sp| sp.content.to_string()))
+        .collect();
+    let full = squeeze(&full);
+    let mut cuts = Vec::new();
+    for row in body {
+        let c: Vec<char> = row.chars().collect();
+        for (i, ch) in c.iter().enumerate() {
+            if *ch != '…' {
+                continue;
+            }
+            let before = c[..i]
+                .last()
+                .is_some_and(|p| !p.is_whitespace() && *p != '│');
+            let after = c
+                .get(i + 1)
+                .is_some_and(|p| !p.is_whitespace() && *p != '│');
+            if before {
+                // Cut at the end: the words before it.
+                let words = squeeze(&near(&c[..i], 30));
+                if !full.contains(&format!("{words}…")) {
+                    cuts.push((row.to_string(), words));
+                }
+            } else if after {
+                // Cut at the start (a path keeps its end): the text after it.
+                let rest: String = c[i + 1..].iter().take_while(|p| **p != '│').collect();
+                let words = squeeze(&rest.chars().take(30).collect::<String>());
+                if !full.contains(&format!("…{words}")) {
+                    cuts.push((row.to_string(), words));
+                }
+            }
+        }
+        let n = c.len();
+        // Text up to the border (a `…` there was taken above).
+        if n == w as usize
+            && c[n - 1] == '│'
+            && !c[n - 2].is_whitespace()
+            && !matches!(c[n - 2], '─' | '…')
+        {
+            cuts.push((row.to_string(), squeeze(&near(&c[..n - 1], 30))));
+        }
+    }
+    if cuts.is_empty() {
+        assert!(
+            !offered,
+            "{name} at {w}x{h}: nothing is cut, yet the key bar offers the detail view:\n{screen}"
+        );
+        return;
+    }
+    assert!(
+        offered,
+        "{name} at {w}x{h}: {} line(s) cut without the detail key, first {:?}:\n{screen}",
+        cuts.len(),
+        cuts[0].0
+    );
+    for (row, words) in cuts {
+        assert!(
+            full.contains(&words),
+            "{name} at {w}x{h}: the detail view lacks the text of the cut line {row:?} ({words:?})"
+        );
+    }
 }
 
 #[test]
@@ -291,6 +389,8 @@ fn verify() {
         Event::Engine(Msg::RestoreDone(Ok(RestoreSummary {
             text: "1412 objects, 1 873 220 rows in 1:42".into(),
             verify: Vec::new(),
+            rows: 0,
+            tables: 0,
         }))),
     );
     update(&mut s, key(KeyCode::Enter));
@@ -314,6 +414,8 @@ fn done() {
         Event::Engine(Msg::RestoreDone(Ok(RestoreSummary {
             text: "1412 objects, 1873220 rows in 1:42".into(),
             verify: Vec::new(),
+            rows: 0,
+            tables: 0,
         }))),
     );
     s.step = Step::Done;
@@ -685,6 +787,8 @@ fn at_config_diffed() -> State {
         Event::Engine(Msg::RestoreDone(Ok(RestoreSummary {
             text: "1412 objects, 1873220 rows in 1:42".into(),
             verify: Vec::new(),
+            rows: 0,
+            tables: 0,
         }))),
     );
     update(&mut s, key(KeyCode::Enter));
@@ -975,6 +1079,8 @@ fn done_with_salvage() {
         Event::Engine(Msg::RestoreDone(Ok(RestoreSummary {
             text: "1412 objects, 1873220 rows in 1:42".into(),
             verify: Vec::new(),
+            rows: 0,
+            tables: 0,
         }))),
     );
     s.step = Step::Done;
@@ -984,4 +1090,232 @@ fn done_with_salvage() {
         i
     });
     check("done_with_salvage", s);
+}
+
+// ---------------------------------------------------------------- Long content (issue #17)
+
+/// An inventory of `n` tables with long names, the failed upgrade's `new` ones among them
+/// (every seventh), in the engine's order (the new ones not first).
+fn long_inventory(database: &str, n: usize) -> super::state::Inventory {
+    use super::state::DropItem;
+    let mut items = vec![DropItem {
+        kind: "schema".into(),
+        name: "public".into(),
+        rows: None,
+        bytes: None,
+        leftover: false,
+    }];
+    for i in 0..n {
+        items.push(DropItem {
+            kind: if i % 9 == 4 {
+                "materialized view".into()
+            } else {
+                "table".into()
+            },
+            name: format!(
+                "public.ci_pipeline_schedule_variables_partitioned_by_project_and_created_at_{i:02}"
+            ),
+            rows: Some((i as i64 + 1) * 12_345),
+            bytes: Some((i as u64 + 1) * 3_145_728),
+            leftover: i % 7 == 6,
+        });
+    }
+    items.push(DropItem {
+        kind: "sequence".into(),
+        name: "public.ci_pipeline_schedule_variables_id_seq".into(),
+        rows: None,
+        bytes: None,
+        leftover: false,
+    });
+    super::state::Inventory {
+        database: database.into(),
+        items,
+        since_backup: Some(loss_report().summary()),
+        created_since: loss_report().created_total(),
+    }
+}
+
+/// At the drop screen of a decomposed install (main and ci), 40 tables each.
+fn at_long_drop() -> State {
+    let mut s = at_confirm();
+    update(
+        &mut s,
+        Event::Engine(Msg::Inventory(Ok(vec![
+            long_inventory(DB, 40),
+            long_inventory("gitlabhq_production_ci", 40),
+        ]))),
+    );
+    s
+}
+
+#[test]
+fn drop_forty_tables_two_databases() {
+    let mut s = at_long_drop();
+    // The new objects come first: the cursor on the last of them, then further down.
+    for _ in 0..4 {
+        update(&mut s, key(KeyCode::Down));
+    }
+    check("drop_forty_tables_main", s.clone());
+    for _ in 0..30 {
+        update(&mut s, key(KeyCode::Down));
+    }
+    check("drop_forty_tables_main_scrolled", s.clone());
+    typed(&mut s, DB);
+    update(&mut s, key(KeyCode::Enter));
+    assert_eq!(s.confirm_index, 1);
+    assert_eq!(s.drop_cursor, 0, "the ci list starts at its top");
+    check("drop_forty_tables_ci", s);
+}
+
+#[test]
+fn detail_view_of_the_drop_list() {
+    let mut s = at_long_drop();
+    s.size = (80, 24);
+    for _ in 0..6 {
+        update(&mut s, key(KeyCode::Down));
+    }
+    update(&mut s, key(KeyCode::F(3)));
+    assert!(s.detail.is_some());
+    insta::assert_snapshot!("detail_drop_list_80x24", render(&s, 80, 24));
+    update(&mut s, key(KeyCode::End));
+    insta::assert_snapshot!("detail_drop_list_end_80x24", render(&s, 80, 24));
+    s.size = (120, 34);
+    update(&mut s, key(KeyCode::Home));
+    insta::assert_snapshot!("detail_drop_list_120x34", render(&s, 120, 34));
+}
+
+/// Roll back with a long package version, a long command and long output lines.
+#[test]
+fn rollback_long_package_version() {
+    let mut s = at_preflight(Status::Pass);
+    update(&mut s, key(KeyCode::Enter));
+    s.stop.status = super::state::ActionStatus::Succeeded;
+    update(&mut s, key(KeyCode::Enter));
+    let version = "16.10.3-ee.0+focal.20261115T094612Z.7f3c2a1b9d8e4f60a1b2c3d4e5f60718";
+    update(
+        &mut s,
+        Event::Engine(Msg::ActionPlanned {
+            step: Step::RollbackPackage,
+            result: Ok(ActionPlan {
+                commands: vec![format!(
+                    "apt-get install -y --allow-downgrades -o Dpkg::Options::=--force-confold gitlab-ee={version}"
+                )],
+                skip: None,
+            }),
+        }),
+    );
+    update(&mut s, key(KeyCode::Enter));
+    update(&mut s, ch('y'));
+    for line in [
+        "Reading package lists...".to_string(),
+        format!("Preparing to unpack .../gitlab-ee_{version}_amd64.deb ..."),
+        format!("Unpacking gitlab-ee ({version}) over (16.11.1-ee.0+focal.20261120T101010Z.aaaaaaaaaaaaaaaa) ..."),
+    ] {
+        update(
+            &mut s,
+            Event::Engine(Msg::Progress(rewind_engine::progress::Event::Output { line })),
+        );
+    }
+    check("rollback_long_package_version", s);
+}
+
+/// The restore at 42% of the index builds: the ETA is the indexes' and the constraints
+/// are still to come; the rows are those of all tables.
+#[test]
+fn restore_indexes_with_long_names() {
+    use rewind_engine::progress::Event as P;
+    let mut s = mid_restore();
+    let long = "public.ci_pipeline_schedule_variables_partitioned_by_project_and_created_at_39";
+    let at = |s: &mut State, secs: u64, e: P| {
+        update(s, Event::Tick(Duration::from_secs(secs)));
+        update(s, Event::Engine(Msg::Progress(e)));
+    };
+    for i in 0..39u64 {
+        at(
+            &mut s,
+            180,
+            P::TableLoaded {
+                table: format!("public.t{i}"),
+                rows: 16_318,
+            },
+        );
+    }
+    at(
+        &mut s,
+        230,
+        P::Log {
+            level: rewind_engine::progress::Level::Warn,
+            message: format!("{long}: 3 rows skipped: duplicate key value violates unique constraint \"index_ci_pipeline_schedule_variables_on_schedule_id_and_key\""),
+        },
+    );
+    at(
+        &mut s,
+        240,
+        P::PhaseFinished {
+            phase: Phase::Data,
+            ok: true,
+        },
+    );
+    at(
+        &mut s,
+        240,
+        P::PhaseStarted {
+            phase: Phase::Indexes,
+            total: Some(100),
+        },
+    );
+    at(
+        &mut s,
+        282,
+        P::Progress {
+            phase: Phase::Indexes,
+            done: 42,
+            total: Some(100),
+            current: Some(long.into()),
+            rows: None,
+        },
+    );
+    assert_eq!(s.restore.tables_loaded, 40);
+    check("restore_indexes_long_names", s);
+}
+
+/// The finished restore: the rows of all tables, as the restore counted them.
+#[test]
+fn restore_finished_totals() {
+    let mut s = mid_restore();
+    update(&mut s, Event::Tick(Duration::from_secs(400)));
+    update(
+        &mut s,
+        Event::Engine(Msg::RestoreDone(Ok(RestoreSummary {
+            text: "1 database(s), 669,701 rows in 40 tables, in 5:00".into(),
+            verify: Vec::new(),
+            rows: 669_701,
+            tables: 40,
+        }))),
+    );
+    s.step = Step::Restore;
+    check("restore_finished_totals", s);
+}
+
+/// Backups with long paths and ids.
+#[test]
+fn select_backup_long_paths() {
+    let mut s = at_backups();
+    update(&mut s, key(KeyCode::Esc));
+    let mut rows = backups();
+    for r in &mut rows {
+        r.path = format!(
+            "/mnt/nfs/gitlab-backups/production/eu-west-1/omnibus/{}_gitlab_backup.tar",
+            r.id
+        )
+        .into();
+        r.details.push((
+            "custom_hooks".into(),
+            "/var/opt/gitlab/gitaly/custom_hooks/pre-receive.d/reject-large-files-and-secrets"
+                .into(),
+        ));
+    }
+    update(&mut s, Event::Engine(Msg::Backups(Ok(rows))));
+    s.step = Step::SelectBackup;
+    check("select_backup_long_paths", s);
 }

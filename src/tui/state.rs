@@ -376,7 +376,12 @@ pub enum PhaseState {
 pub struct RestoreState {
     pub phases: Vec<PhaseGauge>,
     pub current: Option<String>,
+    /// Rows of the table being read (the engine's `Progress.rows`).
     pub rows: u64,
+    /// Rows and tables whose data was read completely, over every table and database
+    /// (then the restore's own count once it finished).
+    pub rows_loaded: u64,
+    pub tables_loaded: u64,
     pub started: Option<Duration>,
     pub finished: Option<Duration>,
     pub result: Option<Result<String, String>>,
@@ -399,12 +404,90 @@ impl Default for RestoreState {
                 .collect(),
             current: None,
             rows: 0,
+            rows_loaded: 0,
+            tables_loaded: 0,
             started: None,
             finished: None,
             result: None,
             cancel_requested: false,
         }
     }
+}
+
+impl RestoreState {
+    /// Rows of all tables so far: the tables read completely and the one being read.
+    pub fn rows_total(&self) -> u64 {
+        self.rows_loaded + self.rows
+    }
+
+    /// The data phase's rate in bytes of the dump per second, measured over the whole
+    /// phase so far (`now`: the wizard's clock), once it ran half a second.
+    pub fn data_rate(&self, now: Duration) -> Option<f64> {
+        let g = self.phases.iter().find(|g| g.phase == Phase::Data)?;
+        let start = g.started?;
+        let end = g.finished.unwrap_or(now);
+        let secs = end.saturating_sub(start).as_secs_f64();
+        (secs > 0.5 && g.done > 0).then(|| g.done as f64 / secs)
+    }
+
+    /// The time left of the whole restore, as far as it can be measured now.
+    pub fn eta(&self, now: Duration) -> Eta {
+        if self.result.is_some() {
+            return Eta::Finished;
+        }
+        let mut secs = 0.0;
+        let mut unknown = Vec::new();
+        let mut measured = false;
+        for g in &self.phases {
+            if !matches!(g.phase, Phase::Data | Phase::Indexes | Phase::Constraints) {
+                continue;
+            }
+            match g.state {
+                PhaseState::Done | PhaseState::Skipped | PhaseState::Failed => {}
+                PhaseState::Pending => unknown.push(g.phase),
+                PhaseState::Running => {
+                    let left = match (g.phase, g.total) {
+                        (Phase::Data, Some(total)) => self
+                            .data_rate(now)
+                            .map(|r| total.saturating_sub(g.done) as f64 / r),
+                        (_, Some(total)) if g.done > 0 => g.started.map(|st| {
+                            let per = now.saturating_sub(st).as_secs_f64() / g.done as f64;
+                            total.saturating_sub(g.done) as f64 * per
+                        }),
+                        _ => None,
+                    };
+                    match left {
+                        Some(l) => {
+                            secs += l;
+                            measured = true;
+                        }
+                        None => unknown.push(g.phase),
+                    }
+                }
+            }
+        }
+        if !measured {
+            return Eta::Unknown;
+        }
+        Eta::Left {
+            secs: secs.ceil() as u64,
+            then: unknown,
+        }
+    }
+}
+
+/// The restore's time left.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Eta {
+    /// Nothing measured yet.
+    Unknown,
+    /// `secs` for the phases measured, then the phases that cannot be measured yet (index
+    /// builds before the data is read).
+    Left {
+        secs: u64,
+        then: Vec<Phase>,
+    },
+    Finished,
 }
 
 /// The phases of the restore screen.
@@ -633,6 +716,9 @@ pub struct State {
     /// What the drop destroys, one per database (main first).
     pub inventory: Loadable<Vec<Inventory>>,
     pub inventory_scroll: usize,
+    /// The object of the drop list under the cursor (index into the list as shown: the
+    /// failed upgrade's objects first).
+    pub drop_cursor: usize,
     /// The database the drop screen asks for (index into the inventories).
     pub confirm_index: usize,
     /// What was typed for each database.
@@ -661,6 +747,10 @@ pub struct State {
     pub help: bool,
     /// The step overview is shown over the screen.
     pub overview: bool,
+    /// The detail view (every line of the screen in full) is open, scrolled this far.
+    pub detail: Option<usize>,
+    /// The terminal's size (columns, rows), for scrolling the detail view.
+    pub size: (u16, u16),
     pub modal: Option<Modal>,
     /// Changes made so far, in order.
     pub changes: Vec<Change>,
@@ -697,6 +787,7 @@ impl State {
             start: ActionStep::default(),
             inventory: Loadable::NotStarted,
             inventory_scroll: 0,
+            drop_cursor: 0,
             confirm_index: 0,
             confirm_inputs: Vec::new(),
             snapshots_taken: BTreeMap::new(),
@@ -717,6 +808,8 @@ impl State {
             log_scroll: 0,
             help: false,
             overview: false,
+            detail: None,
+            size: (80, 24),
             modal: None,
             changes: Vec::new(),
             jobs: Vec::new(),

@@ -30,7 +30,10 @@ pub fn update(s: &mut State, ev: Event) -> Vec<Command> {
             s.now = t;
             Vec::new()
         }
-        Event::Resize => Vec::new(),
+        Event::Resize(w, h) => {
+            s.size = (w, h);
+            Vec::new()
+        }
         Event::Terminate => {
             s.quit = true;
             let mut out = Vec::new();
@@ -89,6 +92,9 @@ fn on_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
         s.overview = false;
         return Vec::new();
     }
+    if let Some(scroll) = s.detail {
+        return detail_key(s, scroll, k);
+    }
     if s.help {
         if matches!(
             k.code,
@@ -96,6 +102,15 @@ fn on_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
         ) {
             s.help = false;
         }
+        return Vec::new();
+    }
+    // The detail view opens over the notice, which it shows in full.
+    if k.code == KeyCode::F(3)
+        || (k.code == KeyCode::Char('v')
+            && !s.text_input()
+            && !k.modifiers.contains(KeyModifiers::CONTROL))
+    {
+        s.detail = Some(crate::tui::detail::initial_scroll(s, s.size));
         return Vec::new();
     }
     s.notice = None;
@@ -164,6 +179,33 @@ fn on_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
         Step::Done => done_key(s, k),
         Step::RepairMigrations => repair_key(s, k),
     }
+}
+
+/// Keys of the detail view: scroll, or close it (Esc, v, q, Enter, F3). Ctrl-C still
+/// reaches a running restore.
+fn detail_key(s: &mut State, scroll: usize, k: KeyEvent) -> Vec<Command> {
+    if ctrl(&k, 'c') {
+        s.detail = None;
+        return on_interrupt(s);
+    }
+    let max = crate::tui::detail::max_scroll(s, s.size);
+    let page = (crate::tui::detail::text_area(s.size).height as usize)
+        .saturating_sub(1)
+        .max(1);
+    let scroll = scroll.min(max);
+    s.detail = match k.code {
+        KeyCode::Esc | KeyCode::Enter | KeyCode::F(3) | KeyCode::Char('v') | KeyCode::Char('q') => {
+            None
+        }
+        KeyCode::Up | KeyCode::Char('k') => Some(scroll.saturating_sub(1)),
+        KeyCode::Down | KeyCode::Char('j') => Some((scroll + 1).min(max)),
+        KeyCode::PageUp => Some(scroll.saturating_sub(page)),
+        KeyCode::PageDown | KeyCode::Char(' ') => Some((scroll + page).min(max)),
+        KeyCode::Home | KeyCode::Char('g') => Some(0),
+        KeyCode::End | KeyCode::Char('G') => Some(max),
+        _ => Some(scroll),
+    };
+    Vec::new()
 }
 
 fn on_modal_key(s: &mut State, m: Modal, k: KeyEvent) -> Vec<Command> {
@@ -316,6 +358,7 @@ fn on_back(s: &mut State) -> Vec<Command> {
             // Back to the previous database's confirmation.
             s.confirm_index -= 1;
             s.inventory_scroll = 0;
+            s.drop_cursor = 0;
             return Vec::new();
         }
         Step::Restore if s.running(Job::Restore) => {
@@ -744,6 +787,7 @@ fn enter_step(s: &mut State, step: Step) -> Vec<Command> {
             s.confirm_index = 0;
             s.confirm_inputs.clear();
             s.inventory_scroll = 0;
+            s.drop_cursor = 0;
             s.repo_decision = None;
             if s.running(Job::Inventory) {
                 return Vec::new();
@@ -954,11 +998,30 @@ fn confirm_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
             Vec::new()
         }
         KeyCode::Up => {
-            s.inventory_scroll = s.inventory_scroll.saturating_sub(1);
+            s.drop_cursor = s.drop_cursor.saturating_sub(1);
             Vec::new()
         }
         KeyCode::Down => {
-            s.inventory_scroll += 1;
+            let len = s.confirm_inventory().map(|i| i.items.len()).unwrap_or(0);
+            s.drop_cursor = (s.drop_cursor + 1).min(len.saturating_sub(1));
+            Vec::new()
+        }
+        KeyCode::PageUp => {
+            s.drop_cursor = s.drop_cursor.saturating_sub(10);
+            Vec::new()
+        }
+        KeyCode::PageDown => {
+            let len = s.confirm_inventory().map(|i| i.items.len()).unwrap_or(0);
+            s.drop_cursor = (s.drop_cursor + 10).min(len.saturating_sub(1));
+            Vec::new()
+        }
+        KeyCode::Home => {
+            s.drop_cursor = 0;
+            Vec::new()
+        }
+        KeyCode::End => {
+            let len = s.confirm_inventory().map(|i| i.items.len()).unwrap_or(0);
+            s.drop_cursor = len.saturating_sub(1);
             Vec::new()
         }
         KeyCode::Enter => {
@@ -984,6 +1047,7 @@ fn confirm_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
                 // The next database, or the repositories after the last one.
                 s.confirm_index = i + 1;
                 s.inventory_scroll = 0;
+                s.drop_cursor = 0;
                 return Vec::new();
             }
             enter_step(s, Step::SafetySnapshot)
@@ -2033,6 +2097,10 @@ fn on_msg(s: &mut State, m: Msg) -> Vec<Command> {
             }
             match r {
                 Ok(summary) => {
+                    // The restore's own count of every table's rows.
+                    s.restore.rows_loaded = summary.rows;
+                    s.restore.tables_loaded = summary.tables;
+                    s.restore.rows = 0;
                     s.restore.result = Some(Ok(summary.text));
                     // The runner verified each database: the Verify step shows it.
                     out.extend(on_msg(s, Msg::Verified(Ok(summary.verify))));
@@ -2278,6 +2346,14 @@ fn on_progress(s: &mut State, p: Progress) -> Vec<Command> {
         Progress::SnapshotWritten { .. } => Vec::new(),
         // Drawn by the progress screen's own work (not yet).
         Progress::Worker { .. } => Vec::new(),
+        // A table's data was read whole: its rows count in the total, the table being
+        // read starts from none.
+        Progress::TableLoaded { rows, .. } => {
+            s.restore.rows_loaded += rows;
+            s.restore.tables_loaded += 1;
+            s.restore.rows = 0;
+            Vec::new()
+        }
     }
 }
 

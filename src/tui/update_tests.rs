@@ -431,6 +431,8 @@ fn after_the_drop_esc_is_refused_with_the_reason() {
                 ok: true,
                 text: "gitlabhq_production: row counts: 42 tables".into(),
             }],
+            rows: 0,
+            tables: 0,
         }))),
     );
     // Saved twice: the restore finished, and its verification.
@@ -655,6 +657,8 @@ fn verify_then_start_services_then_done_removes_the_session() {
         Event::Engine(Msg::RestoreDone(Ok(RestoreSummary {
             text: "done".into(),
             verify: Vec::new(),
+            rows: 0,
+            tables: 0,
         }))),
     );
     update(&mut s, key(KeyCode::Enter));
@@ -1217,6 +1221,8 @@ fn at_config() -> State {
         Event::Engine(Msg::RestoreDone(Ok(RestoreSummary {
             text: "done".into(),
             verify: Vec::new(),
+            rows: 0,
+            tables: 0,
         }))),
     );
     update(&mut s, key(KeyCode::Enter));
@@ -1684,4 +1690,326 @@ fn nothing_to_salvage_when_nothing_was_created_and_a_failed_salvage_is_said() {
     assert!(s.changes.iter().all(|c| !c.what.contains("salvage")));
     // Tried again.
     assert_eq!(update(&mut s, ctrl('s')).len(), 1);
+}
+
+// ---------------------------------------------------------------- Detail view
+
+/// Every line of the detail view as text.
+fn detail_text(s: &State) -> Vec<String> {
+    let a = crate::tui::detail::text_area(s.size);
+    crate::tui::detail::lines(s, a.width.saturating_sub(1))
+        .0
+        .iter()
+        .map(|l| l.spans.iter().map(|sp| sp.content.as_ref()).collect())
+        .collect()
+}
+
+/// The detail view's text with its wrapping undone (continuations are indented by two).
+fn detail_joined(s: &State) -> String {
+    detail_text(s).join("\n").replace("\n  ", "")
+}
+
+#[test]
+fn v_opens_the_detail_view_which_scrolls_and_closes_with_esc() {
+    let mut s = mid_restore();
+    s.log_visible = true;
+    for i in 0..60 {
+        s.log(
+            rewind_engine::progress::Level::Info,
+            format!("line {i} of a long log that the pane cuts at eighty columns, kept whole here"),
+        );
+    }
+    s.size = (80, 24);
+    let max = crate::tui::detail::max_scroll(&s, s.size);
+    assert!(max > 10, "the log makes the text longer than the screen");
+    assert!(update(&mut s, ch('v')).is_empty());
+    assert_eq!(s.detail, Some(0));
+    update(&mut s, key(KeyCode::Down));
+    update(&mut s, key(KeyCode::Down));
+    assert_eq!(s.detail, Some(2));
+    update(&mut s, key(KeyCode::PageDown));
+    let page = crate::tui::detail::text_area(s.size).height as usize - 1;
+    assert_eq!(s.detail, Some(2 + page));
+    update(&mut s, key(KeyCode::End));
+    assert_eq!(s.detail, Some(max));
+    update(&mut s, key(KeyCode::Down));
+    assert_eq!(s.detail, Some(max), "not past the end");
+    update(&mut s, key(KeyCode::Up));
+    assert_eq!(s.detail, Some(max - 1));
+    update(&mut s, key(KeyCode::PageUp));
+    assert_eq!(s.detail, Some(max - 1 - page));
+    update(&mut s, key(KeyCode::Home));
+    assert_eq!(s.detail, Some(0));
+    // Keys of the screen below do nothing while it is open.
+    update(&mut s, ch('l'));
+    assert!(s.log_visible);
+    update(&mut s, key(KeyCode::Esc));
+    assert_eq!(s.detail, None);
+    assert_eq!(s.step, Step::Restore, "Esc closed the view, nothing else");
+    // The whole log line, not cut.
+    let text = detail_joined(&s);
+    assert!(text.contains("line 59 of a long log that the pane cuts at eighty columns,"));
+}
+
+#[test]
+fn the_detail_view_holds_every_line_of_the_screen_in_full() {
+    let mut s = mid_restore();
+    s.size = (80, 24);
+    let text = detail_joined(&s);
+    // The snapshot path the log pane cuts at 80 columns.
+    assert!(
+        text.contains(
+            "/var/opt/gitlab/backups/rewind/snapshots/gitlabhq_production-20251116T134000Z.dump"
+        ),
+        "{text}"
+    );
+    // No line longer than the view.
+    let w = crate::tui::detail::text_area(s.size).width as usize - 1;
+    for l in detail_text(&s) {
+        assert!(l.chars().count() <= w, "{l:?} is wider than {w}");
+    }
+}
+
+#[test]
+fn f3_opens_the_detail_view_where_letters_are_typed_and_v_is_typed() {
+    let mut s = at_confirm();
+    update(&mut s, ch('v'));
+    assert_eq!(
+        s.confirm_input(),
+        "v",
+        "v is a letter of the database name here"
+    );
+    assert_eq!(s.detail, None);
+    update(&mut s, key(KeyCode::F(3)));
+    assert!(s.detail.is_some());
+    update(&mut s, ch('x'));
+    assert_eq!(
+        s.confirm_input(),
+        "v",
+        "typing does not reach the input under the view"
+    );
+    update(&mut s, key(KeyCode::F(3)));
+    assert_eq!(s.detail, None);
+    assert_eq!(s.step, Step::ConfirmDrop);
+}
+
+#[test]
+fn the_detail_view_shows_the_notice_in_full() {
+    let mut s = at_backups();
+    let long = "GitLab refused: the backup was made on 16.10.3-ee and 16.11.1-ee is installed; \
+                install gitlab-ee=16.10.3-ee.0 with apt-get install gitlab-ee=16.10.3-ee.0 and run again";
+    s.notice = Some(long.into());
+    s.size = (80, 24);
+    update(&mut s, ch('v'));
+    assert!(s.detail.is_some());
+    assert_eq!(
+        s.notice.as_deref(),
+        Some(long),
+        "opening the view keeps the notice"
+    );
+    let text = detail_joined(&s);
+    assert!(
+        text.contains("install gitlab-ee=16.10.3-ee.0 with apt-get install"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_detail_view_opens_at_the_focused_line() {
+    let mut s = at_confirm();
+    s.size = (80, 24);
+    let len = s.confirm_inventory().expect("inventory").items.len();
+    for _ in 0..len {
+        update(&mut s, key(KeyCode::Down));
+    }
+    assert_eq!(s.drop_cursor, len - 1);
+    let a = crate::tui::detail::text_area(s.size);
+    let (lines, focus) = crate::tui::detail::lines(&s, a.width - 1);
+    let focus = focus.expect("the focused row is marked");
+    let text: String = lines[focus]
+        .spans
+        .iter()
+        .map(|sp| sp.content.as_ref())
+        .collect();
+    let last = crate::tui::screens::drop_order(s.confirm_inventory().expect("inventory"))[len - 1]
+        .name
+        .clone();
+    assert!(text.contains(&last), "{text:?} is the focused {last}");
+    update(&mut s, key(KeyCode::F(3)));
+    assert_eq!(
+        s.detail,
+        Some(
+            focus
+                .saturating_sub(2)
+                .min(crate::tui::detail::max_scroll(&s, s.size))
+        )
+    );
+}
+
+// ---------------------------------------------------------------- Drop list
+
+#[test]
+fn the_drop_cursor_moves_over_the_list_with_the_new_objects_first() {
+    let mut s = at_confirm();
+    let inv = s.confirm_inventory().expect("inventory").clone();
+    let order = crate::tui::screens::drop_order(&inv);
+    let new = inv.items.iter().filter(|i| i.leftover).count();
+    assert!(new > 0 && new < order.len());
+    assert!(order[..new].iter().all(|i| i.leftover));
+    assert!(order[new..].iter().all(|i| !i.leftover));
+    assert_eq!(s.drop_cursor, 0);
+    update(&mut s, key(KeyCode::Up));
+    assert_eq!(s.drop_cursor, 0);
+    update(&mut s, key(KeyCode::Down));
+    assert_eq!(s.drop_cursor, 1);
+    update(&mut s, key(KeyCode::End));
+    assert_eq!(s.drop_cursor, order.len() - 1);
+    update(&mut s, key(KeyCode::Down));
+    assert_eq!(s.drop_cursor, order.len() - 1, "not past the end");
+    update(&mut s, key(KeyCode::PageUp));
+    assert_eq!(s.drop_cursor, (order.len() - 1).saturating_sub(10));
+    update(&mut s, key(KeyCode::Home));
+    assert_eq!(s.drop_cursor, 0);
+    assert_eq!(s.confirm_input(), "", "the keys typed nothing");
+}
+
+// ---------------------------------------------------------------- Progress
+
+#[test]
+fn rows_are_counted_over_every_table_and_the_restore_s_count_is_final() {
+    let mut s = mid_restore();
+    // public.projects read whole, public.ci_builds being read.
+    assert_eq!(s.restore.tables_loaded, 1);
+    assert_eq!(s.restore.rows_total(), 18_402 + 512_334);
+    update(
+        &mut s,
+        Event::Engine(Msg::Progress(P::TableLoaded {
+            table: "public.ci_builds".into(),
+            rows: 651_299,
+        })),
+    );
+    assert_eq!(s.restore.rows_total(), 18_402 + 651_299);
+    update(
+        &mut s,
+        Event::Engine(Msg::Progress(P::Progress {
+            phase: Phase::Data,
+            done: 900_000_000,
+            total: Some(1_610_612_736),
+            current: Some("public.notes".into()),
+            rows: Some(10),
+        })),
+    );
+    assert_eq!(s.restore.rows_total(), 18_402 + 651_299 + 10);
+    update(
+        &mut s,
+        Event::Engine(Msg::RestoreDone(Ok(RestoreSummary {
+            text: "1 database(s), 669,701 rows in 40 tables, in 3:10".into(),
+            verify: Vec::new(),
+            rows: 669_701,
+            tables: 40,
+        }))),
+    );
+    assert_eq!(s.restore.rows_total(), 669_701);
+    assert_eq!(s.restore.tables_loaded, 40);
+}
+
+#[test]
+fn the_eta_covers_the_whole_restore_not_one_phase() {
+    use crate::tui::state::Eta;
+    let mut s = mid_restore();
+    // The data phase started at 150s; at 180s 640 MiB of 1.5 GiB were read.
+    let now = Duration::from_secs(180);
+    let rate = s.restore.data_rate(now).expect("measured");
+    let left = ((1_610_612_736u64 - 671_088_640) as f64 / rate).ceil() as u64;
+    assert_eq!(
+        s.restore.eta(now),
+        Eta::Left {
+            secs: left,
+            then: vec![Phase::Indexes, Phase::Constraints]
+        }
+    );
+    // Data read, indexes at 42%: the time left is the indexes' and the constraints are
+    // still to come (the old per-phase ETA said 0:00 here).
+    let at = |s: &mut State, secs: u64, e: P| {
+        update(s, Event::Tick(Duration::from_secs(secs)));
+        update(s, Event::Engine(Msg::Progress(e)));
+    };
+    at(
+        &mut s,
+        240,
+        P::PhaseFinished {
+            phase: Phase::Data,
+            ok: true,
+        },
+    );
+    at(
+        &mut s,
+        240,
+        P::PhaseStarted {
+            phase: Phase::Indexes,
+            total: Some(100),
+        },
+    );
+    at(
+        &mut s,
+        282,
+        P::Progress {
+            phase: Phase::Indexes,
+            done: 42,
+            total: Some(100),
+            current: None,
+            rows: None,
+        },
+    );
+    assert_eq!(
+        s.restore.eta(Duration::from_secs(282)),
+        Eta::Left {
+            secs: 58,
+            then: vec![Phase::Constraints]
+        }
+    );
+    at(
+        &mut s,
+        340,
+        P::PhaseFinished {
+            phase: Phase::Indexes,
+            ok: true,
+        },
+    );
+    at(
+        &mut s,
+        340,
+        P::PhaseStarted {
+            phase: Phase::Constraints,
+            total: Some(10),
+        },
+    );
+    at(
+        &mut s,
+        345,
+        P::Progress {
+            phase: Phase::Constraints,
+            done: 5,
+            total: Some(10),
+            current: None,
+            rows: None,
+        },
+    );
+    assert_eq!(
+        s.restore.eta(Duration::from_secs(345)),
+        Eta::Left {
+            secs: 5,
+            then: vec![]
+        }
+    );
+    update(
+        &mut s,
+        Event::Engine(Msg::RestoreDone(Ok(RestoreSummary {
+            text: "done".into(),
+            verify: Vec::new(),
+            rows: 1,
+            tables: 1,
+        }))),
+    );
+    assert_eq!(s.restore.eta(Duration::from_secs(350)), Eta::Finished);
 }

@@ -16,6 +16,8 @@ use super::state::{Loadable, Modal, State, Step};
 #[derive(Debug, Clone, Copy)]
 pub struct Theme {
     pub color: bool,
+    /// Drawn for the detail view, where nothing needs cutting: no side panes.
+    pub full: bool,
 }
 
 impl Theme {
@@ -85,7 +87,10 @@ impl Theme {
 
 /// Draw the whole wizard.
 pub fn view(s: &State, f: &mut Frame) {
-    let t = Theme { color: s.color };
+    let t = Theme {
+        color: s.color,
+        full: false,
+    };
     let area = f.area();
     let banner_h = u16::from(s.banner.is_some());
     let log_h = if s.log_visible {
@@ -114,10 +119,19 @@ pub fn view(s: &State, f: &mut Frame) {
         );
     }
     draw_header(s, &t, f, header);
+    super::detail::take_cuts();
     screens::draw(s, &t, f, body);
     if s.log_visible {
         draw_log(s, &t, f, log, "Log (l hides, PgUp/PgDn scroll)");
     }
+    // Something on the screen was cut: the key bar offers the detail view.
+    let notice_cut = s
+        .notice
+        .as_ref()
+        .is_some_and(|n| n.chars().count() + 3 > 2 * area.width as usize);
+    let cut = super::detail::take_cuts() > 0
+        || notice_cut
+        || super::detail::touches_edge(f.buffer_mut(), body);
     if let Some(n) = &s.notice {
         f.render_widget(
             Paragraph::new(Line::from(vec![
@@ -128,7 +142,7 @@ pub fn view(s: &State, f: &mut Frame) {
             notice,
         );
     }
-    draw_keys(s, &t, f, keys);
+    draw_keys(s, &t, f, keys, cut);
     if let Some(m) = &s.modal {
         draw_modal(s, &t, f, m);
     }
@@ -137,6 +151,18 @@ pub fn view(s: &State, f: &mut Frame) {
     }
     if s.overview {
         draw_overview(s, &t, f);
+    }
+    if let Some(scroll) = s.detail {
+        super::detail::draw(s, &t, f, scroll);
+    }
+}
+
+/// The key that opens the detail view on this screen (`v`, or F3 where letters are typed).
+pub fn detail_key(s: &State) -> &'static str {
+    if s.text_input() {
+        "F3"
+    } else {
+        "v"
     }
 }
 
@@ -248,7 +274,19 @@ pub fn draw_log(s: &State, t: &Theme, f: &mut Frame, area: Rect, title: &str) {
                     },
                     t.level(l.level),
                 ),
-                Span::styled(l.text.clone(), t.level(l.level)),
+                Span::styled(
+                    crate::tui::screens::fit(
+                        &l.text,
+                        (area.width as usize).saturating_sub(
+                            9 + match l.level {
+                                Level::Info => 0,
+                                Level::Warn => 9,
+                                Level::Error => 7,
+                            },
+                        ),
+                    ),
+                    t.level(l.level),
+                ),
             ])
         })
         .collect();
@@ -265,6 +303,13 @@ pub fn draw_log(s: &State, t: &Theme, f: &mut Frame, area: Rect, title: &str) {
 
 /// The keys that work on the current screen (key, what it does).
 pub fn keys(s: &State) -> Vec<(&'static str, &'static str)> {
+    if s.detail.is_some() {
+        return vec![
+            ("↑↓ PgUp/PgDn", "scroll"),
+            ("Home/End", "top/bottom"),
+            ("Esc", "close"),
+        ];
+    }
     if s.help {
         return vec![("Esc", "close help")];
     }
@@ -388,11 +433,43 @@ pub fn keys(s: &State) -> Vec<(&'static str, &'static str)> {
     k
 }
 
-fn draw_keys(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
+fn draw_keys(s: &State, t: &Theme, f: &mut Frame, area: Rect, cut: bool) {
     let mut spans = Vec::new();
-    for (key, what) in keys(s) {
+    let mut keys = keys(s);
+    if cut && s.detail.is_none() && s.modal.is_none() && !s.help && !s.overview {
+        // After the screen's own keys, before back/help/log/quit.
+        let at = keys
+            .iter()
+            .position(|(k, _)| matches!(*k, "Esc" | "?" | "F1"))
+            .unwrap_or(keys.len());
+        keys.insert(at, (detail_key(s), "details"));
+    }
+    // Too long for the terminal: the log key goes first (help lists it), then the
+    // descriptions of help and quit.
+    let width = |k: &[(&str, &str)]| {
+        k.iter()
+            .map(|(a, b)| a.chars().count() + b.chars().count() + 3)
+            .sum::<usize>()
+    };
+    if width(&keys) > area.width as usize {
+        keys.retain(|(k, _)| !matches!(*k, "l" | "Ctrl-L"));
+    }
+    if width(&keys) > area.width as usize {
+        for (k, what) in keys.iter_mut() {
+            match *k {
+                "?" | "F1" => *what = "",
+                "q" => *what = "",
+                _ => {}
+            }
+        }
+    }
+    for (key, what) in keys {
         spans.push(Span::styled(format!(" {key}"), t.key()));
-        spans.push(Span::raw(format!(" {what} ")));
+        spans.push(Span::raw(if what.is_empty() {
+            " ".to_string()
+        } else {
+            format!(" {what} ")
+        }));
     }
     f.render_widget(Paragraph::new(Line::from(spans)), area);
 }
@@ -626,8 +703,11 @@ fn draw_help(s: &State, t: &Theme, f: &mut Frame) {
         ("Esc", "back, while nothing changed since that step"),
         ("?  F1", "this help"),
         ("o  F2", "every step and where it stands"),
-        ("l  ^L", "show or hide the log"),
-        ("PgUp/Dn", "scroll the log"),
+        ("l  ^L", "show or hide the log (PgUp/Dn scroll it)"),
+        (
+            "v  F3",
+            "details: every line of the screen in full, when one is cut",
+        ),
         ("q", "quit (asks once something changed)"),
         ("Ctrl-C", "cancel a restore at the next safe point"),
     ] {

@@ -342,6 +342,10 @@ impl Loader for PsqlLoader {
                     break 'items;
                 }
             }
+            sink.event(Event::TableLoaded {
+                table: format!("{schema}.{table}"),
+                rows,
+            });
             copies.push(TableRows {
                 schema,
                 table,
@@ -1699,6 +1703,13 @@ pub(crate) mod tests {
             },
         ];
         let o = opts("gitlabhq_production");
+        // Every table read whole is told (TableLoaded), with the rows the report counts.
+        let events = std::sync::Mutex::new(Vec::new());
+        let sink = |e: Event| {
+            if let Event::TableLoaded { table, rows } = e {
+                events.lock().unwrap().push((table, rows));
+            }
+        };
         let run = RestoreRun {
             root: &root,
             source: &source,
@@ -1706,7 +1717,7 @@ pub(crate) mod tests {
             facts: &facts,
             opts: &o,
             journal: &journal,
-            sink: &NullSink,
+            sink: &sink,
             cancel: &Cancel::new(),
         };
         let out = run.run(&jobs).unwrap();
@@ -1741,6 +1752,20 @@ pub(crate) mod tests {
             .map(|t| t.rows)
             .sum();
         assert!(rows > 300);
+        let told = std::mem::take(&mut *events.lock().unwrap());
+        let tables = &main.load.as_ref().unwrap().tables;
+        assert_eq!(told.len(), tables.len(), "{told:?}");
+        assert_eq!(told.iter().map(|(_, r)| r).sum::<u64>(), rows);
+        for t in tables {
+            let name = t.table.to_string();
+            assert!(
+                told.iter()
+                    .any(|(n, r)| n.ends_with(name.as_str()) && *r == t.rows),
+                "{} ({} rows) not told in {told:?}",
+                t.table,
+                t.rows
+            );
+        }
         // Snapshot: private, and holds the failed upgrade's state.
         let snap = main.snapshot.as_ref().unwrap();
         use std::os::unix::fs::PermissionsExt;
@@ -1794,6 +1819,14 @@ pub(crate) mod tests {
         .unwrap();
         assert!(out[0].verify.as_ref().unwrap().ok());
         assert_eq!(out[0].load.as_ref().unwrap().loader, "psql");
+        let told = std::mem::take(&mut *events.lock().unwrap());
+        let psql_tables = &out[0].load.as_ref().unwrap().tables;
+        assert_eq!(told.len(), psql_tables.len(), "{told:?}");
+        assert_eq!(
+            told.iter().map(|(_, r)| r).sum::<u64>(),
+            psql_tables.iter().map(|t| t.rows).sum::<u64>()
+        );
+        assert_eq!(told.iter().map(|(_, r)| r).sum::<u64>(), rows);
         assert_eq!(
             schema_of(&c, "gitlabhq_production"),
             schema_of(&c, "reference")

@@ -34,7 +34,7 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
         );
         return;
     }
-    let wide = area.width >= 110;
+    let wide = area.width >= 110 && !t.full;
     let (list_area, detail_area) = if wide {
         let [a, b] = Layout::horizontal([Constraint::Min(60), Constraint::Length(44)]).areas(area);
         (a, b)

@@ -6,9 +6,11 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
 
-use super::{boxed, fit, pending};
+use ratatui::widgets::{Cell, Row, Table};
+
+use super::{fit, pending};
 use crate::output::human_bytes;
-use crate::tui::state::{Loadable, State};
+use crate::tui::state::{DropItem, Inventory, Loadable, State};
 use crate::tui::update::{created_since, drop_blocked, drop_enabled};
 use crate::tui::view::Theme;
 
@@ -76,95 +78,7 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
         warn_area,
     );
 
-    let w = list_area.width.saturating_sub(2) as usize;
-    let lines = if let Some(p) = pending(t, &s.inventory, "Listing what would be dropped") {
-        p
-    } else {
-        // What the restore throws away, first: at most 4 lines, fewer when the list would
-        // keep less than 3 rows.
-        let room = (list_area.height.saturating_sub(4) as usize)
-            .saturating_sub(3)
-            .clamp(1, 4);
-        let mut since: Vec<String> = inv
-            .and_then(|i| i.since_backup.as_deref())
-            .map(|text| wrap(text, w.saturating_sub(2).max(20), room))
-            .unwrap_or_default();
-        // The offer to keep them first, or what became of it.
-        let salvage = salvage_line(s, w.saturating_sub(2).max(20));
-        let items = inv.map(|i| i.items.as_slice()).unwrap_or_default();
-        let leftovers = items.iter().filter(|i| i.leftover).count();
-        let kind_w = items
-            .iter()
-            .map(|i| i.kind.chars().count() + 1)
-            .max()
-            .unwrap_or(5)
-            .clamp(5, 24);
-        let name_w = w.saturating_sub(2 + kind_w + 12 + 11 + 5).max(10);
-        let v = vec![Line::styled(
-            format!(
-                "  {:<kw$}{:<nw$}{:>12}{:>11}  {}",
-                "kind",
-                "name",
-                "rows (est)",
-                "size",
-                "",
-                kw = kind_w,
-                nw = name_w
-            ),
-            t.dim(),
-        )];
-        let salvage_rows = usize::from(salvage.is_some());
-        let visible = (list_area.height.saturating_sub(4) as usize)
-            .saturating_sub(since.len() + salvage_rows);
-        let mut head: Vec<Line> = std::mem::take(&mut since)
-            .into_iter()
-            .map(|l| Line::styled(format!(" {l}"), t.warn()))
-            .collect();
-        if let Some((text, ok)) = salvage {
-            head.push(Line::styled(
-                format!(" {text}"),
-                if ok { t.ok() } else { t.accent() },
-            ));
-        }
-        let mut v: Vec<Line> = head.into_iter().chain(v).collect();
-        let max_scroll = items.len().saturating_sub(visible);
-        let first = s.inventory_scroll.min(max_scroll);
-        for it in items.iter().skip(first).take(visible) {
-            let text = format!(
-                "  {:<kw$}{:<nw$}{:>12}{:>11}  ",
-                fit(&it.kind, kind_w.saturating_sub(1)),
-                fit(&it.name, name_w.saturating_sub(1)),
-                it.rows.map(|r| r.to_string()).unwrap_or_default(),
-                it.bytes.map(human_bytes).unwrap_or_default(),
-                kw = kind_w,
-                nw = name_w
-            );
-            let mut spans = vec![Span::raw(text)];
-            if it.leftover {
-                spans.push(Span::styled("new", t.warn()));
-            }
-            v.push(Line::from(spans));
-        }
-        v.push(Line::styled(
-            format!(
-                "  {} objects in {db}; {} marked new: not in the backup, added by the failed upgrade{}",
-                items.len(),
-                leftovers,
-                if items.len() > visible {
-                    "; ↑↓ scroll"
-                } else {
-                    ""
-                }
-            ),
-            t.dim(),
-        ));
-        v
-    };
-    f.render_widget(
-        boxed(&format!("What will be dropped in {db}"), lines),
-        list_area,
-    );
-
+    draw_list(s, t, f, list_area, &db);
     let enabled = drop_enabled(s);
     let label = if s.confirm_index + 1 < count {
         "Confirm, next database"
@@ -211,6 +125,7 @@ fn salvage_line(s: &State, width: usize) -> Option<(String, bool)> {
             let room = width.saturating_sub(head.chars().count());
             let n = path.chars().count();
             let path = if n > room && room > 1 {
+                crate::tui::detail::note_cut();
                 let tail: String = path.chars().skip(n - (room - 1)).collect();
                 format!("…{tail}")
             } else {
@@ -246,6 +161,7 @@ pub(super) fn wrap(text: &str, width: usize, max: usize) -> Vec<String> {
         lines.push(cur);
     }
     if lines.len() > max {
+        crate::tui::detail::note_cut();
         lines.truncate(max);
         let last = &mut lines[max - 1];
         let keep: String = last.chars().take(width.saturating_sub(1)).collect();
@@ -487,4 +403,217 @@ pub fn draw_repositories(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
         super::boxed("Confirm the repositories", choice),
         choice_area,
     );
+}
+
+/// The objects of `inv` in the order the drop list shows them: the failed upgrade's
+/// (not in the backup) first, then the rest, each group in the engine's order.
+pub fn drop_order(inv: &Inventory) -> Vec<&DropItem> {
+    let mut v: Vec<&DropItem> = inv.items.iter().filter(|i| i.leftover).collect();
+    v.extend(inv.items.iter().filter(|i| !i.leftover));
+    v
+}
+
+/// `1234567` as `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let d = n.to_string();
+    let mut out = String::new();
+    for (i, c) in d.chars().enumerate() {
+        if i > 0 && (d.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Objects, estimated rows and bytes of one database's drop.
+fn totals(inv: &Inventory) -> (usize, u64, u64) {
+    let rows = inv
+        .items
+        .iter()
+        .filter_map(|i| i.rows)
+        .map(|r| r.max(0) as u64)
+        .sum();
+    let bytes = inv.items.iter().filter_map(|i| i.bytes).sum();
+    (inv.items.len(), rows, bytes)
+}
+
+/// The drop list: what the restore loses (since the backup), the salvage offer, then a
+/// table of the objects of the database being confirmed (the failed upgrade's first and
+/// marked), its totals, and the other databases' totals.
+fn draw_list(s: &State, t: &Theme, f: &mut Frame, list_area: Rect, db: &str) {
+    let inv = s.confirm_inventory();
+    // The list's position goes in the title once it scrolls (known after the layout).
+    let title = |pos: Option<String>| match pos {
+        Some(p) => format!("What will be dropped in {db} ({p})"),
+        None => format!("What will be dropped in {db}"),
+    };
+    let block = super::block_owned(title(None));
+    let inner = block.inner(list_area);
+    f.render_widget(block, list_area);
+    let w = inner.width as usize;
+    if let Some(p) = pending(t, &s.inventory, "Listing what would be dropped") {
+        f.render_widget(Paragraph::new(p), inner);
+        return;
+    }
+    let Some(inv) = inv else {
+        return;
+    };
+    let others: Vec<String> = s
+        .inventory
+        .ready()
+        .map(|all| {
+            all.iter()
+                .filter(|i| i.database != inv.database)
+                .map(|i| {
+                    let (n, rows, bytes) = totals(i);
+                    format!(
+                        "{}: {n} objects, {} rows, {}",
+                        i.database,
+                        thousands(rows),
+                        human_bytes(bytes)
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let foot_h = 1 + u16::from(!others.is_empty());
+    // What the restore throws away, first: at most 4 lines, fewer when the list would keep
+    // less than 3 rows (below its header, above the totals).
+    let salvage = salvage_line(s, w.saturating_sub(2).max(20));
+    let room = (inner.height as usize)
+        .saturating_sub(foot_h as usize + 1 + 3 + usize::from(salvage.is_some()))
+        .clamp(1, 4);
+    let mut head: Vec<Line> = inv
+        .since_backup
+        .as_deref()
+        .map(|text| wrap(text, w.saturating_sub(2).max(20), room))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|l| Line::styled(format!(" {l}"), t.warn()))
+        .collect();
+    if let Some((text, ok)) = salvage {
+        head.push(Line::styled(
+            format!(" {text}"),
+            if ok { t.ok() } else { t.accent() },
+        ));
+    }
+    let [head_area, table_area, foot_area] = Layout::vertical([
+        Constraint::Length(head.len() as u16),
+        Constraint::Min(2),
+        Constraint::Length(foot_h),
+    ])
+    .areas(inner);
+    f.render_widget(Paragraph::new(head), head_area);
+
+    let items = drop_order(inv);
+    let kind_w = items
+        .iter()
+        .map(|i| i.kind.chars().count())
+        .max()
+        .unwrap_or(4)
+        .clamp(4, 17) as u16;
+    let widths = [
+        Constraint::Length(kind_w),
+        Constraint::Fill(1),
+        Constraint::Length(13),
+        Constraint::Length(10),
+        Constraint::Length(3),
+    ];
+    // The name column: what is left after the others and the spacing.
+    let name_w = (table_area.width as usize)
+        .saturating_sub(kind_w as usize + 13 + 10 + 3 + 4 + 2)
+        .max(8);
+    let visible = (table_area.height as usize).saturating_sub(1).max(1);
+    let cursor = s.drop_cursor.min(items.len().saturating_sub(1));
+    let first = (cursor + 1).saturating_sub(visible);
+    let rows: Vec<Row> = items
+        .iter()
+        .enumerate()
+        .skip(first)
+        .take(visible)
+        .map(|(i, it)| {
+            let style = if i == cursor {
+                t.selected()
+            } else if it.leftover {
+                t.warn()
+            } else {
+                ratatui::style::Style::default()
+            };
+            Row::new(vec![
+                Cell::from(fit(&it.kind, kind_w as usize)),
+                Cell::from(fit(&it.name, name_w)),
+                Cell::from(
+                    Line::from(
+                        it.rows
+                            .map(|r| thousands(r.max(0) as u64))
+                            .unwrap_or_default(),
+                    )
+                    .right_aligned(),
+                ),
+                Cell::from(
+                    Line::from(it.bytes.map(human_bytes).unwrap_or_default()).right_aligned(),
+                ),
+                Cell::from(if it.leftover { "new" } else { "" }),
+            ])
+            .style(style)
+        })
+        .collect();
+    let header = Row::new(vec![
+        Cell::from("kind"),
+        Cell::from("name"),
+        Cell::from(Line::from("rows (est)").right_aligned()),
+        Cell::from(Line::from("size").right_aligned()),
+        Cell::from(""),
+    ])
+    .style(t.dim());
+    f.render_widget(
+        Table::new(rows, widths).header(header).column_spacing(1),
+        Rect {
+            x: table_area.x + 1,
+            width: table_area.width.saturating_sub(2),
+            ..table_area
+        },
+    );
+
+    let (n, total_rows, bytes) = totals(inv);
+    let leftovers = items.iter().filter(|i| i.leftover).count();
+    let mut foot = vec![Line::from(vec![
+        Span::styled(
+            format!(
+                " {db}: {n} objects, {} rows, {}",
+                thousands(total_rows),
+                human_bytes(bytes)
+            ),
+            t.bold(),
+        ),
+        Span::styled(format!(" · {leftovers} new"), t.dim()),
+    ])];
+    if !others.is_empty() {
+        foot.push(Line::styled(
+            format!(" also confirmed: {}", others.join("; ")),
+            t.dim(),
+        ));
+    }
+    let foot: Vec<Line> = foot
+        .into_iter()
+        .map(|l| {
+            let text: String = l.spans.iter().map(|s| s.content.as_ref()).collect();
+            if text.chars().count() > w {
+                Line::styled(fit(&text, w), t.dim())
+            } else {
+                l
+            }
+        })
+        .collect();
+    f.render_widget(Paragraph::new(foot), foot_area);
+    if items.len() > visible {
+        let pos = format!(
+            "{}-{} of {}, ↑↓",
+            first + 1,
+            (first + visible).min(items.len()),
+            items.len()
+        );
+        f.render_widget(super::block_owned(title(Some(pos))), list_area);
+    }
 }

@@ -4,6 +4,7 @@ mod actions;
 mod backups;
 mod config;
 mod confirm;
+pub use confirm::{drop_order, thousands};
 mod detect;
 mod done;
 mod postcheck;
@@ -48,6 +49,11 @@ fn block(title: &str) -> Block<'_> {
     Block::bordered().title(format!(" {title} "))
 }
 
+/// A bordered block with an owned title.
+fn block_owned(title: String) -> Block<'static> {
+    Block::bordered().title(format!(" {title} "))
+}
+
 /// A paragraph in a titled block; long lines are cut (values are fitted by the screens).
 fn boxed<'a>(title: &'a str, lines: Vec<Line<'a>>) -> Paragraph<'a> {
     Paragraph::new(lines).block(block(title))
@@ -62,8 +68,10 @@ fn boxed_wrap<'a>(title: &'a str, lines: Vec<Line<'a>>) -> Paragraph<'a> {
 
 /// `label  value` with the label padded.
 fn field<'a>(t: &Theme, label: &str, value: impl Into<String>, style: Style) -> Line<'a> {
+    // A label as long as the column keeps a space before its value.
+    let w = label.chars().count().max(10) + 1;
     Line::from(vec![
-        Span::styled(format!(" {label:<11}"), t.dim()),
+        Span::styled(format!(" {label:<w$}"), t.dim()),
         Span::styled(value.into(), style),
     ])
 }
@@ -75,6 +83,7 @@ fn field_fit<'a>(t: &Theme, label: &str, value: &str, style: Style, width: usize
     let v = if n <= room {
         value.to_string()
     } else {
+        crate::tui::detail::note_cut();
         let tail: String = value.chars().skip(n - room.saturating_sub(1)).collect();
         format!("…{tail}")
     };
@@ -119,6 +128,7 @@ pub fn fit(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         s.to_string()
     } else {
+        crate::tui::detail::note_cut();
         let mut out: String = s.chars().take(n.saturating_sub(1)).collect();
         out.push('…');
         out

@@ -179,6 +179,7 @@ fn fit_tail(text: &str, width: usize) -> String {
     if n <= width || width < 2 {
         return text.to_string();
     }
+    crate::tui::detail::note_cut();
     let tail: String = text.chars().skip(n - (width - 1)).collect();
     format!("…{tail}")
 }

@@ -6,9 +6,9 @@ use ratatui::text::{Line, Span};
 use ratatui::Frame;
 use rewind_engine::progress::Phase;
 
-use super::{bar, boxed, clock, fit};
+use super::{bar, boxed, clock, fit, thousands};
 use crate::output::human_bytes;
-use crate::tui::state::{PhaseGauge, PhaseState, State};
+use crate::tui::state::{Eta, PhaseGauge, PhaseState, State};
 use crate::tui::view::{draw_log, Theme};
 
 pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
@@ -42,30 +42,41 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
         .map(|st| now.saturating_sub(st))
         .unwrap_or_default();
     let data = s.restore.phases.iter().find(|g| g.phase == Phase::Data);
-    let (rate, eta) = match data {
-        Some(g) if g.state == PhaseState::Running || g.state == PhaseState::Done => {
-            let end = g.finished.unwrap_or(s.now);
-            let secs = g
-                .started
-                .map(|st| end.saturating_sub(st).as_secs_f64())
-                .unwrap_or(0.0);
-            let rate = if secs > 0.5 {
-                g.done as f64 / secs
-            } else {
-                0.0
-            };
-            let eta = match (g.total, g.state) {
-                (Some(total), PhaseState::Running) if rate > 0.0 && total >= g.done => {
-                    clock(((total - g.done) as f64 / rate) as u64)
-                }
-                (_, PhaseState::Done) => "0:00".into(),
-                _ => "…".into(),
-            };
-            (format!("{}/s", human_bytes(rate as u64)), eta)
-        }
-        _ => ("…".into(), "…".into()),
+    let data_done = data.is_some_and(|g| g.state == PhaseState::Done);
+    let rate = match s.restore.data_rate(now) {
+        Some(r) if data_done => format!("{}/s (data, average)", human_bytes(r as u64)),
+        Some(r) => format!("{}/s of the dump", human_bytes(r as u64)),
+        None => "…".into(),
+    };
+    // Time left of the whole restore: the data by bytes of the dump read and the measured
+    // rate, index builds and constraints by their measured pace once they run; the phases
+    // that cannot be measured yet are named, not guessed.
+    let eta = match s.restore.eta(now) {
+        Eta::Finished => match &s.restore.result {
+            Some(Ok(_)) => "done".to_string(),
+            _ => "-".to_string(),
+        },
+        Eta::Unknown => "…".to_string(),
+        Eta::Left { secs, then } if then.is_empty() => clock(secs),
+        Eta::Left { secs, then } => format!(
+            "{} + {}",
+            clock(secs),
+            then.iter()
+                .map(|p| p.label())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     };
     let sw = stats.width.saturating_sub(16) as usize;
+    let rows = if s.restore.tables_loaded > 0 || s.restore.result.is_some() {
+        format!(
+            "{} in {} tables",
+            thousands(s.restore.rows_total()),
+            s.restore.tables_loaded
+        )
+    } else {
+        thousands(s.restore.rows_total())
+    };
     let mut st = vec![
         Line::from(vec![
             Span::styled(" table       ", t.dim()),
@@ -73,7 +84,7 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
         ]),
         Line::from(vec![
             Span::styled(" rows        ", t.dim()),
-            Span::raw(s.restore.rows.to_string()),
+            Span::raw(rows),
             Span::styled("   throughput ", t.dim()),
             Span::raw(rate),
         ]),

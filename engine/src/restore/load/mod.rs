@@ -710,10 +710,11 @@ impl Loader<'_> {
                 phase: Phase::Data,
                 done: parser.bytes_read(),
                 total: None,
-                current: Some(label),
+                current: Some(label.clone()),
                 rows: Some(rows),
             });
         }
+        self.sink.event(Event::TableLoaded { table: label, rows });
         Ok(())
     }
 
