@@ -676,3 +676,78 @@ fn undo_after_an_in_place_restore_restores_the_safety_snapshot() {
         "{jtext}"
     );
 }
+
+/// The wizard's restore carries the strategy its confirmation showed: when the runner
+/// would now run another (here in place, where beside was confirmed), it refuses before
+/// anything changes, instead of dropping what the engineer was told is kept.
+#[test]
+fn a_restore_confirmed_beside_is_refused_when_it_would_run_in_place() {
+    use rewind_engine::backup::catalogue::resolve;
+    use rewind_engine::detect::{detect, DetectOptions};
+    use rewind_engine::progress::{Cancel, NullSink};
+    use rewind_engine::recovery::{self, RecoveryError, RestoreRequest};
+    use rewind_engine::restore::beside::Strategy;
+    use rewind_engine::root::HostRoot;
+
+    let f = Fixture::new();
+    f.cluster
+        .connect_app(DB)
+        .unwrap()
+        .batch_execute(FAILED_UPGRADE)
+        .unwrap();
+    let failed = fingerprint(&f.cluster, DB);
+    let root = HostRoot::new(f.root.path());
+    let inst = detect(&root, &DetectOptions::default()).unwrap();
+    let url = format!(
+        "postgresql://gitlab@/{DB}?host={}&port={}",
+        f.cluster.socket_dir().display(),
+        f.cluster.port()
+    );
+    let databases = recovery::databases_for(&root, &inst, Some(&url)).unwrap();
+    // Beside could run here (what the screen showed)...
+    let shown = recovery::strategy(&root, &inst, &databases, false, None, Default::default());
+    assert_eq!(shown.strategy, Strategy::Beside, "{:?}", shown.reasons);
+    let backup = resolve(&root, &inst.backup_path, ID, inst.version.as_ref(), false).unwrap();
+    let journal = Journal::open_in(&f.journal()).unwrap();
+    let req = RestoreRequest {
+        root: &root,
+        installation: &inst,
+        backup: &backup,
+        databases,
+        confirm_drop: vec![DB.into()],
+        confirm_files: true,
+        snapshot: true,
+        reuse_snapshots: Default::default(),
+        verified: None,
+        jobs: 2,
+        skip: Vec::new(),
+        continue_on_error: false,
+        allow_version_mismatch: false,
+        command: "test".into(),
+        repositories: Default::default(),
+        // ...but by the time it runs, it would run in place.
+        in_place: true,
+        db_admin: None,
+        expect_strategy: Some(Strategy::Beside),
+    };
+    let err = recovery::restore(&req, &journal, &NullSink, &Cancel::new()).unwrap_err();
+    assert!(
+        matches!(err, RecoveryError::StrategyChanged { .. }),
+        "{err}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("would now run in place")
+            && msg.contains("beside and swap was confirmed")
+            && msg.contains("Nothing was changed"),
+        "{msg}"
+    );
+    assert_eq!(
+        err.outcome(),
+        rewind_engine::restore::database::Outcome::NothingChanged
+    );
+    // Nothing changed: no snapshot, no drop, no new database.
+    assert_eq!(fingerprint(&f.cluster, DB), failed);
+    assert_eq!(f.databases(), vec![DB.to_string()]);
+    assert!(!f.journal().join("snapshots").exists());
+}

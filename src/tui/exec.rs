@@ -1322,7 +1322,12 @@ fn restore(
             rows += l.tables.iter().map(|t| t.rows).sum::<u64>();
         }
         match &o.verify {
-            Some(v) => lines.extend(verify_lines(v)),
+            // Beside: verified in the new database before the swap, which now holds the
+            // live name: shown under that name.
+            Some(v) => lines.extend(verify_lines(&VerifyReport {
+                database: o.database.clone(),
+                ..v.clone()
+            })),
             None => lines.push(VerifyLine {
                 ok: true,
                 text: format!("{}: {}", o.database, o.status),

@@ -488,9 +488,17 @@ fn apply_resume(
         Some(SessionStep::Drop | SessionStep::Restore)
     ) && !s.changes.iter().any(|c| c.step == Step::Restore)
     {
+        // A restore in progress with no drop done ran beside the live database (the
+        // in-place one records its drop first).
+        let beside = session.in_progress == Some(SessionStep::Restore)
+            && !session.done.iter().any(|d| d.step == SessionStep::Drop);
         s.changes.push(Change {
             step: Step::Restore,
-            what: "the database was dropped".into(),
+            what: if beside {
+                "a restore beside the live database was started (the live one is untouched until the swap)".into()
+            } else {
+                "the database was dropped".into()
+            },
         });
     }
     s.log(

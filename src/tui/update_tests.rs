@@ -2003,3 +2003,75 @@ fn a_beside_restore_takes_no_snapshot_and_reports_the_kept_database() {
         "nothing was dropped"
     );
 }
+
+#[test]
+fn resuming_a_beside_restore_does_not_say_the_database_was_dropped() {
+    let mut s = at_backups_with(beside());
+    s.step = Step::Detect;
+    let mut sess = saved_session();
+    for st in [
+        SessionStep::Preflight,
+        SessionStep::StopServices,
+        SessionStep::RollbackPackage,
+    ] {
+        sess.finish(st, "ok");
+    }
+    sess.installed_version = Some("16.10.3-ee".parse().unwrap());
+    // The wizard begins Restore directly when the restore runs beside (no snapshot, no drop).
+    sess.begin(SessionStep::Restore);
+    let row = backups()[0].clone();
+    let point = sess
+        .resume_point(
+            Some(&BackupIdentity {
+                path: row.path.clone(),
+                size: row.size,
+                mtime: row.mtime,
+            }),
+            Some(&"16.10.3-ee".parse().unwrap()),
+        )
+        .unwrap();
+    update(
+        &mut s,
+        Event::Engine(Msg::SessionFound(Box::new(ResumeOffer {
+            session: sess,
+            decision: Ok(point),
+        }))),
+    );
+    update(&mut s, key(KeyCode::Enter));
+    let restore = s
+        .changes
+        .iter()
+        .find(|c| c.step == Step::Restore)
+        .expect("the started restore is a change");
+    assert!(
+        restore.what.contains("beside the live database") && !restore.what.contains("dropped"),
+        "{}",
+        restore.what
+    );
+    // The in-place session (its drop recorded) still says so.
+    let mut s = at_backups();
+    s.step = Step::Detect;
+    let sess = interrupted_session();
+    let point = sess
+        .resume_point(
+            Some(&BackupIdentity {
+                path: row.path.clone(),
+                size: row.size,
+                mtime: row.mtime,
+            }),
+            Some(&"16.10.3-ee".parse().unwrap()),
+        )
+        .unwrap();
+    update(
+        &mut s,
+        Event::Engine(Msg::SessionFound(Box::new(ResumeOffer {
+            session: sess,
+            decision: Ok(point),
+        }))),
+    );
+    update(&mut s, key(KeyCode::Enter));
+    assert!(s
+        .changes
+        .iter()
+        .any(|c| c.step == Step::Restore && c.what == "the database was dropped"));
+}

@@ -129,9 +129,20 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
         let salvage = salvage_line(s, w.saturating_sub(2).max(20));
         let items = inv.map(|i| i.items.as_slice()).unwrap_or_default();
         let leftovers = items.iter().filter(|i| i.leftover).count();
+        // Beside, nothing is dropped or truncated: the objects are listed by their kind.
+        let kind_of = |k: &str| -> String {
+            if beside.is_none() {
+                return k.to_string();
+            }
+            match k.strip_prefix("drop ") {
+                Some(kind) => kind.to_string(),
+                None if k == "truncate" => "table".into(),
+                None => k.to_string(),
+            }
+        };
         let kind_w = items
             .iter()
-            .map(|i| i.kind.chars().count() + 1)
+            .map(|i| kind_of(&i.kind).chars().count() + 1)
             .max()
             .unwrap_or(5)
             .clamp(5, 24);
@@ -168,7 +179,7 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
         for it in items.iter().skip(first).take(visible) {
             let text = format!(
                 "  {:<kw$}{:<nw$}{:>12}{:>11}  ",
-                fit(&it.kind, kind_w.saturating_sub(1)),
+                fit(&kind_of(&it.kind), kind_w.saturating_sub(1)),
                 fit(&it.name, name_w.saturating_sub(1)),
                 it.rows.map(|r| r.to_string()).unwrap_or_default(),
                 it.bytes.map(human_bytes).unwrap_or_default(),
