@@ -350,6 +350,11 @@ fn on_back(s: &mut State) -> Vec<Command> {
         s.preflight.running = false;
     }
     s.step = prev;
+    // Back on the drop screen: the strategy is decided again, so what it says is what the
+    // restore will run (a restore refused because the strategy changed comes back here).
+    if prev == Step::ConfirmDrop {
+        out.extend(decide_strategy(s));
+    }
     out
 }
 
@@ -1325,6 +1330,14 @@ fn start_restore(s: &mut State) -> Vec<Command> {
 fn restore_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
     match (k.code, &s.restore.result) {
         (KeyCode::Enter, Some(Ok(_))) => enter_step(s, Step::Verify),
+        (KeyCode::Enter | KeyCode::Char('r'), Some(Err(e)))
+            if e.contains("was confirmed. Nothing was changed") =>
+        {
+            s.notice = Some(format!(
+                "{e}. Esc twice goes back to the drop screen, which shows the strategy now."
+            ));
+            Vec::new()
+        }
         (KeyCode::Enter, Some(Err(e))) => {
             s.notice = Some(if s.snapshots_taken.is_empty() {
                 format!("The restore did not finish: {e}. Press r to run it again.")

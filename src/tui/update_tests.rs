@@ -2075,3 +2075,32 @@ fn resuming_a_beside_restore_does_not_say_the_database_was_dropped() {
         .iter()
         .any(|c| c.step == Step::Restore && c.what == "the database was dropped"));
 }
+
+#[test]
+fn a_restore_refused_for_a_changed_strategy_goes_back_to_a_drop_screen_deciding_again() {
+    let mut s = at_confirm_with(beside());
+    typed(&mut s, DB);
+    update(&mut s, key(KeyCode::Enter));
+    update(&mut s, key(KeyCode::Enter));
+    assert_eq!(s.step, Step::Restore);
+    let refused = "the restore would now run in place (not enough free space beside the live database), but beside and swap was confirmed. Nothing was changed; confirm again with the strategy shown now";
+    update(&mut s, Event::Engine(Msg::RestoreDone(Err(refused.into()))));
+    // r does not run the same refused request again.
+    assert!(update(&mut s, ch('r')).is_empty());
+    assert_eq!(s.step, Step::Restore);
+    assert!(s.notice.as_deref().unwrap().contains("Esc twice"));
+    update(&mut s, key(KeyCode::Esc));
+    assert_eq!(s.step, Step::SafetySnapshot);
+    let cmds = update(&mut s, key(KeyCode::Esc));
+    assert_eq!(s.step, Step::ConfirmDrop);
+    assert!(
+        matches!(cmds[..], [Command::DecideStrategy { .. }]),
+        "{cmds:?}"
+    );
+    assert!(
+        !crate::tui::update::drop_enabled(&s),
+        "waits for the decision"
+    );
+    update(&mut s, Event::Engine(Msg::StrategyDecided(Ok(in_place()))));
+    assert!(crate::tui::update::drop_enabled(&s));
+}
