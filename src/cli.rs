@@ -15,8 +15,23 @@ use crate::commands;
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalOpts,
+    #[command(flatten)]
+    pub wizard: WizardOpts,
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// The wizard's options (`rewind` without a subcommand).
+#[derive(Debug, Clone, Default, Args)]
+pub struct WizardOpts {
+    /// Wizard: restore in place (GitLab's way: safety snapshot, drop, load) even where
+    /// beside-and-swap can run.
+    #[arg(long)]
+    pub in_place: bool,
+    /// Wizard: the administrator that creates and renames databases for beside-and-swap
+    /// (default: Omnibus's gitlab-psql through the embedded psql).
+    #[arg(long, value_name = "OSUSER[:ROLE]")]
+    pub db_admin: Option<String>,
 }
 
 /// Options every command honours.

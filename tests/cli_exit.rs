@@ -60,6 +60,18 @@ fn a_usage_error_is_code_2() {
     let empty = tempfile::tempdir().unwrap();
     let out = rewind(empty.path(), &["restore", "--no-such-flag"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
+    // The wizard's own options before a subcommand: said, not silently ignored.
+    for args in [
+        &["--in-place", "detect"][..],
+        &["--db-admin", "gitlab-psql", "detect"][..],
+    ] {
+        let out = rewind(empty.path(), args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("are the wizard's"),
+            "{out:?}"
+        );
+    }
 }
 
 #[test]

@@ -58,6 +58,7 @@ fn failed_upgrade_is_recovered() {
             "gitlab:doctor:secrets: every encrypted value decrypts",
             "failed upgrade's databases kept beside (no snapshot needed)",
             "_before_rewind_",
+            "pass kept database equals the failed upgrade's state",
         ],
     );
 }

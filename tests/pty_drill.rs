@@ -61,11 +61,16 @@ impl Term {
         self.writer.flush().unwrap();
     }
 
+    fn contents(&self) -> String {
+        self.screen.lock().unwrap().screen().contents()
+    }
+
     /// From Detect (once `installed` shows): the backup list, then the newest backup
-    /// (once `backup` shows), which runs the preflight.
+    /// (once `backup` shows), which runs the preflight. Enter is pressed again while Detect
+    /// still reads the journal for an interrupted swap (it waits for that first).
     fn pick_the_newest_backup(&mut self, installed: &str, backup: &str) {
         self.wait_for(installed);
-        self.send(b"\r");
+        self.enter_until("Backups, newest first");
         self.wait_for(backup);
         self.send(b"\r");
     }
@@ -81,12 +86,13 @@ impl Term {
         self.send(b"y");
     }
 
-    /// From the repositories page: the snapshot screen, snapshot, drop, restore; then
-    /// Verify (once `verified` shows) and on to the configuration.
+    /// From the repositories page: the snapshot screen (what Enter starts: beside, "load
+    /// beside, verify, then swap"; in place, the snapshot taken before the package step
+    /// reused, "drop, then restore"), the restore; then Verify (once `verified` shows) and
+    /// on to the configuration.
     fn restore_and_verify(&mut self, verified: &str) {
         self.confirm_repositories();
-        // The snapshot was taken before the package step: "drop, then restore".
-        self.wait_for("then restore");
+        self.wait_for("Enter starts: ");
         self.send(b"\r");
         self.wait_for("restore finished");
         self.send(b"\r");
@@ -140,6 +146,35 @@ impl Term {
         assert!(!screen.contains("✗"), "a check failed:\n{screen}");
         self.send(b"\r");
         self.wait_for("is back on the backup's data");
+        self.send(b"\r");
+    }
+
+    /// As [`Self::start_services_and_finish`], and the Done screen names the kept
+    /// database with `rewind undo` and `rewind cleanup` before the wizard is left.
+    fn start_services_and_finish_beside(&mut self) {
+        self.wait_for("← nearest");
+        self.wait_for("gitlab-secrets.json differs");
+        self.send(b"y");
+        self.wait_for("Restore the configuration?");
+        self.send(b"y");
+        self.wait_for("/etc/gitlab/gitlab-secrets.json restored (previous:");
+        self.send(b"\r");
+        self.wait_for("Enter runs these commands");
+        self.enter_until("Run these commands now?");
+        self.send(b"y");
+        self.wait_for("Done. GitLab reconfigured and started");
+        self.send(b"\r");
+        self.wait_for("Enter runs the ticked ones");
+        self.send(b"\r");
+        self.wait_for("every encrypted value decrypts");
+        self.wait_for("Enter continue");
+        self.send(b"\r");
+        self.wait_for("is back on the backup's data");
+        self.wait_for("kept      gitlabhq_production_before_rewind_2");
+        self.wait_for("`rewind undo` swaps it back");
+        self.wait_for("`rewind cleanup` removes it once GitLab is healthy");
+        let screen = self.contents();
+        assert!(!screen.contains("snapshot  "), "no snapshot:\n{screen}");
         self.send(b"\r");
     }
 
@@ -237,26 +272,75 @@ fn the_interactive_drill_refuses_a_version_the_host_cannot_get_at_preflight() {
     assert!(out.contains("database unchanged"), "{out}");
 }
 
+/// The default strategy: beside and swap (the sandbox cluster's administrator creates and
+/// renames databases). The Roll back confirmation says no snapshot is taken and why, the
+/// drop screen that the live database is kept under its `_before_rewind_` name and nothing
+/// is dropped, the snapshot screen what Enter starts; Done names the kept database. The
+/// drill's checks then read both databases: the live name holds the backup's data, the
+/// kept one the failed upgrade's state (schema and rows as before the recovery).
 #[test]
 fn the_interactive_drill_is_recovered_by_keystrokes() {
     let (mut t, mut child) = spawn_drill(&[]);
     t.wait_for("DRILL (failed-upgrade)");
     t.pick_the_newest_backup("16.11.0-ee", "16.10.3");
-    t.stop_services_and_roll_back();
-    t.wait_for("Danger: this drops every table");
+    t.wait_for("goes on to stopping the services");
+    t.send(b"\r");
+    t.wait_for("gitlab-ctl stop sidekiq");
+    t.enter_until("Run these commands now?");
+    t.send(b"y");
+    t.wait_for("puma and sidekiq are stopped");
+    t.send(b"\r");
+    t.wait_for("Roll back package");
+    t.enter_until("Run these commands now?");
+    t.wait_for("No safety snapshot: the restore will run beside the live database");
+    t.wait_for("databases are created and renamed by");
+    let modal = t.contents();
+    assert!(!modal.contains("First, a safety snapshot"), "{modal}");
+    t.send(b"y");
+    t.wait_for("GitLab 16.10.3-ee is installed");
+    t.send(b"\r");
+    t.wait_for("Replace the database (the live one is kept)");
+    t.wait_for("The live database is kept as gitlabhq_production_before_rewind_<UTC time>");
+    t.wait_for("nothing is dropped.");
+    t.wait_for("Strategy: beside and swap:");
     t.wait_for("Type the database name");
     t.wait_for(" objects, ");
+    let drop_screen = t.contents();
+    assert!(!drop_screen.contains("Danger"), "{drop_screen}");
     t.send(b"gitlabhq_production");
-    t.wait_for("Drop and restore (Enter)");
+    t.wait_for("Restore beside and swap (Enter)");
     t.send(b"\r");
     // The repository pushed to while 16.11.0 was half-migrated is listed.
     t.wait_for("Pushed to since the backup: 1");
-    t.restore_and_verify("gitlab version: installed 16.10.3-ee");
-    t.start_services_and_finish();
+    t.confirm_repositories();
+    t.wait_for("No safety snapshot is needed: the restore runs beside gitlabhq_production");
+    t.wait_for("gitlabhq_production -> gitlabhq_production_before_rewind_<UTC time>");
+    t.wait_for("Enter starts: load beside, verify, then swap.");
+    t.send(b"\r");
+    t.wait_for("restore finished");
+    t.send(b"\r");
+    t.wait_for("gitlab version: installed 16.10.3-ee");
+    t.send(b"\r");
+    t.start_services_and_finish_beside();
 
     let out = wait_exit(&t, &mut child);
     assert!(out.contains("DRILL PASSED"), "{out}");
-    assert!(out.contains("main database equals the backup"), "{out}");
+    assert!(
+        out.contains("pass main database equals the backup"),
+        "{out}"
+    );
+    assert!(
+        out.contains("pass failed upgrade's databases kept beside (no snapshot needed)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("pass kept database equals the failed upgrade's state"),
+        "{out}"
+    );
+    assert!(
+        out.contains("-> gitlabhq_production_before_rewind_2"),
+        "{out}"
+    );
     assert!(
         out.contains("pass gitlab-secrets.json and gitlab.rb are the backup's configuration"),
         "{out}"
@@ -284,7 +368,7 @@ fn the_interactive_drill_salvages_the_rows_written_since_the_backup_with_ctrl_s(
     let screen = t.screen.lock().unwrap().screen().contents();
     assert!(screen.contains("/salvage-"), "{screen}");
     t.send(b"gitlabhq_production");
-    t.wait_for("Drop and restore (Enter)");
+    t.wait_for("Restore beside and swap (Enter)");
     t.send(b"\r");
     t.wait_for("Pushed to since the backup: 1");
     t.restore_and_verify("gitlab version: installed 16.10.3-ee");
@@ -310,7 +394,25 @@ fn the_interactive_drill_repairs_migration_state_by_keystrokes() {
     let (mut t, mut child) = spawn_drill(&["--scenario", "leftover-tables"]);
     t.wait_for("DRILL (leftover-tables)");
     t.wait_for("16.10.3-ee");
-    t.send(b"m");
+    // m waits while Detect still reads the journal for an interrupted swap.
+    // (Once the repair screen is open, letters are typed into its log field: press m
+    // again only while Detect still shows.)
+    let end = Instant::now() + STEP;
+    loop {
+        t.send(b"m");
+        let retry = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < retry && !t.contents().contains("Repair migrations") {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if t.contents().contains("Repair migrations") {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "m did not open the repair:\n{}",
+            t.contents()
+        );
+    }
     t.wait_for("1 failed log found");
     t.wait_for("opt/gitlab/bin/gitlab-rake db:migrate");
     t.send(b"\t");
@@ -366,7 +468,7 @@ fn the_interactive_drill_restores_a_decomposed_install_by_keystrokes() {
     t.wait_for("Database 2 of 2");
     t.wait_for("Type the database name gitlabhq_production_ci to confirm");
     t.send(b"gitlabhq_production_ci");
-    t.wait_for("Drop and restore (Enter)");
+    t.wait_for("Restore beside and swap (Enter)");
     t.send(b"\r");
     t.restore_and_verify("gitlabhq_production_ci: row counts");
     t.start_services_and_finish();
@@ -402,7 +504,7 @@ fn the_interactive_drill_asks_about_the_edition_and_installs_the_backups() {
     t.send(b"\r");
     t.wait_for(" objects, ");
     t.send(b"gitlabhq_production");
-    t.wait_for("Drop and restore (Enter)");
+    t.wait_for("Restore beside and swap (Enter)");
     t.send(b"\r");
     t.restore_and_verify("row counts");
     t.start_services_and_finish();
@@ -413,10 +515,11 @@ fn the_interactive_drill_asks_about_the_edition_and_installs_the_backups() {
 
 /// The newest backup is truncated: preflight fails its archive check before anything is
 /// touched, Esc goes back to the list, the older good backup is picked, and the recovery
-/// is finished with it.
+/// is finished with it, in place (`--in-place`: GitLab's way, the snapshot taken before
+/// the package step, then drop and load).
 #[test]
 fn the_interactive_drill_refuses_a_corrupt_backup_and_recovers_from_the_older_one() {
-    let (mut t, mut child) = spawn_drill(&["--scenario", "corrupt-backup"]);
+    let (mut t, mut child) = spawn_drill(&["--scenario", "corrupt-backup", "--in-place"]);
     t.wait_for("DRILL (corrupt-backup)");
     t.pick_the_newest_backup("16.11.0-ee", "16.10.3");
     t.wait_for("[FAIL]");
@@ -430,15 +533,29 @@ fn the_interactive_drill_refuses_a_corrupt_backup_and_recovers_from_the_older_on
     t.send(b"\x1b[B"); // the older one
     t.send(b"\r");
     t.stop_services_and_roll_back();
+    t.wait_for("Danger: this drops every table");
+    t.wait_for("Everything in gitlabhq_production is dropped, then the backup is loaded.");
+    t.wait_for("A safety snapshot was already taken");
+    t.wait_for("Strategy: in place: --in-place was given");
     t.wait_for("Type the database name gitlabhq_production to confirm");
     t.send(b"gitlabhq_production");
     t.wait_for("Drop and restore (Enter)");
     t.send(b"\r");
-    t.restore_and_verify("row counts");
+    t.confirm_repositories();
+    t.wait_for("drop, then restore");
+    t.send(b"\r");
+    t.wait_for("restore finished");
+    t.send(b"\r");
+    t.wait_for("row counts");
+    t.send(b"\r");
     t.start_services_and_finish();
     let out = wait_exit(&t, &mut child);
     assert!(out.contains("DRILL PASSED"), "{out}");
     assert!(out.contains("main database equals the backup"), "{out}");
+    assert!(
+        out.contains("pass safety snapshots taken before the package step"),
+        "{out}"
+    );
 }
 
 /// Ctrl-C right after the restore starts: the runner stops at its first safe point, before
@@ -446,7 +563,8 @@ fn the_interactive_drill_refuses_a_corrupt_backup_and_recovers_from_the_older_on
 /// before the package step (not taken twice), and the recovery finishes.
 #[test]
 fn a_restore_cancelled_at_once_runs_again_with_the_snapshot_of_the_package_step() {
-    let (mut t, mut child) = spawn_drill(&["--scenario", "failed-upgrade", "--scale", "5"]);
+    let (mut t, mut child) =
+        spawn_drill(&["--scenario", "failed-upgrade", "--scale", "5", "--in-place"]);
     t.wait_for("DRILL (failed-upgrade)");
     t.pick_the_newest_backup("16.11.0-ee", "16.10.3");
     t.stop_services_and_roll_back();
@@ -490,7 +608,7 @@ fn the_interactive_drill_without_the_configuration_fails_its_configuration_check
     t.stop_services_and_roll_back();
     t.wait_for(" objects, ");
     t.send(b"gitlabhq_production");
-    t.wait_for("Drop and restore (Enter)");
+    t.wait_for("Restore beside and swap (Enter)");
     t.send(b"\r");
     t.restore_and_verify("gitlab version: installed 16.10.3-ee");
     t.wait_for("gitlab-secrets.json differs");

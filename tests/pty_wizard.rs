@@ -28,6 +28,11 @@ struct Wizard {
 
 impl Wizard {
     fn start(root: &Path) -> Wizard {
+        Wizard::start_with(root, &[])
+    }
+
+    /// `rewind --root ROOT ARGS...` (the wizard's own options, e.g. `--in-place`).
+    fn start_with(root: &Path, args: &[&str]) -> Wizard {
         let pair = native_pty_system()
             .openpty(PtySize {
                 rows: ROWS,
@@ -39,6 +44,7 @@ impl Wizard {
         let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_rewind"));
         cmd.arg("--root");
         cmd.arg(root);
+        cmd.args(args);
         cmd.env("NO_COLOR", "1");
         cmd.env("TERM", "xterm-256color");
         cmd.env_remove("REWIND_DATABASE_URL");
@@ -180,7 +186,10 @@ struct Sandbox {
     cluster: TempCluster,
     tree: tempfile::TempDir,
     target: PgTarget,
+    /// The backup's database.
     expected: compare::DbFingerprint,
+    /// The failed upgrade's database, as the recovery finds it.
+    failed: compare::DbFingerprint,
 }
 
 /// A 16.10.3-ee host whose database got a failed upgrade after its backup was made.
@@ -198,14 +207,14 @@ fn sandbox(scale: u32) -> Sandbox {
     backup::build_backup(&spec).expect("backup");
     let expected = compare::fingerprint(&target).expect("fingerprint");
     upgrade::apply_failed_upgrade(&mut client).expect("failed upgrade");
-    assert!(!expected
-        .diff(&compare::fingerprint(&target).unwrap())
-        .is_empty());
+    let failed = compare::fingerprint(&target).unwrap();
+    assert!(!expected.diff(&failed).is_empty());
     Sandbox {
         cluster,
         tree,
         target,
         expected,
+        failed,
     }
 }
 
@@ -227,13 +236,24 @@ fn skipped_owner_statements(sb: &Sandbox) -> Vec<String> {
         .collect()
 }
 
-/// From Detect to the start of the restore.
-fn drive_to_restore(w: &mut Wizard) {
+/// From Detect to the start of the restore: beside and swap (this sandbox has Omnibus's
+/// embedded psql and the `gitlab-psql` OS user to create and rename databases), or in
+/// place when the wizard was started with `--in-place`.
+fn drive_to_restore(w: &mut Wizard, in_place: bool) {
     w.wait_for("Enter backups", STEP);
-    // The key bar shows before detection ends; Enter then only says "Still detecting…".
-    w.wait_for("Omnibus package", STEP);
-    w.enter();
-    w.wait_for("Backups, newest first", STEP);
+    // Enter waits while Detect still reads the journal for an interrupted swap.
+    let end = Instant::now() + STEP;
+    loop {
+        w.enter();
+        let retry = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < retry && !w.contents().contains("Backups, newest first") {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if w.contents().contains("Backups, newest first") {
+            break;
+        }
+        assert!(Instant::now() < end, "no backup list:\n{}", w.contents());
+    }
     w.wait_for("16.10.3", STEP);
     w.enter();
     w.wait_for("All checks passed", STEP);
@@ -246,8 +266,23 @@ fn drive_to_restore(w: &mut Wizard) {
     w.enter();
     w.wait_for("Type the database name", STEP);
     w.wait_for(" objects, ", STEP);
-    w.send(DB.as_bytes());
-    w.wait_for("Drop and restore (Enter)", STEP);
+    if in_place {
+        w.wait_for("Danger: this drops every table", STEP);
+        w.wait_for("Strategy: in place: --in-place was given", STEP);
+        w.send(DB.as_bytes());
+        w.wait_for("Drop and restore (Enter)", STEP);
+    } else {
+        w.wait_for("Replace the database (the live one is kept)", STEP);
+        w.wait_for(
+            &format!(
+                "The live database is kept as {DB}_before_rewind_<UTC time>, nothing is dropped."
+            ),
+            STEP,
+        );
+        w.wait_for("Strategy: beside and swap: ", STEP);
+        w.send(DB.as_bytes());
+        w.wait_for("Restore beside and swap (Enter)", STEP);
+    }
     w.enter();
     w.wait_for("Enter starts", STEP);
 }
@@ -256,14 +291,14 @@ fn drive_to_restore(w: &mut Wizard) {
 fn the_wizard_restores_the_backup_from_detect_to_done() {
     let sb = sandbox(1);
     let mut w = Wizard::start(sb.tree.path());
-    drive_to_restore(&mut w);
-    w.wait_for("snapshot, drop, then restore", STEP);
+    drive_to_restore(&mut w, false);
+    w.wait_for("No safety snapshot is needed", STEP);
+    w.wait_for("load beside, verify, then swap", STEP);
     w.enter();
     w.wait_for("Restore: finished", Duration::from_secs(300));
     w.enter();
-    // The verify lines: the sandbox's failed upgrade leaves functions that GitLab's drop
-    // does not remove either; the wizard shows them as a problem to read.
-    w.wait_for("gitlab version: installed 16.10.3-ee", STEP);
+    // The verify lines, under the live name the verified database took.
+    w.wait_for(&format!("{DB}: gitlab version: installed 16.10.3-ee"), STEP);
     // The file components were restored after the database.
     w.wait_for("uploads:", STEP);
     w.enter();
@@ -281,6 +316,7 @@ fn the_wizard_restores_the_backup_from_detect_to_done() {
     w.send(b"s");
     w.wait_for("gitlab:check SANITIZE=true", STEP);
     w.wait_for("gitlab:doctor:secrets", STEP);
+    w.wait_for(&format!("kept      {DB}_before_rewind_2"), STEP);
     w.enter();
     let st = w.wait_exit(STEP);
     assert!(st.success(), "exit status {st:?}");
@@ -290,36 +326,38 @@ fn the_wizard_restores_the_backup_from_detect_to_done() {
         &[
             "Rewind: the recovery finished.",
             "journal.jsonl",
-            "snapshot    gitlabhq_production: ",
+            "kept        gitlabhq_production_before_rewind_",
+            "`rewind undo` swaps it back; `rewind cleanup` removes it once GitLab is healthy",
             "gitlab:check SANITIZE=true",
         ],
         Duration::from_secs(10),
     );
-    assert!(
-        after_exit.contains("Rewind: the recovery finished."),
-        "{after_exit}"
-    );
-    assert!(after_exit.contains("journal.jsonl"), "{after_exit}");
-    assert!(
-        after_exit.contains("snapshot    gitlabhq_production: "),
-        "{after_exit}"
-    );
-    assert!(
-        after_exit.contains("gitlab:check SANITIZE=true"),
-        "{after_exit}"
-    );
+    assert!(!after_exit.contains("snapshot    "), "{after_exit}");
+    let kept = after_exit
+        .split("kept        ")
+        .nth(1)
+        .and_then(|t| t.split(':').next())
+        .expect("the kept database's name")
+        .to_string();
+    assert!(kept.starts_with(&format!("{DB}_before_rewind_2")), "{kept}");
     w.assert_terminal_sane();
+    // The live name holds the backup's data (a new database: nothing the failed upgrade
+    // left, not even the functions GitLab's drop keeps); the kept one the failed upgrade's.
     let after = compare::fingerprint(&sb.target).expect("fingerprint");
     let diff = sb
         .expected
         .diff_except_owners(&after, &skipped_owner_statements(&sb));
     assert!(
-        diff.iter().all(|d| d.starts_with("schema differs")
-            || d.contains("audit_event_partition_name")
-            || d.contains("issues_count_for")),
-        "the database differs from the backup beyond the functions GitLab's drop keeps: {diff:#?}"
+        diff.is_empty(),
+        "the database differs from the backup: {diff:#?}"
     );
-    // The snapshot exists and is private; the session is gone.
+    let kept_now = compare::fingerprint(&sb.target.with_dbname(&kept)).expect("kept");
+    assert!(
+        sb.failed.diff(&kept_now).is_empty(),
+        "the kept database is not the failed upgrade's: {:#?}",
+        sb.failed.diff(&kept_now)
+    );
+    // No snapshot; the session is gone.
     let rewind_dir = sb.tree.path().join("var/opt/gitlab/backups/rewind");
     assert!(!rewind_dir.join("wizard-session.json").exists());
     // The restore used the preflight's end-to-end read of the unchanged archive instead of
@@ -332,11 +370,10 @@ fn the_wizard_restores_the_backup_from_detect_to_done() {
                 && l.contains("\"verified_by_preflight\":true")),
         "{journal}"
     );
-    let snaps: Vec<_> = std::fs::read_dir(rewind_dir.join("snapshots"))
-        .expect("snapshots")
-        .flatten()
-        .collect();
-    assert_eq!(snaps.len(), 1);
+    assert!(
+        !rewind_dir.join("snapshots").exists(),
+        "beside takes no snapshot"
+    );
     drop(sb.cluster);
 }
 
@@ -344,8 +381,10 @@ fn the_wizard_restores_the_backup_from_detect_to_done() {
 fn a_wizard_killed_during_the_data_phase_resumes_and_completes() {
     // Enough data that the load takes a while.
     let sb = sandbox(40);
-    let mut w = Wizard::start(sb.tree.path());
-    drive_to_restore(&mut w);
+    // In place (`--in-place`): the snapshot, the drop, then the load.
+    let mut w = Wizard::start_with(sb.tree.path(), &["--in-place"]);
+    drive_to_restore(&mut w, true);
+    w.wait_for("snapshot, drop, then restore", STEP);
     w.enter();
     // Kill it (SIGKILL: no cleanup at all) while the data phase runs.
     let end = Instant::now() + Duration::from_secs(300);
@@ -378,7 +417,7 @@ fn a_wizard_killed_during_the_data_phase_resumes_and_completes() {
     assert!(session.exists(), "no session left to resume");
 
     // Started again: it offers to resume, restarts from the drop, no second snapshot.
-    let mut w = Wizard::start(sb.tree.path());
+    let mut w = Wizard::start_with(sb.tree.path(), &["--in-place"]);
     w.wait_for("Resume an interrupted recovery", STEP);
     w.wait_for("restarts from the drop", STEP);
     w.wait_for("is kept and not taken again", STEP);

@@ -14,6 +14,10 @@ pub fn run(sandbox: &Sandbox, opts: &DrillOptions) -> color_eyre::Result<()> {
         opts.scenario
     ));
     w.summary = false;
+    // The strategy as the automatic drill runs it: beside-and-swap through the sandbox
+    // cluster's administrator, in place with --in-place.
+    w.in_place = opts.in_place;
+    w.db_admin = sandbox.db_admin();
     // GitLab's readiness endpoint, answered on the sandbox's Workhorse socket from the
     // stand-in gitlab-ctl's service state while the wizard runs (its checks wait for it).
     let _ready = rewind_engine::drill::standin_ready::serve(&sandbox.root).map_err(|e| {

@@ -92,6 +92,12 @@ pub fn cancel_on_signals(cancel: &Cancel, message: Option<&'static str>) -> std:
 /// Run the command the user asked for.
 pub fn dispatch(cli: Cli) -> color_eyre::Result<ExitCode> {
     let ctx = Ctx::new(cli.global);
+    if cli.command.is_some() && (cli.wizard.in_place || cli.wizard.db_admin.is_some()) {
+        eprintln!(
+            "rewind: --in-place and --db-admin before the subcommand are the wizard's; give them after it (`rewind restore --in-place`)"
+        );
+        return Ok(crate::exit::code(crate::exit::USAGE));
+    }
     match cli.command {
         Some(Command::Detect(args)) => detect::run(&ctx, args),
         Some(Command::Backups(args)) => backups::run(&ctx, args),
@@ -113,7 +119,7 @@ pub fn dispatch(cli: Cli) -> color_eyre::Result<ExitCode> {
         Some(Command::Config(args)) => config::run(&ctx, args),
         Some(Command::Undo(args)) => undo::run(&ctx, args),
         Some(Command::Cleanup(args)) => cleanup::run(&ctx, args),
-        None => wizard::run(&ctx),
+        None => wizard::run(&ctx, &cli.wizard),
     }
 }
 

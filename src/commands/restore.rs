@@ -410,6 +410,7 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
         },
         in_place: args.in_place,
         db_admin: args.db_admin.clone(),
+        expect_strategy: None,
     };
     let report = match recovery::restore(&req, &journal, &sink, &cancel) {
         Ok(r) => r,

@@ -1,10 +1,11 @@
 //! `rewind undo`: go back to the failed upgrade's database. After the beside strategy it
 //! swaps the kept database back in (two renames, journaled before each); a swap
 //! interrupted between its renames is reversed. After the in-place strategy it restores
-//! the newest safety snapshot (`pg_restore --clean --if-exists`). Each database is
-//! confirmed by typing its name.
+//! the newest safety snapshot (`pg_restore --clean --if-exists` in one transaction,
+//! [`rewind_engine::restore::snapshot::restore_snapshot`]). Each database is confirmed by
+//! typing its name.
 
-use std::process::{ExitCode, Stdio};
+use std::process::ExitCode;
 
 use color_eyre::eyre::{eyre, WrapErr};
 use rewind_engine::detect::{detect, DetectOptions};
@@ -109,14 +110,16 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
         let spec = job.spec.clone();
         let root = ctx.root.clone();
         let detail = format!(
-            "restore the safety snapshot {} into `{}` (pg_restore --clean --if-exists)",
+            "restore the safety snapshot {} into `{}` (pg_restore --clean --if-exists, in one transaction)",
             path.display(),
             spec.dbname
         );
         todo.push((
             spec.dbname.clone(),
             detail,
-            Box::new(move |j: &Journal| restore_snapshot(&root, &spec, &path, j)),
+            Box::new(move |j: &Journal| {
+                rewind_engine::restore::snapshot::restore_snapshot(&root, &spec, &path, j)
+            }),
         ));
     }
     if todo.is_empty() {
@@ -207,58 +210,4 @@ fn print_done(r: &Done) {
         r.database,
         r.detail
     );
-}
-
-/// `pg_restore --clean --if-exists` of a snapshot into its database, as the role and OS
-/// user Rewind connects as, the file on stdin (it is root's 0600 file).
-fn restore_snapshot(
-    root: &rewind_engine::root::HostRoot,
-    spec: &rewind_engine::pg::conn::ConnSpec,
-    path: &std::path::Path,
-    journal: &Journal,
-) -> Result<String, String> {
-    let version: i32 = spec
-        .connect()
-        .map_err(|e| e.to_string())?
-        .query_one("SELECT current_setting('server_version_num')::int4", &[])
-        .map_err(|e| e.to_string())?
-        .get(0);
-    let tool = rewind_engine::restore::snapshot::pg_restore_for(root, version.max(0) as u32);
-    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    journal
-        .begin(
-            "undo.snapshot",
-            format!(
-                "pg_restore --clean --if-exists -d {} < {}",
-                spec.dbname,
-                path.display()
-            ),
-            serde_json::json!({"database": spec.dbname, "path": path}),
-        )
-        .map_err(|e| e.to_string())?;
-    let out = spec
-        .client_command(&tool, "rewind-undo")
-        .args(["--clean", "--if-exists", "--no-password", "-d"])
-        .arg(&spec.dbname)
-        .stdin(Stdio::from(file))
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", tool.display()))?;
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    let _ = journal.end(
-        "undo.snapshot",
-        if out.status.success() { "ok" } else { "errors" },
-        serde_json::json!({"stderr": stderr.lines().take(20).collect::<Vec<_>>()}),
-    );
-    if !out.status.success() {
-        return Err(format!(
-            "pg_restore exited with {}: {}",
-            out.status,
-            stderr.lines().take(5).collect::<Vec<_>>().join(" | ")
-        ));
-    }
-    Ok(format!(
-        "`{}` restored from {}",
-        spec.dbname,
-        path.display()
-    ))
 }

@@ -8,7 +8,7 @@ use super::Ctx;
 use crate::tui::{run_wizard, WizardOptions};
 
 /// Start the wizard (TTY) or print the plan (non-TTY).
-pub fn run(ctx: &Ctx) -> color_eyre::Result<ExitCode> {
+pub fn run(ctx: &Ctx, wizard: &crate::cli::WizardOpts) -> color_eyre::Result<ExitCode> {
     let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     if !tty || ctx.json() {
         return print_plan(ctx);
@@ -16,6 +16,8 @@ pub fn run(ctx: &Ctx) -> color_eyre::Result<ExitCode> {
     let mut opts = WizardOptions::new(ctx.root.clone());
     opts.backup_dir = ctx.global.backup_dir.clone();
     opts.database_url = ctx.global.database_url.clone();
+    opts.in_place = wizard.in_place;
+    opts.db_admin = wizard.db_admin.clone();
     opts.color = !ctx.global.no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     if !ctx.root.is_system() {
         opts.banner = Some(format!(

@@ -17,7 +17,7 @@ use rewind_engine::recovery::postcheck::DoctorSecrets;
 
 use super::state::{
     BackupRow, EditionQuestion, Inventory, PostRow, RepairItem, RepoPlan, ResumeOffer, Salvaged,
-    Step, VerifyLine,
+    Step, StrategyView, VerifyLine,
 };
 
 /// An input to the state machine.
@@ -124,6 +124,12 @@ pub enum Msg {
         step: Step,
         reason: String,
     },
+    /// The restore strategy, decided as `rewind restore` decides it.
+    StrategyDecided(Result<StrategyView, String>),
+    /// Swaps interrupted between their renames, from the journal (one line each).
+    InterruptedSwaps(Result<Vec<String>, String>),
+    /// The interrupted swaps completed or reversed: what was done, one line each.
+    SwapsResolved(Result<Vec<String>, String>),
 }
 
 /// What a finished restore reports: a one-line summary and the verification lines.
@@ -135,6 +141,8 @@ pub struct RestoreSummary {
     pub rows: u64,
     /// Tables whose data was loaded.
     pub tables: u64,
+    /// The failed upgrade's databases kept whole by a beside restore, by name.
+    pub kept: Vec<String>,
 }
 
 /// The host as the wizard knows it, which every engine command works on: commands carry
@@ -202,6 +210,8 @@ pub enum Command {
         snapshot: bool,
         /// The snapshots this recovery already took, by database.
         taken: BTreeMap<String, PathBuf>,
+        /// Roll back: why no snapshot is taken when `snapshot` is false, for the journal.
+        no_snapshot_because: String,
         /// Roll back: install the backup's edition in place of the installed one.
         allow_edition_change: bool,
     },
@@ -228,6 +238,22 @@ pub enum Command {
         verified: Option<Box<Verified>>,
         /// The repositories, as confirmed.
         repositories: RepoChoice,
+        /// The strategy shown on the drop screens: the engine refuses, changing nothing,
+        /// if it would now run another.
+        strategy: Option<rewind_engine::restore::beside::Strategy>,
+    },
+    /// Decide the restore strategy (read-only).
+    DecideStrategy {
+        host: Host,
+    },
+    /// Read the journal for swaps interrupted between their renames.
+    FindInterruptedSwaps {
+        host: Host,
+    },
+    /// Complete (`complete`) or reverse the interrupted swaps.
+    ResolveSwaps {
+        host: Host,
+        complete: bool,
     },
     /// List the configuration archives (the one nearest before `before` marked) and
     /// compare the nearest (else the newest) with the live `/etc/gitlab`.

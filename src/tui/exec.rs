@@ -23,6 +23,7 @@ use rewind_engine::pg::conn::ConnSpec;
 use rewind_engine::preflight::{self, Inputs};
 use rewind_engine::progress::{self, Cancel, Level, SinkExt};
 use rewind_engine::recovery::last_verification;
+use rewind_engine::restore::beside::{Resolve, Strategy};
 use rewind_engine::restore::database::{member_for, DatabaseJob, RestoreFacts, RestoreOptions};
 use rewind_engine::restore::drop::DropOptions;
 use rewind_engine::restore::plan::{build_plan, BackupFacts};
@@ -40,7 +41,7 @@ use super::event::{ActionPlan, Command, Event, Host, Msg, RepoChoice, RestoreSum
 use super::source::source_for;
 use super::state::{
     BackupRow, CheckState, DropItem, EditionQuestion, Inventory, PostRow, PushedRow, RepairItem,
-    RepoPlan, ResumeOffer, Salvaged, Step, VerifyLine,
+    RepoPlan, ResumeOffer, Salvaged, Step, StrategyView, VerifyLine,
 };
 
 /// What the executor needs to reach the host.
@@ -49,6 +50,11 @@ pub struct ExecOptions {
     pub root: HostRoot,
     pub backup_dir: Option<PathBuf>,
     pub database_url: Option<String>,
+    /// `--in-place`: GitLab's way (snapshot, drop, load) even where beside-and-swap can run.
+    pub in_place: bool,
+    /// `--db-admin OSUSER[:ROLE]`: who creates and renames databases for beside-and-swap
+    /// (default: Omnibus's `gitlab-psql`).
+    pub db_admin: Option<String>,
 }
 
 /// Runs commands; owns the cancellation flags of running work.
@@ -240,6 +246,7 @@ impl Executor {
                 backup,
                 snapshot,
                 taken,
+                no_snapshot_because,
                 allow_edition_change,
             } => {
                 let root = self.opts.root.clone();
@@ -259,6 +266,7 @@ impl Executor {
                             journal: journal.as_ref(),
                             snapshot,
                             taken: &taken,
+                            no_snapshot_because: &no_snapshot_because,
                             cancel: &cancel,
                             allow_edition_change,
                         },
@@ -297,10 +305,12 @@ impl Executor {
                 reuse,
                 verified,
                 repositories,
+                strategy,
             } => {
                 let root = self.opts.root.clone();
                 let cancel = self.new_cancel();
                 let tx = self.tx.clone();
+                let opts = self.opts.clone();
                 self.spawn(move || {
                     let r = restore(
                         &root,
@@ -312,11 +322,39 @@ impl Executor {
                             reuse,
                             verified,
                             repositories,
+                            strategy,
+                            in_place: opts.in_place,
+                            db_admin: opts.db_admin.clone(),
                         },
                         &tx,
                         &cancel,
                     );
                     let _ = tx.send(Event::Engine(Msg::RestoreDone(r)));
+                });
+            }
+            Command::DecideStrategy { host } => {
+                let root = self.opts.root.clone();
+                let opts = self.opts.clone();
+                let tx = self.tx.clone();
+                self.spawn(move || {
+                    let r = decide_strategy(&root, &host, opts.in_place, opts.db_admin.as_deref());
+                    let _ = tx.send(Event::Engine(Msg::StrategyDecided(r)));
+                });
+            }
+            Command::FindInterruptedSwaps { host } => {
+                let tx = self.tx.clone();
+                self.spawn(move || {
+                    let r = interrupted_swaps(&host);
+                    let _ = tx.send(Event::Engine(Msg::InterruptedSwaps(r)));
+                });
+            }
+            Command::ResolveSwaps { host, complete } => {
+                let root = self.opts.root.clone();
+                let sink = self.sink();
+                let tx = self.tx.clone();
+                self.spawn(move || {
+                    let r = resolve_swaps(&root, &host, complete, &sink);
+                    let _ = tx.send(Event::Engine(Msg::SwapsResolved(r)));
                 });
             }
             Command::LoadConfig { host, before } => {
@@ -600,6 +638,8 @@ struct ActionEnv<'a> {
     /// Roll back: take the missing safety snapshots before the package step.
     snapshot: bool,
     taken: &'a BTreeMap<String, PathBuf>,
+    /// Roll back: why no snapshot is taken, for the journal (when `snapshot` is false).
+    no_snapshot_because: &'a str,
     cancel: &'a Cancel,
     /// Roll back: install the backup's edition in place of the installed one.
     allow_edition_change: bool,
@@ -660,7 +700,7 @@ fn run_action(
                             databases: &databases,
                             backup_path: &root.join(&inst.backup_path),
                             snapshot: env.snapshot,
-                            no_snapshot_because: "declined by the user (second warning)",
+                            no_snapshot_because: env.no_snapshot_because,
                             taken: env.taken,
                         },
                         journal,
@@ -1133,6 +1173,74 @@ struct Confirmed {
     verified: Option<Box<rewind_engine::backup::verify::Verified>>,
     /// The repositories, as confirmed on the drop screens.
     repositories: RepoChoice,
+    /// The strategy the drop screens showed (the engine refuses another).
+    strategy: Option<Strategy>,
+    /// The wizard was started with `--in-place`.
+    in_place: bool,
+    /// `--db-admin`.
+    db_admin: Option<String>,
+}
+
+/// The restore strategy, decided as `rewind restore` and `rewind rollback` decide it.
+fn decide_strategy(
+    root: &HostRoot,
+    host: &Host,
+    in_place: bool,
+    db_admin: Option<&str>,
+) -> Result<StrategyView, String> {
+    let inst = &*host.installation;
+    let databases =
+        rewind_engine::recovery::databases_for(root, inst, None).map_err(|e| e.to_string())?;
+    let d = rewind_engine::recovery::strategy(
+        root,
+        inst,
+        &databases,
+        in_place,
+        db_admin,
+        Default::default(),
+    );
+    Ok(StrategyView {
+        strategy: d.strategy,
+        reasons: d.reasons,
+    })
+}
+
+/// Swaps the journal shows interrupted between their renames, one line each.
+pub(crate) fn interrupted_swaps(host: &Host) -> Result<Vec<String>, String> {
+    // No journal yet: no recovery ran on this host.
+    let Some(entries) = Journal::read_in(&host.journal_dir).map_err(|e| e.to_string())? else {
+        return Ok(Vec::new());
+    };
+    Ok(rewind_engine::restore::beside::interrupted(&entries)
+        .into_iter()
+        .map(|r| {
+            format!(
+                "`{}` was renamed to `{}`, but the restore `{}` was not yet renamed to `{}`",
+                r.live, r.kept, r.new, r.live
+            )
+        })
+        .collect())
+}
+
+/// Complete or reverse the interrupted swaps through the engine (journaled before each
+/// rename).
+fn resolve_swaps(
+    root: &HostRoot,
+    host: &Host,
+    complete: bool,
+    sink: &dyn progress::Sink,
+) -> Result<Vec<String>, String> {
+    let inst = &*host.installation;
+    let journal = Journal::open_in(&host.journal_dir).map_err(|e| e.to_string())?;
+    let databases =
+        rewind_engine::recovery::databases_for(root, inst, None).map_err(|e| e.to_string())?;
+    let how = if complete {
+        Resolve::Complete
+    } else {
+        Resolve::Reverse
+    };
+    rewind_engine::recovery::resolve_interrupted(&databases, how, &journal, sink)
+        .map_err(|e| e.to_string())
 }
 
 /// The engine's recovery runner, with the confirmations the wizard collected: each
@@ -1198,9 +1306,11 @@ fn restore(
             bundle_pushed: matches!(confirmed.repositories, RepoChoice::Replace { bundle: true }),
             ..Default::default()
         },
-        // The wizard runs in place (its snapshot is taken before the package step).
-        in_place: true,
-        db_admin: None,
+        // The strategy shown on the drop screens: in place when it said so, and the
+        // engine refuses (changing nothing) if it would now run another.
+        in_place: confirmed.in_place || confirmed.strategy == Some(Strategy::InPlace),
+        db_admin: confirmed.db_admin,
+        expect_strategy: confirmed.strategy,
     };
     let started = std::time::Instant::now();
     let report = rewind_engine::recovery::restore(&req, &journal, &sink, cancel)
@@ -1214,7 +1324,12 @@ fn restore(
             tables += l.tables.len() as u64;
         }
         match &o.verify {
-            Some(v) => lines.extend(verify_lines(v)),
+            // Beside: verified in the new database before the swap, which now holds the
+            // live name: shown under that name.
+            Some(v) => lines.extend(verify_lines(&VerifyReport {
+                database: o.database.clone(),
+                ..v.clone()
+            })),
             None => lines.push(VerifyLine {
                 ok: true,
                 text: format!("{}: {}", o.database, o.status),
@@ -1267,6 +1382,7 @@ fn restore(
         verify: lines,
         rows,
         tables,
+        kept: report.kept_databases,
     })
 }
 

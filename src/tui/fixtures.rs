@@ -11,7 +11,9 @@ use rewind_engine::root::HostRoot;
 use rewind_engine::version::Edition;
 
 use super::event::{Event, Msg};
-use super::state::{BackupRow, DropItem, Inventory, State};
+use rewind_engine::restore::beside::Strategy;
+
+use super::state::{BackupRow, DropItem, Inventory, State, StrategyView};
 use super::update::{start, update};
 
 pub const DB: &str = "gitlabhq_production";
@@ -256,8 +258,29 @@ pub fn typed(s: &mut State, text: &str) {
     }
 }
 
-/// A detected state showing the backup list.
-pub fn at_backups() -> State {
+/// The strategy decision where beside-and-swap cannot run (not enough free space).
+pub fn in_place() -> StrategyView {
+    StrategyView {
+        strategy: Strategy::InPlace,
+        reasons: vec![
+            "not enough free space beside the live database: /var/opt/gitlab/postgresql/data has 1200 MiB free, the new database(s) need about 2010 MiB (+10 % and 64 MiB headroom)".into(),
+        ],
+    }
+}
+
+/// The strategy decision where beside-and-swap runs (Omnibus's gitlab-psql).
+pub fn beside() -> StrategyView {
+    StrategyView {
+        strategy: Strategy::Beside,
+        reasons: vec![
+            "/var/opt/gitlab/postgresql/data has 41216 MiB free; the new database(s) need about 2010 MiB (+10 % and 64 MiB headroom)".into(),
+            "databases are created and renamed by psql as OS user gitlab-psql (role gitlab-psql)".into(),
+        ],
+    }
+}
+
+/// Detected, the journal read (no interrupted swap), the strategy decided.
+pub fn detected_with(strategy: StrategyView) -> State {
     let mut s = State::new(HostRoot::system(), None);
     s.color = false;
     start(&mut s);
@@ -265,6 +288,19 @@ pub fn at_backups() -> State {
         &mut s,
         Event::Engine(Msg::Detected(Ok(Box::new(installation())))),
     );
+    update(&mut s, Event::Engine(Msg::InterruptedSwaps(Ok(Vec::new()))));
+    update(&mut s, Event::Engine(Msg::StrategyDecided(Ok(strategy))));
+    s
+}
+
+/// A detected state showing the backup list (the restore would run in place).
+pub fn at_backups() -> State {
+    at_backups_with(in_place())
+}
+
+/// A detected state showing the backup list, with this strategy.
+pub fn at_backups_with(strategy: StrategyView) -> State {
+    let mut s = detected_with(strategy);
     update(&mut s, Event::Engine(Msg::Backups(Ok(backups()))));
     update(&mut s, key(crossterm::event::KeyCode::Enter));
     s
@@ -272,7 +308,12 @@ pub fn at_backups() -> State {
 
 /// Backup picked, checks done.
 pub fn at_preflight(archive: Status) -> State {
-    let mut s = at_backups();
+    at_preflight_with(archive, in_place())
+}
+
+/// Backup picked, checks done, with this strategy.
+pub fn at_preflight_with(archive: Status, strategy: StrategyView) -> State {
+    let mut s = at_backups_with(strategy);
     update(&mut s, key(crossterm::event::KeyCode::Enter));
     for c in checks(archive) {
         update(&mut s, Event::Engine(Msg::PreflightCheck(c)));
@@ -281,12 +322,19 @@ pub fn at_preflight(archive: Status) -> State {
     s
 }
 
-/// At ConfirmDrop with the inventory listed (services stopped, package rolled back).
+/// At ConfirmDrop with the inventory listed (services stopped, package rolled back); the
+/// restore runs in place.
 pub fn at_confirm() -> State {
+    at_confirm_with(in_place())
+}
+
+/// At ConfirmDrop with the inventory listed, with this strategy (decided after detection
+/// and again when the drop screen opened).
+pub fn at_confirm_with(strategy: StrategyView) -> State {
     use super::event::ActionPlan;
     use super::state::Step;
     use crossterm::event::KeyCode;
-    let mut s = at_preflight(Status::Pass);
+    let mut s = at_preflight_with(Status::Pass, strategy.clone());
     update(&mut s, key(KeyCode::Enter));
     for step in [Step::StopServices, Step::RollbackPackage] {
         update(
@@ -326,6 +374,7 @@ pub fn at_confirm() -> State {
     update(&mut s, Event::Engine(Msg::Inventory(Ok(vec![inventory()]))));
     // This backup has no repositories to restore.
     update(&mut s, Event::Engine(Msg::Repositories(Ok(None))));
+    update(&mut s, Event::Engine(Msg::StrategyDecided(Ok(strategy))));
     s.journal_dir = Some(PathBuf::from("/var/opt/gitlab/backups/rewind"));
     s
 }

@@ -48,6 +48,12 @@ pub struct WizardOptions {
     /// Print what the run did and what to do next once the terminal is restored (the
     /// drill prints its own report instead).
     pub summary: bool,
+    /// Restore in place (GitLab's way: snapshot, drop, load) even where beside-and-swap
+    /// can run.
+    pub in_place: bool,
+    /// Who creates and renames databases for beside-and-swap (`OSUSER[:ROLE]`; default:
+    /// Omnibus's `gitlab-psql`).
+    pub db_admin: Option<String>,
 }
 
 impl WizardOptions {
@@ -61,6 +67,8 @@ impl WizardOptions {
             color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
             debug: false,
             summary: true,
+            in_place: false,
+            db_admin: None,
         }
     }
 }

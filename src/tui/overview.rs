@@ -83,12 +83,25 @@ pub fn rows(s: &State) -> Vec<(Step, Mark, String)> {
                 Step::RollbackPackage => action(&s.rollback),
                 Step::StartServices => action(&s.start),
                 Step::ConfirmDrop => {
+                    // The strategy the restore runs: what the confirmation is for.
+                    let how = match s.strategy.ready() {
+                        Some(v) if v.beside() => "beside and swap, nothing dropped",
+                        Some(_) => "in place: drop, then load",
+                        None => "",
+                    };
                     if s.all_confirmed() {
-                        (Mark::Done, s.drop_databases().join(", "))
+                        (
+                            Mark::Done,
+                            format!("{} ({how})", s.drop_databases().join(", ")),
+                        )
                     } else {
-                        (Mark::Pending, String::new())
+                        (Mark::Pending, how.to_string())
                     }
                 }
+                Step::SafetySnapshot if s.beside() && s.snapshots_taken.is_empty() => (
+                    Mark::Skipped,
+                    "not needed: the live database is kept whole".into(),
+                ),
                 Step::SafetySnapshot => {
                     if !s.snapshots_taken.is_empty() {
                         (Mark::Done, format!("{} taken", s.snapshots_taken.len()))

@@ -100,6 +100,8 @@ pub async fn run(opts: WizardOptions, started: Instant) -> color_eyre::Result<Ru
             root: opts.root.clone(),
             backup_dir: opts.backup_dir.clone(),
             database_url: opts.database_url.clone(),
+            in_place: opts.in_place,
+            db_admin: opts.db_admin.clone(),
         },
         tx.clone(),
     );

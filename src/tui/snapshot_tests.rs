@@ -360,6 +360,79 @@ fn confirm_drop_enabled() {
 }
 
 #[test]
+fn rollback_confirm_modal_beside() {
+    let mut s = at_preflight_with(Status::Pass, beside());
+    update(&mut s, key(KeyCode::Enter));
+    s.stop.status = super::state::ActionStatus::Succeeded;
+    update(&mut s, key(KeyCode::Enter));
+    update(
+        &mut s,
+        Event::Engine(Msg::ActionPlanned {
+            step: Step::RollbackPackage,
+            result: Ok(ActionPlan {
+                commands: plan_commands(Step::RollbackPackage),
+                skip: None,
+            }),
+        }),
+    );
+    update(&mut s, key(KeyCode::Enter));
+    check("rollback_confirm_modal_beside", s);
+}
+
+#[test]
+fn confirm_drop_beside() {
+    let mut s = at_confirm_with(beside());
+    typed(&mut s, DB);
+    check("confirm_drop_beside", s);
+}
+
+#[test]
+fn safety_snapshot_beside() {
+    let mut s = at_confirm_with(beside());
+    typed(&mut s, DB);
+    update(&mut s, key(KeyCode::Enter));
+    check("safety_snapshot_beside", s);
+}
+
+#[test]
+fn done_beside() {
+    let mut s = at_confirm_with(beside());
+    typed(&mut s, DB);
+    update(&mut s, key(KeyCode::Enter));
+    update(&mut s, key(KeyCode::Enter));
+    update(
+        &mut s,
+        Event::Engine(Msg::RestoreDone(Ok(RestoreSummary {
+            text: "1 database(s), 1873220 rows in 1:42".into(),
+            verify: Vec::new(),
+            rows: 0,
+            tables: 0,
+            kept: vec![format!("{DB}_before_rewind_20261130T031502")],
+        }))),
+    );
+    s.step = Step::Done;
+    check("done_beside", s);
+}
+
+#[test]
+fn detect_interrupted_swap() {
+    let mut s = State::new(rewind_engine::root::HostRoot::system(), None);
+    s.color = false;
+    super::update::start(&mut s);
+    update(
+        &mut s,
+        Event::Engine(Msg::Detected(Ok(Box::new(installation())))),
+    );
+    update(
+        &mut s,
+        Event::Engine(Msg::InterruptedSwaps(Ok(vec![format!(
+            "`{DB}` was renamed to `{DB}_before_rewind_20261130T031502`, but the restore `{DB}_rewind_20261130T031502` was not yet renamed to `{DB}`"
+        )]))),
+    );
+    check("detect_interrupted_swap", s);
+}
+
+#[test]
 fn safety_snapshot() {
     let mut s = at_confirm();
     typed(&mut s, DB);
@@ -391,6 +464,7 @@ fn verify() {
             verify: Vec::new(),
             rows: 0,
             tables: 0,
+            kept: Vec::new(),
         }))),
     );
     update(&mut s, key(KeyCode::Enter));
@@ -416,6 +490,7 @@ fn done() {
             verify: Vec::new(),
             rows: 0,
             tables: 0,
+            kept: Vec::new(),
         }))),
     );
     s.step = Step::Done;
@@ -559,6 +634,8 @@ fn sandbox_detect_and_backups() {
         root: root.clone(),
         backup_dir: None,
         database_url: None,
+        in_place: false,
+        db_admin: None,
     })
     .expect("detect");
     let rows = super::catalogue::list(&root.join(&inst.backup_path), inst.version.as_ref())
@@ -571,6 +648,10 @@ fn sandbox_detect_and_backups() {
     s.color = false;
     super::update::start(&mut s);
     update(&mut s, Event::Engine(Msg::Detected(Ok(Box::new(inst)))));
+    // The sandbox's journal, read as the executor reads it: no swap was interrupted.
+    let swaps = super::exec::interrupted_swaps(&s.host().expect("host"));
+    assert_eq!(swaps, Ok(Vec::new()));
+    update(&mut s, Event::Engine(Msg::InterruptedSwaps(swaps)));
     update(&mut s, Event::Engine(Msg::Backups(Ok(rows))));
     let base = tree.path().display().to_string();
     let filters = [
@@ -789,6 +870,7 @@ fn at_config_diffed() -> State {
             verify: Vec::new(),
             rows: 0,
             tables: 0,
+            kept: Vec::new(),
         }))),
     );
     update(&mut s, key(KeyCode::Enter));
@@ -1081,6 +1163,7 @@ fn done_with_salvage() {
             verify: Vec::new(),
             rows: 0,
             tables: 0,
+            kept: Vec::new(),
         }))),
     );
     s.step = Step::Done;
@@ -1291,6 +1374,7 @@ fn restore_finished_totals() {
             verify: Vec::new(),
             rows: 669_701,
             tables: 40,
+            kept: Vec::new(),
         }))),
     );
     s.step = Step::Restore;

@@ -651,6 +651,27 @@ pub enum Modal {
     ConfirmShellSetup,
 }
 
+/// The restore strategy as `rewind restore` decides it ([`rewind_engine::recovery::strategy`]):
+/// beside-and-swap where it can run, in place otherwise, with the facts that decided it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StrategyView {
+    pub strategy: rewind_engine::restore::beside::Strategy,
+    /// One line per fact that decided it (free space with numbers, the admin path, or
+    /// what is missing).
+    pub reasons: Vec<String>,
+}
+
+impl StrategyView {
+    pub fn beside(&self) -> bool {
+        self.strategy == rewind_engine::restore::beside::Strategy::Beside
+    }
+
+    /// `label (reason; reason)`.
+    pub fn line(&self) -> String {
+        format!("{} ({})", self.strategy.label(), self.reasons.join("; "))
+    }
+}
+
 /// A change made on the host, which closes the way back past it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Change {
@@ -681,6 +702,10 @@ pub enum Job {
     Repositories,
     Config,
     PostChecks,
+    /// Deciding the restore strategy.
+    Strategy,
+    /// Reading the journal for swaps interrupted between their renames, or resolving one.
+    Swaps,
 }
 
 /// The whole wizard.
@@ -761,6 +786,15 @@ pub struct State {
     pub quit: bool,
     /// The main database's name (from detection, then from the inventory).
     pub database: Option<String>,
+    /// The restore strategy (decided after detection, again when the drop screen opens).
+    pub strategy: Loadable<StrategyView>,
+    /// Swaps the journal shows interrupted between their two renames, one line each:
+    /// nothing else runs until they are completed or reversed.
+    pub interrupted: Vec<String>,
+    /// What resolving them did.
+    pub swaps_resolved: Vec<String>,
+    /// The failed upgrade's databases a beside restore kept, by name.
+    pub kept_databases: Vec<String>,
 }
 
 impl State {
@@ -816,6 +850,10 @@ impl State {
             notice: None,
             quit: false,
             database: None,
+            strategy: Loadable::NotStarted,
+            interrupted: Vec::new(),
+            swaps_resolved: Vec::new(),
+            kept_databases: Vec::new(),
         }
     }
 
@@ -888,6 +926,17 @@ impl State {
             .into_iter()
             .filter(|d| !self.snapshots_taken.contains_key(d))
             .collect()
+    }
+
+    /// The restore will run beside the live database(s) and swap (decided so).
+    pub fn beside(&self) -> bool {
+        self.strategy.ready().is_some_and(StrategyView::beside)
+    }
+
+    /// The name the failed upgrade's database `db` is kept under by a beside restore (the
+    /// time stamp is the restore's, in UTC).
+    pub fn kept_name(db: &str) -> String {
+        format!("{db}_before_rewind_<UTC time>")
     }
 
     /// Whether a job of this kind runs.

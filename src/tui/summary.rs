@@ -18,7 +18,11 @@ pub fn checks(s: &State) -> [String; 2] {
 /// changed nothing and did not finish (nothing to report beyond the terminal prompt).
 pub fn lines(s: &State) -> Vec<String> {
     let finished = s.step == Step::Done;
-    if s.changes.is_empty() && !finished && s.snapshots_taken.is_empty() {
+    if s.changes.is_empty()
+        && !finished
+        && s.snapshots_taken.is_empty()
+        && s.kept_databases.is_empty()
+    {
         return Vec::new();
     }
     let mut out = Vec::new();
@@ -70,6 +74,14 @@ pub fn lines(s: &State) -> Vec<String> {
             "  snapshot    {db}: {} (pg_restore of it brings the database back as it was)",
             p.display()
         ));
+    }
+    for k in &s.kept_databases {
+        out.push(format!(
+            "  kept        {k}: the failed upgrade's database, whole (renamed aside, not dropped)"
+        ));
+    }
+    if !s.kept_databases.is_empty() {
+        out.push("              `rewind undo` swaps it back; `rewind cleanup` removes it once GitLab is healthy".into());
     }
     if let Loadable::Ready(d) = &s.salvage {
         out.push(format!(
@@ -132,6 +144,22 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("run rewind again"), "{text}");
+    }
+
+    #[test]
+    fn a_beside_restore_names_the_kept_database_with_undo_and_cleanup() {
+        let mut s = at_confirm();
+        s.step = Step::Done;
+        s.kept_databases = vec!["gitlabhq_production_before_rewind_20261130T001500".into()];
+        let text = lines(&s).join("\n");
+        assert!(
+            text.contains("kept        gitlabhq_production_before_rewind_20261130T001500: the failed upgrade's database"),
+            "{text}"
+        );
+        assert!(text.contains("`rewind undo` swaps it back"), "{text}");
+        assert!(text.contains("`rewind cleanup` removes it"), "{text}");
+        // No snapshot line: none was taken.
+        assert!(!text.contains("snapshot    "), "{text}");
     }
 
     #[test]

@@ -393,6 +393,11 @@ fn on_back(s: &mut State) -> Vec<Command> {
         s.preflight.running = false;
     }
     s.step = prev;
+    // Back on the drop screen: the strategy is decided again, so what it says is what the
+    // restore will run (a restore refused because the strategy changed comes back here).
+    if prev == Step::ConfirmDrop {
+        out.extend(decide_strategy(s));
+    }
     out
 }
 
@@ -531,9 +536,17 @@ fn apply_resume(
         Some(SessionStep::Drop | SessionStep::Restore)
     ) && !s.changes.iter().any(|c| c.step == Step::Restore)
     {
+        // A restore in progress with no drop done ran beside the live database (the
+        // in-place one records its drop first).
+        let beside = session.in_progress == Some(SessionStep::Restore)
+            && !session.done.iter().any(|d| d.step == SessionStep::Drop);
         s.changes.push(Change {
             step: Step::Restore,
-            what: "the database was dropped".into(),
+            what: if beside {
+                "a restore beside the live database was started (the live one is untouched until the swap)".into()
+            } else {
+                "the database was dropped".into()
+            },
         });
     }
     s.log(
@@ -578,6 +591,9 @@ fn remove_session(s: &State) -> Option<Command> {
 // ---------------------------------------------------------------- Detect
 
 fn detect_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
+    if !s.interrupted.is_empty() || s.running(Job::Swaps) {
+        return swap_key(s, k);
+    }
     match k.code {
         KeyCode::Enter => match &s.installation {
             Loadable::Ready(_) => enter_step(s, Step::SelectBackup),
@@ -596,6 +612,56 @@ fn detect_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
         KeyCode::Char('m') => enter_repair(s, Step::Detect),
         _ => Vec::new(),
     }
+}
+
+/// Detect with swaps interrupted between their renames: c completes them (the verified
+/// restore takes the live name), u reverses them (the failed upgrade's database takes it
+/// back); nothing else runs first.
+fn swap_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
+    if s.running(Job::Swaps) {
+        s.notice = Some("Reading the journal for interrupted swaps…".into());
+        return Vec::new();
+    }
+    let complete = match k.code {
+        KeyCode::Char('c') => true,
+        KeyCode::Char('u') => false,
+        KeyCode::Char('r') if !s.running(Job::Detect) => return start(s),
+        _ => {
+            s.notice = Some(
+                "A swap was interrupted between its renames: c completes it (the restore takes the live name), u reverses it (the failed upgrade's database takes it back). Nothing else runs first."
+                    .into(),
+            );
+            return Vec::new();
+        }
+    };
+    let Some(host) = s.host() else {
+        return Vec::new();
+    };
+    s.log(
+        Level::Warn,
+        if complete {
+            "completing the interrupted swap"
+        } else {
+            "reversing the interrupted swap"
+        },
+    );
+    s.jobs.push(Job::Swaps);
+    vec![Command::ResolveSwaps { host, complete }]
+}
+
+/// Decide the restore strategy (again), as `rewind restore` does.
+fn decide_strategy(s: &mut State) -> Vec<Command> {
+    let Some(host) = s.host() else {
+        return Vec::new();
+    };
+    if s.running(Job::Strategy) {
+        return Vec::new();
+    }
+    if !matches!(s.strategy, Loadable::Ready(_)) {
+        s.strategy = Loadable::Loading;
+    }
+    s.jobs.push(Job::Strategy);
+    vec![Command::DecideStrategy { host }]
 }
 
 fn enter_repair(s: &mut State, from: Step) -> Vec<Command> {
@@ -796,7 +862,11 @@ fn enter_step(s: &mut State, step: Step) -> Vec<Command> {
             s.repositories = Loadable::Loading;
             s.jobs.push(Job::Inventory);
             s.jobs.push(Job::Repositories);
-            vec![Command::LoadInventory { host, backup }]
+            // Decided again now (free space may have changed since the package step):
+            // the screen says exactly what the restore does.
+            let mut out = vec![Command::LoadInventory { host, backup }];
+            out.extend(decide_strategy(s));
+            out
         }
         Step::RestoreConfig => {
             if s.config.archives.is_some() || s.running(Job::Config) {
@@ -871,6 +941,16 @@ fn action_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
         return Vec::new();
     };
     match (k.code, &a.status) {
+        (KeyCode::Enter, ActionStatus::Ready)
+            if step == Step::RollbackPackage
+                && matches!(s.strategy, Loadable::Loading | Loadable::NotStarted) =>
+        {
+            s.notice = Some(
+                "Deciding the restore strategy first (it says whether a safety snapshot is needed)…"
+                    .into(),
+            );
+            Vec::new()
+        }
         (KeyCode::Enter, ActionStatus::Ready) => {
             s.modal = Some(Modal::ConfirmRun(step));
             Vec::new()
@@ -959,12 +1039,22 @@ fn run_action(s: &mut State, step: Step) -> Vec<Command> {
         sess.begin(session_step(step));
         out.extend(save(&s.journal_dir, sess));
     }
+    // Beside-and-swap keeps the failed upgrade's database whole: no snapshot then.
+    let beside = s.strategy.ready().filter(|v| v.beside());
+    let no_snapshot_because = match beside {
+        Some(v) => format!(
+            "not needed: the restore will run beside the live database and keep it whole ({})",
+            v.reasons.join("; ")
+        ),
+        None => "declined by the user (second warning)".into(),
+    };
     out.push(Command::RunAction {
         host,
         step,
         backup,
-        snapshot: !s.snapshot_declined,
+        snapshot: !s.snapshot_declined && beside.is_none(),
         taken: s.snapshots_taken.clone(),
+        no_snapshot_because,
         allow_edition_change: s.allow_edition_change,
     });
     out
@@ -1116,6 +1206,18 @@ pub fn drop_blocked(s: &State) -> Option<String> {
     if s.preflight.checks.is_empty() {
         return Some("The preflight checks have not run.".into());
     }
+    match &s.strategy {
+        _ if s.running(Job::Strategy) => {
+            return Some("Deciding the restore strategy (beside and swap, or in place)…".into())
+        }
+        Loadable::Ready(_) => {}
+        Loadable::Failed(e) | Loadable::Unavailable(e) => {
+            return Some(format!(
+                "The restore strategy could not be decided: {e}. Check the database connection (database.yml), then Esc and come back."
+            ))
+        }
+        _ => return Some("Deciding the restore strategy (beside and swap, or in place)…".into()),
+    }
     match &s.inventory {
         Loadable::Ready(v) if v.is_empty() => Some("No database found to restore into.".into()),
         Loadable::Ready(_) => None,
@@ -1232,7 +1334,9 @@ fn snapshot_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
             }
             start_restore(s)
         }
-        KeyCode::Char('d') if !s.snapshot_declined && !s.without_snapshot().is_empty() => {
+        KeyCode::Char('d')
+            if !s.beside() && !s.snapshot_declined && !s.without_snapshot().is_empty() =>
+        {
             s.modal = Some(Modal::DeclineSnapshot);
             Vec::new()
         }
@@ -1246,20 +1350,17 @@ fn start_restore(s: &mut State) -> Vec<Command> {
     let (Some(backup), Some(host)) = (s.chosen.clone(), s.host()) else {
         return Vec::new();
     };
-    let take = !s.snapshot_declined && !s.without_snapshot().is_empty();
+    let beside = s.beside();
+    let take = !beside && !s.snapshot_declined && !s.without_snapshot().is_empty();
     s.step = Step::Restore;
     s.verify = Loadable::NotStarted;
     s.restore = RestoreState {
         started: Some(s.now),
         ..RestoreState::default()
     };
-    if !take {
-        if let Some(g) = s
-            .restore
-            .phases
-            .iter_mut()
-            .find(|g| g.phase == Phase::Snapshot)
-        {
+    for g in s.restore.phases.iter_mut() {
+        // Beside: nothing is snapshotted or dropped (the live database is kept whole).
+        if (g.phase == Phase::Snapshot && !take) || (g.phase == Phase::Drop && beside) {
             g.state = PhaseState::Skipped;
         }
     }
@@ -1268,6 +1369,8 @@ fn start_restore(s: &mut State) -> Vec<Command> {
     if let Some(sess) = s.session.as_mut() {
         sess.begin(if take {
             SessionStep::SafetySnapshot
+        } else if beside {
+            SessionStep::Restore
         } else {
             SessionStep::Drop
         });
@@ -1281,6 +1384,7 @@ fn start_restore(s: &mut State) -> Vec<Command> {
         reuse: s.snapshots_taken.clone(),
         verified: s.archive_verified.clone(),
         repositories: repo_choice(s),
+        strategy: s.strategy.ready().map(|v| v.strategy),
     });
     out
 }
@@ -1290,6 +1394,14 @@ fn start_restore(s: &mut State) -> Vec<Command> {
 fn restore_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
     match (k.code, &s.restore.result) {
         (KeyCode::Enter, Some(Ok(_))) => enter_step(s, Step::Verify),
+        (KeyCode::Enter | KeyCode::Char('r'), Some(Err(e)))
+            if e.contains("was confirmed. Nothing was changed") =>
+        {
+            s.notice = Some(format!(
+                "{e}. Esc twice goes back to the drop screen, which shows the strategy now."
+            ));
+            Vec::new()
+        }
         (KeyCode::Enter, Some(Err(e))) => {
             s.notice = Some(if s.snapshots_taken.is_empty() {
                 format!("The restore did not finish: {e}. Press r to run it again.")
@@ -1301,7 +1413,7 @@ fn restore_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
         // Retry: snapshots taken are reused; a database without one (cancelled, refused)
         // is offered the snapshot again, unless the user declined it.
         (KeyCode::Char('r'), Some(Err(_)))
-            if !s.snapshot_declined && !s.without_snapshot().is_empty() =>
+            if !s.beside() && !s.snapshot_declined && !s.without_snapshot().is_empty() =>
         {
             s.step = Step::SafetySnapshot;
             s.notice = Some(format!(
@@ -1714,7 +1826,12 @@ fn on_msg(s: &mut State, m: Msg) -> Vec<Command> {
                     s.jobs.push(Job::Backups);
                     let host = s.host().expect("detected, with a journal directory");
                     s.triage = Loadable::Loading;
+                    // A swap interrupted between its renames is found first; the strategy
+                    // is decided once there is none (a half-swapped database has no live
+                    // name to decide on).
+                    s.jobs.push(Job::Swaps);
                     vec![
+                        Command::FindInterruptedSwaps { host: host.clone() },
                         Command::LoadSession { host: host.clone() },
                         Command::LoadBackups { host: host.clone() },
                         Command::Triage { host },
@@ -1726,6 +1843,84 @@ fn on_msg(s: &mut State, m: Msg) -> Vec<Command> {
                     Vec::new()
                 }
             }
+        }
+        Msg::InterruptedSwaps(r) => {
+            s.jobs.retain(|j| *j != Job::Swaps);
+            match r {
+                Ok(v) if v.is_empty() => {
+                    s.interrupted.clear();
+                    decide_strategy(s)
+                }
+                Ok(v) => {
+                    for l in &v {
+                        s.log(Level::Warn, format!("interrupted swap: {l}"));
+                    }
+                    s.interrupted = v;
+                    // Nothing else runs first: the resume offer waits on Detect.
+                    if s.step == Step::Resume {
+                        s.step = Step::Detect;
+                    }
+                    Vec::new()
+                }
+                Err(e) => {
+                    s.log(
+                        Level::Warn,
+                        format!("the journal could not be read for interrupted swaps: {e}"),
+                    );
+                    decide_strategy(s)
+                }
+            }
+        }
+        Msg::SwapsResolved(r) => {
+            s.jobs.retain(|j| *j != Job::Swaps);
+            match r {
+                Ok(done) => {
+                    for l in &done {
+                        s.log(Level::Warn, l.clone());
+                        s.changes.push(Change {
+                            step: Step::Detect,
+                            what: l.clone(),
+                        });
+                    }
+                    s.interrupted.clear();
+                    s.swaps_resolved = done;
+                    if s.resume.is_some() && s.step == Step::Detect {
+                        s.step = Step::Resume;
+                    }
+                    decide_strategy(s)
+                }
+                Err(e) => {
+                    s.log(Level::Error, format!("interrupted swap not resolved: {e}"));
+                    s.notice = Some(format!(
+                        "The interrupted swap was not resolved: {e}. c completes it, u reverses it (or see `rewind undo`)."
+                    ));
+                    let Some(host) = s.host() else {
+                        return Vec::new();
+                    };
+                    s.jobs.push(Job::Swaps);
+                    vec![Command::FindInterruptedSwaps { host }]
+                }
+            }
+        }
+        Msg::StrategyDecided(r) => {
+            s.jobs.retain(|j| *j != Job::Strategy);
+            s.strategy = match r {
+                Ok(v) => {
+                    // Decided again on the drop screen: logged when it changed.
+                    if s.strategy.ready() != Some(&v) {
+                        s.log(Level::Info, format!("restore strategy: {}", v.line()));
+                    }
+                    Loadable::Ready(v)
+                }
+                Err(e) => {
+                    s.log(
+                        Level::Warn,
+                        format!("the restore strategy could not be decided: {e}"),
+                    );
+                    Loadable::Failed(e)
+                }
+            };
+            Vec::new()
         }
         Msg::Triaged(r) => {
             s.triage = match r {
@@ -1755,7 +1950,10 @@ fn on_msg(s: &mut State, m: Msg) -> Vec<Command> {
             Vec::new()
         }
         Msg::SessionFound(offer) => {
-            if matches!(s.step, Step::Detect | Step::SelectBackup) && s.changes.is_empty() {
+            if matches!(s.step, Step::Detect | Step::SelectBackup)
+                && s.changes.is_empty()
+                && s.interrupted.is_empty()
+            {
                 s.step = Step::Resume;
             }
             s.resume = Some(*offer);
@@ -2081,6 +2279,19 @@ fn on_msg(s: &mut State, m: Msg) -> Vec<Command> {
                         }
                     }
                     s.log(Level::Info, format!("restore finished: {}", summary.text));
+                    for k in &summary.kept {
+                        s.log(
+                            Level::Info,
+                            format!("the failed upgrade's database is kept whole as {k}"),
+                        );
+                        s.changes.push(Change {
+                            step: Step::Restore,
+                            what: format!(
+                                "the restore was swapped in; the failed upgrade's database is kept as {k}"
+                            ),
+                        });
+                    }
+                    s.kept_databases = summary.kept.clone();
                     if let Some(sess) = s.session.as_mut() {
                         sess.finish(SessionStep::Restore, summary.text.clone());
                         out.extend(save(&s.journal_dir, sess));

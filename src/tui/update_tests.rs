@@ -5,6 +5,7 @@ use std::time::Duration;
 use crossterm::event::KeyCode;
 use rewind_engine::preflight::Status;
 use rewind_engine::progress::{Event as P, Phase};
+use rewind_engine::restore::beside::Strategy;
 use rewind_engine::root::HostRoot;
 use rewind_engine::session::{BackupIdentity, Session, SessionStep};
 
@@ -29,6 +30,7 @@ fn start_detects_then_loads_backups_and_the_session() {
     assert_eq!(
         cmds,
         vec![
+            Command::FindInterruptedSwaps { host: host.clone() },
             Command::LoadSession { host: host.clone() },
             Command::LoadBackups { host: host.clone() },
             Command::Triage { host }
@@ -265,7 +267,13 @@ fn a_skipped_rollback_goes_straight_on_to_the_drop_inventory() {
     );
     let cmds = update(&mut s, key(KeyCode::Enter));
     assert_eq!(s.step, Step::ConfirmDrop);
-    assert!(matches!(cmds[..], [Command::LoadInventory { .. }]));
+    assert!(matches!(
+        cmds[..],
+        [
+            Command::LoadInventory { .. },
+            Command::DecideStrategy { .. }
+        ]
+    ));
 }
 
 #[test]
@@ -356,6 +364,7 @@ fn the_restore_starts_with_the_snapshot_and_closes_the_way_back() {
             reuse: Default::default(),
             verified: None,
             repositories: RepoChoice::NotInBackup,
+            strategy: Some(Strategy::InPlace),
         }
     );
     assert_eq!(
@@ -433,6 +442,7 @@ fn after_the_drop_esc_is_refused_with_the_reason() {
             }],
             rows: 0,
             tables: 0,
+            kept: Vec::new(),
         }))),
     );
     // Saved twice: the restore finished, and its verification.
@@ -605,6 +615,7 @@ fn resume_restarts_an_interrupted_load_from_the_drop_without_a_second_snapshot()
     update(&mut s, Event::Engine(Msg::PreflightDone));
     update(&mut s, Event::Engine(Msg::Inventory(Ok(vec![inventory()]))));
     update(&mut s, Event::Engine(Msg::Repositories(Ok(None))));
+    update(&mut s, Event::Engine(Msg::StrategyDecided(Ok(in_place()))));
     typed(&mut s, DB);
     update(&mut s, key(KeyCode::Enter));
     assert_eq!(s.step, Step::SafetySnapshot);
@@ -659,6 +670,7 @@ fn verify_then_start_services_then_done_removes_the_session() {
             verify: Vec::new(),
             rows: 0,
             tables: 0,
+            kept: Vec::new(),
         }))),
     );
     update(&mut s, key(KeyCode::Enter));
@@ -1223,6 +1235,7 @@ fn at_config() -> State {
             verify: Vec::new(),
             rows: 0,
             tables: 0,
+            kept: Vec::new(),
         }))),
     );
     update(&mut s, key(KeyCode::Enter));
@@ -1907,6 +1920,7 @@ fn rows_are_counted_over_every_table_and_the_restore_s_count_is_final() {
             verify: Vec::new(),
             rows: 669_701,
             tables: 40,
+            kept: Vec::new(),
         }))),
     );
     assert_eq!(s.restore.rows_total(), 669_701);
@@ -2009,7 +2023,416 @@ fn the_eta_covers_the_whole_restore_not_one_phase() {
             verify: Vec::new(),
             rows: 1,
             tables: 1,
+            kept: Vec::new(),
         }))),
     );
     assert_eq!(s.restore.eta(Duration::from_secs(350)), Eta::Finished);
+}
+
+// ---------------------------------------------------------------- restore strategy
+
+const SWAP: &str = "`gitlabhq_production` was renamed to `gitlabhq_production_before_rewind_20261130T031502`, but the restore `gitlabhq_production_rewind_20261130T031502` was not yet renamed to `gitlabhq_production`";
+
+/// Detected, with a swap the journal shows interrupted between its renames.
+fn detected_mid_swap() -> State {
+    let mut s = State::new(HostRoot::system(), None);
+    start(&mut s);
+    update(
+        &mut s,
+        Event::Engine(Msg::Detected(Ok(Box::new(installation())))),
+    );
+    assert!(s.running(Job::Swaps), "the journal is read at detection");
+    let cmds = update(
+        &mut s,
+        Event::Engine(Msg::InterruptedSwaps(Ok(vec![SWAP.into()]))),
+    );
+    assert!(cmds.is_empty(), "no strategy is decided mid-swap: {cmds:?}");
+    update(&mut s, Event::Engine(Msg::Backups(Ok(backups()))));
+    s
+}
+
+#[test]
+fn an_interrupted_swap_blocks_everything_until_c_completes_it() {
+    let mut s = detected_mid_swap();
+    assert_eq!(s.step, Step::Detect);
+    // Nothing else runs first: not the backups, not the repair.
+    for k in [key(KeyCode::Enter), ch('m')] {
+        assert!(update(&mut s, k).is_empty());
+        assert_eq!(s.step, Step::Detect);
+        assert!(
+            s.notice.as_deref().unwrap().contains("c completes it"),
+            "{:?}",
+            s.notice
+        );
+    }
+    let cmds = update(&mut s, ch('c'));
+    assert_eq!(
+        cmds,
+        vec![Command::ResolveSwaps {
+            host: s.host().unwrap(),
+            complete: true
+        }]
+    );
+    assert!(s.running(Job::Swaps));
+    // While it runs, keys wait.
+    assert!(update(&mut s, ch('u')).is_empty());
+    let done = "completed an interrupted swap: `gitlabhq_production` now holds the verified restore, the failed upgrade's database is kept as `gitlabhq_production_before_rewind_20261130T031502`";
+    let cmds = update(
+        &mut s,
+        Event::Engine(Msg::SwapsResolved(Ok(vec![done.into()]))),
+    );
+    // The strategy is decided now that the live name exists again.
+    assert_eq!(
+        cmds,
+        vec![Command::DecideStrategy {
+            host: s.host().unwrap()
+        }]
+    );
+    assert!(s.interrupted.is_empty());
+    assert_eq!(s.swaps_resolved, vec![done.to_string()]);
+    assert!(s.changes.iter().any(|c| c.what == done));
+    update(&mut s, Event::Engine(Msg::StrategyDecided(Ok(beside()))));
+    update(&mut s, key(KeyCode::Enter));
+    assert_eq!(s.step, Step::SelectBackup);
+}
+
+#[test]
+fn u_reverses_an_interrupted_swap_and_a_failure_reads_the_journal_again() {
+    let mut s = detected_mid_swap();
+    let cmds = update(&mut s, ch('u'));
+    assert_eq!(
+        cmds,
+        vec![Command::ResolveSwaps {
+            host: s.host().unwrap(),
+            complete: false
+        }]
+    );
+    let cmds = update(
+        &mut s,
+        Event::Engine(Msg::SwapsResolved(
+            Err("permission denied to rename".into()),
+        )),
+    );
+    assert_eq!(
+        cmds,
+        vec![Command::FindInterruptedSwaps {
+            host: s.host().unwrap()
+        }]
+    );
+    assert!(s.notice.as_deref().unwrap().contains("permission denied"));
+    assert_eq!(s.interrupted, vec![SWAP.to_string()], "still blocked");
+    assert!(s.changes.is_empty(), "nothing was renamed");
+}
+
+#[test]
+fn a_saved_session_waits_behind_an_interrupted_swap() {
+    let mut s = detected_mid_swap();
+    let mut sess = saved_session();
+    sess.finish(SessionStep::StopServices, "stopped");
+    update(
+        &mut s,
+        Event::Engine(Msg::SessionFound(Box::new(ResumeOffer {
+            session: sess,
+            decision: Err(vec!["x".into()]),
+        }))),
+    );
+    assert_eq!(s.step, Step::Detect, "the swap comes first");
+    update(&mut s, ch('c'));
+    update(
+        &mut s,
+        Event::Engine(Msg::SwapsResolved(Ok(vec!["done".into()]))),
+    );
+    assert_eq!(s.step, Step::Resume, "then the saved session is offered");
+}
+
+/// A saved session of the newest backup.
+fn saved_session() -> Session {
+    let row = backups()[0].clone();
+    Session::new(
+        BackupIdentity {
+            path: row.path.clone(),
+            size: row.size,
+            mtime: row.mtime,
+        },
+        row.version.clone(),
+        Some("16.11.1-ee".parse().unwrap()),
+        Some(DB.into()),
+    )
+}
+
+#[test]
+fn an_interrupted_swap_found_after_the_resume_offer_takes_the_screen_back() {
+    let mut s = State::new(HostRoot::system(), None);
+    start(&mut s);
+    update(
+        &mut s,
+        Event::Engine(Msg::Detected(Ok(Box::new(installation())))),
+    );
+    let sess = saved_session();
+    update(
+        &mut s,
+        Event::Engine(Msg::SessionFound(Box::new(ResumeOffer {
+            session: sess,
+            decision: Err(vec!["x".into()]),
+        }))),
+    );
+    assert_eq!(s.step, Step::Resume);
+    update(
+        &mut s,
+        Event::Engine(Msg::InterruptedSwaps(Ok(vec![SWAP.into()]))),
+    );
+    assert_eq!(s.step, Step::Detect);
+}
+
+/// At the Roll back package step with its plan ready and the confirmation asked.
+fn rollback_confirmed(strategy: crate::tui::state::StrategyView) -> (State, Vec<Command>) {
+    let mut s = at_preflight_with(Status::Pass, strategy);
+    update(&mut s, key(KeyCode::Enter));
+    s.stop.status = ActionStatus::Succeeded;
+    update(&mut s, key(KeyCode::Enter));
+    update(
+        &mut s,
+        Event::Engine(Msg::ActionPlanned {
+            step: Step::RollbackPackage,
+            result: Ok(ActionPlan {
+                commands: plan_commands(Step::RollbackPackage),
+                skip: None,
+            }),
+        }),
+    );
+    update(&mut s, key(KeyCode::Enter));
+    assert_eq!(s.modal, Some(Modal::ConfirmRun(Step::RollbackPackage)));
+    let cmds = update(&mut s, ch('y'));
+    (s, cmds)
+}
+
+#[test]
+fn beside_skips_the_package_steps_snapshot_with_the_reason_journaled() {
+    let (_, cmds) = rollback_confirmed(beside());
+    let Some(Command::RunAction {
+        snapshot,
+        no_snapshot_because,
+        ..
+    }) = cmds.last()
+    else {
+        panic!("{cmds:?}")
+    };
+    assert!(!snapshot);
+    assert!(
+        no_snapshot_because.starts_with(
+            "not needed: the restore will run beside the live database and keep it whole ("
+        ) && no_snapshot_because.contains("gitlab-psql"),
+        "{no_snapshot_because}"
+    );
+    // In place: the snapshot is taken before the package step, as before.
+    let (_, cmds) = rollback_confirmed(in_place());
+    assert!(matches!(
+        cmds.last(),
+        Some(Command::RunAction { snapshot: true, .. })
+    ));
+}
+
+#[test]
+fn the_package_step_waits_for_the_strategy() {
+    let mut s = at_preflight_with(Status::Pass, beside());
+    s.strategy = Loadable::Loading;
+    update(&mut s, key(KeyCode::Enter));
+    s.stop.status = ActionStatus::Succeeded;
+    update(&mut s, key(KeyCode::Enter));
+    update(
+        &mut s,
+        Event::Engine(Msg::ActionPlanned {
+            step: Step::RollbackPackage,
+            result: Ok(ActionPlan {
+                commands: plan_commands(Step::RollbackPackage),
+                skip: None,
+            }),
+        }),
+    );
+    update(&mut s, key(KeyCode::Enter));
+    assert_eq!(s.modal, None);
+    assert!(s
+        .notice
+        .as_deref()
+        .unwrap()
+        .contains("Deciding the restore strategy"));
+}
+
+#[test]
+fn the_drop_screen_decides_again_and_waits_for_it() {
+    let mut s = at_confirm_with(beside());
+    // Opening the drop screen decided the strategy again (answered by the fixture).
+    assert!(!s.running(Job::Strategy));
+    s.jobs.push(Job::Strategy);
+    typed(&mut s, DB);
+    assert!(!crate::tui::update::drop_enabled(&s));
+    update(&mut s, key(KeyCode::Enter));
+    assert_eq!(s.step, Step::ConfirmDrop);
+    // It now says in place (the space went): the screen and the restore follow it.
+    update(&mut s, Event::Engine(Msg::StrategyDecided(Ok(in_place()))));
+    assert!(crate::tui::update::drop_enabled(&s));
+    update(&mut s, key(KeyCode::Enter));
+    assert_eq!(s.step, Step::SafetySnapshot);
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert!(matches!(
+        cmds.last(),
+        Some(Command::Restore {
+            snapshot: true,
+            strategy: Some(Strategy::InPlace),
+            ..
+        })
+    ));
+}
+
+#[test]
+fn a_beside_restore_takes_no_snapshot_and_reports_the_kept_database() {
+    let mut s = at_confirm_with(beside());
+    typed(&mut s, DB);
+    update(&mut s, key(KeyCode::Enter));
+    assert_eq!(s.step, Step::SafetySnapshot);
+    // Nothing to decline: no snapshot is taken.
+    update(&mut s, ch('d'));
+    assert_eq!(s.modal, None);
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert_eq!(s.step, Step::Restore);
+    assert!(
+        matches!(
+            cmds.last(),
+            Some(Command::Restore {
+                strategy: Some(Strategy::Beside),
+                confirm,
+                ..
+            }) if confirm == &vec![DB.to_string()]
+        ),
+        "{cmds:?}"
+    );
+    for phase in [Phase::Snapshot, Phase::Drop] {
+        let g = s.restore.phases.iter().find(|g| g.phase == phase).unwrap();
+        assert_eq!(g.state, PhaseState::Skipped, "{phase:?}");
+    }
+    assert_eq!(
+        s.session.as_ref().unwrap().in_progress,
+        Some(SessionStep::Restore)
+    );
+    let kept = format!("{DB}_before_rewind_20261130T031502");
+    update(
+        &mut s,
+        Event::Engine(Msg::RestoreDone(Ok(RestoreSummary {
+            text: "1 database(s), 10 rows in 0:03".into(),
+            verify: Vec::new(),
+            rows: 0,
+            tables: 0,
+            kept: vec![kept.clone()],
+        }))),
+    );
+    assert_eq!(s.kept_databases, vec![kept.clone()]);
+    assert!(s
+        .changes
+        .iter()
+        .any(|c| c.step == Step::Restore && c.what.contains(&kept)));
+    assert!(
+        !s.changes.iter().any(|c| c.what.contains("dropped")),
+        "nothing was dropped"
+    );
+}
+
+#[test]
+fn resuming_a_beside_restore_does_not_say_the_database_was_dropped() {
+    let mut s = at_backups_with(beside());
+    s.step = Step::Detect;
+    let mut sess = saved_session();
+    for st in [
+        SessionStep::Preflight,
+        SessionStep::StopServices,
+        SessionStep::RollbackPackage,
+    ] {
+        sess.finish(st, "ok");
+    }
+    sess.installed_version = Some("16.10.3-ee".parse().unwrap());
+    // The wizard begins Restore directly when the restore runs beside (no snapshot, no drop).
+    sess.begin(SessionStep::Restore);
+    let row = backups()[0].clone();
+    let point = sess
+        .resume_point(
+            Some(&BackupIdentity {
+                path: row.path.clone(),
+                size: row.size,
+                mtime: row.mtime,
+            }),
+            Some(&"16.10.3-ee".parse().unwrap()),
+        )
+        .unwrap();
+    update(
+        &mut s,
+        Event::Engine(Msg::SessionFound(Box::new(ResumeOffer {
+            session: sess,
+            decision: Ok(point),
+        }))),
+    );
+    update(&mut s, key(KeyCode::Enter));
+    let restore = s
+        .changes
+        .iter()
+        .find(|c| c.step == Step::Restore)
+        .expect("the started restore is a change");
+    assert!(
+        restore.what.contains("beside the live database") && !restore.what.contains("dropped"),
+        "{}",
+        restore.what
+    );
+    // The in-place session (its drop recorded) still says so.
+    let mut s = at_backups();
+    s.step = Step::Detect;
+    let sess = interrupted_session();
+    let point = sess
+        .resume_point(
+            Some(&BackupIdentity {
+                path: row.path.clone(),
+                size: row.size,
+                mtime: row.mtime,
+            }),
+            Some(&"16.10.3-ee".parse().unwrap()),
+        )
+        .unwrap();
+    update(
+        &mut s,
+        Event::Engine(Msg::SessionFound(Box::new(ResumeOffer {
+            session: sess,
+            decision: Ok(point),
+        }))),
+    );
+    update(&mut s, key(KeyCode::Enter));
+    assert!(s
+        .changes
+        .iter()
+        .any(|c| c.step == Step::Restore && c.what == "the database was dropped"));
+}
+
+#[test]
+fn a_restore_refused_for_a_changed_strategy_goes_back_to_a_drop_screen_deciding_again() {
+    let mut s = at_confirm_with(beside());
+    typed(&mut s, DB);
+    update(&mut s, key(KeyCode::Enter));
+    update(&mut s, key(KeyCode::Enter));
+    assert_eq!(s.step, Step::Restore);
+    let refused = "the restore would now run in place (not enough free space beside the live database), but beside and swap was confirmed. Nothing was changed; confirm again with the strategy shown now";
+    update(&mut s, Event::Engine(Msg::RestoreDone(Err(refused.into()))));
+    // r does not run the same refused request again.
+    assert!(update(&mut s, ch('r')).is_empty());
+    assert_eq!(s.step, Step::Restore);
+    assert!(s.notice.as_deref().unwrap().contains("Esc twice"));
+    update(&mut s, key(KeyCode::Esc));
+    assert_eq!(s.step, Step::SafetySnapshot);
+    let cmds = update(&mut s, key(KeyCode::Esc));
+    assert_eq!(s.step, Step::ConfirmDrop);
+    assert!(
+        matches!(cmds[..], [Command::DecideStrategy { .. }]),
+        "{cmds:?}"
+    );
+    assert!(
+        !crate::tui::update::drop_enabled(&s),
+        "waits for the decision"
+    );
+    update(&mut s, Event::Engine(Msg::StrategyDecided(Ok(in_place()))));
+    assert!(crate::tui::update::drop_enabled(&s));
 }

@@ -326,6 +326,10 @@ pub fn keys(s: &State) -> Vec<(&'static str, &'static str)> {
             k.push(("Enter", "resume"));
             k.push(("n", "start over"));
         }
+        Step::Detect if !s.interrupted.is_empty() => {
+            k.push(("c", "complete the swap"));
+            k.push(("u", "reverse it"));
+        }
         Step::Detect => {
             k.push(("Enter", "backups"));
             k.push(("r", "detect again"));
@@ -385,7 +389,7 @@ pub fn keys(s: &State) -> Vec<(&'static str, &'static str)> {
         }
         Step::SafetySnapshot => {
             k.push(("Enter", "start"));
-            if !s.without_snapshot().is_empty() && !s.snapshot_declined {
+            if !s.beside() && !s.without_snapshot().is_empty() && !s.snapshot_declined {
                 k.push(("d", "decline snapshot"));
             }
         }
@@ -508,6 +512,21 @@ fn draw_modal(s: &State, t: &Theme, f: &mut Frame, m: &Modal) {
                 ])
                 .collect(),
         ),
+        Modal::ConfirmCancel if s.beside() => (
+            "Cancel the restore?",
+            vec![
+                Line::from("The restore stops at the next safe point."),
+                Line::from("Before the swap the live database is untouched and the new"),
+                Line::from("one is removed; after it, `rewind undo` swaps back."),
+                Line::from(""),
+                Line::from(vec![
+                    Span::styled("y", t.key()),
+                    Span::raw(" cancel   "),
+                    Span::styled("n", t.key()),
+                    Span::raw(" keep going"),
+                ]),
+            ],
+        ),
         Modal::ConfirmCancel => (
             "Cancel the restore?",
             vec![
@@ -529,7 +548,21 @@ fn draw_modal(s: &State, t: &Theme, f: &mut Frame, m: &Modal) {
                 .map(|a| a.commands.clone())
                 .unwrap_or_default();
             let mut v = vec![Line::from("Run these commands now?"), Line::from("")];
-            if *step == Step::RollbackPackage && !s.snapshot_declined {
+            let beside = s.strategy.ready().filter(|v| v.beside());
+            if let (Step::RollbackPackage, Some(b)) = (*step, beside) {
+                v.push(Line::from(
+                    "No safety snapshot: the restore will run beside the live database",
+                ));
+                v.push(Line::from(
+                    "and keep it whole (renamed aside, nothing dropped). Decided by:",
+                ));
+                for r in &b.reasons {
+                    for l in crate::tui::screens::wrap_text(r, 66, 2) {
+                        v.push(Line::styled(format!("  {l}"), t.dim()));
+                    }
+                }
+                v.push(Line::from(""));
+            } else if *step == Step::RollbackPackage && !s.snapshot_declined {
                 let missing: Vec<String> = s
                     .installation
                     .ready()
@@ -551,6 +584,19 @@ fn draw_modal(s: &State, t: &Theme, f: &mut Frame, m: &Modal) {
                     ));
                     for db in missing {
                         v.push(Line::styled(format!("  {db}"), t.bold()));
+                    }
+                    if let Some(st) = s.strategy.ready() {
+                        for l in crate::tui::screens::wrap_text(
+                            &format!(
+                                "The restore will run {}: {}",
+                                st.strategy.label(),
+                                st.reasons.join("; ")
+                            ),
+                            68,
+                            2,
+                        ) {
+                            v.push(Line::styled(l, t.dim()));
+                        }
                     }
                     v.push(Line::from(""));
                 }

@@ -393,6 +393,7 @@ pub fn run(
             },
             in_place: opts.in_place,
             db_admin: sb.db_admin(),
+            expect_strategy: None,
         };
         let out = crate::recovery::restore(&req, &journal, sink, &opts.cancel)
             .map_err(|e| e.to_string())?;
@@ -577,6 +578,7 @@ fn refuse_mismatch(
             },
             in_place: false,
             db_admin: sb.db_admin(),
+            expect_strategy: None,
         };
         crate::recovery::restore(
             &req,

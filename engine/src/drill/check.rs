@@ -326,6 +326,17 @@ fn kept_beside(sb: &Sandbox, report: &mut DrillReport, entries: &[crate::journal
             problems.join("; ")
         },
     );
+    // The kept main database is the failed upgrade's, whole: its schema (the upgrade's new
+    // tables and column) and every table's rows as they were right before the recovery.
+    if let Some(rec) = kept.iter().find(|r| r.live == sb.main.conn.dbname) {
+        db_check(
+            report,
+            "kept database equals the failed upgrade's state",
+            &sb.main.with_dbname(&rec.kept),
+            &sb.before,
+            &[],
+        );
+    }
 }
 
 /// The repositories gitaly-backup restored: as many with refs as the backup holds, each

@@ -58,6 +58,10 @@ pub struct RestoreRequest<'a> {
     /// `--db-admin OSUSER[:ROLE]`: the administrator that creates and renames databases
     /// when the owner role cannot (default: Omnibus's `gitlab-psql`).
     pub db_admin: Option<String>,
+    /// The strategy the user confirmed (the wizard shows it before the drop screen):
+    /// when the runner's own decision differs, it refuses before changing anything
+    /// instead of running what was not confirmed. `None`: whatever it decides.
+    pub expect_strategy: Option<Strategy>,
 }
 
 /// What the user chose for the repositories.
@@ -165,6 +169,12 @@ pub enum RecoveryError {
     SnapshotPrecheck { database: String, detail: String },
     #[error(transparent)]
     Journal(#[from] JournalError),
+    #[error("the restore would now run {now} ({reasons}), but {confirmed} was confirmed. Nothing was changed; confirm again with the strategy shown now")]
+    StrategyChanged {
+        confirmed: &'static str,
+        now: &'static str,
+        reasons: String,
+    },
 }
 
 impl RecoveryError {
@@ -592,6 +602,13 @@ pub fn restore(
             d.strategy.label(),
             d.reasons.join("; ")
         ));
+        if let Some(want) = req.expect_strategy.filter(|w| *w != d.strategy) {
+            return Err(RecoveryError::StrategyChanged {
+                confirmed: want.label(),
+                now: d.strategy.label(),
+                reasons: d.reasons.join("; "),
+            });
+        }
         let beside_plan = match (&d.strategy, &d.admin) {
             (Strategy::Beside, Some(admin)) => Some(BesidePlan {
                 admin: admin.clone(),

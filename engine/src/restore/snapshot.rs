@@ -143,6 +143,189 @@ pub fn pg_restore_for(root: &HostRoot, server_version_num: u32) -> std::path::Pa
     .unwrap_or_else(|_| "pg_restore".into())
 }
 
+/// Which entries of a snapshot's table of contents (`pg_restore -l`) the restoring role
+/// can drop and create again: not the extensions (and their comments), which belong to the
+/// superuser that created them, and not the objects (and their grants) another role owns
+/// (on Omnibus `gitlab-psql`'s `pg_shadow_lookup`, the `public` schema of
+/// `pg_database_owner`). Returns the list to restore and the entries left out, one line each.
+pub fn restorable_entries(
+    toc: &str,
+    role: &str,
+    roles: &std::collections::BTreeSet<String>,
+) -> (String, Vec<String>) {
+    let mut keep = String::new();
+    let mut left = Vec::new();
+    for line in toc.lines() {
+        // `ID; CATALOG OID DESC NAMESPACE TAG OWNER` (comments start with `;`).
+        let rest = line
+            .split_once("; ")
+            .filter(|(id, _)| !id.is_empty() && id.chars().all(|c| c.is_ascii_digit()))
+            .and_then(|(_, r)| r.splitn(3, ' ').nth(2));
+        let Some(rest) = rest else {
+            keep.push_str(line);
+            keep.push('\n');
+            continue;
+        };
+        let owner = (!line.ends_with(' '))
+            .then(|| rest.rsplit(' ').next())
+            .flatten()
+            .filter(|o| roles.contains(*o));
+        let extension = rest.starts_with("EXTENSION ") || rest.starts_with("COMMENT - EXTENSION ");
+        if extension || owner.is_some_and(|o| o != role) {
+            left.push(rest.trim_end().to_string());
+        } else {
+            keep.push_str(line);
+            keep.push('\n');
+        }
+    }
+    (keep, left)
+}
+
+/// Put a database back as its safety snapshot holds it (`rewind undo` after the in-place
+/// strategy), in one transaction: `pg_restore --clean --if-exists` of the entries the
+/// connecting role can restore ([`restorable_entries`]) as SQL, run as root on the file
+/// opened without following links, piped into `psql --single-transaction` with
+/// `ON_ERROR_STOP` as the role (run as the OS user its peer rule admits). Any error rolls
+/// everything back: the database is then as it was before. Journaled before it runs.
+/// Objects created since the snapshot that it does not hold stay (as with `pg_restore
+/// --clean`). Returns what was done, in words.
+pub fn restore_snapshot(
+    root: &HostRoot,
+    spec: &ConnSpec,
+    path: &Path,
+    journal: &Journal,
+) -> Result<String, String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut client = spec.connect().map_err(|e| e.to_string())?;
+    let version: i32 = client
+        .query_one("SELECT current_setting('server_version_num')::int4", &[])
+        .map_err(|e| e.to_string())?
+        .get(0);
+    let roles: std::collections::BTreeSet<String> = client
+        .query("SELECT rolname::text FROM pg_roles", &[])
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    drop(client);
+    let major = tools::major_from_version_num(version.max(0) as u32);
+    let tool = |name: &str| {
+        tools::find_tool(root, name, major)
+            .map(|t| t.path)
+            .map_err(|e| format!("{name}: {e}"))
+    };
+    let (pg_restore, psql) = (tool("pg_restore")?, tool("psql")?);
+    let open = || {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(OFlag::O_NOFOLLOW.bits())
+            .open(path)
+            .map_err(|e| format!("{}: {e}", path.display()))
+    };
+    let listed = Command::new(&pg_restore)
+        .arg("-l")
+        .stdin(Stdio::from(open()?))
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", pg_restore.display()))?;
+    if !listed.status.success() {
+        return Err(format!(
+            "{} is not a readable snapshot: {}",
+            path.display(),
+            String::from_utf8_lossy(&listed.stderr).trim()
+        ));
+    }
+    let (list, left_out) =
+        restorable_entries(&String::from_utf8_lossy(&listed.stdout), &spec.user, &roles);
+    // The list for `pg_restore -L`: a private temporary file (0600, created exclusively).
+    let mut list_file = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
+    list_file
+        .write_all(list.as_bytes())
+        .map_err(|e| e.to_string())?;
+    journal
+        .begin(
+            "undo.snapshot",
+            format!(
+                "pg_restore --clean --if-exists {} | psql --single-transaction -d {}",
+                path.display(),
+                spec.dbname
+            ),
+            serde_json::json!({"database": spec.dbname, "path": path, "left_out": left_out}),
+        )
+        .map_err(|e| e.to_string())?;
+    let mut sql = Command::new(&pg_restore)
+        .args(["--clean", "--if-exists", "-f", "-", "-L"])
+        .arg(list_file.path())
+        .stdin(Stdio::from(open()?))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", pg_restore.display()))?;
+    let sql_out = sql.stdout.take().expect("piped");
+    let loaded = spec
+        .client_command(&psql, "rewind-undo")
+        .args([
+            "-X",
+            "-q",
+            "--no-password",
+            "--single-transaction",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+        ])
+        .arg(&spec.dbname)
+        .stdin(Stdio::from(sql_out))
+        .stdout(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", psql.display()));
+    let made = sql.wait_with_output();
+    let failure = match (&loaded, &made) {
+        (Err(e), _) => Some(e.clone()),
+        (Ok(o), _) if !o.status.success() => Some(format!(
+            "psql exited with {}: {}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .take(5)
+                .collect::<Vec<_>>()
+                .join(" | ")
+        )),
+        (_, Err(e)) => Some(format!("pg_restore: {e}")),
+        (_, Ok(m)) if !m.status.success() => Some(format!(
+            "pg_restore exited with {}: {}",
+            m.status,
+            String::from_utf8_lossy(&m.stderr).trim()
+        )),
+        _ => None,
+    };
+    journal
+        .end(
+            "undo.snapshot",
+            if failure.is_none() { "ok" } else { "failed" },
+            serde_json::json!({"error": failure}),
+        )
+        .map_err(|e| e.to_string())?;
+    if let Some(f) = failure {
+        return Err(format!(
+            "{f}. The transaction was rolled back: `{}` is unchanged",
+            spec.dbname
+        ));
+    }
+    Ok(format!(
+        "`{}` restored from {} in one transaction{}",
+        spec.dbname,
+        path.display(),
+        if left_out.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (left as they are, not the restoring role's: {})",
+                left_out.join(", ")
+            )
+        }
+    ))
+}
+
 /// Quote a word for display in a shell command line (shown to the user, never executed).
 fn shell_word(s: &str) -> String {
     if !s.is_empty()
@@ -402,6 +585,37 @@ fn run_pg_dump(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_restorable_entries_leave_out_extensions_and_other_roles_objects() {
+        let toc = ";\n; Archive created at 2026-11-30 00:35:15 UTC\n;\n\
+2; 3079 16385 EXTENSION - pg_trgm \n\
+3351; 0 0 COMMENT - EXTENSION pg_trgm \n\
+216; 1255 16400 FUNCTION public pg_shadow_lookup(text) gitlab-psql\n\
+3352; 0 0 ACL public FUNCTION pg_shadow_lookup(text) gitlab-psql\n\
+215; 1259 16390 TABLE public projects gitlab\n\
+217; 1259 16391 TABLE public gitlab-psql gitlab\n\
+3350; 0 16390 TABLE DATA public projects gitlab\n";
+        let roles = ["gitlab", "gitlab-psql", "pg_database_owner"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        let (keep, left) = super::restorable_entries(toc, "gitlab", &roles);
+        assert_eq!(
+            left,
+            vec![
+                "EXTENSION - pg_trgm",
+                "COMMENT - EXTENSION pg_trgm",
+                "FUNCTION public pg_shadow_lookup(text) gitlab-psql",
+                "ACL public FUNCTION pg_shadow_lookup(text) gitlab-psql",
+            ]
+        );
+        // The role's own objects stay, a table named like a role too (owner is last).
+        assert!(keep.contains("215; 1259 16390 TABLE public projects gitlab\n"));
+        assert!(keep.contains("217; 1259 16391 TABLE public gitlab-psql gitlab\n"));
+        assert!(keep.contains("3350; 0 16390 TABLE DATA public projects gitlab\n"));
+        assert!(keep.starts_with(";\n; Archive created"));
+    }
+
     use super::*;
     use crate::pg::cluster::TempCluster;
     use crate::pg::conn::Secret;

@@ -57,11 +57,40 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
             t.bold(),
         ));
     }
-    warn.push(Line::styled(
-        format!(" Everything in {db} is dropped, then the backup is loaded."),
-        t.bad(),
-    ));
-    warn.push(Line::from(format!(" {snap}")));
+    let beside = s.strategy.ready().filter(|v| v.beside());
+    if beside.is_some() {
+        warn.push(Line::styled(
+            format!(
+                " {db} is replaced: the backup is loaded into a new database beside it, verified, then swapped in."
+            ),
+            t.warn(),
+        ));
+        warn.push(Line::styled(
+            format!(
+                " The live database is kept as {}, nothing is dropped.",
+                State::kept_name(&db)
+            ),
+            t.ok(),
+        ));
+    } else {
+        warn.push(Line::styled(
+            format!(" Everything in {db} is dropped, then the backup is loaded."),
+            t.bad(),
+        ));
+        warn.push(Line::from(format!(" {snap}")));
+    }
+    // The first reason, wrapped with the box (the others are in the log and on the next
+    // screen).
+    if let Some(st) = s.strategy.ready() {
+        warn.push(Line::styled(
+            format!(
+                " Strategy: {}: {}",
+                st.strategy.label(),
+                st.reasons.first().map(String::as_str).unwrap_or("")
+            ),
+            t.dim(),
+        ));
+    }
     warn.extend(files_line.map(Line::from));
     // Sized to the warning as it wraps (the snapshot's path is long), never cut.
     let warn_rows = Paragraph::new(warn.clone())
@@ -74,7 +103,14 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
     ])
     .areas(area);
     f.render_widget(
-        super::boxed_wrap("Danger: this drops every table", warn),
+        super::boxed_wrap(
+            if beside.is_some() {
+                "Replace the database (the live one is kept)"
+            } else {
+                "Danger: this drops every table"
+            },
+            warn,
+        ),
         warn_area,
     );
 
@@ -82,6 +118,8 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
     let enabled = drop_enabled(s);
     let label = if s.confirm_index + 1 < count {
         "Confirm, next database"
+    } else if beside.is_some() {
+        "Restore beside and swap"
     } else {
         "Drop and restore"
     };
@@ -177,6 +215,57 @@ pub fn draw_snapshot(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
     } else {
         dbs.join(" and ")
     };
+    if let Some(st) = s.strategy.ready().filter(|v| v.beside()) {
+        let w = area.width.saturating_sub(4).max(20) as usize;
+        let mut lines = Vec::new();
+        let para = |text: &str, style| {
+            super::wrap_text(text, w, 4)
+                .into_iter()
+                .map(move |l| Line::styled(format!(" {l}"), style))
+        };
+        lines.extend(para(
+            &format!("No safety snapshot is needed: the restore runs beside {names}, which is kept whole."),
+            t.bold(),
+        ));
+        lines.push(Line::from(""));
+        lines.push(Line::from(
+            " 1. create a new database like it and load the backup into it",
+        ));
+        lines.push(Line::from(
+            " 2. verify it there (the live database is not touched until then)",
+        ));
+        lines.push(Line::from(
+            " 3. swap: end the sessions left on the live database, then rename",
+        ));
+        for db in if dbs.is_empty() {
+            vec![names.clone()]
+        } else {
+            dbs.clone()
+        } {
+            lines.push(Line::styled(
+                format!("    {db} -> {}", State::kept_name(&db)),
+                t.ok(),
+            ));
+        }
+        lines.push(Line::from("    and the new database -> the live name"));
+        lines.push(Line::from(""));
+        lines.extend(para(
+            "A failure before the swap leaves the live database as it is and removes the new one. After it, `rewind undo` swaps back; `rewind cleanup` removes the kept database once GitLab is healthy.",
+            Default::default(),
+        ));
+        lines.extend(para(&format!("Strategy: {}.", st.line()), t.dim()));
+        lines.push(Line::from(""));
+        lines.push(Line::from(vec![
+            Span::raw(" Enter starts: "),
+            Span::styled("load beside, verify, then swap", t.bold()),
+            Span::raw("."),
+        ]));
+        f.render_widget(
+            super::boxed_wrap("No snapshot: restore beside", lines),
+            area,
+        );
+        return;
+    }
     let missing = s.without_snapshot();
     let intro = if missing.is_empty() && !s.snapshots_taken.is_empty() {
         format!(" Rewind saved {names} with pg_dump -Fc before the package step,")
@@ -443,10 +532,29 @@ fn totals(inv: &Inventory) -> (usize, u64, u64) {
 /// marked), its totals, and the other databases' totals.
 fn draw_list(s: &State, t: &Theme, f: &mut Frame, list_area: Rect, db: &str) {
     let inv = s.confirm_inventory();
+    let beside = s.strategy.ready().is_some_and(|v| v.beside());
     // The list's position goes in the title once it scrolls (known after the layout).
-    let title = |pos: Option<String>| match pos {
-        Some(p) => format!("What will be dropped in {db} ({p})"),
-        None => format!("What will be dropped in {db}"),
+    let title = |pos: Option<String>| {
+        let what = if beside {
+            format!("What {db} holds now (kept, renamed aside)")
+        } else {
+            format!("What will be dropped in {db}")
+        };
+        match pos {
+            Some(p) => format!("{what} ({p})"),
+            None => what,
+        }
+    };
+    // Beside, nothing is dropped or truncated: the objects are listed by their kind.
+    let kind_of = |k: &str| -> String {
+        if !beside {
+            return k.to_string();
+        }
+        match k.strip_prefix("drop ") {
+            Some(kind) => kind.to_string(),
+            None if k == "truncate" => "table".into(),
+            None => k.to_string(),
+        }
     };
     let block = super::block_owned(title(None));
     let inner = block.inner(list_area);
@@ -509,7 +617,7 @@ fn draw_list(s: &State, t: &Theme, f: &mut Frame, list_area: Rect, db: &str) {
     let items = drop_order(inv);
     let kind_w = items
         .iter()
-        .map(|i| i.kind.chars().count())
+        .map(|i| kind_of(&i.kind).chars().count())
         .max()
         .unwrap_or(4)
         .clamp(4, 17) as u16;
@@ -541,7 +649,7 @@ fn draw_list(s: &State, t: &Theme, f: &mut Frame, list_area: Rect, db: &str) {
                 ratatui::style::Style::default()
             };
             Row::new(vec![
-                Cell::from(fit(&it.kind, kind_w as usize)),
+                Cell::from(fit(&kind_of(&it.kind), kind_w as usize)),
                 Cell::from(fit(&it.name, name_w)),
                 Cell::from(
                     Line::from(

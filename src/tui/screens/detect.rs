@@ -99,7 +99,12 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
         Default::default(),
     ));
     let found_h = lines.len() as u16 + 2;
-    let triage = triage_lines(s, t, area.width.saturating_sub(2) as usize);
+    let swaps = swap_lines(s, t, area.width.saturating_sub(2) as usize);
+    let triage = if swaps.is_empty() {
+        triage_lines(s, t, area.width.saturating_sub(2) as usize)
+    } else {
+        swaps
+    };
     let triage_h = if triage.is_empty() {
         0
     } else {
@@ -113,10 +118,12 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
     .areas(area);
     f.render_widget(boxed("Installation", lines), top);
     if !triage.is_empty() {
-        f.render_widget(
-            boxed("Failed upgrade: is a rollback needed?", triage),
-            middle,
-        );
+        let title = if s.interrupted.is_empty() {
+            "Failed upgrade: is a rollback needed?"
+        } else {
+            "Interrupted swap: resolve it before anything else"
+        };
+        f.render_widget(boxed(title, triage), middle);
     }
 
     let w = bottom.width.saturating_sub(4) as usize;
@@ -145,6 +152,35 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
         ));
     }
     f.render_widget(boxed("Looked at", looked), bottom);
+}
+
+/// Swaps the journal shows interrupted between their renames, and the two ways out.
+fn swap_lines<'a>(s: &State, t: &Theme, width: usize) -> Vec<Line<'a>> {
+    if s.interrupted.is_empty() {
+        return Vec::new();
+    }
+    let w = width.saturating_sub(2).max(20);
+    let mut out = Vec::new();
+    for l in s.interrupted.iter().take(2) {
+        for line in super::wrap_text(&format!("A restore stopped mid-swap: {l}."), w, 4) {
+            out.push(Line::styled(format!(" {line}"), t.bad()));
+        }
+    }
+    out.push(Line::from(vec![
+        Span::styled(" c ", t.key()),
+        Span::raw(fit(
+            "completes it: the verified restore takes the live name",
+            w.saturating_sub(3),
+        )),
+    ]));
+    out.push(Line::from(vec![
+        Span::styled(" u ", t.key()),
+        Span::raw(fit(
+            "reverses it: the failed upgrade's database takes it back",
+            w.saturating_sub(3),
+        )),
+    ]));
+    out
 }
 
 /// The triage's verdict, when an upgrade since the newest backup was found: the verdict,

@@ -78,7 +78,18 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
         (_, true) => lines.push(Line::styled(" config    not restored (skipped)", t.warn())),
         _ => {}
     }
-    if s.snapshots_taken.is_empty() {
+    for k in &s.kept_databases {
+        lines.push(Line::styled(format!(" kept      {k}"), t.warn()));
+    }
+    if !s.kept_databases.is_empty() {
+        lines.push(Line::from(
+            "           the failed upgrade's database, whole: `rewind undo` swaps it back;",
+        ));
+        lines.push(Line::from(
+            "           `rewind cleanup` removes it once GitLab is healthy",
+        ));
+    }
+    if s.snapshots_taken.is_empty() && s.kept_databases.is_empty() {
         lines.push(Line::from(" snapshot  none taken"));
     }
     for (db, p) in &s.snapshots_taken {

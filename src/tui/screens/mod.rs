@@ -142,3 +142,9 @@ fn para(text: &str, width: usize, style: Style) -> Vec<Line<'static>> {
         .map(|l| Line::styled(format!(" {l}"), style))
         .collect()
 }
+
+/// `text` in lines of at most `width` characters, at most `max` lines (the last cut with
+/// `…` when there is more).
+pub fn wrap_text(text: &str, width: usize, max: usize) -> Vec<String> {
+    confirm::wrap(text, width, max)
+}
