@@ -751,7 +751,7 @@ fn undo_after_an_in_place_restore_restores_the_safety_snapshot() {
     let (schema, data) = fingerprint(&f.cluster, DB);
     assert!(
         data.tables
-            .get("public.lfs_objects")
+            .get("\"public\".\"lfs_objects\"")
             .is_some_and(|t| t.rows == 7),
         "{data:?}"
     );

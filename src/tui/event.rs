@@ -67,7 +67,7 @@ pub enum Msg {
     /// the installation as re-detected.
     ActionDone {
         step: Step,
-        result: Result<String, String>,
+        result: Result<String, ActionFailed>,
         installation: Option<Box<Installation>>,
     },
     /// What the drop destroys, one inventory per database (main first).
@@ -314,4 +314,27 @@ pub enum Command {
         mark: bool,
     },
     Quit,
+}
+
+/// A step's commands failed: why, and whether the host was left as it was (refused before
+/// anything ran: the host lock taken, the safety snapshot's checks).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionFailed {
+    pub message: String,
+    pub unchanged: bool,
+}
+
+impl From<String> for ActionFailed {
+    fn from(message: String) -> Self {
+        ActionFailed {
+            message,
+            unchanged: false,
+        }
+    }
+}
+
+impl From<&str> for ActionFailed {
+    fn from(message: &str) -> Self {
+        message.to_string().into()
+    }
 }

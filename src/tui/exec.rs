@@ -37,7 +37,9 @@ use tokio::sync::mpsc::UnboundedSender;
 use rewind_engine::recovery::{config, postcheck};
 use rewind_engine::repositories;
 
-use super::event::{ActionPlan, Command, Event, Host, Msg, RepoChoice, RestoreSummary};
+use super::event::{
+    ActionFailed, ActionPlan, Command, Event, Host, Msg, RepoChoice, RestoreSummary,
+};
 use super::source::source_for;
 use super::state::{
     BackupRow, CheckState, DropItem, EditionQuestion, Inventory, PostRow, PushedRow, RepairItem,
@@ -651,18 +653,28 @@ fn run_action(
     step: Step,
     backup: &BackupRow,
     env: &ActionEnv<'_>,
-) -> Result<String, String> {
+) -> Result<String, ActionFailed> {
     let (sink, journal) = (env.sink, env.journal);
     let ctl = GitlabCtl::new(root);
     let runner = Runner::new(sink, journal);
+    // One change to the host at a time, as every command that changes it (the package
+    // step takes the lock in the engine).
+    let lock = || {
+        rewind_engine::recovery::lock::host(root, "rewind (wizard)").map_err(|e| ActionFailed {
+            message: e.to_string(),
+            unchanged: true,
+        })
+    };
     match step {
         Step::StopServices => {
+            let _lock = lock()?;
             for svc in ["puma", "sidekiq"] {
                 ctl.stop(&runner, Some(svc)).map_err(|e| e.to_string())?;
             }
             Ok("puma and sidekiq are stopped".into())
         }
         Step::StartServices => {
+            let _lock = lock()?;
             for st in post_restore_steps(root)
                 .into_iter()
                 .filter(|s| s.changes_host)
@@ -708,10 +720,19 @@ fn run_action(
                         env.cancel,
                     )
                     .map_err(|e| match e {
+                        rewind_engine::recovery::snapshot::PackageStepError::Refused(
+                            r @ rewind_engine::recovery::RecoveryError::SnapshotPrecheck { .. },
+                        ) => ActionFailed {
+                            message: format!("{r} (press d to go on without the safety snapshot)"),
+                            unchanged: true,
+                        },
                         rewind_engine::recovery::snapshot::PackageStepError::Refused(r) => {
-                            format!("{r} (press d to go on without the safety snapshot)")
+                            ActionFailed {
+                                message: r.to_string(),
+                                unchanged: true,
+                            }
                         }
-                        other => other.to_string(),
+                        other => other.to_string().into(),
                     })?;
                     Ok(format!("GitLab {} is installed", out.detected))
                 }
@@ -721,10 +742,11 @@ fn run_action(
                 _ => Err(format!(
                     "Rewind does not roll back {:?} installs; follow the checklist",
                     inst.kind
-                )),
+                )
+                .into()),
             }
         }
-        _ => Err(format!("{} runs no commands", step.title())),
+        _ => Err(format!("{} runs no commands", step.title()).into()),
     }
 }
 
@@ -955,6 +977,8 @@ fn restore_config(
     files: &[String],
     sink: &dyn progress::Sink,
 ) -> Result<String, String> {
+    let _lock =
+        rewind_engine::recovery::lock::host(root, "rewind (wizard)").map_err(|e| e.to_string())?;
     let journal = Journal::open_in(&host.journal_dir).map_err(|e| e.to_string())?;
     let a = config::choose(root, Some(name), None).map_err(|e| e.to_string())?;
     let contents = config::read_archive(root, &a).map_err(|e| e.to_string())?;

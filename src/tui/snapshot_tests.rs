@@ -1358,6 +1358,25 @@ fn restore_indexes_with_long_names() {
             rows: None,
         },
     );
+    // Both connections of the post-data pool at work.
+    at(
+        &mut s,
+        282,
+        P::Worker {
+            slot: 0,
+            phase: Phase::Indexes,
+            what: Some(format!("INDEX public.index_notes_on_note_trigram ({long})")),
+        },
+    );
+    at(
+        &mut s,
+        282,
+        P::Worker {
+            slot: 1,
+            phase: Phase::Indexes,
+            what: Some("FK CONSTRAINT public.merge_requests fk_rails_a1b2c3d4e5".into()),
+        },
+    );
     assert_eq!(s.restore.tables_loaded, 40);
     check("restore_indexes_long_names", s);
 }

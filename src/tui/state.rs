@@ -382,6 +382,9 @@ pub struct RestoreState {
     /// (then the restore's own count once it finished).
     pub rows_loaded: u64,
     pub tables_loaded: u64,
+    /// What each connection of the running parallel phase works on now, by slot (from 0):
+    /// its phase and object.
+    pub workers: BTreeMap<usize, (Phase, String)>,
     pub started: Option<Duration>,
     pub finished: Option<Duration>,
     pub result: Option<Result<String, String>>,
@@ -406,6 +409,7 @@ impl Default for RestoreState {
             rows: 0,
             rows_loaded: 0,
             tables_loaded: 0,
+            workers: BTreeMap::new(),
             started: None,
             finished: None,
             result: None,

@@ -2075,8 +2075,22 @@ fn on_msg(s: &mut State, m: Msg) -> Vec<Command> {
                     }
                 }
                 Err(e) => {
-                    a.status = ActionStatus::Failed(e.clone());
-                    s.log(Level::Error, format!("{} failed: {e}", step.title()));
+                    a.status = ActionStatus::Failed(e.message.clone());
+                    s.log(
+                        Level::Error,
+                        format!("{} failed: {}", step.title(), e.message),
+                    );
+                    // Refused before anything ran: the quit dialog and the summary do not
+                    // say this step changed the host.
+                    if e.unchanged {
+                        if let Some(i) = s.changes.iter().rposition(|c| c.step == step) {
+                            s.changes.remove(i);
+                        }
+                        s.log(
+                            Level::Info,
+                            format!("{}: nothing was changed", step.title()),
+                        );
+                    }
                 }
             }
             out
@@ -2270,6 +2284,7 @@ fn on_msg(s: &mut State, m: Msg) -> Vec<Command> {
         Msg::RestoreDone(r) => {
             s.jobs.retain(|j| *j != Job::Restore);
             s.restore.finished = Some(s.now);
+            s.restore.workers.clear();
             let mut out = Vec::new();
             match &r {
                 Ok(summary) => {
@@ -2523,6 +2538,7 @@ fn on_progress(s: &mut State, p: Progress) -> Vec<Command> {
         }
         Progress::PhaseFinished { phase, ok } => {
             let now = s.now;
+            s.restore.workers.retain(|_, (p, _)| *p != phase);
             if let Some(g) = s.restore.phases.iter_mut().find(|g| g.phase == phase) {
                 g.state = if ok {
                     PhaseState::Done
@@ -2555,8 +2571,18 @@ fn on_progress(s: &mut State, p: Progress) -> Vec<Command> {
             out
         }
         Progress::SnapshotWritten { .. } => Vec::new(),
-        // Drawn by the progress screen's own work (not yet).
-        Progress::Worker { .. } => Vec::new(),
+        // What each connection works on, drawn under "Now"; an idle one is dropped.
+        Progress::Worker { slot, phase, what } => {
+            match what {
+                Some(w) => {
+                    s.restore.workers.insert(slot, (phase, w));
+                }
+                None => {
+                    s.restore.workers.remove(&slot);
+                }
+            }
+            Vec::new()
+        }
         // A table's data was read whole: its rows count in the total, the table being
         // read starts from none.
         Progress::TableLoaded { rows, .. } => {

@@ -308,6 +308,54 @@ fn a_failed_command_can_be_retried_but_not_skipped() {
 }
 
 #[test]
+fn a_step_refused_before_it_ran_is_not_counted_as_a_change() {
+    let mut s = at_preflight(Status::Pass);
+    update(&mut s, key(KeyCode::Enter));
+    update(
+        &mut s,
+        Event::Engine(Msg::ActionPlanned {
+            step: Step::StopServices,
+            result: Ok(ActionPlan {
+                commands: plan_commands(Step::StopServices),
+                skip: None,
+            }),
+        }),
+    );
+    update(&mut s, key(KeyCode::Enter));
+    update(&mut s, ch('y'));
+    assert!(s.changes.iter().any(|c| c.step == Step::StopServices));
+    // Another Rewind holds the host: nothing ran.
+    update(
+        &mut s,
+        Event::Engine(Msg::ActionDone {
+            step: Step::StopServices,
+            result: Err(crate::tui::event::ActionFailed {
+                message: "another Rewind recovery is running on this host".into(),
+                unchanged: true,
+            }),
+            installation: None,
+        }),
+    );
+    assert!(
+        !s.changes.iter().any(|c| c.step == Step::StopServices),
+        "{:?}",
+        s.changes
+    );
+    // A failure while it ran stays a change (the services may be half stopped).
+    update(&mut s, ch('r'));
+    update(&mut s, ch('y'));
+    update(
+        &mut s,
+        Event::Engine(Msg::ActionDone {
+            step: Step::StopServices,
+            result: Err("gitlab-ctl exited 1".into()),
+            installation: None,
+        }),
+    );
+    assert!(s.changes.iter().any(|c| c.step == Step::StopServices));
+}
+
+#[test]
 fn the_drop_needs_the_exact_database_name() {
     let mut s = at_confirm();
     assert_eq!(s.step, Step::ConfirmDrop);
@@ -2435,4 +2483,39 @@ fn a_restore_refused_for_a_changed_strategy_goes_back_to_a_drop_screen_deciding_
     );
     update(&mut s, Event::Engine(Msg::StrategyDecided(Ok(in_place()))));
     assert!(crate::tui::update::drop_enabled(&s));
+}
+
+#[test]
+fn the_connections_work_in_flight_is_kept_until_idle_or_the_phase_ends() {
+    let mut s = mid_restore();
+    let worker = |slot, what: Option<&str>| {
+        Event::Engine(Msg::Progress(P::Worker {
+            slot,
+            phase: Phase::Indexes,
+            what: what.map(String::from),
+        }))
+    };
+    update(&mut s, worker(0, Some("INDEX public.index_notes_on_note")));
+    update(
+        &mut s,
+        worker(1, Some("FK CONSTRAINT public.notes fk_rails_1")),
+    );
+    assert_eq!(s.restore.workers.len(), 2);
+    assert_eq!(
+        s.restore.workers.get(&1).map(|(_, w)| w.as_str()),
+        Some("FK CONSTRAINT public.notes fk_rails_1")
+    );
+    update(&mut s, worker(1, None));
+    assert_eq!(s.restore.workers.len(), 1, "an idle connection is dropped");
+    update(
+        &mut s,
+        Event::Engine(Msg::Progress(P::PhaseFinished {
+            phase: Phase::Indexes,
+            ok: true,
+        })),
+    );
+    assert!(
+        s.restore.workers.is_empty(),
+        "the phase's connections are done"
+    );
 }

@@ -13,9 +13,17 @@ use crate::tui::view::{draw_log, Theme};
 
 pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
     let gauges_h = s.restore.phases.len() as u16 + 2;
-    let [gauges, stats, log] = Layout::vertical([
+    // The connections' work in flight, while a parallel phase runs (at most 4 rows; the
+    // log keeps at least 3).
+    let conns_h = if s.restore.workers.is_empty() {
+        0
+    } else {
+        s.restore.workers.len().min(4) as u16 + 2
+    };
+    let [gauges, stats, conns, log] = Layout::vertical([
         Constraint::Length(gauges_h),
         Constraint::Length(5),
+        Constraint::Length(conns_h),
         Constraint::Min(3),
     ])
     .areas(area);
@@ -101,6 +109,31 @@ pub fn draw(s: &State, t: &Theme, f: &mut Frame, area: Rect) {
         None => {}
     }
     f.render_widget(boxed("Now", st), stats);
+    if conns_h > 0 {
+        let cw = conns.width.saturating_sub(2) as usize;
+        let mut lines: Vec<Line> = s
+            .restore
+            .workers
+            .iter()
+            .take(4)
+            .map(|(slot, (phase, what))| {
+                let head = format!(" #{} {:<12}", slot + 1, phase.label());
+                let room = cw.saturating_sub(head.chars().count());
+                Line::from(vec![
+                    Span::styled(head, t.dim()),
+                    Span::raw(fit(what, room)),
+                ])
+            })
+            .collect();
+        if s.restore.workers.len() > 4 {
+            lines.truncate(3);
+            lines.push(Line::styled(
+                format!(" and {} more connections", s.restore.workers.len() - 3),
+                t.dim(),
+            ));
+        }
+        f.render_widget(boxed("Connections", lines), conns);
+    }
     draw_log(s, t, f, log, "Log (PgUp/PgDn scroll)");
 }
 
