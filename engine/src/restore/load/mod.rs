@@ -284,6 +284,42 @@ struct Loader<'a> {
     kept: OwnedElsewhere,
     /// Partitioned tables created by the dump (their foreign keys stay in dump order).
     partitioned: HashSet<QualifiedName>,
+    /// Schema statements waiting to be sent together ([`Loader::flush_schema`]).
+    schema_batch: Vec<Statement>,
+    schema_batch_bytes: usize,
+}
+
+/// At most this many schema statements, or bytes of them, in one round trip.
+const SCHEMA_BATCH_STATEMENTS: usize = 256;
+const SCHEMA_BATCH_BYTES: usize = 256 * 1024;
+
+/// Whether a schema statement may be sent in a batch: plain DDL that runs inside a
+/// transaction block and has no effect outside it. Anything else (transaction control,
+/// `CREATE DATABASE`, `CONCURRENTLY`, `ALTER SYSTEM`, `VACUUM`, tablespaces, `SELECT`s,
+/// psql-only text) runs alone, as psql runs it.
+fn batchable(sql: &str) -> bool {
+    let upper: String = sql
+        .split_whitespace()
+        .take(4)
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_ascii_uppercase();
+    let first = upper.split(' ').next().unwrap_or("");
+    if !matches!(
+        first,
+        "CREATE" | "ALTER" | "DROP" | "COMMENT" | "GRANT" | "REVOKE"
+    ) {
+        return false;
+    }
+    let banned = [
+        "DATABASE",
+        "TABLESPACE",
+        "SYSTEM",
+        "CONCURRENTLY",
+        "SUBSCRIPTION",
+    ];
+    !upper.split(' ').any(|w| banned.contains(&w))
+        && !sql.to_ascii_uppercase().contains("CONCURRENTLY")
 }
 
 /// Load a plain pg_dump script from `input` (the decompressed stream, read once) into
@@ -317,6 +353,8 @@ pub fn load_dump<R: BufRead>(
         last_progress: Instant::now(),
         kept: OwnedElsewhere::new(),
         partitioned: HashSet::new(),
+        schema_batch: Vec::new(),
+        schema_batch_bytes: 0,
     };
     let mut parser = DumpParser::new(input);
     let result = loader.run(&mut parser);
@@ -411,6 +449,7 @@ impl Loader<'_> {
                             return Err(LoadError::OtherDatabase { target: t, at });
                         }
                     }
+                    self.flush_schema()?;
                     self.flush()?;
                     self.main = connect(self.opts, Role::Main)?;
                     self.session = self.session.reset();
@@ -419,6 +458,7 @@ impl Loader<'_> {
                 Item::Meta { .. } => {}
             }
         }
+        self.flush_schema()?;
         self.flush()
     }
 
@@ -463,6 +503,11 @@ impl Loader<'_> {
 
     fn statement(&mut self, s: Statement) -> Result<(), LoadError> {
         let kind = classify(&s.sql, s.toc.as_deref());
+        let joins_batch =
+            self.mode == Mode::Pre && !matches!(kind, Kind::Session { .. }) && batchable(&s.sql);
+        if !joins_batch {
+            self.flush_schema()?;
+        }
         self.order += 1;
         match self.mode {
             Mode::Post => {
@@ -517,6 +562,16 @@ impl Loader<'_> {
                 }
                 match kind {
                     Kind::Session { key } => self.run_session(&s, &key, Phase::Schema),
+                    _ if joins_batch => {
+                        self.schema_batch_bytes += s.sql.len();
+                        self.schema_batch.push(s);
+                        if self.schema_batch.len() >= SCHEMA_BATCH_STATEMENTS
+                            || self.schema_batch_bytes >= SCHEMA_BATCH_BYTES
+                        {
+                            self.flush_schema()?;
+                        }
+                        Ok(())
+                    }
                     _ => self.exec_main(&s, Phase::Schema),
                 }
             }
@@ -545,6 +600,46 @@ impl Loader<'_> {
         self.exec_main(s, phase)?;
         self.session = self.session.with(key, &s.sql);
         self.main.mark_applied(&self.session);
+        Ok(())
+    }
+
+    /// Send the batched schema statements in one round trip: one implicit transaction, so
+    /// that either all of them took effect or none did. When any fails, each runs again
+    /// alone, so that every statement's outcome is accounted exactly as psql's run of the
+    /// dump would have it (an error skipped, ignored or stopping, as one statement).
+    fn flush_schema(&mut self) -> Result<(), LoadError> {
+        if self.schema_batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.schema_batch);
+        self.schema_batch_bytes = 0;
+        if batch.len() > 1 {
+            if let Err(detail) = self.main.apply(&self.session) {
+                return Err(self.lost(Phase::Schema, &batch[0], detail));
+            }
+            let mut sql = String::with_capacity(batch.iter().map(|s| s.sql.len() + 2).sum());
+            for st in &batch {
+                sql.push_str(st.sql.trim_end());
+                if !sql.ends_with(';') {
+                    sql.push(';');
+                }
+                sql.push('\n');
+            }
+            match self.main.run(&sql) {
+                Outcome::Ok => {
+                    for _ in &batch {
+                        self.count(Phase::Schema);
+                    }
+                    return Ok(());
+                }
+                Outcome::Fatal(detail) => return Err(self.lost(Phase::Schema, &batch[0], detail)),
+                // Rolled back as a whole: each again, alone.
+                Outcome::Failed(..) | Outcome::Ignored(..) => {}
+            }
+        }
+        for st in &batch {
+            self.exec_main(st, Phase::Schema)?;
+        }
         Ok(())
     }
 
@@ -632,6 +727,7 @@ impl Loader<'_> {
         header: CopyHeader,
         parser: &mut DumpParser<R>,
     ) -> Result<(), LoadError> {
+        self.flush_schema()?;
         if self.mode == Mode::Post {
             self.flush()?;
         }
@@ -929,6 +1025,35 @@ impl Loader<'_> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_plain_transactional_ddl_is_batched() {
+        for sql in [
+            "CREATE TABLE public.t (a int);",
+            "ALTER TABLE ONLY public.t ALTER COLUMN a SET DEFAULT 1;",
+            "DROP INDEX IF EXISTS public.i;",
+            "COMMENT ON TABLE public.t IS 'x';",
+            "GRANT SELECT ON TABLE public.t TO reader;",
+            "CREATE INDEX i ON public.t USING btree (a);",
+        ] {
+            assert!(super::batchable(sql), "{sql}");
+        }
+        for sql in [
+            "BEGIN;",
+            "COMMIT;",
+            "SELECT pg_catalog.set_config('search_path', '', false);",
+            "SET statement_timeout = 0;",
+            "CREATE DATABASE x;",
+            "DROP DATABASE IF EXISTS x;",
+            "CREATE INDEX CONCURRENTLY i ON public.t (a);",
+            "ALTER SYSTEM SET work_mem = '1MB';",
+            "CREATE TABLESPACE t LOCATION '/x';",
+            "VACUUM public.t;",
+            "CREATE SUBSCRIPTION s CONNECTION 'x' PUBLICATION p;",
+        ] {
+            assert!(!super::batchable(sql), "{sql}");
+        }
+    }
+
     use super::*;
 
     #[test]
