@@ -202,7 +202,6 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
             println!("Not restored. Pass --yes to restore without asking.");
             return Ok(exit::code(exit::ACT));
         }
-        let _lock = ctx.host_lock()?;
         let journal = open_journal(ctx)?;
         let sink = CliSink::new(ctx);
         restored = config::restore(root, &contents, &wanted, &journal, &sink)?;

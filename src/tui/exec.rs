@@ -977,8 +977,6 @@ fn restore_config(
     files: &[String],
     sink: &dyn progress::Sink,
 ) -> Result<String, String> {
-    let _lock =
-        rewind_engine::recovery::lock::host(root, "rewind (wizard)").map_err(|e| e.to_string())?;
     let journal = Journal::open_in(&host.journal_dir).map_err(|e| e.to_string())?;
     let a = config::choose(root, Some(name), None).map_err(|e| e.to_string())?;
     let contents = config::read_archive(root, &a).map_err(|e| e.to_string())?;

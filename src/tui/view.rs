@@ -512,36 +512,34 @@ fn draw_modal(s: &State, t: &Theme, f: &mut Frame, m: &Modal) {
                 ])
                 .collect(),
         ),
-        Modal::ConfirmCancel if s.beside() => (
-            "Cancel the restore?",
-            vec![
-                Line::from("The restore stops at the next safe point."),
-                Line::from("Before the swap the live database is untouched and the new"),
-                Line::from("one is removed; after it, `rewind undo` swaps back."),
-                Line::from(""),
-                Line::from(vec![
-                    Span::styled("y", t.key()),
-                    Span::raw(" cancel   "),
-                    Span::styled("n", t.key()),
-                    Span::raw(" keep going"),
-                ]),
-            ],
-        ),
-        Modal::ConfirmCancel => (
-            "Cancel the restore?",
-            vec![
-                Line::from("The restore stops at the next safe point."),
-                Line::from("The database is then incomplete: run the restore again"),
-                Line::from("(it restarts from the drop) or restore the safety snapshot."),
-                Line::from(""),
-                Line::from(vec![
-                    Span::styled("y", t.key()),
-                    Span::raw(" cancel   "),
-                    Span::styled("n", t.key()),
-                    Span::raw(" keep going"),
-                ]),
-            ],
-        ),
+        Modal::ConfirmCancel => {
+            let after: [&str; 2] = if s.beside() {
+                [
+                    "Before the swap the live database is untouched and the new",
+                    "one is removed; after it, `rewind undo` swaps back.",
+                ]
+            } else {
+                [
+                    "The database is then incomplete: run the restore again",
+                    "(it restarts from the drop) or restore the safety snapshot.",
+                ]
+            };
+            (
+                "Cancel the restore?",
+                vec![
+                    Line::from("The restore stops at the next safe point."),
+                    Line::from(after[0]),
+                    Line::from(after[1]),
+                    Line::from(""),
+                    Line::from(vec![
+                        Span::styled("y", t.key()),
+                        Span::raw(" cancel   "),
+                        Span::styled("n", t.key()),
+                        Span::raw(" keep going"),
+                    ]),
+                ],
+            )
+        }
         Modal::ConfirmRun(step) => {
             let cmds = s
                 .action(*step)

@@ -73,6 +73,8 @@ pub enum ConfigError {
     #[error(transparent)]
     Safe(#[from] SafeError),
     #[error(transparent)]
+    Lock(#[from] super::lock::LockError),
+    #[error(transparent)]
     Journal(#[from] JournalError),
 }
 
@@ -582,6 +584,8 @@ pub fn restore(
     journal: &Journal,
     sink: &dyn Sink,
 ) -> Result<Vec<Restored>, ConfigError> {
+    // One change to the host at a time (re-entrant: `services finish` holds it already).
+    let _lock = super::lock::host(root, &super::lock::invocation())?;
     for n in names {
         if !RESTORABLE.contains(&n.as_str()) {
             return Err(ConfigError::Live {

@@ -78,16 +78,67 @@ fn redact_arg(a: &str) -> String {
     out
 }
 
-/// The host lock, held until dropped.
+/// The host lock, held until dropped. Re-entrant within one thread: an engine step that
+/// takes it while its caller, on the same thread, already holds it (a command that runs
+/// several steps) gets a guard of its own, and the lock is released when the outermost
+/// guard is dropped. Another thread or process is refused, as before. Not `Send`: a guard
+/// is dropped on the thread that took it.
 #[derive(Debug)]
 pub struct HostLock {
-    _file: nix::fcntl::Flock<fs::File>,
+    /// `None` for a nested guard.
+    _file: Option<nix::fcntl::Flock<fs::File>>,
     pub path: PathBuf,
+    _thread: std::marker::PhantomData<*const ()>,
+}
+
+thread_local! {
+    /// The host lock files this thread holds, with their guard counts.
+    static HELD: std::cell::RefCell<Vec<(PathBuf, usize)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl Drop for HostLock {
+    fn drop(&mut self) {
+        HELD.with(|h| {
+            let mut held = h.borrow_mut();
+            if let Some(i) = held.iter().position(|(p, _)| *p == self.path) {
+                held[i].1 -= 1;
+                if held[i].1 == 0 {
+                    held.remove(i);
+                }
+            }
+        });
+        // The file lock itself (outermost guard) is released when `_file` drops, after
+        // this.
+    }
 }
 
 /// Take the host lock (non-blocking). `command` is recorded for whoever finds it taken.
 pub fn host(root: &HostRoot, command: &str) -> Result<HostLock, LockError> {
     let path = root.join(HOST_LOCK);
+    let nested = HELD.with(|h| {
+        let mut held = h.borrow_mut();
+        match held.iter_mut().find(|(p, _)| *p == path) {
+            Some(entry) => {
+                entry.1 += 1;
+                true
+            }
+            None => false,
+        }
+    });
+    if nested {
+        return Ok(HostLock {
+            _file: None,
+            path,
+            _thread: std::marker::PhantomData,
+        });
+    }
+    let lock = take_host(path, command)?;
+    HELD.with(|h| h.borrow_mut().push((lock.path.clone(), 1)));
+    Ok(lock)
+}
+
+fn take_host(path: PathBuf, command: &str) -> Result<HostLock, LockError> {
     let err = |detail: String| LockError::HostFile {
         path: path.clone(),
         detail,
@@ -146,8 +197,9 @@ pub fn host(root: &HostRoot, command: &str) -> Result<HostLock, LockError> {
         .and_then(|_| locked.write_all(record.as_bytes()))
         .map_err(|e| err(e.to_string()))?;
     Ok(HostLock {
-        _file: locked,
+        _file: Some(locked),
         path,
+        _thread: std::marker::PhantomData,
     })
 }
 
@@ -262,6 +314,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_host_lock_is_reentrant_in_one_thread_and_released_by_the_outermost_guard() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(dir.path().to_path_buf());
+        let outer = host(&root, "rewind services finish").unwrap();
+        let inner = host(&root, "config restore").unwrap();
+        drop(inner);
+        // Still held: another open file description cannot take it.
+        let f = fs::File::open(&outer.path).unwrap();
+        let f = match nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+            Ok(_) => panic!("released by the inner guard"),
+            Err((f, e)) => {
+                assert_eq!(e, nix::errno::Errno::EWOULDBLOCK);
+                f
+            }
+        };
+        drop(outer);
+        assert!(
+            nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).is_ok(),
+            "released by the outermost guard"
+        );
+        // And taken afresh afterwards.
+        let again = host(&root, "x").unwrap();
+        assert!(again._file.is_some());
+    }
+
+    #[test]
     fn recorded_command_lines_never_hold_a_password() {
         let line = redact_args(
             [
@@ -289,9 +367,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = HostRoot::new(dir.path());
         let first = host(&root, "rewind restore --backup A").unwrap();
-        let err = host(&root, "rewind restore --backup B")
-            .unwrap_err()
-            .to_string();
+        // Another thread (as another process) is refused.
+        let err = std::thread::scope(|sc| {
+            sc.spawn(|| host(&root, "rewind restore --backup B").map(|_| ()))
+                .join()
+                .unwrap()
+        })
+        .unwrap_err()
+        .to_string();
         assert!(
             err.contains(&format!("pid {}", std::process::id())),
             "{err}"
