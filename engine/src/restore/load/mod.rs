@@ -298,28 +298,28 @@ const SCHEMA_BATCH_BYTES: usize = 256 * 1024;
 /// `CREATE DATABASE`, `CONCURRENTLY`, `ALTER SYSTEM`, `VACUUM`, tablespaces, `SELECT`s,
 /// psql-only text) runs alone, as psql runs it.
 fn batchable(sql: &str) -> bool {
-    let upper: String = sql
-        .split_whitespace()
-        .take(4)
-        .collect::<Vec<_>>()
-        .join(" ")
-        .to_ascii_uppercase();
-    let first = upper.split(' ').next().unwrap_or("");
-    if !matches!(
-        first,
-        "CREATE" | "ALTER" | "DROP" | "COMMENT" | "GRANT" | "REVOKE"
-    ) {
+    // Only the first words are read (no allocation): a statement that still cannot run in
+    // a transaction block (`DETACH PARTITION ... CONCURRENTLY`) fails its batch, which then
+    // runs statement by statement.
+    let mut words = sql.split_whitespace().take(5);
+    let first = words.next().unwrap_or("");
+    if !["CREATE", "ALTER", "DROP", "COMMENT", "GRANT", "REVOKE"]
+        .iter()
+        .any(|k| first.eq_ignore_ascii_case(k))
+    {
         return false;
     }
-    let banned = [
+    const BANNED: [&str; 5] = [
         "DATABASE",
         "TABLESPACE",
         "SYSTEM",
         "CONCURRENTLY",
         "SUBSCRIPTION",
     ];
-    !upper.split(' ').any(|w| banned.contains(&w))
-        && !sql.to_ascii_uppercase().contains("CONCURRENTLY")
+    !words.any(|w| {
+        let w = w.trim_end_matches(';');
+        BANNED.iter().any(|b| w.eq_ignore_ascii_case(b))
+    })
 }
 
 /// Load a plain pg_dump script from `input` (the decompressed stream, read once) into
