@@ -14,6 +14,11 @@
 #        over several tables with btree indexes and foreign keys; or wide: GitLab's scale of
 #        schema (1,000 tables, 4,000 indexes, about 1,500 foreign keys, ten large tables),
 #        FSYNC=on (default, production's setting) or off for the server,
+#        SERVER=omnibus (default: Omnibus GitLab's server settings, wal_level=minimal,
+#        maintenance_work_mem=16MB, a quarter of memory as shared_buffers, GitLab's
+#        timeouts and autovacuum) or pgdefault (PostgreSQL's defaults, wal_level=replica,
+#        shared_buffers=256MB, max_wal_size=2GB: the settings of the figures before
+#        2026-11-30's Omnibus runs),
 #        REPEAT=n (default 1): run the three restores n times, interleaved, per size; the
 #        summary gives each run and the median,
 #        VARIANTS='--sync-commit;--mwm 1GB': extra Rewind runs with these loader options
@@ -101,6 +106,7 @@ read -r -a SIZES <<<"${SIZES[*]}"
 JOBS=${JOBS:-2}
 DATASET=${DATASET:-gitlab}
 FSYNC=${FSYNC:-on}
+SERVER=${SERVER:-omnibus}
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 PORT=5499
 WORK=$(mktemp -d "${BENCH_DIR:-/tmp}/rewind-bench.XXXXXX")
@@ -128,10 +134,41 @@ cat >>"$WORK/data/postgresql.conf" <<EOF
 listen_addresses = ''
 unix_socket_directories = '$WORK'
 port = $PORT
-shared_buffers = 256MB
-max_wal_size = 2GB
 fsync = $FSYNC
 EOF
+if [[ "$SERVER" == omnibus ]]; then
+  # Omnibus GitLab's defaults (omnibus-gitlab files/gitlab-cookbooks/postgresql/attributes/
+  # default.rb): no WAL archiving or replication, a quarter of the memory for shared
+  # buffers, a small maintenance_work_mem, GitLab's timeouts and autovacuum thresholds.
+  mem_mb=$(awk '/^MemTotal:/ { print int($2 / 1024) }' /proc/meminfo)
+  cat >>"$WORK/data/postgresql.conf" <<EOF
+wal_level = minimal
+max_wal_senders = 0
+archive_mode = off
+shared_buffers = $((mem_mb / 4))MB
+work_mem = 16MB
+maintenance_work_mem = 16MB
+min_wal_size = 80MB
+max_wal_size = 1GB
+checkpoint_timeout = 5min
+checkpoint_completion_target = 0.9
+statement_timeout = 60000
+idle_in_transaction_session_timeout = 60000
+max_connections = 400
+max_locks_per_transaction = 128
+max_parallel_workers_per_gather = 0
+random_page_cost = 2.0
+default_statistics_target = 1000
+autovacuum_vacuum_scale_factor = 0.02
+autovacuum_analyze_scale_factor = 0.01
+autovacuum_vacuum_cost_delay = 20ms
+EOF
+else
+  cat >>"$WORK/data/postgresql.conf" <<EOF
+shared_buffers = 256MB
+max_wal_size = 2GB
+EOF
+fi
 as_pg "$PGBIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
 
 # A GitLab-like schema: a few large tables with several indexes and foreign keys, many
@@ -457,5 +494,5 @@ for mb in "${SIZES[@]}"; do
 done
 
 echo
-echo "== results (dataset=$DATASET, fsync=$FSYNC, jobs=$JOBS, $(nproc) cores)"
+echo "== results (dataset=$DATASET, server=$SERVER, fsync=$FSYNC, jobs=$JOBS, $(nproc) cores)"
 printf '%s\n' "${RESULTS[@]}"
