@@ -162,6 +162,8 @@ default_statistics_target = 1000
 autovacuum_vacuum_scale_factor = 0.02
 autovacuum_analyze_scale_factor = 0.01
 autovacuum_vacuum_cost_delay = 20ms
+deadlock_timeout = 5s
+log_lock_waits = on
 EOF
 else
   cat >>"$WORK/data/postgresql.conf" <<EOF

@@ -793,3 +793,130 @@ fn foreign_keys_in_the_post_data_pool_equal_psql() {
     assert!(report.failed[0].object.contains("notes_author_id_fkey"));
     assert_same(&c, "bad_psql", "bad_load");
 }
+
+const KEY_SQL: &str = r#"
+CREATE TABLE public.builds (id bigint PRIMARY KEY, "Token" text NOT NULL, project_id bigint NOT NULL,
+  iid int NOT NULL, note text, CONSTRAINT "Builds token" UNIQUE ("Token"),
+  CONSTRAINT builds_project_iid UNIQUE (project_id, iid));
+CREATE INDEX index_builds_on_note ON public.builds (note);
+CREATE TABLE public.tags (id bigint NOT NULL, name text,
+  CONSTRAINT tags_name_key UNIQUE (name) DEFERRABLE INITIALLY DEFERRED);
+ALTER TABLE public.tags ADD CONSTRAINT tags_pkey PRIMARY KEY (id) WITH (fillfactor = 70);
+CREATE TABLE public.refs (id bigint PRIMARY KEY, build_token text REFERENCES public.builds("Token"),
+  build_id bigint REFERENCES public.builds(id));
+INSERT INTO public.builds SELECT g, 'tok' || g, g % 50, g, repeat(md5(g::text), 3)
+  FROM generate_series(1, 20000) g;
+INSERT INTO public.tags SELECT g, 'tag' || g FROM generate_series(1, 500) g;
+INSERT INTO public.refs SELECT g, 'tok' || (g % 20000 + 1), g % 20000 + 1 FROM generate_series(1, 5000) g;
+"#;
+
+/// Per key constraint in the pool, the connection events that name it.
+fn stages(sink: &Workers, name: &str) -> usize {
+    sink.0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, w)| w.as_deref().is_some_and(|w| w.contains(name)))
+        .count()
+}
+
+#[test]
+fn keys_built_as_unique_indexes_then_attached_equal_psql() {
+    let c = TempCluster::start().expect("cluster");
+    c.create_database("src").expect("db");
+    sql(&c, "src", KEY_SQL);
+    let dump = pg_dump(&c, "src", &["--clean", "--if-exists"]);
+    c.create_database("by_psql").expect("db");
+    c.create_database("by_load").expect("db");
+    let stderr = psql_restore(&c, "by_psql", None, &dump);
+    assert!(!stderr.contains("ERROR"), "{stderr}");
+    let sink = Workers(Default::default());
+    let report = load_dump(&dump[..], &opts(&c, "by_load", 2), &sink).expect("load");
+    assert_same(&c, "by_psql", "by_load");
+    assert_same(&c, "src", "by_load");
+    check_report(&c, "by_load", &report);
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    // Plain keys ran in two stages (index, then attach); the ones with options as written.
+    for key in [
+        "builds_pkey",
+        "Builds token",
+        "builds_project_iid",
+        "refs_pkey",
+    ] {
+        assert_eq!(stages(&sink, key), 2, "{key}: {:?}", sink.0.lock().unwrap());
+    }
+    for key in ["tags_pkey", "tags_name_key"] {
+        assert_eq!(stages(&sink, key), 1, "{key}: {:?}", sink.0.lock().unwrap());
+    }
+
+    // Duplicates in a key: the error is psql's, names the dump's statement, and nothing of
+    // the attempt is left (the databases stay equal with --continue-on-error).
+    let text = String::from_utf8(dump.clone()).expect("utf8");
+    let at = text.find("COPY public.builds ").expect("builds copy");
+    let row_at = at + text[at..].find('\n').expect("header end") + 1;
+    let bad = format!(
+        "{}7\tdup-token\t999\t999\tduplicate id\n{}",
+        &text[..row_at],
+        &text[row_at..]
+    );
+    for db in ["dup_psql", "dup_load", "dup_stop"] {
+        c.create_database(db).expect("db");
+    }
+    let stderr = psql_restore(&c, "dup_psql", None, bad.as_bytes());
+    let psql_errors = stderr.lines().filter(|l| l.contains("ERROR:")).count();
+    assert!(stderr.contains("builds_pkey"), "{stderr}");
+    let err = load_dump(bad.as_bytes(), &opts(&c, "dup_stop", 2), &NullSink).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("builds_pkey")
+            && msg.contains("could not create unique index")
+            && msg.contains("ADD CONSTRAINT builds_pkey PRIMARY KEY (id)"),
+        "{msg}"
+    );
+    let mut o = opts(&c, "dup_load", 2);
+    o.continue_on_error = true;
+    let report = load_dump(bad.as_bytes(), &o, &NullSink).expect("continue");
+    assert_eq!(
+        report.failed.len() + report.ignored.len(),
+        psql_errors,
+        "psql: {stderr}\n{:?}",
+        report.failed
+    );
+    assert_same(&c, "dup_psql", "dup_load");
+
+    // Over a table that already has another primary key (its drop was not in the dump):
+    // the index builds, the attach is refused, the index is dropped again and the dump's
+    // statement gives psql's error.
+    let plain = pg_dump(&c, "src", &[]);
+    for db in ["pre_psql", "pre_load"] {
+        c.create_database(db).expect("db");
+        sql(
+            &c,
+            db,
+            "CREATE TABLE public.builds (id bigint CONSTRAINT old_pkey PRIMARY KEY, \"Token\" text NOT NULL, \
+             project_id bigint NOT NULL, iid int NOT NULL, note text); \
+             INSERT INTO public.builds VALUES (1, 'old', 1, 1, 'kept');",
+        );
+    }
+    let stderr = psql_restore(&c, "pre_psql", None, &plain);
+    assert!(stderr.contains("multiple primary keys"), "{stderr}");
+    let psql_errors = stderr.lines().filter(|l| l.contains("ERROR:")).count();
+    let mut o = opts(&c, "pre_load", 2);
+    o.continue_on_error = true;
+    let report = load_dump(&plain[..], &o, &NullSink).expect("continue");
+    assert_eq!(
+        report.failed.len() + report.ignored.len(),
+        psql_errors,
+        "psql: {stderr}\n{:?}",
+        report.failed
+    );
+    assert!(
+        report
+            .failed
+            .iter()
+            .any(|e| e.message.contains("multiple primary keys")),
+        "{:?}",
+        report.failed
+    );
+    assert_same(&c, "pre_psql", "pre_load");
+}

@@ -39,6 +39,7 @@
 //! behaviour).
 
 mod data;
+mod keyindex;
 mod post;
 mod session;
 
@@ -514,7 +515,14 @@ impl Loader<'_> {
                 match kind {
                     Kind::Session { key } => self.session = self.session.with(&key, &s.sql),
                     Kind::Index { table } => self.push_unit(s, table, UnitKind::Index),
-                    Kind::KeyConstraint { table } => self.push_unit(s, table, UnitKind::Key),
+                    Kind::KeyConstraint { table } => {
+                        let via_index = if self.partitioned.contains(&table) {
+                            None
+                        } else {
+                            keyindex::key_via_index(&s.sql, &table)
+                        };
+                        self.push_unit(s, table, UnitKind::Key { via_index })
+                    }
                     Kind::PostData => match foreign_key(&s.sql) {
                         // Only a plain table's foreign key, both names schema-qualified as
                         // pg_dump writes them (the pool tracks locks by name).
@@ -593,6 +601,8 @@ impl Loader<'_> {
             session: self.session.clone(),
             weight,
             order: self.order,
+            index_built: None,
+            spent: 0.0,
         });
     }
 

@@ -3,7 +3,9 @@
 //! Lock levels (PostgreSQL documentation, "Explicit Locking" and `ALTER TABLE`):
 //! - `CREATE INDEX` takes SHARE on its table: several builds on one table run at once.
 //! - `ALTER TABLE ... ADD CONSTRAINT ... PRIMARY KEY|UNIQUE|EXCLUDE` takes ACCESS EXCLUSIVE:
-//!   it runs alone on its table.
+//!   it runs alone on its table. The plain form pg_dump writes is split in two
+//!   (`keyindex.rs`): its unique index built under SHARE beside the table's other builds,
+//!   then attached under ACCESS EXCLUSIVE, alone on the table but without a build.
 //! - `ALTER TABLE ... ADD CONSTRAINT ... FOREIGN KEY` takes SHARE ROW EXCLUSIVE on the table
 //!   and on the referenced table. That mode conflicts with SHARE (index builds), with
 //!   ACCESS EXCLUSIVE (keys) and with itself, so a foreign key runs alone on both its tables.
@@ -28,6 +30,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use super::keyindex::KeyViaIndex;
 use super::session::{skip_reason, Conn, Outcome, OwnedElsewhere, Session, StatementFacts};
 use crate::dump::{QualifiedName, Statement};
 use crate::progress::{Cancel, Phase};
@@ -37,8 +40,10 @@ use crate::progress::{Cancel, Phase};
 pub(crate) enum UnitKind {
     /// `CREATE INDEX`: SHARE on `table`.
     Index,
-    /// Primary key, unique or exclusion constraint: ACCESS EXCLUSIVE on `table`.
-    Key,
+    /// Primary key, unique or exclusion constraint: ACCESS EXCLUSIVE on `table`. With
+    /// `via_index`, two stages: the unique index under SHARE, then the attach under ACCESS
+    /// EXCLUSIVE.
+    Key { via_index: Option<KeyViaIndex> },
     /// Foreign key: SHARE ROW EXCLUSIVE on `table` and `references`, after their indexes.
     ForeignKey { references: QualifiedName },
 }
@@ -53,6 +58,10 @@ pub(crate) struct IndexUnit {
     pub weight: u64,
     /// Position in the dump (tie-break, and the order results are accounted in).
     pub order: usize,
+    /// A two-stage key: whether its first stage (the unique index) succeeded, once run.
+    pub index_built: Option<bool>,
+    /// Seconds spent on earlier stages.
+    pub spent: f64,
 }
 
 impl IndexUnit {
@@ -64,11 +73,17 @@ impl IndexUnit {
         }
     }
 
+    /// Whether this is the first stage of a two-stage key (its unique index, under SHARE).
+    fn first_stage(&self) -> bool {
+        matches!(&self.kind, UnitKind::Key { via_index: Some(_) }) && self.index_built.is_none()
+    }
+
     /// The tables it locks, each with whether the lock excludes every other unit.
     fn locks(&self) -> Vec<(&QualifiedName, bool)> {
         match &self.kind {
             UnitKind::Index => vec![(&self.table, false)],
-            UnitKind::Key => vec![(&self.table, true)],
+            UnitKind::Key { .. } if self.first_stage() => vec![(&self.table, false)],
+            UnitKind::Key { .. } => vec![(&self.table, true)],
             UnitKind::ForeignKey { references } if references == &self.table => {
                 vec![(&self.table, true)]
             }
@@ -80,7 +95,7 @@ impl IndexUnit {
 
     /// Whether it builds an index (something foreign keys wait for).
     fn builds_index(&self) -> bool {
-        matches!(self.kind, UnitKind::Index | UnitKind::Key)
+        matches!(self.kind, UnitKind::Index | UnitKind::Key { .. })
     }
 }
 
@@ -159,7 +174,7 @@ impl Sched {
                 }
             }
         }
-        if u.builds_index() {
+        if u.builds_index() && !u.first_stage() {
             if let Some(n) = self.unbuilt.get_mut(&u.table) {
                 *n = n.saturating_sub(1);
             }
@@ -186,7 +201,7 @@ pub(crate) fn run_units(
     continue_on_error: bool,
     hooks: &Hooks<'_>,
 ) -> (Vec<UnitResult>, Vec<Conn>, Vec<SlotStats>) {
-    units.sort_by(|a, b| b.weight.cmp(&a.weight).then(a.order.cmp(&b.order)));
+    units.sort_by(priority);
     let mut unbuilt: HashMap<QualifiedName, usize> = HashMap::new();
     for u in units.iter().filter(|u| u.builds_index()) {
         *unbuilt.entry(u.table.clone()).or_default() += 1;
@@ -233,6 +248,42 @@ pub(crate) fn run_units(
     });
     let s = sched.into_inner().unwrap_or_else(|p| p.into_inner());
     (s.results, usable, stats)
+}
+
+/// Largest work first, dump order on ties.
+fn priority(a: &IndexUnit, b: &IndexUnit) -> std::cmp::Ordering {
+    b.weight.cmp(&a.weight).then(a.order.cmp(&b.order))
+}
+
+/// Run a statement; a deadlock between concurrent units is Rewind's doing, not the dump's:
+/// run it again once.
+fn run_retrying(conn: &mut Conn, sql: &str) -> Outcome {
+    let o = conn.run(sql);
+    if matches!(&o, Outcome::Failed(_, Some(code)) if code == "40P01") {
+        return conn.run(sql);
+    }
+    o
+}
+
+/// Run one stage of a unit. The second stage of a two-stage key attaches its index, or
+/// (when the index failed, or the attach does) drops it and runs the dump's statement, so
+/// the outcome is psql's.
+fn run_stage(conn: &mut Conn, unit: &IndexUnit) -> Outcome {
+    let UnitKind::Key { via_index: Some(k) } = &unit.kind else {
+        return run_retrying(conn, &unit.stmt.sql);
+    };
+    match unit.index_built {
+        None => run_retrying(conn, &k.index_sql),
+        Some(true) => match run_retrying(conn, &k.attach_sql) {
+            Outcome::Ok => Outcome::Ok,
+            Outcome::Fatal(m) => Outcome::Fatal(m),
+            _ => match conn.run(&k.drop_sql) {
+                Outcome::Fatal(m) => Outcome::Fatal(m),
+                _ => run_retrying(conn, &unit.stmt.sql),
+            },
+        },
+        Some(false) => run_retrying(conn, &unit.stmt.sql),
+    }
 }
 
 /// When a worker stops taking work.
@@ -298,23 +349,33 @@ fn unit_worker(
         let started = Instant::now();
         let outcome = match conn.apply(&unit.session) {
             Err(m) => Outcome::Fatal(m),
-            Ok(()) => {
-                let mut o = conn.run(&unit.stmt.sql);
-                // A deadlock between concurrent units is Rewind's doing, not the dump's:
-                // run the statement again once.
-                if matches!(&o, Outcome::Failed(_, Some(code)) if code == "40P01") {
-                    o = conn.run(&unit.stmt.sql);
-                }
-                o
-            }
+            Ok(()) => run_stage(&mut conn, &unit),
         };
         let fatal = matches!(outcome, Outcome::Fatal(_));
+        let elapsed = started.elapsed().as_secs_f64();
+        stats.busy_seconds += elapsed;
+        let mut unit = unit;
+        if unit.first_stage() && !fatal {
+            // Back into the queue for the attach; any error of the index stage is settled
+            // by running the dump's own statement there.
+            {
+                let mut s = sched.lock().unwrap_or_else(|p| p.into_inner());
+                s.release(&unit);
+                unit.index_built = Some(matches!(outcome, Outcome::Ok));
+                unit.spent += elapsed;
+                let at = s
+                    .pending
+                    .partition_point(|p| priority(p, &unit) == std::cmp::Ordering::Less);
+                s.pending.insert(at, unit);
+            }
+            cv.notify_all();
+            continue;
+        }
         if policy.stops(&unit.stmt.sql, &outcome) {
             stop.store(true, Ordering::SeqCst);
         }
-        let seconds = started.elapsed().as_secs_f64();
         stats.units += 1;
-        stats.busy_seconds += seconds;
+        let seconds = unit.spent + elapsed;
         let result = UnitResult {
             unit,
             outcome,
@@ -353,6 +414,8 @@ mod tests {
             session: Arc::new(Session::default()),
             weight: 0,
             order: 0,
+            index_built: None,
+            spent: 0.0,
         }
     }
 
@@ -381,7 +444,7 @@ mod tests {
     #[test]
     fn foreign_keys_wait_for_both_tables_indexes_and_run_alone_on_them() {
         let gin = unit("notes", UnitKind::Index);
-        let users_key = unit("users", UnitKind::Key);
+        let users_key = unit("users", UnitKind::Key { via_index: None });
         let notes_users = fk("notes", "users");
         let projects_users = fk("projects", "users");
         let tree = fk("namespaces", "namespaces");
