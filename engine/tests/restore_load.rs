@@ -920,3 +920,107 @@ fn keys_built_as_unique_indexes_then_attached_equal_psql() {
     );
     assert_same(&c, "pre_psql", "pre_load");
 }
+
+/// Records, when a table's data has gone, that table's storage options as another
+/// session sees them.
+struct Reloptions {
+    spec: rewind_engine::pg::conn::ConnSpec,
+    seen: std::sync::Mutex<Vec<(String, Option<Vec<String>>)>>,
+}
+
+impl rewind_engine::progress::Sink for Reloptions {
+    fn event(&self, e: rewind_engine::progress::Event) {
+        if let rewind_engine::progress::Event::TableLoaded { table, .. } = e {
+            let mut c = self.spec.connect().expect("observer");
+            let opts: Option<Vec<String>> = c
+                .query_one(
+                    "SELECT reloptions FROM pg_class WHERE oid = $1::text::regclass",
+                    &[&table],
+                )
+                .expect("reloptions")
+                .get(0);
+            self.seen.lock().unwrap().push((table, opts));
+        }
+    }
+}
+
+fn reloptions(c: &TempCluster, db: &str, table: &str) -> Option<Vec<String>> {
+    c.connect(db)
+        .expect("connect")
+        .query_one(
+            "SELECT reloptions FROM pg_class WHERE oid = $1::text::regclass",
+            &[&table],
+        )
+        .expect("reloptions")
+        .get(0)
+}
+
+#[test]
+fn autovacuum_is_off_for_large_tables_while_they_load_and_back_after() {
+    let c = TempCluster::start().expect("cluster");
+    c.create_database("src").expect("db");
+    sql(&c, "src", KEY_SQL);
+    sql(
+        &c,
+        "src",
+        "CREATE TABLE public.tuned (id bigint, v text) WITH (autovacuum_enabled = false, fillfactor = 80);
+         INSERT INTO public.tuned SELECT g, repeat('x', 100) FROM generate_series(1, 5000) g;",
+    );
+    let dump = pg_dump(&c, "src", &["--clean", "--if-exists"]);
+    c.create_database("by_psql").expect("db");
+    c.create_database("by_load").expect("db");
+    psql_restore(&c, "by_psql", None, &dump);
+    let sink = Reloptions {
+        spec: c.conn_spec("by_load"),
+        seen: Default::default(),
+    };
+    load_dump(&dump[..], &opts(&c, "by_load", 2), &sink).expect("load");
+    let seen = sink.seen.lock().unwrap().clone();
+    let during = |t: &str| {
+        seen.iter()
+            .find(|(n, _)| n == t)
+            .unwrap_or_else(|| panic!("{t} not seen: {seen:?}"))
+            .1
+            .clone()
+    };
+    // The large table was kept from autovacuum while it loaded; a small one and one with
+    // its own options were left alone.
+    assert_eq!(
+        during("public.builds"),
+        Some(vec!["autovacuum_enabled=false".to_string()])
+    );
+    assert_eq!(during("public.tags"), None);
+    assert_eq!(
+        during("public.tuned"),
+        Some(vec![
+            "autovacuum_enabled=false".to_string(),
+            "fillfactor=80".to_string()
+        ])
+    );
+    // Afterwards: as psql leaves it.
+    assert_eq!(reloptions(&c, "by_load", "public.builds"), None);
+    assert_same(&c, "by_psql", "by_load");
+
+    // A load that fails after the data (a duplicate key) resets it too.
+    let text = String::from_utf8(dump).expect("utf8");
+    let at = text.find("COPY public.builds ").expect("builds copy");
+    let row_at = at + text[at..].find('\n').expect("header end") + 1;
+    let bad = format!(
+        "{}7\tdup-token\t999\t999\tduplicate id\n{}",
+        &text[..row_at],
+        &text[row_at..]
+    );
+    c.create_database("failed").expect("db");
+    let sink = Reloptions {
+        spec: c.conn_spec("failed"),
+        seen: Default::default(),
+    };
+    load_dump(bad.as_bytes(), &opts(&c, "failed", 2), &sink).unwrap_err();
+    assert!(sink
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|(t, o)| t == "public.builds" && o.is_some()));
+    assert_eq!(reloptions(&c, "failed", "public.builds"), None);
+}

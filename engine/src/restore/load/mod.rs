@@ -38,6 +38,7 @@
 //! other error stops the load unless [`LoadOptions::continue_on_error`] is set (GitLab's
 //! behaviour).
 
+mod autovacuum;
 mod data;
 mod keyindex;
 mod post;
@@ -245,6 +246,12 @@ pub enum LoadError {
     Cancelled { at: Position },
     #[error("the dump switches to database `{target}` with \\connect at {at} (a pg_dump -C or pg_dumpall script): Rewind restores one database; use a dump of the database alone")]
     OtherDatabase { target: String, at: Position },
+    #[error("the dump was loaded, but autovacuum could not be switched back on for {tables} ({detail}); Rewind switched it off during the load. Before starting GitLab, run as the database owner: {fix}")]
+    AutovacuumLeftOff {
+        tables: String,
+        detail: String,
+        fix: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -288,6 +295,10 @@ struct Loader<'a> {
     /// Schema statements waiting to be sent together ([`Loader::flush_schema`]).
     schema_batch: Vec<Statement>,
     schema_batch_bytes: usize,
+    /// Tables this load created that autovacuum may be switched off for
+    /// ([`autovacuum::candidate`]), and those it was switched off for.
+    created: HashSet<QualifiedName>,
+    autovacuum_off: Vec<QualifiedName>,
 }
 
 /// At most this many schema statements, or bytes of them, in one round trip.
@@ -356,12 +367,20 @@ pub fn load_dump<R: BufRead>(
         partitioned: HashSet::new(),
         schema_batch: Vec::new(),
         schema_batch_bytes: 0,
+        created: HashSet::new(),
+        autovacuum_off: Vec::new(),
     };
     let mut parser = DumpParser::new(input);
     let result = loader.run(&mut parser);
     loader.report.bytes = parser.bytes_read();
     if let Err(e) = result {
         loader.abort_pool();
+        // As far as the connection allows; the restore must run again anyway.
+        let _ = loader.autovacuum_back_on();
+        loader.end_phase(false);
+        return Err(e);
+    }
+    if let Err(e) = loader.autovacuum_back_on() {
         loader.end_phase(false);
         return Err(e);
     }
@@ -637,8 +656,9 @@ impl Loader<'_> {
             }
             match self.main.run(&sql) {
                 Outcome::Ok => {
-                    for _ in &batch {
+                    for st in &batch {
                         self.count(Phase::Schema);
+                        self.note_created(st);
                     }
                     return Ok(());
                 }
@@ -660,7 +680,84 @@ impl Loader<'_> {
         }
         let outcome = self.main.run(&s.sql);
         self.count(phase);
+        if matches!(outcome, Outcome::Ok) {
+            self.note_created(s);
+        }
         self.account(phase, s, outcome)
+    }
+
+    /// Remember a table this load created (autovacuum may be switched off for it).
+    fn note_created(&mut self, s: &Statement) {
+        if let Some(t) = autovacuum::candidate(&s.sql) {
+            self.created.insert(t);
+        }
+    }
+
+    /// Switch autovacuum off for a large table this load created, before its data goes.
+    fn autovacuum_off(&mut self, table: &QualifiedName) -> Result<(), LoadError> {
+        if !self.created.remove(table) {
+            return Ok(());
+        }
+        match self.main.run(&autovacuum::off_sql(table)) {
+            Outcome::Ok => {
+                self.autovacuum_off.push(table.clone());
+                Ok(())
+            }
+            Outcome::Fatal(detail) => Err(LoadError::ConnectionLost {
+                phase: "data",
+                object: format!("TABLE {table}"),
+                at: Position::default(),
+                detail,
+            }),
+            // Not ours to change after all: loaded as it is.
+            Outcome::Failed(..) | Outcome::Ignored(..) => Ok(()),
+        }
+    }
+
+    /// Reset autovacuum on every table it was switched off for (one round trip; one by one
+    /// when that fails, naming what could not be reset).
+    fn autovacuum_back_on(&mut self) -> Result<(), LoadError> {
+        if self.autovacuum_off.is_empty() {
+            return Ok(());
+        }
+        let tables = std::mem::take(&mut self.autovacuum_off);
+        let all: String = tables
+            .iter()
+            .map(autovacuum::reset_sql)
+            .collect::<Vec<_>>()
+            .join("\n");
+        if matches!(self.main.run(&all), Outcome::Ok) {
+            return Ok(());
+        }
+        let mut left = Vec::new();
+        let mut detail = String::new();
+        for t in &tables {
+            let o = self.main.run(&autovacuum::reset_sql(t));
+            let m = match o {
+                Outcome::Ok => continue,
+                Outcome::Fatal(m) | Outcome::Failed(m, _) | Outcome::Ignored(m, _) => m,
+            };
+            if detail.is_empty() {
+                detail = m;
+            }
+            left.push(t.clone());
+        }
+        if left.is_empty() {
+            return Ok(());
+        }
+        Err(LoadError::AutovacuumLeftOff {
+            tables: left
+                .iter()
+                .map(|t| t.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            detail,
+            fix: left
+                .iter()
+                .map(|t| format!("ALTER TABLE {} RESET (autovacuum_enabled);", t.quoted()))
+                .collect::<Vec<_>>()
+                .join(" "),
+        })
     }
 
     fn lost(&self, phase: Phase, s: &Statement, detail: String) -> LoadError {
@@ -769,6 +866,13 @@ impl Loader<'_> {
                 first.push(buf);
             }
         }
+        if !done {
+            // A large table: keep autovacuum off it until the load ends.
+            self.autovacuum_off(&table)?;
+        }
+        let Some(pool) = self.pool.as_mut() else {
+            return Ok(());
+        };
         let job = pool.begin(header, self.session.clone(), first, done);
         let Some(job) = job else {
             return self.finish_pool();
