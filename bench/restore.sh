@@ -23,8 +23,8 @@
 #        summary gives each run and the median,
 #        VARIANTS='--sync-commit;--mwm 1GB': extra Rewind runs with these loader options
 #        (`;`-separated), interleaved with the others (to measure session settings),
-# Rewind's time includes its first pass over the dump (the restore does that pass before the
-# drop anyway).
+# Rewind's time is the loader's alone (engine/examples/load_dump.rs): `rewind restore` reads
+# the dump once more before the drop (its catalogue pass, about 1 s per 500 MB here).
 # Needs: root (runs the server as `postgres`), PostgreSQL server binaries, gzip, cargo.
 #
 # Measured 2026-11-25 (2 cores shared with ~7 concurrent builds, load average ~15-20; PG 15,
@@ -98,6 +98,44 @@
 #   run 1: psql 20.9s | rewind 14.6s (22.7 MB) | pg_restore -j2 19.4s | 0.70x, 0.75x
 #   run 2: psql 22.6s | rewind 15.5s (22.3 MB) | pg_restore -j2 21.0s | 0.69x, 0.74x
 #   median: 0.69x psql, 0.74x pg_restore; schema 5.4s, pool 9.3s. `pg_dump -s` identical.
+#
+# OMNIBUS'S SERVER SETTINGS (SERVER=omnibus, now the default), quiet machine, 2026-11-30,
+# fsync=on, 2 cores, jobs=2, PG 15; the figures above ran with PostgreSQL's defaults.
+# Omnibus runs wal_level=minimal (pg_restore -j2 skips WAL for every table it TRUNCATEs and
+# COPYs in one transaction; index builds skip it for everyone), maintenance_work_mem 16MB,
+# autovacuum thresholds ten times lower and deadlock_timeout 5s. That last pair matters
+# most: an autovacuum worker that gets to a freshly loaded table holds SHARE UPDATE
+# EXCLUSIVE until a build has waited 5s for it (server log: "still waiting for
+# AccessExclusiveLock", then "canceling autovacuum task"); psql's serial restore pays it
+# on each large table.
+#   before (commit 2f86038), DATASET=skewed REPEAT=1 twice:
+#     psql 37.9s | rewind 25.2s | pg_restore -j2 23.3s | 0.67x psql, 1.08x pg_restore
+#     psql 39.5s | rewind 24.1s | pg_restore -j2 18.5s | 0.61x psql, 1.31x pg_restore
+#     with deadlock_timeout=5s added: psql 34.4s | rewind 30.5s | pg_restore 22.8s; Rewind's
+#     ci_builds and events keys "built" in 5.4s and 4.5s: lock waits behind autovacuum.
+#   keys as unique index + USING INDEX, autovacuum off the large tables while they load
+#   (DATASET=skewed REPEAT=3 KEEP=1 bench/restore.sh 500):
+#     run 1: psql 49.5s | rewind 22.6s (32.8 MB) | pg_restore -j2 18.7s | 0.46x, 1.21x
+#     run 2: psql 39.5s | rewind 19.9s (31.5 MB) | pg_restore -j2 19.9s | 0.50x, 1.00x
+#     run 3: psql 53.1s | rewind 24.6s (31.8 MB) | pg_restore -j2 19.5s | 0.46x, 1.26x
+#     median: psql 49.5s | rewind 22.6s | pg_restore -j2 19.5s | 0.46x psql, 1.16x pg_restore
+#     Rewind's phases: data 6.9-7.7s (both connections busy throughout), pool 12.4-16.2s
+#     (the trigram GIN 10.0-13.3s on one connection, 8s when built alone), tail 0.5-0.8s;
+#     no Rewind build waited on autovacuum (server log). `pg_dump -s` identical for all.
+#   DATASET=wide REPEAT=2 bench/restore.sh 20 (1,000 tables, 3,994 indexes and keys, 1,496
+#   foreign keys):
+#     run 1: psql 19.5s | rewind 9.8s (24.2 MB) | pg_restore -j2 19.4s | 0.50x, 0.50x
+#     run 2: psql 19.7s | rewind 9.4s (24.9 MB) | pg_restore -j2 22.5s | 0.48x, 0.42x
+#     median: 0.49x psql, 0.46x pg_restore; schema 2.8-3.1s, data 0.5s, pool 5.9-6.2s.
+#   Why the skewed case stays above pg_restore: its critical path is notes' data plus its
+#   GIN build. pg_restore starts notes' COPY first (largest first, one transaction with
+#   TRUNCATE: no WAL) and its GIN at ~5s; Rewind reads the dump as one stream, in dump order,
+#   so notes (fifth of seven tables) is complete at ~6-7s even with both connections on
+#   it, and the whole restore is ~38-40 connection-seconds of server work on 2 cores, at
+#   least ~19s in any order; pg_restore's WAL-free COPYs are less work.
+#   Measured and not adopted: the GIN index created before notes' data (split COPY then
+#   maintains it through the pending list): 16.6s against 12.6s for COPY then build;
+#   maintenance_work_mem 16MB-256MB for that build: 7.7-10.1s, within noise.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
