@@ -131,7 +131,7 @@
 #   GIN build. pg_restore starts notes' COPY first (largest first, one transaction with
 #   TRUNCATE: no WAL) and its GIN at ~5s; Rewind reads the dump as one stream, in dump order,
 #   so notes (fifth of seven tables) is complete at ~6-7s even with both connections on
-#   it, and the whole restore is ~38-40 connection-seconds of server work on 2 cores, at
+#   it, and the whole restore is ~36-40 connection-seconds of server work on 2 cores, at
 #   least ~19s in any order; pg_restore's WAL-free COPYs are less work.
 #   Measured and not adopted: the GIN index created before notes' data (split COPY then
 #   maintains it through the pending list): 16.6s against 12.6s for COPY then build;
