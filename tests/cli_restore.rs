@@ -374,6 +374,17 @@ fn restore_after_a_failed_upgrade_equals_gitlabs_pipeline() {
             );
         }
     }
+    // The dump's catalogue was read while the archive was verified, not in a pass of its own.
+    assert!(
+        jtext.lines().any(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["step"] == "restore.main.catalog"
+                && v["stage"] == "end"
+                && v["detail"]["read_while_verifying"] == true
+                && v["detail"]["objects"].as_u64().unwrap_or(0) > 0
+        }),
+        "{jtext}"
+    );
 
     // A re-run restores the same result (drop + load is idempotent).
     let out = f.rewind(

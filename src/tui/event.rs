@@ -218,6 +218,9 @@ pub enum Command {
     LoadInventory {
         host: Host,
         backup: BackupRow,
+        /// The preflight's end-to-end read of the archive: its dump catalogues are used
+        /// while the archive is unchanged, instead of reading each dump again.
+        verified: Option<Box<Verified>>,
     },
     /// Write the rows created since the backup to a salvage directory (before the drop).
     Salvage {

@@ -289,11 +289,15 @@ impl Executor {
                     let _ = tx.send(Event::Engine(Msg::Salvaged(r)));
                 });
             }
-            Command::LoadInventory { host, backup } => {
+            Command::LoadInventory {
+                host,
+                backup,
+                verified,
+            } => {
                 let root = self.opts.root.clone();
                 let tx = self.tx.clone();
                 self.spawn(move || {
-                    let r = inventory(&root, &host.installation, &backup);
+                    let r = inventory(&root, &host.installation, &backup, verified.as_deref());
                     let _ = tx.send(Event::Engine(Msg::Inventory(r)));
                     let r = repo_plan(&root, &host.installation, &backup);
                     let _ = tx.send(Event::Engine(Msg::Repositories(r)));
@@ -795,6 +799,7 @@ fn restore_options(snapshot: bool) -> RestoreOptions {
         drop: DropOptions::default(),
         throwaway: false,
         beside: None,
+        catalogs: BTreeMap::new(),
     }
 }
 
@@ -804,6 +809,7 @@ fn inventory(
     root: &HostRoot,
     inst: &Installation,
     backup: &BackupRow,
+    verified: Option<&rewind_engine::backup::verify::Verified>,
 ) -> Result<Vec<Inventory>, String> {
     let jobs = jobs_of(inst);
     if jobs.is_empty() {
@@ -814,6 +820,9 @@ fn inventory(
     // The plan needs confirmations to say "runnable"; the inventory does not.
     let mut opts = restore_options(true);
     opts.confirm_drop = jobs.iter().map(|j| j.spec.dbname.clone()).collect();
+    if let Some(report) = verified.and_then(|v| v.still_valid(&backup.path)) {
+        opts.catalogs = report.catalogs();
+    }
     let plan = build_plan(
         &source,
         &jobs,

@@ -58,6 +58,12 @@ fn lists_and_verifies_a_gzip_backup() {
         db.decoded_bytes,
         Some(fs::metadata(sql_dump()).unwrap().len())
     );
+    // The dump's catalogue was read on the way, as the restore's own pass reads it.
+    let (own, _) =
+        crate::restore::leftovers::read_catalog(fs::File::open(sql_dump()).unwrap(), "dump")
+            .unwrap();
+    assert!(!own.is_empty());
+    assert_eq!(db.catalog.as_deref(), Some(&own));
     let up = report
         .members
         .iter()
@@ -565,4 +571,33 @@ fn unparsable_manifest_version_is_not_taken_from_the_file_name() {
         "{err}"
     );
     assert!(check_version(&facts, true).is_ok());
+}
+
+#[test]
+fn a_dump_that_decodes_but_does_not_parse_verifies_without_a_catalogue() {
+    let tmp = tempfile::tempdir().unwrap();
+    let staging =
+        super::testkit::Staging::new(Some(&information("16.10.3-ee", &[])), DumpCompression::Gzip);
+    // Valid gzip; a COPY block the stream ends inside (the load reports that, not verify).
+    let sql = tmp.path().join("cut.sql");
+    fs::write(
+        &sql,
+        "--\n-- PostgreSQL database dump\n--\n\nCREATE TABLE public.t (a integer);\nCOPY public.t (a) FROM stdin;\n1\n2\n",
+    )
+    .unwrap();
+    super::testkit::pipe_file(
+        Command::new("gzip").args(["-c", "-1"]),
+        &sql,
+        &staging.dir.join("db/database.sql.gz"),
+    );
+    let path = tmp.path().join(format!("{ID}_gitlab_backup.tar"));
+    staging.tar(&path);
+    let report = verify(&path, &NullSink, None).unwrap();
+    let db = report
+        .members
+        .iter()
+        .find(|m| m.name == "db/database.sql.gz")
+        .unwrap();
+    assert_eq!(db.decoded_bytes, Some(fs::metadata(&sql).unwrap().len()));
+    assert_eq!(db.catalog, None);
 }

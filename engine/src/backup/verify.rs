@@ -16,6 +16,7 @@ use super::stream::StreamBuf;
 use super::tar_headers::{clean_name, is_safe_path, EntryKind, TarError, TarReader};
 use super::{tar_error, BackupError};
 use crate::progress::{Cancel, Event, Phase, Sink, SinkExt};
+use crate::restore::leftovers::DumpCatalog;
 
 /// Read size from the archive file.
 const OUTER_BUFFER: usize = 1024 * 1024;
@@ -37,6 +38,11 @@ pub struct VerifiedMember {
     pub decoded_bytes: Option<u64>,
     /// Entries of the tar inside a `<component>.tar.gz` (or `.tar`).
     pub nested_entries: Option<u64>,
+    /// A database dump's catalogue, read while it was decoded (the restore's first pass
+    /// uses it instead of reading the dump once more); `None` for other members, or when
+    /// the dump did not parse (the restore reads it again and reports why).
+    #[serde(skip)]
+    pub catalog: Option<Box<DumpCatalog>>,
 }
 
 /// The result of a successful verification.
@@ -51,6 +57,22 @@ pub struct VerifyReport {
     pub information: BackupInformation,
     /// Things that are odd but do not stop a restore.
     pub warnings: Vec<String>,
+}
+
+impl VerifyReport {
+    /// The dump catalogues read while verifying, by member name (`db/database.sql.gz`),
+    /// for [`crate::restore::database::RestoreOptions::catalogs`].
+    pub fn catalogs(&self) -> std::collections::BTreeMap<String, DumpCatalog> {
+        self.members
+            .iter()
+            .filter_map(|m| {
+                let name = m.name.strip_prefix("./").unwrap_or(&m.name);
+                m.catalog
+                    .as_ref()
+                    .map(|c| (name.to_string(), (**c).clone()))
+            })
+            .collect()
+    }
 }
 
 struct Ctx<'a> {
@@ -218,6 +240,7 @@ fn verify_tar(
                     compression: None,
                     decoded_bytes: None,
                     nested_entries: None,
+                    catalog: None,
                 });
             }
             continue;
@@ -230,6 +253,7 @@ fn verify_tar(
                 compression: Some(Compression::Plain),
                 decoded_bytes: Some(entry.size),
                 nested_entries: None,
+                catalog: None,
             });
             continue;
         }
@@ -303,7 +327,7 @@ fn check_member<R: BufRead>(
 ) -> Result<VerifiedMember, BackupError> {
     let archive = ctx.archive;
     let fail = |e: io::Error| classify(e, archive, name, compression);
-    let (decoded, nested) = match compression {
+    let (decoded, nested, catalog) = match compression {
         Compression::Gzip => {
             let mut d = flate2::bufread::MultiGzDecoder::new(&mut *input);
             decode(&mut d, name, ctx, scratch)
@@ -341,6 +365,7 @@ fn check_member<R: BufRead>(
         compression: Some(compression),
         decoded_bytes: Some(decoded),
         nested_entries: nested,
+        catalog,
     })
 }
 
@@ -385,13 +410,17 @@ fn nested_or(e: DecodeError, archive: &Path, name: &str, compression: Compressio
     }
 }
 
-/// Read `d` to its end; walk it as a tar first when `name` says it is one.
+/// What decoding one member found: decoded bytes, nested tar entries, a dump's catalogue.
+type Decoded = (u64, Option<u64>, Option<Box<DumpCatalog>>);
+
+/// Read `d` to its end; walk it as a tar first when `name` says it is one; read a database
+/// dump's catalogue on the way.
 fn decode<D: Read>(
     d: &mut D,
     name: &str,
     ctx: &mut Ctx<'_>,
     scratch: &mut [u8],
-) -> Result<(u64, Option<u64>), DecodeError> {
+) -> Result<Decoded, DecodeError> {
     if is_nested_tar(name) {
         let mut counted = CountingReader::new(&mut *d);
         let out = counted.counter();
@@ -428,10 +457,11 @@ fn decode<D: Read>(
             src.consume(n);
             ctx.tick(name).map_err(DecodeError::Io)?;
         }
-        return Ok((out.get(), Some(entries)));
+        return Ok((out.get(), Some(entries), None));
     }
-    let is_dump = super::catalogue::database_name(name).is_some();
-    let mut head: Vec<u8> = Vec::new();
+    if super::catalogue::database_name(name).is_some() {
+        return decode_dump(d, name, ctx);
+    }
     let mut total = 0u64;
     loop {
         let n = match d.read(scratch) {
@@ -440,20 +470,84 @@ fn decode<D: Read>(
             Err(e) if e.kind() == io::ErrorKind::Interrupted && e.get_ref().is_none() => continue,
             Err(e) => return Err(DecodeError::Io(e)),
         };
-        if is_dump && head.len() < SQL_HEAD {
-            let more = n.min(SQL_HEAD - head.len());
-            head.extend_from_slice(&scratch[..more]);
-            if head.len() == SQL_HEAD {
-                sql_dump_start(&head).map_err(DecodeError::NotADump)?;
-            }
-        }
         total += n as u64;
         ctx.tick(name).map_err(DecodeError::Io)?;
     }
-    if is_dump && head.len() < SQL_HEAD {
-        sql_dump_start(&head).map_err(DecodeError::NotADump)?;
+    Ok((total, None, None))
+}
+
+/// A database dump's decoded stream, checked as it is read: its start must be SQL, progress
+/// and cancel are served, and the first failure is kept (the catalogue reader only sees
+/// that it stopped).
+struct DumpTap<'a, 'c, D> {
+    inner: &'a mut D,
+    name: &'a str,
+    ctx: &'a mut Ctx<'c>,
+    head: Vec<u8>,
+    total: u64,
+    failure: Option<DecodeError>,
+}
+
+impl<D: Read> Read for DumpTap<'_, '_, D> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.failure.is_some() {
+            return Err(io::Error::other("the member could not be decoded"));
+        }
+        let n = loop {
+            match self.inner.read(buf) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted && e.get_ref().is_none() => {
+                    continue
+                }
+                Err(e) => {
+                    self.failure = Some(DecodeError::Io(e));
+                    return Err(io::Error::other("the member could not be decoded"));
+                }
+            }
+        };
+        let short = self.head.len() < SQL_HEAD;
+        if short {
+            let more = n.min(SQL_HEAD - self.head.len());
+            self.head.extend_from_slice(&buf[..more]);
+        }
+        if short && (self.head.len() == SQL_HEAD || n == 0) {
+            if let Err(m) = sql_dump_start(&self.head) {
+                self.failure = Some(DecodeError::NotADump(m));
+                return Err(io::Error::other("not a dump"));
+            }
+        }
+        self.total += n as u64;
+        if let Err(e) = self.ctx.tick(self.name) {
+            self.failure = Some(DecodeError::Io(e));
+            return Err(io::Error::other("cancelled"));
+        }
+        Ok(n)
     }
-    Ok((total, None))
+}
+
+/// Decode a database dump to its end, reading its catalogue on the way.
+fn decode_dump<D: Read>(d: &mut D, name: &str, ctx: &mut Ctx<'_>) -> Result<Decoded, DecodeError> {
+    let mut tap = DumpTap {
+        inner: d,
+        name,
+        ctx,
+        head: Vec::new(),
+        total: 0,
+        failure: None,
+    };
+    let read = crate::restore::leftovers::read_catalog(&mut tap, name);
+    // What the catalogue reader left (all of it, when it stopped early) must decode too.
+    let mut rest = vec![0u8; SCRATCH];
+    while tap.failure.is_none() {
+        match tap.read(&mut rest) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    if let Some(f) = tap.failure.take() {
+        return Err(f);
+    }
+    Ok((tap.total, None, read.ok().map(|(c, _)| Box::new(c))))
 }
 
 /// Bytes of a dump's start looked at.
@@ -582,6 +676,7 @@ fn verify_directory(
                 compression: None,
                 decoded_bytes: None,
                 nested_entries: None,
+                catalog: None,
             });
             continue;
         }
@@ -604,6 +699,7 @@ fn verify_directory(
                 compression: Some(Compression::Plain),
                 decoded_bytes: Some(m.size),
                 nested_entries: None,
+                catalog: None,
             }
         } else {
             check_member(

@@ -264,6 +264,7 @@ pub fn plan(req: &PlanRequest<'_>) -> RecoveryPlan {
         drop: DropOptions::default(),
         throwaway: false,
         beside: None,
+        catalogs: Default::default(),
     };
     let restore_plan = match (backup, &facts) {
         (Some(b), Some(f)) => {

@@ -688,6 +688,7 @@ fn run_inner(
         drop: DropOptions::default(),
         throwaway: true,
         beside: None,
+        catalogs: Default::default(),
     };
     let t = Instant::now();
     let run = RestoreRun {

@@ -626,6 +626,7 @@ pub fn restore(
             drop: DropOptions::default(),
             throwaway: false,
             beside: beside_plan.clone(),
+            catalogs: verified.catalogs(),
         };
         let source = ArchiveSource::new(backup);
         let run = RestoreRun {

@@ -506,6 +506,9 @@ pub struct RestoreOptions {
     /// Restore beside the live database and swap ([`super::beside`]): no snapshot, no
     /// drop. `None`: in place.
     pub beside: Option<BesidePlan>,
+    /// Catalogues of dump members read while the archive was verified, by member name
+    /// (`db/database.sql.gz`): the first pass uses them instead of reading the dump again.
+    pub catalogs: BTreeMap<String, DumpCatalog>,
 }
 
 /// How the beside strategy runs.
@@ -709,6 +712,23 @@ pub fn catalog_and_leftovers(
     };
     let opened = source.open(member).map_err(cat_err)?;
     let (catalog, cost) = leftovers::read_catalog(opened.reader, member).map_err(cat_err)?;
+    let left = leftovers_of(&catalog, member, spec, inv, db_version)?;
+    Ok((catalog, cost, left))
+}
+
+/// The leftovers of the live database against a dump's catalogue (read now or while the
+/// archive was verified); refuses a dump that connects to another database.
+pub fn leftovers_of(
+    catalog: &DumpCatalog,
+    member: &str,
+    spec: &ConnSpec,
+    inv: &Inventory,
+    db_version: Option<&str>,
+) -> Result<Leftovers, RestoreError> {
+    let cat_err = |detail: String| RestoreError::Catalog {
+        member: member.to_string(),
+        detail,
+    };
     if let Some((other, at)) = catalog.connects.iter().find(|(t, _)| *t != spec.dbname) {
         return Err(cat_err(format!(
             "the dump connects to another database (`\\connect {other}` at {at}): Rewind restores into `{}` only and refuses a dump that would go on in another database",
@@ -722,8 +742,7 @@ pub fn catalog_and_leftovers(
         }
         None => Vec::new(),
     };
-    let l = leftovers::compute(inv, &catalog, &newer);
-    Ok((catalog, cost, l))
+    Ok(leftovers::compute(inv, catalog, &newer))
 }
 
 /// A database whose first pass and snapshot are done, ready to be replaced.
@@ -907,13 +926,31 @@ impl RestoreRun<'_> {
             "read the dump's table of contents",
             serde_json::json!({"member": job.member, "database": db}),
         )?;
-        let (catalog, cost, left) = match catalog_and_leftovers(
-            self.source,
-            &job.member,
-            &job.spec,
-            &p.inventory,
-            self.facts.db_version.as_deref(),
-        ) {
+        let known = self.opts.catalogs.get(&job.member);
+        let first = match known {
+            Some(catalog) => leftovers_of(
+                catalog,
+                &job.member,
+                &job.spec,
+                &p.inventory,
+                self.facts.db_version.as_deref(),
+            )
+            .map(|left| {
+                let cost = CatalogCost {
+                    bytes: 0,
+                    seconds: 0.0,
+                };
+                (catalog.clone(), cost, left)
+            }),
+            None => catalog_and_leftovers(
+                self.source,
+                &job.member,
+                &job.spec,
+                &p.inventory,
+                self.facts.db_version.as_deref(),
+            ),
+        };
+        let (catalog, cost, left) = match first {
             Ok(x) => x,
             Err(e) => {
                 j.end(
@@ -928,7 +965,8 @@ impl RestoreRun<'_> {
             &step("catalog"),
             "ok",
             serde_json::json!({"objects": catalog.len(), "leftovers": left.len(),
-                "bytes": cost.bytes, "seconds": cost.seconds}),
+                "bytes": cost.bytes, "seconds": cost.seconds,
+                "read_while_verifying": known.is_some()}),
         )?;
         for l in &left.items {
             self.sink.info(format!(
@@ -1603,6 +1641,7 @@ pub(crate) mod tests {
             drop: DropOptions::default(),
             throwaway: false,
             beside: None,
+            catalogs: BTreeMap::new(),
         }
     }
 

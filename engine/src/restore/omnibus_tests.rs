@@ -139,6 +139,7 @@ fn opts(db: &str, snapshot: bool) -> RestoreOptions {
         drop: DropOptions::default(),
         throwaway: false,
         beside: None,
+        catalogs: Default::default(),
     }
 }
 
