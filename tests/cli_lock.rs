@@ -39,10 +39,13 @@ fn changing_commands_refuse_while_another_recovery_holds_the_host() {
         "rewind restore --database-url postgresql://gitlab:hunter2@db/x",
     )
     .unwrap();
+    let rows = dir.path().join("salvaged");
+    let rows = rows.to_str().unwrap();
     let refused: &[&[&str]] = &[
         &["services", "stop", "--yes"],
         &["services", "start"],
         &["mark-migration", "20240101000000"],
+        &["salvage", "--import", rows, "--yes"],
     ];
     for args in refused {
         let out = rewind(dir.path(), args);

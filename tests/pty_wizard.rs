@@ -485,3 +485,46 @@ fn sigterm_and_sighup_leave_the_terminal_sane() {
         w.assert_terminal_sane();
     }
 }
+
+/// Another Rewind takes the host lock between the confirmation and the restore: the
+/// wizard shows who holds it, changes nothing, and `r` runs the restore once it is free.
+#[test]
+fn a_restore_refused_by_another_recovery_runs_with_r_once_the_host_is_free() {
+    let sb = sandbox(1);
+    let mut w = Wizard::start(sb.tree.path());
+    drive_to_restore(&mut w, false);
+    w.wait_for("No safety snapshot is needed", STEP);
+    let root = rewind_engine::root::HostRoot::new(sb.tree.path().to_path_buf());
+    let held = rewind_engine::recovery::lock::host(&root, "rewind restore (another terminal)")
+        .expect("the test takes the host lock");
+    w.enter();
+    w.wait_for("another Rewind recovery is running", STEP);
+    // The holder's command is cut at this width: the detail view shows it whole.
+    w.send(b"v");
+    w.wait_for("rewind restore (another terminal)", STEP);
+    w.send(b"\x1b");
+    w.wait_for("Restore: stopped", STEP);
+    // Nothing changed: the live database is still the failed upgrade's.
+    let now = compare::fingerprint(&sb.target).expect("fingerprint");
+    assert!(
+        sb.failed.diff(&now).is_empty(),
+        "{:#?}",
+        sb.failed.diff(&now)
+    );
+    // Enter says how to go on; r runs it again once the other recovery is gone.
+    w.enter();
+    w.wait_for("Press r to run the restore again", STEP);
+    drop(held);
+    w.send(b"r");
+    w.wait_for("Restore: finished", Duration::from_secs(300));
+    let after = compare::fingerprint(&sb.target).expect("fingerprint");
+    let diff = sb
+        .expected
+        .diff_except_owners(&after, &skipped_owner_statements(&sb));
+    assert!(
+        diff.is_empty(),
+        "the database differs from the backup: {diff:#?}"
+    );
+    let _ = w.child.kill();
+    drop(sb.cluster);
+}

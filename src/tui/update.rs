@@ -864,7 +864,11 @@ fn enter_step(s: &mut State, step: Step) -> Vec<Command> {
             s.jobs.push(Job::Repositories);
             // Decided again now (free space may have changed since the package step):
             // the screen says exactly what the restore does.
-            let mut out = vec![Command::LoadInventory { host, backup }];
+            let mut out = vec![Command::LoadInventory {
+                host,
+                backup,
+                verified: s.archive_verified.clone(),
+            }];
             out.extend(decide_strategy(s));
             out
         }
@@ -1403,10 +1407,11 @@ fn restore_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
             Vec::new()
         }
         (KeyCode::Enter, Some(Err(e))) => {
+            // What to do first: the reason can be long (v shows it whole).
             s.notice = Some(if s.snapshots_taken.is_empty() {
-                format!("The restore did not finish: {e}. Press r to run it again.")
+                format!("Press r to run the restore again. It did not finish: {e}")
             } else {
-                format!("The restore did not finish: {e}. Press r to run it again from the drop (the snapshots already taken are kept and reused).")
+                format!("Press r to run the restore again from the drop (the snapshots already taken are kept and reused). It did not finish: {e}")
             });
             Vec::new()
         }
