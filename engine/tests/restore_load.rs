@@ -700,13 +700,7 @@ impl rewind_engine::progress::Sink for Workers {
 #[test]
 fn foreign_keys_in_the_post_data_pool_equal_psql() {
     let c = TempCluster::start().expect("cluster");
-    c.create_database("src").expect("db");
-    sql(&c, "src", FK_SQL);
-    let dump = pg_dump(&c, "src", &["--clean", "--if-exists"]);
-    c.create_database("by_psql").expect("db");
-    c.create_database("by_load").expect("db");
-    let stderr = psql_restore(&c, "by_psql", None, &dump);
-    assert!(!stderr.contains("ERROR"), "{stderr}");
+    let dump = source_and_psql(&c, FK_SQL);
     let sink = Workers(Default::default());
     let report = load_dump(&dump[..], &opts(&c, "by_load", 2), &sink).expect("load");
     assert_same(&c, "by_psql", "by_load");
@@ -759,14 +753,7 @@ fn foreign_keys_in_the_post_data_pool_equal_psql() {
 
     // A foreign key the data violates: stops the load naming it, or with
     // --continue-on-error is recorded and the result equals psql's.
-    let text = String::from_utf8(dump).expect("utf8");
-    let at = text.find("COPY public.notes ").expect("notes copy");
-    let row_at = at + text[at..].find('\n').expect("header end") + 1;
-    let bad = format!(
-        "{}900001\t1\t999999\tdangling\n{}",
-        &text[..row_at],
-        &text[row_at..]
-    );
+    let bad = with_row(&dump, "public.notes", "900001\t1\t999999\tdangling");
     for db in ["bad_psql", "bad_load", "bad_stop"] {
         c.create_database(db).expect("db");
     }
@@ -793,6 +780,32 @@ fn foreign_keys_in_the_post_data_pool_equal_psql() {
     assert!(report.failed[0].object.contains("notes_author_id_fkey"));
     assert_same(&c, "bad_psql", "bad_load");
 }
+
+/// `src` made from `text`, dumped with `--clean --if-exists`; `by_psql` restored from it by
+/// psql without errors, `by_load` created empty.
+fn source_and_psql(c: &TempCluster, text: &str) -> Vec<u8> {
+    c.create_database("src").expect("db");
+    sql(c, "src", text);
+    let dump = pg_dump(c, "src", &["--clean", "--if-exists"]);
+    c.create_database("by_psql").expect("db");
+    c.create_database("by_load").expect("db");
+    let stderr = psql_restore(c, "by_psql", None, &dump);
+    assert!(!stderr.contains("ERROR"), "{stderr}");
+    dump
+}
+
+/// The dump with `row` added as the first row of `table`'s COPY block.
+fn with_row(dump: &[u8], table: &str, row: &str) -> String {
+    let text = String::from_utf8(dump.to_vec()).expect("utf8");
+    let at = text
+        .find(&format!("COPY {table} "))
+        .unwrap_or_else(|| panic!("no COPY of {table}"));
+    let row_at = at + text[at..].find('\n').expect("header end") + 1;
+    format!("{}{row}\n{}", &text[..row_at], &text[row_at..])
+}
+
+/// A row of `public.builds` whose id is already taken.
+const DUPLICATE_BUILD: &str = "7\tdup-token\t999\t999\tduplicate id";
 
 const KEY_SQL: &str = r#"
 CREATE TABLE public.builds (id bigint PRIMARY KEY, "Token" text NOT NULL, project_id bigint NOT NULL,
@@ -823,13 +836,7 @@ fn stages(sink: &Workers, name: &str) -> usize {
 #[test]
 fn keys_built_as_unique_indexes_then_attached_equal_psql() {
     let c = TempCluster::start().expect("cluster");
-    c.create_database("src").expect("db");
-    sql(&c, "src", KEY_SQL);
-    let dump = pg_dump(&c, "src", &["--clean", "--if-exists"]);
-    c.create_database("by_psql").expect("db");
-    c.create_database("by_load").expect("db");
-    let stderr = psql_restore(&c, "by_psql", None, &dump);
-    assert!(!stderr.contains("ERROR"), "{stderr}");
+    let dump = source_and_psql(&c, KEY_SQL);
     let sink = Workers(Default::default());
     let report = load_dump(&dump[..], &opts(&c, "by_load", 2), &sink).expect("load");
     assert_same(&c, "by_psql", "by_load");
@@ -851,14 +858,7 @@ fn keys_built_as_unique_indexes_then_attached_equal_psql() {
 
     // Duplicates in a key: the error is psql's, names the dump's statement, and nothing of
     // the attempt is left (the databases stay equal with --continue-on-error).
-    let text = String::from_utf8(dump.clone()).expect("utf8");
-    let at = text.find("COPY public.builds ").expect("builds copy");
-    let row_at = at + text[at..].find('\n').expect("header end") + 1;
-    let bad = format!(
-        "{}7\tdup-token\t999\t999\tduplicate id\n{}",
-        &text[..row_at],
-        &text[row_at..]
-    );
+    let bad = with_row(&dump, "public.builds", DUPLICATE_BUILD);
     for db in ["dup_psql", "dup_load", "dup_stop"] {
         c.create_database(db).expect("db");
     }
@@ -958,18 +958,14 @@ fn reloptions(c: &TempCluster, db: &str, table: &str) -> Option<Vec<String>> {
 #[test]
 fn autovacuum_is_off_for_large_tables_while_they_load_and_back_after() {
     let c = TempCluster::start().expect("cluster");
-    c.create_database("src").expect("db");
-    sql(&c, "src", KEY_SQL);
-    sql(
+    let dump = source_and_psql(
         &c,
-        "src",
-        "CREATE TABLE public.tuned (id bigint, v text) WITH (autovacuum_enabled = false, fillfactor = 80);
-         INSERT INTO public.tuned SELECT g, repeat('x', 100) FROM generate_series(1, 5000) g;",
+        &format!(
+            "{KEY_SQL}
+            CREATE TABLE public.tuned (id bigint, v text) WITH (autovacuum_enabled = false, fillfactor = 80);
+            INSERT INTO public.tuned SELECT g, repeat('x', 100) FROM generate_series(1, 5000) g;"
+        ),
     );
-    let dump = pg_dump(&c, "src", &["--clean", "--if-exists"]);
-    c.create_database("by_psql").expect("db");
-    c.create_database("by_load").expect("db");
-    psql_restore(&c, "by_psql", None, &dump);
     let sink = Reloptions {
         spec: c.conn_spec("by_load"),
         seen: Default::default(),
@@ -1002,14 +998,7 @@ fn autovacuum_is_off_for_large_tables_while_they_load_and_back_after() {
     assert_same(&c, "by_psql", "by_load");
 
     // A load that fails after the data (a duplicate key) resets it too.
-    let text = String::from_utf8(dump).expect("utf8");
-    let at = text.find("COPY public.builds ").expect("builds copy");
-    let row_at = at + text[at..].find('\n').expect("header end") + 1;
-    let bad = format!(
-        "{}7\tdup-token\t999\t999\tduplicate id\n{}",
-        &text[..row_at],
-        &text[row_at..]
-    );
+    let bad = with_row(&dump, "public.builds", DUPLICATE_BUILD);
     c.create_database("failed").expect("db");
     let sink = Reloptions {
         spec: c.conn_spec("failed"),
