@@ -106,7 +106,7 @@ pub enum Msg {
         database: String,
         path: PathBuf,
     },
-    RestoreDone(Result<RestoreSummary, String>),
+    RestoreDone(Result<RestoreSummary, RestoreFailure>),
     /// The failed db:migrate logs found in GitLab's log directory, newest first, and the
     /// migration command GitLab's docs give for this installation.
     MigrateLogs {
@@ -130,6 +130,30 @@ pub enum Msg {
     InterruptedSwaps(Result<Vec<String>, String>),
     /// The interrupted swaps completed or reversed: what was done, one line each.
     SwapsResolved(Result<Vec<String>, String>),
+}
+
+/// Why a restore did not finish.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestoreFailure {
+    pub message: String,
+    /// The engine refused, changing nothing, because the restore would now run with
+    /// another strategy than the one confirmed (`RecoveryError::StrategyChanged`).
+    pub strategy_changed: bool,
+}
+
+impl From<String> for RestoreFailure {
+    fn from(message: String) -> Self {
+        RestoreFailure {
+            message,
+            strategy_changed: false,
+        }
+    }
+}
+
+impl From<&str> for RestoreFailure {
+    fn from(message: &str) -> Self {
+        message.to_string().into()
+    }
 }
 
 /// What a finished restore reports: a one-line summary and the verification lines.

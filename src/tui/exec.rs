@@ -38,7 +38,7 @@ use rewind_engine::recovery::{config, postcheck};
 use rewind_engine::repositories;
 
 use super::event::{
-    ActionFailed, ActionPlan, Command, Event, Host, Msg, RepoChoice, RestoreSummary,
+    ActionFailed, ActionPlan, Command, Event, Host, Msg, RepoChoice, RestoreFailure, RestoreSummary,
 };
 use super::source::source_for;
 use super::state::{
@@ -1286,7 +1286,7 @@ fn restore(
     confirmed: Confirmed,
     tx: &UnboundedSender<Event>,
     cancel: &Cancel,
-) -> Result<RestoreSummary, String> {
+) -> Result<RestoreSummary, RestoreFailure> {
     let inst = &*host.installation;
     let journal = Journal::open_in(&host.journal_dir).map_err(|e| e.to_string())?;
     let txs = tx.clone();
@@ -1344,8 +1344,15 @@ fn restore(
         expect_strategy: confirmed.strategy,
     };
     let started = std::time::Instant::now();
-    let report = rewind_engine::recovery::restore(&req, &journal, &sink, cancel)
-        .map_err(|e| e.to_string())?;
+    let report = rewind_engine::recovery::restore(&req, &journal, &sink, cancel).map_err(|e| {
+        RestoreFailure {
+            strategy_changed: matches!(
+                e,
+                rewind_engine::recovery::RecoveryError::StrategyChanged { .. }
+            ),
+            message: e.to_string(),
+        }
+    })?;
     let mut lines = Vec::new();
     let mut rows = 0u64;
     let mut tables = 0u64;

@@ -388,6 +388,8 @@ pub struct RestoreState {
     pub started: Option<Duration>,
     pub finished: Option<Duration>,
     pub result: Option<Result<String, String>>,
+    /// The failure was the engine's refusal of a changed strategy (nothing changed).
+    pub strategy_changed: bool,
     pub cancel_requested: bool,
 }
 
@@ -413,6 +415,7 @@ impl Default for RestoreState {
             started: None,
             finished: None,
             result: None,
+            strategy_changed: false,
             cancel_requested: false,
         }
     }

@@ -1398,9 +1398,7 @@ fn start_restore(s: &mut State) -> Vec<Command> {
 fn restore_key(s: &mut State, k: KeyEvent) -> Vec<Command> {
     match (k.code, &s.restore.result) {
         (KeyCode::Enter, Some(Ok(_))) => enter_step(s, Step::Verify),
-        (KeyCode::Enter | KeyCode::Char('r'), Some(Err(e)))
-            if e.contains("was confirmed. Nothing was changed") =>
-        {
+        (KeyCode::Enter | KeyCode::Char('r'), Some(Err(e))) if s.restore.strategy_changed => {
             s.notice = Some(format!(
                 "{e}. Esc twice goes back to the drop screen, which shows the strategy now."
             ));
@@ -2323,7 +2321,7 @@ fn on_msg(s: &mut State, m: Msg) -> Vec<Command> {
                             g.state = PhaseState::Failed;
                         }
                     }
-                    s.log(Level::Error, format!("restore stopped: {e}"));
+                    s.log(Level::Error, format!("restore stopped: {}", e.message));
                 }
             }
             match r {
@@ -2336,7 +2334,10 @@ fn on_msg(s: &mut State, m: Msg) -> Vec<Command> {
                     // The runner verified each database: the Verify step shows it.
                     out.extend(on_msg(s, Msg::Verified(Ok(summary.verify))));
                 }
-                Err(e) => s.restore.result = Some(Err(e)),
+                Err(e) => {
+                    s.restore.strategy_changed = e.strategy_changed;
+                    s.restore.result = Some(Err(e.message));
+                }
             }
             out
         }

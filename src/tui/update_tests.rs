@@ -10,7 +10,9 @@ use rewind_engine::root::HostRoot;
 use rewind_engine::session::{BackupIdentity, Session, SessionStep};
 
 use super::{start, update};
-use crate::tui::event::{ActionPlan, Command, Event, Msg, RepoChoice, RestoreSummary};
+use crate::tui::event::{
+    ActionPlan, Command, Event, Msg, RepoChoice, RestoreFailure, RestoreSummary,
+};
 use crate::tui::fixtures::*;
 use crate::tui::state::{
     ActionStatus, Job, Loadable, Modal, PhaseState, RepairItem, ResumeOffer, State, Step,
@@ -2464,7 +2466,13 @@ fn a_restore_refused_for_a_changed_strategy_goes_back_to_a_drop_screen_deciding_
     update(&mut s, key(KeyCode::Enter));
     assert_eq!(s.step, Step::Restore);
     let refused = "the restore would now run in place (not enough free space beside the live database), but beside and swap was confirmed. Nothing was changed; confirm again with the strategy shown now";
-    update(&mut s, Event::Engine(Msg::RestoreDone(Err(refused.into()))));
+    update(
+        &mut s,
+        Event::Engine(Msg::RestoreDone(Err(RestoreFailure {
+            message: refused.into(),
+            strategy_changed: true,
+        }))),
+    );
     // r does not run the same refused request again.
     assert!(update(&mut s, ch('r')).is_empty());
     assert_eq!(s.step, Step::Restore);
@@ -2517,5 +2525,26 @@ fn the_connections_work_in_flight_is_kept_until_idle_or_the_phase_ends() {
     assert!(
         s.restore.workers.is_empty(),
         "the phase's connections are done"
+    );
+}
+
+#[test]
+fn only_the_engines_changed_strategy_refusal_sends_the_user_back_not_its_wording() {
+    let mut s = at_confirm_with(beside());
+    typed(&mut s, DB);
+    update(&mut s, key(KeyCode::Enter));
+    update(&mut s, key(KeyCode::Enter));
+    assert_eq!(s.step, Step::Restore);
+    // Another failure whose text happens to read alike: r runs the restore again.
+    update(
+        &mut s,
+        Event::Engine(Msg::RestoreDone(Err(
+            "psql said: the value was confirmed. Nothing was changed".into(),
+        ))),
+    );
+    let cmds = update(&mut s, ch('r'));
+    assert!(
+        cmds.iter().any(|c| matches!(c, Command::Restore { .. })),
+        "{cmds:?}"
     );
 }
