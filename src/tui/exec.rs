@@ -1460,6 +1460,10 @@ fn run_repair(
 ) -> Result<String, String> {
     let inst = &*host.installation;
     let report = parse_file(&log_path(root, log)).map_err(|e| e.to_string())?;
+    // One change to the host at a time, as `rewind repair` (it marks migrations and runs
+    // db:migrate): refused, changing nothing, while another recovery holds the host.
+    let _lock =
+        rewind_engine::recovery::lock::host(root, "rewind (wizard)").map_err(|e| e.to_string())?;
     let journal = Journal::open_in(&host.journal_dir).map_err(|e| e.to_string())?;
     let mut dbs = Databases::new(inst.databases.clone());
     let mut confirm = TuiConfirm {
@@ -1590,4 +1594,52 @@ fn assess_log(
     let a = assess(&failure, &name, client).map_err(|e| e.to_string())?;
     let sql = a.mark_sql().unwrap_or_default();
     Ok(vec![repair_item(Some(&failure), &a, &sql, Some(inst))])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The wizard's repair marks migrations and runs db:migrate: like `rewind repair`, it is
+    /// refused, writing nothing, while another recovery holds the host.
+    #[test]
+    fn the_wizards_repair_is_refused_while_another_recovery_holds_the_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(dir.path().to_path_buf());
+        let log = dir.path().join("db-migrate.log");
+        std::fs::write(
+            &log,
+            "PG::DuplicateTable: ERROR:  relation \"ci_runner_taggings\" already exists\n",
+        )
+        .unwrap();
+        let journal_dir = dir.path().join("journal");
+        let host = Host {
+            installation: Box::new(crate::tui::fixtures::installation()),
+            journal_dir: journal_dir.clone(),
+        };
+        let held = rewind_engine::recovery::lock::host(&root, "rewind restore (other terminal)")
+            .expect("the test holds the host");
+        let worker_root = root.clone();
+        let r = std::thread::spawn(move || {
+            let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+            let (_atx, arx) = std::sync::mpsc::channel();
+            run_repair(
+                &worker_root,
+                &host,
+                &log,
+                "20240101000000".into(),
+                Vec::new(),
+                arx,
+                &tx,
+                &progress::NullSink,
+            )
+        })
+        .join()
+        .unwrap();
+        let e = r.unwrap_err();
+        assert!(e.contains("another Rewind recovery is running"), "{e}");
+        assert!(e.contains("rewind restore (other terminal)"), "{e}");
+        assert!(!journal_dir.exists(), "nothing journaled");
+        drop(held);
+    }
 }
