@@ -276,9 +276,12 @@ pub fn salvage_dir_name(backup_id: &str, now: DateTime<Utc>) -> String {
 }
 
 /// Session settings of both directions: UTC, ISO dates, exact floats, hex bytea.
+/// The salvage's transaction settings: text formats that read back exactly, and no
+/// statement timeout (Omnibus's default of 60 s would cut the export or import of a large
+/// table the user asked to keep; the loss report's counts have their own bound).
 const SESSION: &str = "SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, MDY';
     SET LOCAL IntervalStyle = 'postgres'; SET LOCAL extra_float_digits = 3;
-    SET LOCAL bytea_output = 'hex'";
+    SET LOCAL bytea_output = 'hex'; SET LOCAL statement_timeout = 0";
 
 /// A table of the live database found by its report name.
 struct LiveTable {

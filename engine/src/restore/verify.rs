@@ -112,6 +112,12 @@ pub fn verify(
         detail,
     };
     let mut lines = Vec::new();
+    // Counting every row of a large table takes as long as it takes: the server's default
+    // (Omnibus sets `statement_timeout` to 60 s) would fail the check on a large
+    // database, after the whole load. For this session only; it only reads.
+    client
+        .batch_execute("SET statement_timeout = 0")
+        .map_err(|e| err("setting statement_timeout", describe_pg_error(&e)))?;
 
     // 1. schema_migrations
     let max = max_migration(client).map_err(|d| err("reading schema_migrations", d))?;
@@ -303,6 +309,45 @@ mod tests {
     use super::*;
     use crate::pg::cluster::TempCluster;
     use crate::restore::leftovers::{compute, DumpCatalog};
+
+    /// Omnibus runs the server with `statement_timeout = 60s`; the row counts of a large
+    /// table take longer than that on a large database. Here new sessions get 1 ms.
+    #[test]
+    fn row_counts_are_not_cut_by_the_servers_statement_timeout() {
+        let c = TempCluster::start().unwrap();
+        c.create_database("gl").unwrap();
+        let mut db = c.connect("gl").unwrap();
+        db.batch_execute(
+            "CREATE TABLE notes (id bigint, note text);
+             INSERT INTO notes SELECT g, repeat('x', 200) FROM generate_series(1, 300000) g;
+             ALTER DATABASE gl SET statement_timeout = '1ms';",
+        )
+        .unwrap();
+        drop(db);
+        // What a plain session gets: the server's 1 ms.
+        let mut plain = c.connect("gl").unwrap();
+        let e = plain
+            .query_one("SELECT count(*) FROM notes", &[])
+            .unwrap_err();
+        assert!(describe_pg_error(&e).contains("statement timeout"), "{e}");
+        let rows = vec![TableRows {
+            schema: "public".into(),
+            table: "notes".into(),
+            rows: 300000,
+        }];
+        let exp = Expected {
+            db_version: None,
+            table_rows: &rows,
+            dump: None,
+            leftovers_before: None,
+            backup_version: None,
+            installed_version: None,
+        };
+        let mut db = c.connect("gl").unwrap();
+        let r = verify(&mut db, "gl", &exp).unwrap();
+        let counts = r.lines.iter().find(|l| l.check == "row counts").unwrap();
+        assert_eq!(counts.status, Status::Pass, "{}", counts.detail);
+    }
 
     #[test]
     fn passes_and_fails_for_the_right_reasons() {
