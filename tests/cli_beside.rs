@@ -3,7 +3,6 @@
 //! non-superuser owner `gitlab` without CREATEDB, the superuser `gitlab-psql` reached by
 //! peer as the OS user of that name).
 
-use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -11,7 +10,10 @@ use std::process::{Command, Output, Stdio};
 use rewind_engine::journal::Journal;
 use rewind_engine::pg::cluster::TempCluster;
 use rewind_engine::restore::beside::{AdminConfig, AdminPath, SwapRecord};
-use rewind_engine::sandbox::compare::{content_fingerprint, normalize_schema, DbFingerprint};
+use rewind_engine::sandbox::compare::DbFingerprint;
+
+mod common;
+use common::{data_of, json, schema_of, text};
 
 const DB: &str = "gitlabhq_production";
 const ID: &str = "1713867342_2024_04_23_16.10.3-ee";
@@ -41,17 +43,6 @@ struct Fixture {
     cluster: TempCluster,
     root: tempfile::TempDir,
     backup_dir: PathBuf,
-}
-
-fn run_pg(c: &TempCluster, tool: &str, args: &[&str]) -> Output {
-    let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
-    let out = c.command(tool, &args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{tool}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 impl Fixture {
@@ -163,18 +154,6 @@ impl Fixture {
     }
 }
 
-/// `pg_dump -s`, normalised as the drill compares schemas.
-fn schema_of(c: &TempCluster, db: &str) -> String {
-    normalize_schema(&String::from_utf8_lossy(
-        &run_pg(c, "pg_dump", &["-s", db]).stdout,
-    ))
-}
-
-/// Per table and materialized view: rows and an order-independent hash; sequences.
-fn data_of(c: &TempCluster, db: &str) -> DbFingerprint {
-    content_fingerprint(&mut c.connect(db).unwrap()).unwrap()
-}
-
 fn fingerprint(c: &TempCluster, db: &str) -> (String, DbFingerprint) {
     (schema_of(c, db), data_of(c, db))
 }
@@ -205,18 +184,6 @@ fn psql_reference(f: &Fixture, db: &str) {
         .unwrap();
     child.stdin.take().unwrap().write_all(&sql).unwrap();
     assert!(child.wait().unwrap().success());
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn json(o: &Output) -> serde_json::Value {
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(o)))
 }
 
 #[test]

@@ -13,6 +13,9 @@ use rewind_engine::recovery::config::backup_etc;
 use rewind_engine::root::HostRoot;
 use rewind_engine::sandbox::host::{build_host, HostSpec};
 
+mod common;
+use common::text;
+
 fn rewind(root: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_rewind"))
         .arg("--root")
@@ -22,14 +25,6 @@ fn rewind(root: &Path, args: &[&str]) -> Output {
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn host() -> (tempfile::TempDir, HostRoot) {

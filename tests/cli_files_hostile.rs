@@ -13,6 +13,9 @@ use rewind_engine::files::{self, OwnerPolicy, RestoreOptions};
 use rewind_engine::progress::NullSink;
 use rewind_engine::root::HostRoot;
 
+mod common;
+use common::text;
+
 const ID: &str = "1713867342_2024_04_23_16.10.3-ee";
 const BACKUP_PATH: &str = "/var/opt/gitlab/backups";
 const UPLOADS: &str = "/var/opt/gitlab/gitlab-rails/uploads";
@@ -96,14 +99,6 @@ impl Host {
             .output()
             .unwrap()
     }
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// (path, size, mode, nlink, content) of everything under `dir`, links not followed;

@@ -8,6 +8,9 @@ use std::process::{Command, Output, Stdio};
 use rewind_engine::recovery::lock;
 use rewind_engine::root::HostRoot;
 
+mod common;
+use common::text;
+
 fn rewind(root: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_rewind"))
         .arg("--root")
@@ -18,14 +21,6 @@ fn rewind(root: &Path, args: &[&str]) -> Output {
         .env_remove("REWIND_DATABASE_URL")
         .output()
         .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 #[test]

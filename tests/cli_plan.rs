@@ -10,6 +10,9 @@ use std::process::{Command, Output, Stdio};
 use rewind_engine::pg::cluster::TempCluster;
 use rewind_engine::sandbox::{self, backup, compare, data::DataSpec, host, PgTarget};
 
+mod common;
+use common::{json, text};
+
 fn rewind(root: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_rewind"))
         .arg("--root")
@@ -19,18 +22,6 @@ fn rewind(root: &Path, args: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn json(o: &Output) -> serde_json::Value {
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(o)))
 }
 
 /// The steps with the times (snapshot file names) and durations taken out.

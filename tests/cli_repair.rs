@@ -9,6 +9,9 @@ use std::process::{Command, Output, Stdio};
 use rewind_engine::journal::Journal;
 use rewind_engine::pg::cluster::TempCluster;
 
+mod common;
+use common::text;
+
 const ISSUE_LOG: &str =
     "== 20151103134857 CreateLfsObjects: migrating =================================
 -- create_table(:lfs_objects)
@@ -95,14 +98,6 @@ impl Host {
     fn journal_path(&self) -> PathBuf {
         Journal::dir_for(&self.root().join("var/opt/gitlab/backups")).join("journal.jsonl")
     }
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 #[test]

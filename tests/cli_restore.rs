@@ -2,14 +2,16 @@
 //! archives (GNU tar + gzip around a `pg_dump --clean --if-exists` dump), compared with
 //! what GitLab's own pipeline (`gzip -dc database.sql.gz | psql`) gives.
 
-use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 use rewind_engine::pg::cluster::TempCluster;
-use rewind_engine::sandbox::compare::{content_fingerprint, normalize_schema, DbFingerprint};
+use rewind_engine::sandbox::compare::DbFingerprint;
+
+mod common;
+use common::{data_of, run_pg, schema_of, text};
 
 const DB: &str = "gitlabhq_production";
 const ID: &str = "1713867342_2024_04_23_16.10.3-ee";
@@ -46,17 +48,6 @@ struct Fixture {
     cluster: TempCluster,
     root: tempfile::TempDir,
     backup_dir: PathBuf,
-}
-
-fn run_pg(c: &TempCluster, tool: &str, args: &[&str]) -> Output {
-    let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
-    let out = c.command(tool, &args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{tool}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 impl Fixture {
@@ -197,18 +188,6 @@ impl Fixture {
     }
 }
 
-/// `pg_dump -s`, normalised as the drill compares schemas.
-fn schema_of(c: &TempCluster, db: &str) -> String {
-    normalize_schema(&String::from_utf8_lossy(
-        &run_pg(c, "pg_dump", &["-s", db]).stdout,
-    ))
-}
-
-/// Per table and materialized view: rows and an order-independent hash; sequences.
-fn data_of(c: &TempCluster, db: &str) -> DbFingerprint {
-    content_fingerprint(&mut c.connect(db).unwrap()).unwrap()
-}
-
 fn fingerprint(c: &TempCluster) -> (String, DbFingerprint) {
     (schema_of(c, DB), data_of(c, DB))
 }
@@ -240,14 +219,6 @@ fn psql_reference(f: &Fixture, db: &str, _user: Option<&str>) {
         .unwrap();
     child.stdin.take().unwrap().write_all(&sql).unwrap();
     assert!(child.wait().unwrap().success());
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 #[test]

@@ -11,6 +11,9 @@ use rewind_engine::packages::{self, sandbox_repo};
 use rewind_engine::root::HostRoot;
 use rewind_engine::version::GitLabVersion;
 
+mod common;
+use common::text;
+
 fn v(s: &str) -> GitLabVersion {
     s.parse().unwrap()
 }
@@ -24,14 +27,6 @@ fn rewind(root: &Path, args: &[&str]) -> Output {
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// Fingerprint of a host file: content and modification time.

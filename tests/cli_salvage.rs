@@ -13,6 +13,9 @@ use std::process::{Command, Output, Stdio};
 use rewind_engine::pg::cluster::TempCluster;
 use rewind_engine::sandbox::{self, upgrade, SandboxSpec};
 
+mod common;
+use common::{json, text};
+
 fn rewind(root: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_rewind"))
         .arg("--root")
@@ -23,18 +26,6 @@ fn rewind(root: &Path, args: &[&str]) -> Output {
         .env_remove("REWIND_DATABASE_URL")
         .output()
         .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn json(o: &Output) -> serde_json::Value {
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(o)))
 }
 
 /// Rows created after the backup (2024-04-20 10:11:12 UTC), as GitLab would: a user with

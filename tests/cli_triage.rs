@@ -9,6 +9,9 @@ use rewind_engine::pg::cluster::TempCluster;
 use rewind_engine::root::HostRoot;
 use rewind_engine::sandbox::{self, upgrade, SandboxSpec};
 
+mod common;
+use common::text;
+
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/triage")
@@ -25,14 +28,6 @@ fn rewind(root: &Path, args: &[&str]) -> Output {
         .env_remove("REWIND_DATABASE_URL")
         .output()
         .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn json(root: &Path, args: &[&str]) -> (Option<i32>, serde_json::Value) {
