@@ -716,6 +716,29 @@ pub fn catalog_and_leftovers(
     Ok((catalog, cost, left))
 }
 
+/// [`catalog_and_leftovers`], with the catalogue read while the archive was verified when
+/// there is one (`known`; its cost is then nothing).
+pub fn catalog_known_or_read(
+    known: Option<&DumpCatalog>,
+    source: &dyn DumpSource,
+    member: &str,
+    spec: &ConnSpec,
+    inv: &Inventory,
+    db_version: Option<&str>,
+) -> Result<(DumpCatalog, CatalogCost, Leftovers), RestoreError> {
+    match known {
+        Some(catalog) => {
+            let left = leftovers_of(catalog, member, spec, inv, db_version)?;
+            let cost = CatalogCost {
+                bytes: 0,
+                seconds: 0.0,
+            };
+            Ok((catalog.clone(), cost, left))
+        }
+        None => catalog_and_leftovers(source, member, spec, inv, db_version),
+    }
+}
+
 /// The leftovers of the live database against a dump's catalogue (read now or while the
 /// archive was verified); refuses a dump that connects to another database.
 pub fn leftovers_of(
@@ -927,29 +950,14 @@ impl RestoreRun<'_> {
             serde_json::json!({"member": job.member, "database": db}),
         )?;
         let known = self.opts.catalogs.get(&job.member);
-        let first = match known {
-            Some(catalog) => leftovers_of(
-                catalog,
-                &job.member,
-                &job.spec,
-                &p.inventory,
-                self.facts.db_version.as_deref(),
-            )
-            .map(|left| {
-                let cost = CatalogCost {
-                    bytes: 0,
-                    seconds: 0.0,
-                };
-                (catalog.clone(), cost, left)
-            }),
-            None => catalog_and_leftovers(
-                self.source,
-                &job.member,
-                &job.spec,
-                &p.inventory,
-                self.facts.db_version.as_deref(),
-            ),
-        };
+        let first = catalog_known_or_read(
+            known,
+            self.source,
+            &job.member,
+            &job.spec,
+            &p.inventory,
+            self.facts.db_version.as_deref(),
+        );
         let (catalog, cost, left) = match first {
             Ok(x) => x,
             Err(e) => {

@@ -8,8 +8,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::database::{
-    catalog_and_leftovers, check_version, leftovers_of, DatabaseJob, DumpSource, RestoreFacts,
-    RestoreOptions,
+    catalog_known_or_read, check_version, DatabaseJob, DumpSource, RestoreFacts, RestoreOptions,
 };
 use super::drop::{DropConfirmation, DropPlan};
 use super::inventory::inventory;
@@ -257,23 +256,14 @@ pub fn build_plan(
         };
         plan.database_size = Some(inv.database_size);
         // The catalogue read while the archive was verified, when there is one.
-        let first = match opts.catalogs.get(&job.member) {
-            Some(c) => leftovers_of(c, &job.member, &job.spec, &inv, facts.db_version.as_deref())
-                .map(|l| {
-                    let cost = CatalogCost {
-                        bytes: 0,
-                        seconds: 0.0,
-                    };
-                    (c.clone(), cost, l)
-                }),
-            None => catalog_and_leftovers(
-                source,
-                &job.member,
-                &job.spec,
-                &inv,
-                facts.db_version.as_deref(),
-            ),
-        };
+        let first = catalog_known_or_read(
+            opts.catalogs.get(&job.member),
+            source,
+            &job.member,
+            &job.spec,
+            &inv,
+            facts.db_version.as_deref(),
+        );
         let left = match first {
             Ok((catalog, cost, left)) => {
                 plan.catalog_cost = Some(cost);
