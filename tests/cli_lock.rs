@@ -2,26 +2,11 @@
 //! holder and changing nothing, while another Rewind holds the host lock (a restore, a
 //! package step, a repair...), through the built binary on a sandbox host.
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
-
 use rewind_engine::recovery::lock;
 use rewind_engine::root::HostRoot;
 
 mod common;
-use common::text;
-
-fn rewind(root: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rewind"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .stdin(Stdio::null())
-        .env("NO_COLOR", "1")
-        .env_remove("REWIND_DATABASE_URL")
-        .output()
-        .unwrap()
-}
+use common::{rewind, text};
 
 #[test]
 fn changing_commands_refuse_while_another_recovery_holds_the_host() {

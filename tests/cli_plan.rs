@@ -4,25 +4,11 @@
 //! failed upgrade applied), their step lists are equal; the exit codes say whether the run
 //! would be refused; GitLab's version message is followed by the Omnibus hint.
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
-
 use rewind_engine::pg::cluster::TempCluster;
 use rewind_engine::sandbox::{self, backup, compare, data::DataSpec, host, PgTarget};
 
 mod common;
-use common::{json, text};
-
-fn rewind(root: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rewind"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .env_remove("REWIND_DATABASE_URL")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
+use common::{json, rewind, text};
 
 /// The steps with the times (snapshot file names) and durations taken out.
 fn steps(plan: &serde_json::Value) -> Vec<serde_json::Value> {

@@ -7,26 +7,13 @@
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::PathBuf;
 
 use rewind_engine::pg::cluster::TempCluster;
 use rewind_engine::sandbox::{self, upgrade, SandboxSpec};
 
 mod common;
-use common::{json, text};
-
-fn rewind(root: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rewind"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .stdin(Stdio::null())
-        .env("NO_COLOR", "1")
-        .env_remove("REWIND_DATABASE_URL")
-        .output()
-        .unwrap()
-}
+use common::{json, rewind, text};
 
 /// Rows created after the backup (2024-04-20 10:11:12 UTC), as GitLab would: a user with
 /// a namespace, a project, two issues (one on a project of the backup) and a note; a user

@@ -3,31 +3,19 @@
 //! each class's real-shaped output (`tests/fixtures/triage/`).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
 use rewind_engine::pg::cluster::TempCluster;
 use rewind_engine::root::HostRoot;
 use rewind_engine::sandbox::{self, upgrade, SandboxSpec};
 
 mod common;
-use common::text;
+use common::{rewind, text};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/triage")
         .join(name)
-}
-
-fn rewind(root: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rewind"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .stdin(Stdio::null())
-        .env("NO_COLOR", "1")
-        .env_remove("REWIND_DATABASE_URL")
-        .output()
-        .unwrap()
 }
 
 fn json(root: &Path, args: &[&str]) -> (Option<i32>, serde_json::Value) {

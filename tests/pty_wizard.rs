@@ -236,6 +236,19 @@ fn skipped_owner_statements(sb: &Sandbox) -> Vec<String> {
         .collect()
 }
 
+/// The live database holds what the backup holds (but for the ownership statements the
+/// restore skipped, as GitLab's does).
+fn assert_live_is_the_backup(sb: &Sandbox) {
+    let after = compare::fingerprint(&sb.target).expect("fingerprint");
+    let diff = sb
+        .expected
+        .diff_except_owners(&after, &skipped_owner_statements(sb));
+    assert!(
+        diff.is_empty(),
+        "the database differs from the backup: {diff:#?}"
+    );
+}
+
 /// From Detect to the start of the restore: beside and swap (this sandbox has Omnibus's
 /// embedded psql and the `gitlab-psql` OS user to create and rename databases), or in
 /// place when the wizard was started with `--in-place`.
@@ -343,14 +356,7 @@ fn the_wizard_restores_the_backup_from_detect_to_done() {
     w.assert_terminal_sane();
     // The live name holds the backup's data (a new database: nothing the failed upgrade
     // left, not even the functions GitLab's drop keeps); the kept one the failed upgrade's.
-    let after = compare::fingerprint(&sb.target).expect("fingerprint");
-    let diff = sb
-        .expected
-        .diff_except_owners(&after, &skipped_owner_statements(&sb));
-    assert!(
-        diff.is_empty(),
-        "the database differs from the backup: {diff:#?}"
-    );
+    assert_live_is_the_backup(&sb);
     let kept_now = compare::fingerprint(&sb.target.with_dbname(&kept)).expect("kept");
     assert!(
         sb.failed.diff(&kept_now).is_empty(),
@@ -517,14 +523,7 @@ fn a_restore_refused_by_another_recovery_runs_with_r_once_the_host_is_free() {
     drop(held);
     w.send(b"r");
     w.wait_for("Restore: finished", Duration::from_secs(300));
-    let after = compare::fingerprint(&sb.target).expect("fingerprint");
-    let diff = sb
-        .expected
-        .diff_except_owners(&after, &skipped_owner_statements(&sb));
-    assert!(
-        diff.is_empty(),
-        "the database differs from the backup: {diff:#?}"
-    );
+    assert_live_is_the_backup(&sb);
     let _ = w.child.kill();
     drop(sb.cluster);
 }

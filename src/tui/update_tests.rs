@@ -2458,13 +2458,19 @@ fn resuming_a_beside_restore_does_not_say_the_database_was_dropped() {
         .any(|c| c.step == Step::Restore && c.what == "the database was dropped"));
 }
 
-#[test]
-fn a_restore_refused_for_a_changed_strategy_goes_back_to_a_drop_screen_deciding_again() {
+/// A beside restore confirmed and started.
+fn restoring_beside() -> State {
     let mut s = at_confirm_with(beside());
     typed(&mut s, DB);
     update(&mut s, key(KeyCode::Enter));
     update(&mut s, key(KeyCode::Enter));
     assert_eq!(s.step, Step::Restore);
+    s
+}
+
+#[test]
+fn a_restore_refused_for_a_changed_strategy_goes_back_to_a_drop_screen_deciding_again() {
+    let mut s = restoring_beside();
     let refused = "the restore would now run in place (not enough free space beside the live database), but beside and swap was confirmed. Nothing was changed; confirm again with the strategy shown now";
     update(
         &mut s,
@@ -2530,11 +2536,7 @@ fn the_connections_work_in_flight_is_kept_until_idle_or_the_phase_ends() {
 
 #[test]
 fn only_the_engines_changed_strategy_refusal_sends_the_user_back_not_its_wording() {
-    let mut s = at_confirm_with(beside());
-    typed(&mut s, DB);
-    update(&mut s, key(KeyCode::Enter));
-    update(&mut s, key(KeyCode::Enter));
-    assert_eq!(s.step, Step::Restore);
+    let mut s = restoring_beside();
     // Another failure whose text happens to read alike: r runs the restore again.
     update(
         &mut s,

@@ -45,3 +45,17 @@ pub fn schema_of(c: &TempCluster, db: &str) -> String {
 pub fn data_of(c: &TempCluster, db: &str) -> DbFingerprint {
     content_fingerprint(&mut c.connect(db).unwrap()).unwrap()
 }
+
+/// The built binary on a sandbox root: `rewind --root ROOT ARGS...`, no stdin, no colour,
+/// no database URL from the environment.
+pub fn rewind(root: &std::path::Path, args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_rewind"))
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .env("NO_COLOR", "1")
+        .env_remove("REWIND_DATABASE_URL")
+        .output()
+        .unwrap()
+}
