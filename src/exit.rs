@@ -65,6 +65,10 @@ pub fn outcome(report: &color_eyre::Report, may_change: bool) -> Outcome {
         if cause
             .downcast_ref::<rewind_engine::recovery::lock::LockError>()
             .is_some()
+            || matches!(
+                cause.downcast_ref::<rewind_engine::migrate::repair::RepairError>(),
+                Some(rewind_engine::migrate::repair::RepairError::Lock(_))
+            )
         {
             return Outcome::NothingChanged;
         }

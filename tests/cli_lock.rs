@@ -21,11 +21,20 @@ fn changing_commands_refuse_while_another_recovery_holds_the_host() {
     .unwrap();
     let rows = dir.path().join("salvaged");
     let rows = rows.to_str().unwrap();
+    let log = dir.path().join("db-migrate.log");
+    std::fs::write(
+        &log,
+        "PG::DuplicateTable: ERROR:  relation \"ci_runner_taggings\" already exists\n",
+    )
+    .unwrap();
+    let log = log.to_str().unwrap();
     let refused: &[&[&str]] = &[
         &["services", "stop", "--yes"],
         &["services", "start"],
         &["mark-migration", "20240101000000"],
         &["salvage", "--import", rows, "--yes"],
+        // The engine's repair takes the lock before it marks or migrates anything.
+        &["--json", "repair", "--log", log, "--yes"],
     ];
     for args in refused {
         let out = rewind(dir.path(), args);

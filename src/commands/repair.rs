@@ -213,7 +213,6 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
         .map(|a| a.to_string_lossy().into_owned())
         .collect::<Vec<_>>()
         .join(" ");
-    let _lock = ctx.host_lock()?;
     let journal = open_journal(ctx)?;
     if !ctx.json() {
         // Show the first assessment in full before anything is written.
@@ -239,9 +238,14 @@ pub fn run(ctx: &Ctx, args: Args) -> color_eyre::Result<ExitCode> {
         }
         _ => {}
     };
+    // The engine's repair holds the host lock while it marks and migrates.
     let opts = RepairOptions {
         migrate_cmd: argv,
         max_rounds: args.max_rounds,
+        host: Some((
+            ctx.root.clone(),
+            rewind_engine::recovery::lock::invocation(),
+        )),
     };
     let mut ask = Ask {
         style: s,

@@ -1460,10 +1460,6 @@ fn run_repair(
 ) -> Result<String, String> {
     let inst = &*host.installation;
     let report = parse_file(&log_path(root, log)).map_err(|e| e.to_string())?;
-    // One change to the host at a time, as `rewind repair` (it marks migrations and runs
-    // db:migrate): refused, changing nothing, while another recovery holds the host.
-    let _lock =
-        rewind_engine::recovery::lock::host(root, "rewind (wizard)").map_err(|e| e.to_string())?;
     let journal = Journal::open_in(&host.journal_dir).map_err(|e| e.to_string())?;
     let mut dbs = Databases::new(inst.databases.clone());
     let mut confirm = TuiConfirm {
@@ -1477,9 +1473,11 @@ fn run_repair(
     } else {
         migrate_cmd.into_iter().map(Into::into).collect()
     };
+    // The engine's repair holds the host lock while it marks and migrates.
     let opts = RepairOptions {
         migrate_cmd: argv,
         max_rounds: 20,
+        host: Some((root.clone(), "rewind (wizard)".into())),
     };
     let rep = repair(report, &mut dbs, &opts, &mut confirm, Some(&journal), sink)
         .map_err(|e| e.to_string())?;
@@ -1639,7 +1637,9 @@ mod tests {
         let e = r.unwrap_err();
         assert!(e.contains("another Rewind recovery is running"), "{e}");
         assert!(e.contains("rewind restore (other terminal)"), "{e}");
-        assert!(!journal_dir.exists(), "nothing journaled");
+        let journaled =
+            std::fs::read_to_string(journal_dir.join("journal.jsonl")).unwrap_or_default();
+        assert!(journaled.is_empty(), "nothing journaled: {journaled}");
         drop(held);
     }
 }

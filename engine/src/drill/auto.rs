@@ -631,6 +631,7 @@ fn repair_migrations(
         let ropts = repair::RepairOptions {
             migrate_cmd: repair::default_migrate_cmd(&sb.root),
             max_rounds: 10,
+            host: None,
         };
         let command = ropts
             .migrate_cmd

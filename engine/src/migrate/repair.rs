@@ -42,6 +42,9 @@ pub enum RepairError {
     Mark(#[from] MarkError),
     #[error(transparent)]
     Journal(#[from] JournalError),
+    /// Another recovery holds the host: nothing was marked or run.
+    #[error(transparent)]
+    Lock(#[from] crate::recovery::lock::LockError),
     #[error("cannot run the migration command `{command}`: {source}. Give the right one with --migrate-cmd (e.g. --migrate-cmd /opt/gitlab/bin/gitlab-rake --migrate-cmd db:migrate)")]
     Spawn {
         command: String,
@@ -130,6 +133,10 @@ pub struct RepairOptions {
     pub migrate_cmd: Vec<OsString>,
     /// Stop after this many rounds whatever happens.
     pub max_rounds: usize,
+    /// The host whose lock the repair holds while it marks and migrates (one change to a
+    /// host at a time), with the command line the lock records; `None` only where nothing
+    /// else can change the host (a drill's own sandbox).
+    pub host: Option<(crate::root::HostRoot, String)>,
 }
 
 /// The default migration command: `/opt/gitlab/bin/gitlab-rake db:migrate` when that exists
@@ -260,6 +267,11 @@ pub fn repair(
     journal: Option<&Journal>,
     sink: &dyn Sink,
 ) -> Result<RepairReport, RepairError> {
+    let _lock = opts
+        .host
+        .as_ref()
+        .map(|(root, command)| crate::recovery::lock::host(root, command))
+        .transpose()?;
     let mut current = initial;
     let mut rounds: Vec<Round> = Vec::new();
     let mut marked: Vec<MarkResult> = Vec::new();
