@@ -698,27 +698,10 @@ pub fn prepare(job: &DatabaseJob, opts: &RestoreOptions) -> Result<Prepared, Res
     })
 }
 
-/// The leftovers of one database relative to a dump (first pass over the member).
+/// The leftovers of one database relative to a dump (first pass over the member): with
+/// the catalogue read while the archive was verified when there is one (`known`; its cost
+/// is then nothing), else read from the member now.
 pub fn catalog_and_leftovers(
-    source: &dyn DumpSource,
-    member: &str,
-    spec: &ConnSpec,
-    inv: &Inventory,
-    db_version: Option<&str>,
-) -> Result<(DumpCatalog, CatalogCost, Leftovers), RestoreError> {
-    let cat_err = |detail: String| RestoreError::Catalog {
-        member: member.to_string(),
-        detail,
-    };
-    let opened = source.open(member).map_err(cat_err)?;
-    let (catalog, cost) = leftovers::read_catalog(opened.reader, member).map_err(cat_err)?;
-    let left = leftovers_of(&catalog, member, spec, inv, db_version)?;
-    Ok((catalog, cost, left))
-}
-
-/// [`catalog_and_leftovers`], with the catalogue read while the archive was verified when
-/// there is one (`known`; its cost is then nothing).
-pub fn catalog_known_or_read(
     known: Option<&DumpCatalog>,
     source: &dyn DumpSource,
     member: &str,
@@ -726,17 +709,25 @@ pub fn catalog_known_or_read(
     inv: &Inventory,
     db_version: Option<&str>,
 ) -> Result<(DumpCatalog, CatalogCost, Leftovers), RestoreError> {
-    match known {
-        Some(catalog) => {
-            let left = leftovers_of(catalog, member, spec, inv, db_version)?;
-            let cost = CatalogCost {
+    let (catalog, cost) = match known {
+        Some(c) => (
+            c.clone(),
+            CatalogCost {
                 bytes: 0,
                 seconds: 0.0,
+            },
+        ),
+        None => {
+            let cat_err = |detail: String| RestoreError::Catalog {
+                member: member.to_string(),
+                detail,
             };
-            Ok((catalog.clone(), cost, left))
+            let opened = source.open(member).map_err(cat_err)?;
+            leftovers::read_catalog(opened.reader, member).map_err(cat_err)?
         }
-        None => catalog_and_leftovers(source, member, spec, inv, db_version),
-    }
+    };
+    let left = leftovers_of(&catalog, member, spec, inv, db_version)?;
+    Ok((catalog, cost, left))
 }
 
 /// The leftovers of the live database against a dump's catalogue (read now or while the
@@ -950,7 +941,7 @@ impl RestoreRun<'_> {
             serde_json::json!({"member": job.member, "database": db}),
         )?;
         let known = self.opts.catalogs.get(&job.member);
-        let first = catalog_known_or_read(
+        let first = catalog_and_leftovers(
             known,
             self.source,
             &job.member,

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::database::{
-    catalog_known_or_read, check_version, DatabaseJob, DumpSource, RestoreFacts, RestoreOptions,
+    catalog_and_leftovers, check_version, DatabaseJob, DumpSource, RestoreFacts, RestoreOptions,
 };
 use super::drop::{DropConfirmation, DropPlan};
 use super::inventory::inventory;
@@ -256,7 +256,7 @@ pub fn build_plan(
         };
         plan.database_size = Some(inv.database_size);
         // The catalogue read while the archive was verified, when there is one.
-        let first = catalog_known_or_read(
+        let first = catalog_and_leftovers(
             opts.catalogs.get(&job.member),
             source,
             &job.member,

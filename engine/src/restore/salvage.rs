@@ -246,6 +246,7 @@ pub fn loss_reports(
         let mut c = job.spec.connect()?;
         let inv = super::inventory::inventory(&mut c).map_err(|e| why(e.to_string()))?;
         let (catalog, _, left) = super::database::catalog_and_leftovers(
+            None,
             source,
             &job.member,
             &job.spec,
