@@ -501,13 +501,13 @@ fn a_restore_refused_by_another_recovery_runs_with_r_once_the_host_is_free() {
     drive_to_restore(&mut w, false);
     w.wait_for("No safety snapshot is needed", STEP);
     let root = rewind_engine::root::HostRoot::new(sb.tree.path().to_path_buf());
-    let held = rewind_engine::recovery::lock::host(&root, "rewind restore (another terminal)")
+    let held = rewind_engine::recovery::lock::host(&root, "rewind restore --from=another-terminal")
         .expect("the test takes the host lock");
     w.enter();
     w.wait_for("another Rewind recovery is running", STEP);
     // The holder's command is cut at this width: the detail view shows it whole.
     w.send(b"v");
-    w.wait_for("rewind restore (another terminal)", STEP);
+    w.wait_for("--from=another-terminal", STEP);
     w.send(b"\x1b");
     w.wait_for("Restore: stopped", STEP);
     // Nothing changed: the live database is still the failed upgrade's.
